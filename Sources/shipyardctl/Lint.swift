@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import ShipyardCore
+
+struct Lint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate shipyard files (Keptn spec 0.2.0 to 0.2.4).",
+        discussion: """
+            Prints every finding as FILE:LINE:COLUMN: error|warning: MESSAGE, in file order.
+            Exits 0 when no file has an error (warnings are printed but allowed), 1 when any file \
+            has one, 2 on a usage error. Use - to read standard input.
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    @Option(name: .shortAndLong, help: "Output format: text (for people and editors) or json (for tools).")
+    var output: Format = .text
+
+    @Flag(name: .shortAndLong, help: "Print nothing for files without findings.")
+    var quiet = false
+
+    @Argument(help: "Shipyard files to check (- for standard input).")
+    var files: [String]
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one shipyard file to check") }
+    }
+
+    func run() throws {
+        var reports: [LintReport.File] = []
+        for file in files {
+            let name = file == "-" ? "<stdin>" : file
+            let diagnostics: [Diagnostic]
+            do {
+                let bytes = try InputFile.read(file, limit: YAMLParser.Limits().maxBytes)
+                diagnostics = ShipyardLoader.load(bytes).diagnostics
+            } catch {
+                diagnostics = [Diagnostic(.error, "\(error)", at: .start)]
+            }
+            reports.append(LintReport.File(file: name, diagnostics: diagnostics))
+        }
+        let report = LintReport(files: reports)
+        switch output {
+        case .text: print(report.text(quiet: quiet), terminator: "")
+        case .json: print(try report.json())
+        }
+        if report.errorCount > 0 { throw ExitCode(1) }
+    }
+}
+
+/// What `lint` found, in the two forms it prints.
+struct LintReport {
+    struct File {
+        var file: String
+        var diagnostics: [Diagnostic]
+        var valid: Bool { !diagnostics.contains { $0.severity == .error } }
+    }
+
+    var files: [File]
+
+    var errorCount: Int { files.reduce(0) { $0 + $1.diagnostics.filter { $0.severity == .error }.count } }
+    var warningCount: Int { files.reduce(0) { $0 + $1.diagnostics.filter { $0.severity == .warning }.count } }
+
+    func text(quiet: Bool) -> String {
+        var out = ""
+        for file in files {
+            for diagnostic in file.diagnostics {
+                out += diagnostic.formatted(file: file.file) + "\n"
+            }
+            if file.diagnostics.isEmpty, !quiet {
+                out += "\(file.file): ok\n"
+            }
+        }
+        return out
+    }
+
+    private struct JSONDiagnostic: Encodable {
+        var file: String
+        var line: Int
+        var column: Int
+        var severity: Diagnostic.Severity
+        var message: String
+    }
+
+    private struct JSONFile: Encodable {
+        var file: String
+        var valid: Bool
+        var errors: Int
+        var warnings: Int
+    }
+
+    private struct JSONReport: Encodable {
+        var errors: Int
+        var warnings: Int
+        var files: [JSONFile]
+        var diagnostics: [JSONDiagnostic]
+    }
+
+    func json() throws -> String {
+        let body = JSONReport(
+            errors: errorCount,
+            warnings: warningCount,
+            files: files.map { f in
+                JSONFile(
+                    file: f.file, valid: f.valid,
+                    errors: f.diagnostics.filter { $0.severity == .error }.count,
+                    warnings: f.diagnostics.filter { $0.severity == .warning }.count)
+            },
+            diagnostics: files.flatMap { f in
+                f.diagnostics.map {
+                    JSONDiagnostic(
+                        file: f.file, line: $0.mark.line, column: $0.mark.column,
+                        severity: $0.severity, message: $0.message)
+                }
+            }
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(body), as: UTF8.self)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+
+/// `shipyardctl lint` as scripts and editors see it: exact output, exit codes, JSON.
+@Suite struct LintCommandTests {
+    let demo = Repository.root.appendingPathComponent("examples/demo")
+
+    @Test func cleanFilesExitZero() throws {
+        let files = ["shipyard.yaml", "shipyard-with-approval.yaml"].map { demo.appendingPathComponent($0).path }
+        let result = try Command.run("shipyardctl", ["lint"] + files)
+        #expect(result.status == 0)
+        #expect(result.stdout == files.map { "\($0): ok\n" }.joined())
+        #expect(result.stderr.isEmpty)
+
+        let quiet = try Command.run("shipyardctl", ["lint", "--quiet"] + files)
+        #expect(quiet.status == 0)
+        #expect(quiet.stdout.isEmpty)
+    }
+
+    @Test func errorsExitOneAndPointAtTheLine() throws {
+        let dir = try TemporaryDirectory()
+        let bad = try dir.write("shipyard.yaml", """
+            apiVersion: spec.keptn.sh/0.2.2
+            kind: Shipyard
+            spec:
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      triggerdOn:
+                        - event: qa.delivery.finished
+                      tasks:
+                        - name: deploy
+                          triggeredAfter: 10
+
+            """)
+        let result = try Command.run("shipyardctl", ["lint", bad.path])
+        #expect(result.status == 1)
+        #expect(result.stdout == """
+            \(bad.path):8:11: error: unknown key "triggerdOn" in a sequence; did you mean "triggeredOn"?
+            \(bad.path):12:31: error: triggeredAfter must be a duration like "90s", "15m" or "1h30m", not the number 10; write it with a unit, e.g. "10s"
+
+            """)
+    }
+
+    @Test func warningsAloneExitZero() throws {
+        let dir = try TemporaryDirectory()
+        let file = try dir.write("s.yaml", """
+            apiVersion: spec.keptn.sh/0.2.2
+            kind: Shipyard
+            spec:
+              stages:
+                - name: qa
+                  sequences:
+                    - name: rollback
+                      triggeredOn:
+                        - event: qa.delivery.finished
+                          selector: {match: {result: failed}}
+                      tasks: [{name: rollback}]
+                    - name: delivery
+                      tasks: [{name: deploy}]
+
+            """)
+        let result = try Command.run("shipyardctl", ["lint", file.path])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("\(file.path):10:42: warning: Keptn compares results with \"fail\""))
+    }
+
+    @Test func jsonOutputForTools() throws {
+        let dir = try TemporaryDirectory()
+        let bad = try dir.write("bad.yaml", "kind: Shipyard\n")
+        let good = demo.appendingPathComponent("shipyard.yaml")
+        let result = try Command.run("shipyardctl", ["lint", "--output", "json", bad.path, good.path])
+        #expect(result.status == 1)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(json["errors"] as? Int == 2)
+        #expect(json["warnings"] as? Int == 0)
+        let files = try #require(json["files"] as? [[String: Any]])
+        #expect(files.map { $0["valid"] as? Bool } == [false, true])
+        let diagnostics = try #require(json["diagnostics"] as? [[String: Any]])
+        #expect(diagnostics.count == 2)
+        #expect(diagnostics.first?["file"] as? String == bad.path)
+        #expect(diagnostics.first?["line"] as? Int == 1)
+        #expect(diagnostics.first?["column"] as? Int == 1)
+        #expect(diagnostics.first?["severity"] as? String == "error")
+        #expect(diagnostics.first?["message"] as? String == "apiVersion is missing; add 'apiVersion: spec.keptn.sh/0.2.4'")
+    }
+
+    @Test func readsStandardInput() throws {
+        let text = try Data(contentsOf: demo.appendingPathComponent("shipyard.yaml"))
+        let ok = try Command.run("shipyardctl", ["lint", "-"], stdin: text)
+        #expect(ok.status == 0)
+        #expect(ok.stdout == "<stdin>: ok\n")
+        let bad = try Command.run("shipyardctl", ["lint", "-"], stdin: Data([0xFF, 0xFE, 0x00]))
+        #expect(bad.status == 1)
+        #expect(bad.stdout.hasPrefix("<stdin>:1:1: error: the file is UTF-16"))
+    }
+
+    @Test func unreadableFilesAreErrorsNotCrashes() throws {
+        let dir = try TemporaryDirectory()
+        let result = try Command.run("shipyardctl", ["lint", dir.url.appendingPathComponent("missing.yaml").path, dir.url.path])
+        #expect(result.status == 1)
+        #expect(result.stdout == """
+            \(dir.url.path)/missing.yaml:1:1: error: cannot read: no such file
+            \(dir.url.path):1:1: error: cannot read: it is a directory; name the shipyard file inside it
+
+            """)
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        let none = try Command.run("shipyardctl", ["lint"])
+        #expect(none.status == 2)
+        #expect(none.stderr.contains("Usage: shipyardctl lint"))
+        let badFlag = try Command.run("shipyardctl", ["lint", "--output", "xml", "x.yaml"])
+        #expect(badFlag.status == 2)
+        #expect(badFlag.stderr.contains("xml"))
+        let unknown = try Command.run("shipyardctl", ["frobnicate"])
+        #expect(unknown.status == 2)
+    }
+
+    @Test func hostileFilesFailFastWithAMessage() throws {
+        let dir = try TemporaryDirectory()
+        var bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        var previous = "a"
+        for level in 1...20 {
+            bomb += "n\(level): &n\(level) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
+            previous = "n\(level)"
+        }
+        let files = [
+            try dir.write("bomb.yaml", bomb),
+            try dir.write("deep.yaml", String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)),
+            try dir.write("empty.yaml", ""),
+        ]
+        let junk = dir.url.appendingPathComponent("junk.yaml")
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }).write(to: junk)
+        let result = try Command.run("shipyardctl", ["lint"] + (files + [junk]).map(\.path))
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 4)
+        #expect(lines[0].contains("bomb.yaml:6:10: error: the document expands to more than 100000 nodes"))
+        #expect(lines[1].contains("deep.yaml:1:65: error: lists and mappings are nested more than 64 levels deep"))
+        #expect(lines[2].contains("empty.yaml:1:1: error: the file is empty"))
+        #expect(lines[3].contains("junk.yaml:2:1: error") && lines[3].contains("not valid UTF-8"))
+    }
+}
