@@ -10,11 +10,13 @@ let package = Package(
     name: "shipyard",
     platforms: [.macOS(.v14)],
     products: [
+        .executable(name: "shipyardd", targets: ["shipyardd"]),
         .executable(name: "shipyardctl", targets: ["shipyardctl"]),
         .library(name: "ShipyardCore", targets: ["ShipyardCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; never vendored.
@@ -24,6 +26,12 @@ let package = Package(
             providers: [.apt(["libyaml-dev"])]
         ),
 
+        .systemLibrary(
+            name: "CGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+
         // Pure domain: YAML with source marks, the shipyard model and its validation.
         .target(
             name: "ShipyardCore",
@@ -31,23 +39,68 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // libgit2, wrapped: every C call, its error and its cleanup live here.
+        .target(
+            name: "ShipyardGit",
+            dependencies: ["CGit2"],
+            swiftSettings: strict
+        ),
+
+        // The imperative shell: config, state directory, poller, request spool, logging.
+        .target(
+            name: "ShipyardDaemon",
+            dependencies: [
+                "ShipyardCore",
+                "ShipyardGit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "shipyardd",
+            dependencies: [
+                "ShipyardDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "shipyardctl",
             dependencies: [
                 "ShipyardCore",
+                "ShipyardDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
 
+        // Real servers and repositories for tests: git daemon, git http-backend, sshd.
+        .target(
+            name: "ShipyardTestKit",
+            path: "Tests/ShipyardTestKit",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ShipyardCoreTests",
             dependencies: ["ShipyardCore"],
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ShipyardGitTests",
+            dependencies: ["ShipyardGit", "ShipyardTestKit"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ShipyardDaemonTests",
+            dependencies: ["ShipyardDaemon", "ShipyardTestKit"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ShipyardCore"],
+            dependencies: ["ShipyardCore", "ShipyardDaemon", "ShipyardTestKit"],
             swiftSettings: strict
         ),
     ]

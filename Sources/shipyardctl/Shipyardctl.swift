@@ -2,21 +2,25 @@ import ArgumentParser
 import Foundation
 
 @main
-struct Shipyardctl: ParsableCommand {
+struct Shipyardctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shipyardctl",
         abstract: "Lint shipyards, trigger deliveries and resolve approvals for shipyardd.",
         version: ShipyardVersion.current,
-        subcommands: [Lint.self]
+        subcommands: [Lint.self, Status.self, Sync.self]
     )
 
     /// Exit codes are part of the contract: 0 success, 1 the command's own failure (a lint
     /// error, a refused request), 2 a usage error — as with most Unix tools, not
     /// ArgumentParser's default 64.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             if exitCode(for: error) == .validationFailure {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))

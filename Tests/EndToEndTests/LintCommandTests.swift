@@ -1,4 +1,5 @@
 import Foundation
+import ShipyardTestKit
 import Testing
 
 /// `shipyardctl lint` as scripts and editors see it: exact output, exit codes, JSON.
@@ -34,11 +35,11 @@ import Testing
                           triggeredAfter: 10
 
             """)
-        let result = try Command.run("shipyardctl", ["lint", bad.path])
+        let result = try Command.run("shipyardctl", ["lint", bad])
         #expect(result.status == 1)
         #expect(result.stdout == """
-            \(bad.path):8:11: error: unknown key "triggerdOn" in a sequence; did you mean "triggeredOn"?
-            \(bad.path):12:31: error: triggeredAfter must be a duration like "90s", "15m" or "1h30m", not the number 10; write it with a unit, e.g. "10s"
+            \(bad):8:11: error: unknown key "triggerdOn" in a sequence; did you mean "triggeredOn"?
+            \(bad):12:31: error: triggeredAfter must be a duration like "90s", "15m" or "1h30m", not the number 10; write it with a unit, e.g. "10s"
 
             """)
     }
@@ -61,16 +62,16 @@ import Testing
                       tasks: [{name: deploy}]
 
             """)
-        let result = try Command.run("shipyardctl", ["lint", file.path])
+        let result = try Command.run("shipyardctl", ["lint", file])
         #expect(result.status == 0)
-        #expect(result.stdout.hasPrefix("\(file.path):10:42: warning: Keptn compares results with \"fail\""))
+        #expect(result.stdout.hasPrefix("\(file):10:42: warning: Keptn compares results with \"fail\""))
     }
 
     @Test func jsonOutputForTools() throws {
         let dir = try TemporaryDirectory()
         let bad = try dir.write("bad.yaml", "kind: Shipyard\n")
         let good = demo.appendingPathComponent("shipyard.yaml")
-        let result = try Command.run("shipyardctl", ["lint", "--output", "json", bad.path, good.path])
+        let result = try Command.run("shipyardctl", ["lint", "--output", "json", bad, good.path])
         #expect(result.status == 1)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(json["errors"] as? Int == 2)
@@ -79,7 +80,7 @@ import Testing
         #expect(files.map { $0["valid"] as? Bool } == [false, true])
         let diagnostics = try #require(json["diagnostics"] as? [[String: Any]])
         #expect(diagnostics.count == 2)
-        #expect(diagnostics.first?["file"] as? String == bad.path)
+        #expect(diagnostics.first?["file"] as? String == bad)
         #expect(diagnostics.first?["line"] as? Int == 1)
         #expect(diagnostics.first?["column"] as? Int == 1)
         #expect(diagnostics.first?["severity"] as? String == "error")
@@ -98,11 +99,11 @@ import Testing
 
     @Test func unreadableFilesAreErrorsNotCrashes() throws {
         let dir = try TemporaryDirectory()
-        let result = try Command.run("shipyardctl", ["lint", dir.url.appendingPathComponent("missing.yaml").path, dir.url.path])
+        let result = try Command.run("shipyardctl", ["lint", dir.path + "/missing.yaml", dir.path])
         #expect(result.status == 1)
         #expect(result.stdout == """
-            \(dir.url.path)/missing.yaml:1:1: error: cannot read: no such file
-            \(dir.url.path):1:1: error: cannot read: it is a directory; name the shipyard file inside it
+            \(dir.path)/missing.yaml:1:1: error: cannot read: no such file
+            \(dir.path):1:1: error: cannot read: it is a directory; name the shipyard file inside it
 
             """)
     }
@@ -131,9 +132,9 @@ import Testing
             try dir.write("deep.yaml", String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)),
             try dir.write("empty.yaml", ""),
         ]
-        let junk = dir.url.appendingPathComponent("junk.yaml")
-        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }).write(to: junk)
-        let result = try Command.run("shipyardctl", ["lint"] + (files + [junk]).map(\.path))
+        let junk = dir.path + "/junk.yaml"
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }).write(to: URL(fileURLWithPath: junk))
+        let result = try Command.run("shipyardctl", ["lint"] + files + [junk])
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.count == 4)

@@ -1,0 +1,244 @@
+import Synchronization
+import Dispatch
+import Foundation
+public import Logging
+import ShipyardCore
+import ShipyardGit
+
+/// The running daemon: one watcher per project, the request spool, signals, and `status.json`.
+public actor Daemon {
+    public static let version = "0.1.0"
+
+    private let configPath: String?
+    private var config: DaemonConfig
+    private let environment: [String: String]
+    private let state: StateDirectory
+    private let logger: Logger
+    private let startedAt = Date()
+    private var watchers: [String: ProjectWatcher] = [:]
+    private var watcherTasks: [String: Task<Void, Never>] = [:]
+    private var spoolWatcher: SpoolWatcher?
+    private var signalSources: [any DispatchSourceSignal] = []
+    private var stopping = false
+    private var stopped: CheckedContinuation<Void, Never>?
+    private var draining = false
+    private var drainAgain = false
+
+    public init(config: DaemonConfig, configPath: String?, environment: [String: String], logger: Logger) {
+        self.config = config
+        self.configPath = configPath
+        self.environment = environment
+        self.state = StateDirectory(config.stateDirectory)
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    public func run() async throws {
+        try state.prepare()
+        Git.initialize()
+        logger.info(
+            "shipyardd \(Self.version) starting",
+            metadata: ["state": "\(state.root)", "projects": "\(config.projects.count)", "git": "\(Git.libraryDescription)"])
+        let previous = (try? Data(contentsOf: URL(fileURLWithPath: state.statusFile))).flatMap { try? JSON.decode(DaemonStatus.self, from: $0) }
+        for project in config.projects {
+            await startWatcher(project, restoring: previous?.projects.first { $0.name == project.name }?.shipyardCommit)
+        }
+        installSignals()
+        spoolWatcher = SpoolWatcher(directory: state.requests) { [weak self] in
+            Task { await self?.drainSpool() }
+        }
+        if spoolWatcher == nil {
+            logger.warning("inotify is unavailable; the request spool is checked every second instead")
+            Task { [weak self] in
+                while let self, await !self.stopping {
+                    await self.drainSpool()
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+        await drainSpool()
+        await publishStatus()
+        logger.info("ready")
+        await withCheckedContinuation { continuation in
+            if stopping { continuation.resume() } else { stopped = continuation }
+        }
+        for watcher in watchers.values { await watcher.stop() }
+        for task in watcherTasks.values { await task.value }
+        spoolWatcher?.stop()
+        await publishStatus()
+        logger.info("stopped")
+    }
+
+    public func shutdown() {
+        guard !stopping else { return }
+        stopping = true
+        logger.info("stopping")
+        stopped?.resume()
+        stopped = nil
+    }
+
+    private func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?) async {
+        let watcher = ProjectWatcher(project: project, state: state, logger: logger) { [weak self] in
+            await self?.publishStatus()
+        }
+        await watcher.restore(shipyardCommit: commit)
+        watchers[project.name] = watcher
+        watcherTasks[project.name] = Task { await watcher.run() }
+    }
+
+    // MARK: Signals and reload
+
+    private func installSignals() {
+        for (signo, action) in [(SIGHUP, "reload"), (SIGTERM, "stop"), (SIGINT, "stop")] {
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler { [weak self] in
+                Task {
+                    if action == "reload" { await self?.reload() } else { await self?.shutdown() }
+                }
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
+    /// SIGHUP: re-reads the config file; a bad one is refused and the running config stays.
+    /// Every project is polled at once either way.
+    public func reload() async {
+        if let configPath {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: configPath))).map(Array.init) ?? []
+            let document = ConfigLoader.load(bytes, environment: environment)
+            if let new = document.config {
+                await apply(new)
+            } else {
+                for diagnostic in document.diagnostics where diagnostic.severity == .error {
+                    logger.error("config reload refused, keeping the running config: \(diagnostic.formatted(file: configPath))")
+                }
+            }
+        }
+        for watcher in watchers.values { await watcher.syncNow() }
+    }
+
+    private func apply(_ new: DaemonConfig) async {
+        if new.stateDirectory != config.stateDirectory {
+            logger.warning("stateDirectory changed in the config; that takes a restart, the running daemon keeps \(state.root)")
+        }
+        let names = Set(new.projects.map(\.name))
+        for (name, watcher) in watchers where !names.contains(name) {
+            await watcher.stop()
+            watchers[name] = nil
+            watcherTasks[name] = nil
+            logger.info("project removed from the config", metadata: ["project": "\(name)"])
+        }
+        for project in new.projects {
+            if let watcher = watchers[project.name] {
+                await watcher.update(project)
+            } else {
+                logger.info("project added to the config", metadata: ["project": "\(project.name)"])
+                await startWatcher(project, restoring: nil)
+            }
+        }
+        config.projects = new.projects
+        config.tasks = new.tasks
+        config.approvers = new.approvers
+        logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
+        await publishStatus()
+    }
+
+    // MARK: Request spool
+
+    /// Takes every waiting request. Runs again if new requests arrive while it works.
+    func drainSpool() async {
+        if draining {
+            drainAgain = true
+            return
+        }
+        draining = true
+        defer { draining = false }
+        repeat {
+            drainAgain = false
+            let spool = RequestSpool(state: state)
+            for name in spool.pending() {
+                await handle(spool.take(name), spool: spool)
+            }
+            spool.pruneOutcomes()
+        } while drainAgain
+    }
+
+    private func handle(_ taken: RequestSpool.Taken, spool: RequestSpool) async {
+        guard let request = taken.request else {
+            logger.warning("\(taken.refusal ?? "request refused")", metadata: ["uid": "\(taken.requester)"])
+            let id = String(taken.file.dropLast(".json".count))
+            try? spool.answer(SpoolOutcome(id: id, ok: false, message: taken.refusal ?? "refused"))
+            return
+        }
+        switch request.kind {
+        case .sync:
+            let targets: [ProjectWatcher]
+            if let name = request.project {
+                guard let watcher = watchers[name] else {
+                    let known = config.projects.map(\.name).joined(separator: ", ")
+                    try? spool.answer(SpoolOutcome(id: request.id, ok: false, message: "no project \"\(name)\" (projects: \(known))"))
+                    return
+                }
+                targets = [watcher]
+            } else {
+                targets = Array(watchers.values)
+            }
+            let collector = SyncCollector(id: request.id, expected: targets.count, spool: spool)
+            if targets.isEmpty { collector.finish() }
+            for watcher in targets {
+                await watcher.syncNow { partial in collector.add(partial) }
+            }
+        }
+    }
+
+    // MARK: Status
+
+    public func publishStatus() async {
+        var projects: [ProjectStatus] = []
+        for project in config.projects {
+            if let watcher = watchers[project.name] { projects.append(await watcher.status) }
+        }
+        let status = DaemonStatus(
+            pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), projects: projects)
+        do {
+            try AtomicFile.write(try JSON.encode(status, pretty: true), to: state.statusFile, mode: 0o644, durable: false)
+        } catch {
+            logger.error("cannot write status.json: \(error)")
+        }
+    }
+
+    /// The shipyard in force for a project (for the engine and tests).
+    public func loadedShipyard(project: String) async -> LoadedShipyard? {
+        await watchers[project]?.loaded
+    }
+}
+
+/// Gathers the answers of several projects to one `sync` request into one outcome.
+private final class SyncCollector: Sendable {
+    private let id: String
+    private let expected: Int
+    private let spool: RequestSpool
+    private let parts = Mutex<[SpoolOutcome.Partial]>([])
+
+    init(id: String, expected: Int, spool: RequestSpool) {
+        self.id = id
+        self.expected = expected
+        self.spool = spool
+    }
+
+    func add(_ part: SpoolOutcome.Partial) {
+        let all: [SpoolOutcome.Partial]? = parts.withLock { parts in
+            parts.append(part)
+            return parts.count == expected ? parts : nil
+        }
+        guard let all else { return }
+        try? spool.answer(SpoolOutcome(
+            id: id, ok: all.allSatisfy(\.ok), message: all.map(\.message).sorted().joined(separator: "\n")))
+    }
+
+    func finish() {
+        try? spool.answer(SpoolOutcome(id: id, ok: true, message: "no projects are configured"))
+    }
+}

@@ -1,0 +1,359 @@
+public import ShipyardCore
+
+/// The daemon's configuration file (`/etc/shipyardd/config.yaml`): which repositories to watch,
+/// which local programs run which task names, and who may approve.
+///
+/// This file is the trust boundary: Git decides which tasks run in which order, only this file
+/// decides what program a task name runs.
+public struct DaemonConfig: Sendable, Equatable {
+    public var stateDirectory: String
+    public var projects: [Project]
+    public var tasks: [String: TaskExecutor]
+    public var approvers: Approvers?
+
+    public struct Project: Sendable, Equatable {
+        public var name: String
+        public var upstream: String
+        public var branch: String
+        public var shipyardPath: String
+        public var pollInterval: Duration
+        /// How long one poll may take before it is reported as timed out (libgit2 1.5 has no
+        /// network timeout of its own).
+        public var pollTimeout: Duration
+        public var credentials: Credentials?
+
+        public init(
+            name: String, upstream: String, branch: String = "main", shipyardPath: String = "shipyard.yaml",
+            pollInterval: Duration = .seconds(30), pollTimeout: Duration = .seconds(60), credentials: Credentials? = nil
+        ) {
+            self.name = name
+            self.upstream = upstream
+            self.branch = branch
+            self.shipyardPath = shipyardPath
+            self.pollInterval = pollInterval
+            self.pollTimeout = pollTimeout
+            self.credentials = credentials
+        }
+    }
+
+    public struct Credentials: Sendable, Equatable {
+        public var username: String?
+        public var passwordFile: String?
+        public var sshKey: String?
+        public var knownHosts: String?
+
+        public init(username: String? = nil, passwordFile: String? = nil, sshKey: String? = nil, knownHosts: String? = nil) {
+            self.username = username
+            self.passwordFile = passwordFile
+            self.sshKey = sshKey
+            self.knownHosts = knownHosts
+        }
+    }
+
+    public struct TaskExecutor: Sendable, Equatable {
+        public var command: [String]
+        public var timeout: Duration
+    }
+
+    public struct Approvers: Sendable, Equatable {
+        public var users: [String]
+        public var groups: [String]
+    }
+
+    public static let defaultPath = "/etc/shipyardd/config.yaml"
+    public static let defaultStateDirectory = "/var/lib/shipyardd"
+    public static let defaultTaskTimeout: Duration = .seconds(15 * 60)
+
+    public func project(named name: String) -> Project? {
+        projects.first { $0.name == name }
+    }
+}
+
+/// The outcome of reading a config file: the config when it has no errors, and every finding.
+public struct ConfigDocument: Sendable {
+    public var config: DaemonConfig?
+    public var diagnostics: [Diagnostic]
+
+    public init(config: DaemonConfig?, diagnostics: [Diagnostic]) {
+        self.config = config
+        self.diagnostics = diagnostics
+    }
+}
+
+/// Reads the daemon's config with the same YAML layer and `FILE:LINE:COLUMN` reporting as shipyards.
+public enum ConfigLoader {
+    /// `environment` supplies `STATE_DIRECTORY`, which systemd sets from `StateDirectory=`.
+    public static func load(_ bytes: some Collection<UInt8>, environment: [String: String] = [:]) -> ConfigDocument {
+        var reader = ConfigReader(environment: environment)
+        do {
+            let root = try YAMLParser().parse(bytes)
+            let config = reader.read(root)
+            return ConfigDocument(config: reader.log.hasErrors ? nil : config, diagnostics: reader.log.sorted)
+        } catch {
+            reader.log.error(error.message, at: error.mark)
+            return ConfigDocument(config: nil, diagnostics: reader.log.sorted)
+        }
+    }
+
+    public static func load(_ text: String, environment: [String: String] = [:]) -> ConfigDocument {
+        load(Array(text.utf8), environment: environment)
+    }
+}
+
+private struct ConfigReader {
+    var log = DiagnosticLog()
+    let schema = SchemaReader()
+    let environment: [String: String]
+
+    init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    mutating func read(_ root: YAMLNode?) -> DaemonConfig? {
+        guard let root, !root.isNull else {
+            log.error("the config file is empty; it needs at least a 'projects:' list", at: .start)
+            return nil
+        }
+        var top: [String: YAMLPair] = [:]
+        guard schema.mapping(root, of: "the config", allowed: ["stateDirectory", "projects", "tasks", "approvers"], log: &log, into: &top) else {
+            return nil
+        }
+        var stateDirectory = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+            ?? DaemonConfig.defaultStateDirectory
+        if let pair = top["stateDirectory"], !pair.value.isNull, let path = absolutePath(pair.value, what: "stateDirectory") {
+            stateDirectory = path
+        }
+        let projects = readProjects(top["projects"], root: root)
+        let tasks = readTasks(top["tasks"])
+        let approvers = readApprovers(top["approvers"])
+        return DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers)
+    }
+
+    // MARK: Projects
+
+    private mutating func readProjects(_ pair: YAMLPair?, root: YAMLNode) -> [DaemonConfig.Project] {
+        guard let pair, !pair.value.isNull else {
+            log.error("projects is missing; list the repositories to watch under 'projects:'", at: root.mark)
+            return []
+        }
+        guard let items = schema.list(pair.value, what: "projects", log: &log) else { return [] }
+        if items.isEmpty {
+            log.error("projects is empty; add at least one project with a name and an upstream", at: pair.value.mark)
+        }
+        var projects: [DaemonConfig.Project] = []
+        var seen: [String: SourceMark] = [:]
+        for item in items {
+            guard let project = readProject(item) else { continue }
+            if let first = seen[project.name] {
+                log.error("duplicate project name \"\(project.name)\" (first defined at line \(first.line))", at: item["name"]?.mark ?? item.mark)
+                continue
+            }
+            seen[project.name] = item["name"]?.mark ?? item.mark
+            projects.append(project)
+        }
+        return projects
+    }
+
+    private mutating func readProject(_ node: YAMLNode) -> DaemonConfig.Project? {
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(
+            node, of: "a project",
+            allowed: ["name", "upstream", "branch", "shipyardPath", "pollInterval", "pollTimeout", "credentials"],
+            log: &log, into: &fields)
+        else { return nil }
+
+        var name: String?
+        if let pair = fields["name"], !pair.value.isNull {
+            if let text = schema.string(pair.value, what: "a project name", log: &log) {
+                if EntityName.check(text) != .valid || text.count > 200 {
+                    log.error("project name \"\(text)\" is invalid: use \(EntityName.rule), at most 200 characters", at: pair.value.mark)
+                } else {
+                    name = text
+                }
+            }
+        } else {
+            log.error("this project has no name; add 'name: ...'", at: node.mark)
+        }
+
+        var upstream: String?
+        if let pair = fields["upstream"], !pair.value.isNull {
+            upstream = readUpstream(pair.value)
+        } else {
+            log.error("this project has no upstream; add 'upstream: https://…/repo.git' (or file://, git://, ssh://)", at: node.mark)
+        }
+
+        var branch = "main"
+        if let pair = fields["branch"], !pair.value.isNull, let text = schema.string(pair.value, what: "branch", log: &log) {
+            if Self.isValidBranch(text) {
+                branch = text
+            } else {
+                log.error("branch \"\(text)\" is not a valid Git branch name", at: pair.value.mark)
+            }
+        }
+
+        var shipyardPath = "shipyard.yaml"
+        if let pair = fields["shipyardPath"], !pair.value.isNull, let text = schema.string(pair.value, what: "shipyardPath", log: &log) {
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            if text.hasPrefix("/") || text.isEmpty || parts.contains("..") || parts.contains("") {
+                log.error("shipyardPath must be a path inside the repository, like \"shipyard.yaml\" or \"deploy/shipyard.yaml\"", at: pair.value.mark)
+            } else {
+                shipyardPath = text
+            }
+        }
+
+        let pollInterval = duration(fields["pollInterval"], what: "pollInterval", minimum: .seconds(1)) ?? .seconds(30)
+        let pollTimeout = duration(fields["pollTimeout"], what: "pollTimeout", minimum: .seconds(1)) ?? .seconds(60)
+        let credentials = fields["credentials"].flatMap { readCredentials($0.value, upstream: upstream) }
+        if let upstream, upstream.hasPrefix("ssh://"), credentials?.knownHosts == nil {
+            log.error(
+                "an ssh upstream needs credentials.knownHosts (unknown host keys are refused); create it with ssh-keyscan",
+                at: fields["credentials"]?.key.mark ?? fields["upstream"]?.value.mark ?? node.mark)
+        }
+        guard let name, let upstream else { return nil }
+        return DaemonConfig.Project(
+            name: name, upstream: upstream, branch: branch, shipyardPath: shipyardPath,
+            pollInterval: pollInterval, pollTimeout: pollTimeout, credentials: credentials)
+    }
+
+    private mutating func readUpstream(_ node: YAMLNode) -> String? {
+        guard let text = schema.string(node, what: "upstream", log: &log) else { return nil }
+        let schemes = ["file://", "git://", "http://", "https://", "ssh://"]
+        guard schemes.contains(where: { text.hasPrefix($0) }), text.count > 7 else {
+            if text.contains("@"), text.contains(":"), !text.contains("://") {
+                log.error("write the upstream as a URL: ssh://\(text.replacingOccurrences(of: ":", with: "/"))", at: node.mark)
+            } else if text.hasPrefix("/") {
+                log.error("write a local upstream as a URL: file://\(text)", at: node.mark)
+            } else {
+                log.error("upstream \"\(text)\" must start with file://, git://, http://, https:// or ssh://", at: node.mark)
+            }
+            return nil
+        }
+        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
+            text[scheme.upperBound..<at].contains(":")
+        {
+            log.error("upstream holds a password; put it in a file and name it in credentials.passwordFile", at: node.mark)
+            return nil
+        }
+        return text
+    }
+
+    private mutating func readCredentials(_ node: YAMLNode, upstream: String?) -> DaemonConfig.Credentials? {
+        if node.isNull { return nil }
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(node, of: "credentials", allowed: ["username", "passwordFile", "sshKey", "knownHosts"], log: &log, into: &fields) else {
+            return nil
+        }
+        var credentials = DaemonConfig.Credentials()
+        if let pair = fields["username"], !pair.value.isNull {
+            credentials.username = schema.string(pair.value, what: "username", log: &log)
+        }
+        let isHTTP = upstream.map { $0.hasPrefix("http://") || $0.hasPrefix("https://") } ?? true
+        let isSSH = upstream.map { $0.hasPrefix("ssh://") } ?? true
+        if let pair = fields["passwordFile"], !pair.value.isNull {
+            credentials.passwordFile = absolutePath(pair.value, what: "passwordFile")
+            if !isHTTP { log.error("passwordFile is for http(s) upstreams; this upstream is not one", at: pair.key.mark) }
+            if credentials.username == nil {
+                log.error("passwordFile needs a username beside it (for a token, any name the server accepts)", at: pair.key.mark)
+            }
+        }
+        for key in ["sshKey", "knownHosts"] {
+            guard let pair = fields[key], !pair.value.isNull else { continue }
+            let path = absolutePath(pair.value, what: key)
+            if key == "sshKey" { credentials.sshKey = path } else { credentials.knownHosts = path }
+            if !isSSH { log.error("\(key) is for ssh:// upstreams; this upstream is not one", at: pair.key.mark) }
+        }
+        return credentials
+    }
+
+    // MARK: Tasks and approvers
+
+    private mutating func readTasks(_ pair: YAMLPair?) -> [String: DaemonConfig.TaskExecutor] {
+        guard let pair, !pair.value.isNull else { return [:] }
+        guard let entries = pair.value.mapping else {
+            log.error("tasks must be a mapping from task name to {command, timeout}, not \(pair.value.kindDescription)", at: pair.value.mark)
+            return [:]
+        }
+        var tasks: [String: DaemonConfig.TaskExecutor] = [:]
+        for entry in entries {
+            let name = entry.key.scalar?.text ?? ""
+            if name == "approval" {
+                log.error("approval is built in and cannot be given a command", at: entry.key.mark)
+                continue
+            }
+            var fields: [String: YAMLPair] = [:]
+            guard schema.mapping(entry.value, of: "task \"\(name)\"", allowed: ["command", "timeout"], log: &log, into: &fields) else { continue }
+            guard let commandPair = fields["command"], !commandPair.value.isNull else {
+                log.error("task \"\(name)\" has no command; add 'command: [\"/path/to/program\", \"arg\"]'", at: entry.value.mark)
+                continue
+            }
+            guard let items = schema.list(commandPair.value, what: "command", log: &log) else { continue }
+            let command = items.compactMap { schema.string($0, what: "a command argument", log: &log) }
+            guard command.count == items.count else { continue }
+            guard let program = command.first else {
+                log.error("command is empty; name the program to run", at: commandPair.value.mark)
+                continue
+            }
+            guard program.hasPrefix("/") else {
+                log.error("the program \"\(program)\" must be an absolute path (no shell and no PATH lookup is used)", at: items[0].mark)
+                continue
+            }
+            let timeout = duration(fields["timeout"], what: "timeout", minimum: .seconds(1)) ?? DaemonConfig.defaultTaskTimeout
+            tasks[name] = DaemonConfig.TaskExecutor(command: command, timeout: timeout)
+        }
+        return tasks
+    }
+
+    private mutating func readApprovers(_ pair: YAMLPair?) -> DaemonConfig.Approvers? {
+        guard let pair, !pair.value.isNull else { return nil }
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(pair.value, of: "approvers", allowed: ["users", "groups"], log: &log, into: &fields) else { return nil }
+        func names(_ key: String, _ log: inout DiagnosticLog) -> [String] {
+            guard let pair = fields[key], !pair.value.isNull,
+                let items = schema.list(pair.value, what: "approvers.\(key)", log: &log)
+            else { return [] }
+            return items.compactMap { schema.string($0, what: "a name in approvers.\(key)", log: &log) }
+        }
+        let approvers = DaemonConfig.Approvers(users: names("users", &log), groups: names("groups", &log))
+        if approvers.users.isEmpty, approvers.groups.isEmpty {
+            log.warning("approvers lists no users and no groups, so nobody can approve; remove it to let every operator approve", at: pair.value.mark)
+        }
+        return approvers
+    }
+
+    // MARK: Values
+
+    private mutating func duration(_ pair: YAMLPair?, what: String, minimum: Duration) -> Duration? {
+        guard let pair, !pair.value.isNull else { return nil }
+        guard let text = pair.value.string else {
+            log.error("\(what) must be a duration like \"30s\" or \"5m\", not \(pair.value.kindDescription)", at: pair.value.mark)
+            return nil
+        }
+        do {
+            let value = try GoDuration.duration(text)
+            guard value >= minimum else {
+                log.error("\(what) must be at least \(GoDuration.format(minimum))", at: pair.value.mark)
+                return nil
+            }
+            return value
+        } catch {
+            log.error("\(what): \(error)", at: pair.value.mark)
+            return nil
+        }
+    }
+
+    private mutating func absolutePath(_ node: YAMLNode, what: String) -> String? {
+        guard let text = schema.string(node, what: what, log: &log) else { return nil }
+        guard text.hasPrefix("/") else {
+            log.error("\(what) must be an absolute path, not \"\(text)\"", at: node.mark)
+            return nil
+        }
+        return text
+    }
+
+    static func isValidBranch(_ name: String) -> Bool {
+        guard !name.isEmpty, !name.hasPrefix("-"), !name.hasPrefix("/"), !name.hasSuffix("/"), !name.hasSuffix(".lock"),
+            !name.hasSuffix("."), !name.contains(".."), !name.contains("//"), !name.contains("@{"), name != "@"
+        else { return false }
+        return name.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F && !"~^:?*[\\".unicodeScalars.contains($0) }
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+
+/// A request the CLI drops into `<state>/requests/` for the daemon.
+public struct SpoolRequest: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case sync
+    }
+
+    public var id: String
+    public var kind: Kind
+    public var project: String?
+
+    public init(id: String = SpoolRequest.newID(), kind: Kind, project: String? = nil) {
+        self.id = id
+        self.kind = kind
+        self.project = project
+    }
+
+    public static func newID() -> String {
+        UUID().uuidString.lowercased()
+    }
+
+    /// Ids are also file names: only what `newID` makes is accepted.
+    static func isValidID(_ id: String) -> Bool {
+        id.count <= 64 && !id.isEmpty && id.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+}
+
+/// The daemon's answer to a request, written to `<state>/outcomes/<id>.json`.
+public struct SpoolOutcome: Codable, Sendable, Equatable {
+    public var id: String
+    public var ok: Bool
+    public var message: String
+
+    public init(id: String, ok: Bool, message: String) {
+        self.id = id
+        self.ok = ok
+        self.message = message
+    }
+}
+
+/// The daemon's side of the spool: takes request files safely, whoever wrote them.
+struct RequestSpool {
+    let state: StateDirectory
+    static let maxRequestBytes = 64 * 1024
+
+    struct Taken {
+        var file: String
+        var request: SpoolRequest?
+        var requester: uid_t
+        /// Why the request was refused, when it was.
+        var refusal: String?
+    }
+
+    /// Request files waiting, oldest first.
+    func pending() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: state.requests)) ?? []
+        let files = names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        return files.map { ($0, modificationTime(state.requests + "/" + $0)) }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map(\.0)
+    }
+
+    private func modificationTime(_ path: String) -> Double {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+
+    /// Reads and removes one request. Links are never followed, only regular files with a single
+    /// link are read, and the requester is the file's owner, never a name inside the file.
+    func take(_ name: String) -> Taken {
+        let path = state.requests + "/" + name
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
+            return Taken(file: name, requester: uid_t.max, refusal: "request \(name) refused: \(reason)")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            return Taken(file: name, requester: uid_t.max, refusal: "request \(name) refused: cannot stat it")
+        }
+        let requester = info.st_uid
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            return Taken(file: name, requester: requester, refusal: "request \(name) refused: not a regular file")
+        }
+        guard info.st_nlink == 1 else {
+            return Taken(file: name, requester: requester, refusal: "request \(name) refused: it has other hard links")
+        }
+        guard info.st_size <= Self.maxRequestBytes else {
+            return Taken(file: name, requester: requester, refusal: "request \(name) refused: larger than \(Self.maxRequestBytes) bytes")
+        }
+        var data = Data(count: Int(info.st_size))
+        let count = data.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count == Int(info.st_size) else {
+            return Taken(file: name, requester: requester, refusal: "request \(name) refused: cannot read it")
+        }
+        do {
+            let request = try JSON.decode(SpoolRequest.self, from: data)
+            guard SpoolRequest.isValidID(request.id), name == request.id + ".json" else {
+                return Taken(file: name, requester: requester, refusal: "request \(name) refused: its id does not match its file name")
+            }
+            return Taken(file: name, request: request, requester: requester)
+        } catch {
+            return Taken(file: name, requester: requester, refusal: "request \(name) refused: not a valid request (\(error))")
+        }
+    }
+
+    func answer(_ outcome: SpoolOutcome) throws {
+        guard SpoolRequest.isValidID(outcome.id) else { return }
+        try AtomicFile.write(try JSON.encode(outcome), to: state.outcomes + "/\(outcome.id).json", mode: 0o644, durable: false)
+    }
+
+    /// Outcomes nobody picked up within an hour are removed.
+    func pruneOutcomes(olderThan age: TimeInterval = 3600) {
+        let fm = FileManager.default
+        let cutoff = Date().addingTimeInterval(-age)
+        for name in (try? fm.contentsOfDirectory(atPath: state.outcomes)) ?? [] {
+            let path = state.outcomes + "/" + name
+            if let date = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date, date < cutoff {
+                unlink(path)
+            }
+        }
+    }
+}
+
+/// The CLI's side of the spool.
+public struct SpoolClient: Sendable {
+    public let state: StateDirectory
+
+    public init(state: StateDirectory) {
+        self.state = state
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Writes the request atomically (a hidden temporary file, then a rename the daemon sees).
+    public func submit(_ request: SpoolRequest) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: state.requests, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw Failure(description: "no request spool at \(state.requests): is shipyardd running with state directory \(state.root)? (--state-dir or SHIPYARD_STATE_DIR)")
+        }
+        do {
+            try AtomicFile.write(try JSON.encode(request), to: state.requests + "/\(request.id).json", mode: 0o640, durable: false)
+        } catch {
+            throw Failure(description: "cannot write a request into \(state.requests): \(error); are you in the shipyard group?")
+        }
+    }
+
+    /// Waits for the daemon's answer; nil when none came in time.
+    public func waitForOutcome(_ id: String, timeout: Duration) async -> SpoolOutcome? {
+        let path = state.outcomes + "/\(id).json"
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let data = FileManager.default.contents(atPath: path), let outcome = try? JSON.decode(SpoolOutcome.self, from: data) {
+                unlink(path)
+                return outcome
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+}
+
+/// Wakes the daemon when a request lands in the spool (inotify), instead of polling on a timer.
+final class SpoolWatcher: Sendable {
+    private let fd: Int32
+    private let stopPipe: (read: Int32, write: Int32)
+
+    init?(directory: String, onChange: @escaping @Sendable () -> Void) {
+        let fd = inotify_init1(Int32(IN_CLOEXEC))
+        guard fd >= 0 else { return nil }
+        guard inotify_add_watch(fd, directory, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0 else {
+            close(fd)
+            return nil
+        }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        self.stopPipe = (fds[0], fds[1])
+        let stopFD = fds[0]
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 8192)
+            while true {
+                var polls = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
+                let ready = poll(&polls, 2, -1)
+                if ready < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                if polls[1].revents != 0 { return }
+                if read(fd, &buffer, buffer.count) > 0 { onChange() }
+            }
+        }
+        thread.name = "shipyardd-spool"
+        thread.start()
+    }
+
+    func stop() {
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write, &byte, 1)
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import ShipyardDaemon
+
+/// Where the daemon's state directory is: `--state-dir`, else `SHIPYARD_STATE_DIR`, else the default.
+struct StateOptions: ParsableArguments {
+    @Option(name: .customLong("state-dir"), help: "The daemon's state directory (env SHIPYARD_STATE_DIR; default /var/lib/shipyardd).")
+    var stateDir: String?
+
+    var state: StateDirectory {
+        StateDirectory(stateDir ?? ProcessInfo.processInfo.environment["SHIPYARD_STATE_DIR"] ?? DaemonConfig.defaultStateDirectory)
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
+
+/// A failure the CLI reports in one line and exits 1 for.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
+extension ParsableCommand {
+    /// Prints a CLIError as `shipyardctl: message` and exits 1; anything else as ArgumentParser would.
+    static func failing(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("shipyardctl: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import ShipyardDaemon
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the daemon's state and, per project, what it last saw upstream.")
+
+    @OptionGroup var options: StateOptions
+
+    @Option(name: .shortAndLong, help: "table or json.")
+    var output: OutputFormat = .table
+
+    func run() async throws {
+        try await Self.failing {
+            let path = options.state.statusFile
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw CLIError("no status at \(path): shipyardd has not run with this state directory (--state-dir or SHIPYARD_STATE_DIR)")
+            }
+            let status: DaemonStatus
+            do {
+                status = try JSON.decode(DaemonStatus.self, from: data)
+            } catch {
+                throw CLIError("\(path) is not a status file shipyardctl can read: \(error)")
+            }
+            switch output {
+            case .json:
+                print(String(decoding: try JSON.encode(status), as: UTF8.self))
+            case .table:
+                print(Self.table(status), terminator: "")
+            }
+        }
+    }
+
+    static func table(_ status: DaemonStatus) -> String {
+        let running = kill(status.pid, 0) == 0 || errno == EPERM
+        var out = running
+            ? "shipyardd \(status.version) running (pid \(status.pid)) since \(status.startedAt)\n"
+            : "shipyardd is not running (pid \(status.pid) is gone); the status below is from its last run\n"
+        if status.projects.isEmpty { return out + "no projects are configured\n" }
+        let rows = [["PROJECT", "BRANCH", "COMMIT", "SHIPYARD", "LAST POLL", "STATE"]] + status.projects.map { p in
+            [p.name, p.branch, p.commit.map { String($0.prefix(12)) } ?? "-", p.shipyardCommit.map { String($0.prefix(12)) } ?? "-",
+             p.lastPollAt ?? "never", p.error == nil ? "ok" : "error"]
+        }
+        out += Table.render(rows)
+        for p in status.projects {
+            guard let error = p.error else { continue }
+            var line = "\(p.name): \(error.message)"
+            if let position = error.line.map({ "\(p.shipyardPath):\($0):\(error.column ?? 1)" }) { line += " (\(position))" }
+            if p.consecutiveFailures > 0 { line += " [\(p.consecutiveFailures) failed polls; next at \(p.nextPollAt ?? "?")]" }
+            out += line + "\n"
+        }
+        return out
+    }
+}
+
+enum Table {
+    /// Left-aligned columns separated by two spaces.
+    static func render(_ rows: [[String]]) -> String {
+        guard let width = rows.first?.count else { return "" }
+        let widths = (0..<width).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == width - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

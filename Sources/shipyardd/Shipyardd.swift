@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ShipyardCore
+import ShipyardDaemon
+
+@main
+struct Shipyardd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shipyardd",
+        abstract: "Run Keptn shipyard sequences from a Git repository on this host.",
+        discussion: """
+            Runs in the foreground (systemd's Type=notify service, or a terminal). SIGHUP re-reads the \
+            config and polls every project at once; SIGTERM and SIGINT stop the daemon.
+            """,
+        version: Daemon.version
+    )
+
+    @Option(name: .long, help: "The config file.")
+    var config: String = DaemonConfig.defaultPath
+
+    @Option(name: .customLong("check-config"), help: "Validate a config file, print what is wrong, and exit.")
+    var checkConfig: String?
+
+    @Flag(name: .long, help: "Log debug messages too.")
+    var verbose = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if let checkConfig {
+            let (document, ok) = load(checkConfig, environment: environment)
+            if ok, let config = document.config {
+                print("\(checkConfig): ok (\(config.projects.count) project\(config.projects.count == 1 ? "" : "s"), \(config.tasks.count) task executor\(config.tasks.count == 1 ? "" : "s"), state in \(config.stateDirectory))")
+            }
+            throw ExitCode(ok ? 0 : 1)
+        }
+        // A parent may have started us with signals blocked (a spawn from a Dispatch thread does):
+        // SIGTERM and SIGHUP must reach the daemon.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_UNBLOCK, &all, nil)
+        DaemonLogHandler.bootstrap(environment: environment, level: verbose ? .debug : .info)
+        let (document, ok) = load(config, environment: environment)
+        guard ok, let loaded = document.config else { throw ExitCode(1) }
+        let daemon = Daemon(config: loaded, configPath: config, environment: environment, logger: Logger(label: "shipyardd"))
+        do {
+            try await daemon.run()
+        } catch {
+            FileHandle.standardError.write(Data("shipyardd: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    /// Reads a config file and prints its findings as FILE:LINE:COLUMN lines on standard error.
+    private func load(_ path: String, environment: [String: String]) -> (ConfigDocument, Bool) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
+            FileHandle.standardError.write(Data("\(path): error: cannot read the config: \(reason)\n".utf8))
+            return (ConfigDocument(config: nil, diagnostics: []), false)
+        }
+        let document = ConfigLoader.load(Array(data), environment: environment)
+        for diagnostic in document.diagnostics {
+            FileHandle.standardError.write(Data((diagnostic.formatted(file: path) + "\n").utf8))
+        }
+        return (document, document.config != nil)
+    }
+}

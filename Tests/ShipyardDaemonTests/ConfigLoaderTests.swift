@@ -1,0 +1,118 @@
+import Testing
+
+@testable import ShipyardDaemon
+
+@Suite struct ConfigLoaderTests {
+    func lint(_ text: String, environment: [String: String] = [:]) -> [String] {
+        ConfigLoader.load(text, environment: environment).diagnostics.map(\.description)
+    }
+
+    @Test func theDesignExampleLoadsWithItsDefaults() throws {
+        let text = """
+            stateDirectory: /var/lib/shipyardd
+            projects:
+              - name: fulltour
+                upstream: https://git.example.com/acme/fulltour.git
+                branch: main
+                shipyardPath: shipyard.yaml
+                pollInterval: 30s
+                credentials:
+                  username: deploy
+                  passwordFile: /etc/shipyardd/fulltour.token
+              - name: other
+                upstream: ssh://git@git.example.com/acme/other.git
+                credentials:
+                  sshKey: /etc/shipyardd/id_ed25519
+                  knownHosts: /etc/shipyardd/known_hosts
+            tasks:
+              je-deployment:
+                command: ["/usr/local/libexec/fulltour/deploy", "--chart", "helloservice"]
+                timeout: 15m
+              je-test:
+                command: ["/usr/local/libexec/fulltour/test"]
+            approvers:
+              users: [alice]
+              groups: [release-managers]
+            """
+        let document = ConfigLoader.load(text)
+        #expect(document.diagnostics.isEmpty)
+        let config = try #require(document.config)
+        #expect(config.projects.map(\.name) == ["fulltour", "other"])
+        let other = try #require(config.project(named: "other"))
+        #expect(other.branch == "main")
+        #expect(other.shipyardPath == "shipyard.yaml")
+        #expect(other.pollInterval == .seconds(30))
+        #expect(other.pollTimeout == .seconds(60))
+        #expect(config.project(named: "fulltour")?.credentials?.passwordFile == "/etc/shipyardd/fulltour.token")
+        #expect(config.tasks["je-deployment"]?.command == ["/usr/local/libexec/fulltour/deploy", "--chart", "helloservice"])
+        #expect(config.tasks["je-test"]?.timeout == .seconds(900))
+        #expect(config.approvers == DaemonConfig.Approvers(users: ["alice"], groups: ["release-managers"]))
+    }
+
+    @Test func stateDirectoryComesFromSystemdWhenNotSet() throws {
+        let text = "projects:\n  - name: a\n    upstream: file:///srv/a.git\n"
+        #expect(ConfigLoader.load(text).config?.stateDirectory == "/var/lib/shipyardd")
+        #expect(ConfigLoader.load(text, environment: ["STATE_DIRECTORY": "/var/lib/x:/var/lib/y"]).config?.stateDirectory == "/var/lib/x")
+    }
+
+    @Test func everyMistakeAtItsLine() {
+        let text = """
+            stateDirectory: relative/path
+            projects:
+              - name: Full_Tour
+                upstream: git@github.com:acme/x.git
+                pollInterval: 500ms
+                pollTimeot: 10s
+              - name: b
+                upstream: ssh://git@host/b.git
+              - name: c
+                upstream: https://user:pw@host/c.git
+              - name: d
+                upstream: https://host/d.git
+                branch: "bad..name"
+                shipyardPath: ../shipyard.yaml
+                credentials:
+                  passwordFile: /etc/token
+                  sshKey: /etc/key
+              - name: d
+                upstream: file:///srv/d.git
+            tasks:
+              deploy:
+                command: ["deploy.sh"]
+              test:
+                command: []
+              approval:
+                command: ["/bin/true"]
+              lint:
+                timeout: 5m
+            approvers:
+              users: []
+            """
+        #expect(lint(text) == [
+            "1:17: error: stateDirectory must be an absolute path, not \"relative/path\"",
+            "3:11: error: project name \"Full_Tour\" is invalid: use lowercase letters, digits and '-', starting with a letter and not ending with '-', at most 200 characters",
+            "4:15: error: write the upstream as a URL: ssh://git@github.com/acme/x.git",
+            "5:19: error: pollInterval must be at least 1s",
+            "6:5: error: unknown key \"pollTimeot\" in a project; did you mean \"pollTimeout\"?",
+            "8:15: error: an ssh upstream needs credentials.knownHosts (unknown host keys are refused); create it with ssh-keyscan",
+            "10:15: error: upstream holds a password; put it in a file and name it in credentials.passwordFile",
+            "13:13: error: branch \"bad..name\" is not a valid Git branch name",
+            "14:19: error: shipyardPath must be a path inside the repository, like \"shipyard.yaml\" or \"deploy/shipyard.yaml\"",
+            "16:7: error: passwordFile needs a username beside it (for a token, any name the server accepts)",
+            "17:7: error: sshKey is for ssh:// upstreams; this upstream is not one",
+            "18:11: error: duplicate project name \"d\" (first defined at line 11)",
+            "22:15: error: the program \"deploy.sh\" must be an absolute path (no shell and no PATH lookup is used)",
+            "24:14: error: command is empty; name the program to run",
+            "25:3: error: approval is built in and cannot be given a command",
+            "28:5: error: task \"lint\" has no command; add 'command: [\"/path/to/program\", \"arg\"]'",
+            "30:3: warning: approvers lists no users and no groups, so nobody can approve; remove it to let every operator approve",
+        ])
+    }
+
+    @Test func emptyAndBrokenFiles() {
+        #expect(lint("") == ["1:1: error: the config file is empty; it needs at least a 'projects:' list"])
+        #expect(lint("projects: []\n") == ["1:11: error: projects is empty; add at least one project with a name and an upstream"])
+        #expect(lint("projects: [\n").first?.hasPrefix("2:1: error: not valid YAML") == true)
+        #expect(lint("stateDirectory: /x\n") == ["1:1: error: projects is missing; list the repositories to watch under 'projects:'"])
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+
+/// A server process the test started; stopped (with its children) when the value goes away.
+public class BackgroundServer: @unchecked Sendable {
+    let process = Process()
+    public let port: Int
+
+    init(executable: String, arguments: [String], port: Int, environment: [String: String] = [:], log: String? = nil) throws {
+        self.port = port
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let sink = log.flatMap { path -> FileHandle? in
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            return FileHandle(forWritingAtPath: path)
+        } ?? FileHandle.nullDevice
+        process.standardOutput = sink
+        process.standardError = sink
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        guard Self.waitForPort(port) else {
+            stop()
+            throw ProcessFailure(description: "\(executable) did not listen on 127.0.0.1:\(port)\(log.map { ": " + ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") } ?? "")")
+        }
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        // SIGKILL: a child spawned from a Dispatch thread may inherit a mask that blocks SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Connects until the port accepts, for at most ten seconds.
+    static func waitForPort(_ port: Int) -> Bool {
+        for _ in 0..<200 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if rc == 0 { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+}
+
+/// `git daemon` serving every repository under a folder over git:// on loopback.
+public final class GitDaemonServer: BackgroundServer, @unchecked Sendable {
+    public init(root: String) throws {
+        let port = freePort()
+        try super.init(
+            executable: "/usr/lib/git-core/git-daemon",
+            arguments: ["--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(root)", "--export-all", "--informative-errors", root],
+            port: port)
+    }
+
+    public func url(_ repository: String) -> String { "git://127.0.0.1:\(port)/\(repository)" }
+}
+
+/// `git http-backend` behind a small HTTP server that demands basic auth; the password is read
+/// from a file at every request so a test can change it.
+public final class HTTPGitServer: BackgroundServer, @unchecked Sendable {
+    static let script = #"""
+        import base64, subprocess, sys
+        from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+        root, user, password_file, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+            def do_GET(self):
+                self.cgi()
+            def do_POST(self):
+                self.cgi()
+            def body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+            def cgi(self):
+                body = self.body()
+                with open(password_file) as f:
+                    expected = f.read().strip()
+                token = base64.b64encode(f"{user}:{expected}".encode()).decode()
+                if self.headers.get("Authorization", "") != "Basic " + token:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                path, _, query = self.path.partition("?")
+                env = {"GIT_PROJECT_ROOT": root, "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+                       "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": user,
+                       "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+                       "PATH": "/usr/bin:/bin"}
+                out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+                sep = b"\r\n\r\n" if b"\r\n\r\n" in out else b"\n\n"
+                head, _, content = out.partition(sep)
+                status, headers = 200, []
+                for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+                    key, _, value = line.decode().partition(":")
+                    if key.lower() == "status":
+                        status = int(value.strip().split()[0])
+                    elif key:
+                        headers.append((key, value.strip()))
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+        ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+        """#
+
+    public init(root: String, user: String, passwordFile: String, scratch: String) throws {
+        let port = freePort()
+        let script = scratch + "/git-http-server.py"
+        try Data(Self.script.utf8).write(to: URL(fileURLWithPath: script))
+        try super.init(
+            executable: Self.python(), arguments: [script, root, user, passwordFile, "\(port)"], port: port,
+            log: scratch + "/http-server.log")
+    }
+
+    public func url(_ repository: String) -> String { "http://127.0.0.1:\(port)/\(repository)" }
+
+    static func python() throws -> String {
+        for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        let found = try Run.checked("/bin/sh", ["-c", "command -v python3"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        return found
+    }
+}
+
+/// `sshd` on a high loopback port with a throwaway host key; the current user logs in with a
+/// throwaway client key and runs git's upload-pack.
+public final class SSHServer: BackgroundServer, @unchecked Sendable {
+    public let clientKey: String
+    public let hostPublicKey: String
+    public let user: String
+
+    public init(scratch: String) throws {
+        let dir = scratch + "/sshd"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        for key in ["host_key", "client_key"] {
+            try Run.checked("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", dir + "/" + key])
+        }
+        try FileManager.default.copyItem(atPath: dir + "/client_key.pub", toPath: dir + "/authorized_keys")
+        clientKey = dir + "/client_key"
+        hostPublicKey = try String(contentsOfFile: dir + "/host_key.pub", encoding: .utf8)
+            .split(separator: " ").prefix(2).joined(separator: " ")
+        user = try Run.checked("/usr/bin/id", ["-un"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = freePort()
+        let config = """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(dir)/host_key
+            AuthorizedKeysFile \(dir)/authorized_keys
+            PidFile \(dir)/sshd.pid
+            StrictModes no
+            UsePAM no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PubkeyAuthentication yes
+            PermitRootLogin prohibit-password
+            AllowUsers \(user)
+            LogLevel VERBOSE
+
+            """
+        try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/sshd_config"))
+        try super.init(executable: "/usr/sbin/sshd", arguments: ["-D", "-e", "-f", dir + "/sshd_config"], port: port, log: dir + "/sshd.log")
+    }
+
+    public func url(_ path: String) -> String { "ssh://\(user)@127.0.0.1:\(port)\(path)" }
+
+    /// A known_hosts line that trusts this server.
+    public var knownHostsLine: String { "[127.0.0.1]:\(port) \(hostPublicKey)\n" }
+
+    public static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") }
+}
+
+/// Accepts TCP connections (the kernel completes them) and never says a word: the remote that
+/// hangs a libgit2 call forever.
+public final class SilentServer: Sendable {
+    public let port: Int
+    private let fd: Int32
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0, listen(fd, 64) == 0 else { throw ProcessFailure(description: "cannot listen on loopback") }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}
