@@ -4,31 +4,38 @@ export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: all deps build test run lint clean
+# Tests also run real servers: sshd (openssh-server) and a small Python HTTP server for git http-backend.
+TEST_PACKAGES := openssh-server python3
+
+.PHONY: all deps test-deps build test run lint bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps
 
+test-deps:
+	@scripts/install-deps $(TEST_PACKAGES)
+
 build: deps
 	$(SWIFT) build
 
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
 lint: build
 	$(BIN)/shipyardctl lint examples/demo/*.yaml
 
-# For now: check the demo shipyards and show what the daemon will do with them.
+# The daemon on a demo upstream repository under .build/demo; see README.md.
 run: build
-	@$(BIN)/shipyardctl lint examples/demo/shipyard.yaml examples/demo/shipyard-with-approval.yaml
-	@echo
-	@echo "shipyardd will poll a demo upstream repository holding examples/demo/shipyard.yaml and run its"
-	@echo "'delivery' sequence: qa (je-deployment, je-test), then production (je-deployment)."
-	@echo "Adding the approval task (examples/demo/shipyard-with-approval.yaml) makes production wait for"
-	@echo "'shipyardctl approve'. Try the linter: $(BIN)/shipyardctl lint --help"
+	@scripts/demo
+
+# Performance figures beside the tools users would otherwise run (release build).
+bench: deps
+	$(SWIFT) build -c release --product shipyard-bench
+	.build/release/shipyard-bench
 
 clean:
 	$(SWIFT) package clean
+	rm -rf .build/demo

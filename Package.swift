@@ -77,6 +77,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // `make bench`: Git polling measured beside git ls-remote and git fetch.
+        .executableTarget(
+            name: "shipyard-bench",
+            dependencies: ["ShipyardGit", "ShipyardTestKit"],
+            swiftSettings: strict
+        ),
+
         // Real servers and repositories for tests: git daemon, git http-backend, sshd.
         .target(
             name: "ShipyardTestKit",

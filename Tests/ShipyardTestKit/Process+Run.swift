@@ -10,6 +10,10 @@ public struct ProcessOutput: Sendable {
 
 public struct ProcessFailure: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 public enum Run {
@@ -18,33 +22,46 @@ public enum Run {
         _ executable: String, _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:],
         directory: String? = nil
     ) throws -> ProcessOutput {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
-        try input.fileHandleForWriting.close()
-        let errData = ErrBox()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData.set(err.fileHandleForReading.readDataToEndOfFile())
-            group.leave()
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, pipe(&inPipe) == 0 else {
+            throw ProcessFailure(description: "cannot create pipes")
         }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
+        for fd in outPipe + errPipe + inPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // posix_spawn's chdir action is a GNU extension Swift does not see: env -C does it.
+        let (program, argv) = directory.map { ("/usr/bin/env", ["-C", $0, executable] + arguments) } ?? (executable, arguments)
+        let child: Subprocess
+        do {
+            child = try Subprocess(
+                program, argv, environment: environment, stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1])
+        } catch {
+            [outPipe[0], outPipe[1], errPipe[0], errPipe[1], inPipe[0], inPipe[1]].forEach { close($0) }
+            throw error
+        }
+        close(outPipe[1])
+        close(errPipe[1])
+        close(inPipe[0])
+        let writer = FileHandle(fileDescriptor: inPipe[1], closeOnDealloc: true)
+        let input = stdin ?? Data()
+        let feeder = Thread {
+            writer.write(input)
+            try? writer.close()
+        }
+        feeder.start()
+        // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+        let errBox = ErrBox()
+        let errReader = FileHandle(fileDescriptor: errPipe[0], closeOnDealloc: true)
+        let done = DispatchSemaphore(value: 0)
+        let reader = Thread {
+            errBox.set(errReader.readDataToEndOfFile())
+            done.signal()
+        }
+        reader.start()
+        let outData = FileHandle(fileDescriptor: outPipe[0], closeOnDealloc: true).readDataToEndOfFile()
+        done.wait()
+        let status = child.wait()
         return ProcessOutput(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData.get(), as: UTF8.self))
+            status: status, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errBox.get(), as: UTF8.self))
     }
 
     /// Runs a command that must succeed; throws with its output otherwise.

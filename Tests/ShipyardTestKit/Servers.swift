@@ -2,22 +2,14 @@ import Foundation
 
 /// A server process the test started; stopped (with its children) when the value goes away.
 public class BackgroundServer: @unchecked Sendable {
-    let process = Process()
+    let process: Subprocess
     public let port: Int
 
     init(executable: String, arguments: [String], port: Int, environment: [String: String] = [:], log: String? = nil) throws {
         self.port = port
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let sink = log.flatMap { path -> FileHandle? in
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            return FileHandle(forWritingAtPath: path)
-        } ?? FileHandle.nullDevice
-        process.standardOutput = sink
-        process.standardError = sink
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let sink = open(log ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(sink) }
+        process = try Subprocess(executable, arguments, environment: environment, stdout: sink, stderr: sink)
         guard Self.waitForPort(port) else {
             stop()
             throw ProcessFailure(description: "\(executable) did not listen on 127.0.0.1:\(port)\(log.map { ": " + ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") } ?? "")")
@@ -27,10 +19,7 @@ public class BackgroundServer: @unchecked Sendable {
     deinit { stop() }
 
     public func stop() {
-        guard process.isRunning else { return }
-        // SIGKILL: a child spawned from a Dispatch thread may inherit a mask that blocks SIGTERM.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.kill9()
     }
 
     /// Connects until the port accepts, for at most ten seconds.
@@ -54,8 +43,7 @@ public class BackgroundServer: @unchecked Sendable {
 
 /// `git daemon` serving every repository under a folder over git:// on loopback.
 public final class GitDaemonServer: BackgroundServer, @unchecked Sendable {
-    public init(root: String) throws {
-        let port = freePort()
+    public init(root: String, port: Int = freePort()) throws {
         try super.init(
             executable: "/usr/lib/git-core/git-daemon",
             arguments: ["--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(root)", "--export-all", "--informative-errors", root],

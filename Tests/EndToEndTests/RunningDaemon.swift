@@ -1,0 +1,81 @@
+import Foundation
+import ShipyardDaemon
+import ShipyardTestKit
+
+/// The real `shipyardd` binary running on a config in a temporary directory.
+final class RunningDaemon: @unchecked Sendable {
+    let directory: String
+    let configPath: String
+    let state: String
+    let logPath: String
+    private var process: Subprocess?
+
+    init(directory: String, config: String) throws {
+        self.directory = directory
+        configPath = directory + "/config.yaml"
+        state = directory + "/state"
+        logPath = directory + "/shipyardd.log"
+        try write(config: config)
+        try start()
+    }
+
+    deinit {
+        process?.kill9()
+    }
+
+    /// A config with `stateDirectory` set to this daemon's state folder.
+    func write(config: String) throws {
+        try Data("stateDirectory: \(state)\n\(config)".utf8).write(to: URL(fileURLWithPath: configPath))
+    }
+
+    func start() throws {
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        defer { close(log) }
+        process = try Subprocess(Command.path("shipyardd"), ["--config", configPath], stdout: log, stderr: log)
+    }
+
+    var pid: Int32 { process?.pid ?? 0 }
+
+    func signal(_ signo: Int32) {
+        process?.signal(signo)
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit; returns the exit status.
+    @discardableResult
+    func stop() async -> Int32? {
+        guard let process else { return nil }
+        process.signal(SIGTERM)
+        guard await eventually(timeout: .seconds(15), { !process.isRunning }) else {
+            process.kill9()
+            return nil
+        }
+        return process.poll()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func status() -> DaemonStatus? {
+        guard let data = FileManager.default.contents(atPath: state + "/status.json") else { return nil }
+        return try? JSON.decode(DaemonStatus.self, from: data)
+    }
+
+    /// The project's status as written by this run of the daemon (never a previous run's).
+    func project(_ name: String) -> ProjectStatus? {
+        guard let status = status(), status.pid == pid else { return nil }
+        return status.projects.first { $0.name == name }
+    }
+
+    /// Waits until the project's status satisfies the condition; returns the last status seen.
+    func waitFor(_ name: String, timeout: Duration = .seconds(30), _ condition: @escaping (ProjectStatus) -> Bool) async -> ProjectStatus? {
+        var last: ProjectStatus?
+        _ = await eventually(timeout: timeout) {
+            last = project(name)
+            return last.map(condition) ?? false
+        }
+        return last
+    }
+
+    func ctl(_ arguments: [String]) throws -> ProcessOutput {
+        try Command.run("shipyardctl", arguments + ["--state-dir", state])
+    }
+}
