@@ -1,0 +1,551 @@
+public import Foundation
+
+/// Makes event ids: UUIDs in the daemon, a counter in tests.
+public protocol IDGenerator {
+    mutating func next() -> String
+}
+
+public struct UUIDGenerator: IDGenerator {
+    public init() {}
+    public mutating func next() -> String { UUID().uuidString.lowercased() }
+}
+
+/// The shipyard a project runs new sequences with, and the commit it came from.
+public struct PinnedShipyard: Sendable {
+    public var shipyard: Shipyard
+    public var commit: String
+
+    public init(shipyard: Shipyard, commit: String) {
+        self.shipyard = shipyard
+        self.commit = commit
+    }
+}
+
+/// A request to start a sequence (`shipyardctl trigger`).
+public struct TriggerRequest: Sendable {
+    public var project: String
+    public var service: String
+    public var sequence: String
+    /// nil: the first stage that has the sequence.
+    public var stage: String?
+    public var data: JSONValue
+    public var source: String
+
+    public init(project: String, service: String, sequence: String, stage: String? = nil, data: JSONValue = .object([:]), source: String = "shipyardctl") {
+        self.project = project
+        self.service = service
+        self.sequence = sequence
+        self.stage = stage
+        self.data = data
+        self.source = source
+    }
+}
+
+/// What the shell must do after the engine handled something.
+public enum EngineEffect: Sendable, Equatable {
+    /// Append this event to the journal (before acting on anything after it).
+    case record(KeptnEvent)
+    /// A task was triggered: hand its `.triggered` event to the task's executor (a local program,
+    /// or nobody, when an external service answers with `send event`).
+    case runTask(KeptnEvent)
+    /// A running task's sequence was aborted: stop its process.
+    case cancelTask(triggeredID: String)
+    /// An approval waits for a person.
+    case approvalNeeded(triggeredID: String)
+    /// A pending approval is no longer pending (decided, or its sequence ended).
+    case approvalClosed(triggeredID: String)
+    /// Call `tick` again at this time (a delayed task is due, or a task may time out).
+    case wake(at: Date)
+}
+
+/// Why the engine refused a request or an event.
+public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Keptn's shipyard-controller as a pure state machine. Every change of state is an event:
+/// `handle` decides which events follow from a command, applies them, and returns them as effects
+/// for the shell to record and act on; `replay` applies recorded events, so the journal alone
+/// rebuilds the engine after a restart.
+public struct Engine: Sendable {
+    public private(set) var executions: [String: SequenceExecution] = [:]
+    private var taskOwner: [String: String] = [:]
+    private var nextOrder = 0
+    /// How long a triggered task may go without a `.started` or `.finished` (Keptn: 10 minutes).
+    public var taskStartTimeout: TimeInterval = 600
+
+    public init() {}
+
+    public enum Command: Sendable {
+        case trigger(TriggerRequest)
+        /// A `.started` or `.finished` event from an executor, a person, or `send event`.
+        case event(KeptnEvent)
+        /// Time passed: due delayed tasks start, silent tasks time out.
+        case tick
+        case pause(context: String)
+        case resume(context: String)
+        case abort(context: String)
+    }
+
+    // MARK: Reading
+
+    /// Keptn's state name for an execution, including the derived `waiting` and `waitingForApproval`.
+    public func state(of execution: SequenceExecution) -> SequenceState {
+        switch execution.phase {
+        case .triggered:
+            return isBlocked(execution) ? .waiting : .triggered
+        case .started:
+            if let index = execution.currentTaskIndex, execution.tasks[index].name == "approval",
+                execution.tasks[index].phase == .started
+            {
+                return .waitingForApproval
+            }
+            return .started
+        default:
+            return execution.phase
+        }
+    }
+
+    public func executions(inContext context: String) -> [SequenceExecution] {
+        executions.values.filter { $0.context == context }.sorted { $0.order < $1.order }
+    }
+
+    public var ordered: [SequenceExecution] {
+        executions.values.sorted { $0.order < $1.order }
+    }
+
+    /// The execution and index of the task a `.triggered` id belongs to.
+    public func task(triggeredID: String) -> (execution: SequenceExecution, index: Int)? {
+        guard let owner = taskOwner[triggeredID], let execution = executions[owner],
+            let index = execution.tasks.firstIndex(where: { $0.triggeredID == triggeredID })
+        else { return nil }
+        return (execution, index)
+    }
+
+    /// Tasks that were triggered and have not finished: after a restart, these are re-dispatched.
+    public var unfinishedTasks: [(execution: SequenceExecution, index: Int)] {
+        ordered.filter(\.isActive).compactMap { execution in
+            guard let index = execution.currentTaskIndex, execution.tasks[index].phase != .pending else { return nil }
+            return (execution, index)
+        }
+    }
+
+    // MARK: Commands
+
+    public mutating func handle(
+        _ command: Command, shipyards: [String: PinnedShipyard], now: Date, ids: inout some IDGenerator
+    ) throws(EngineError) -> [EngineEffect] {
+        var run = Run(now: now)
+        switch command {
+        case .trigger(let request):
+            try trigger(request, shipyards: shipyards, context: ids.next(), run: &run, ids: &ids)
+        case .event(let event):
+            try accept(event, run: &run)
+        case .tick:
+            break
+        case .pause(let context):
+            let active = try activeExecutions(context)
+            for execution in active where execution.phase != .paused {
+                emitSequenceEvent(execution, phase: "paused", data: baseData(execution), run: &run, ids: &ids)
+            }
+        case .resume(let context):
+            let active = try activeExecutions(context)
+            for execution in active where execution.phase == .paused {
+                emitSequenceEvent(execution, phase: "resumed", data: baseData(execution), run: &run, ids: &ids)
+            }
+        case .abort(let context):
+            for execution in try activeExecutions(context) {
+                if let index = execution.currentTaskIndex, let id = execution.tasks[index].triggeredID,
+                    execution.tasks[index].phase != .pending
+                {
+                    run.effects.append(execution.tasks[index].name == "approval" ? .approvalClosed(triggeredID: id) : .cancelTask(triggeredID: id))
+                }
+                finish(execution, result: .fail, status: .aborted, message: "sequence aborted", marker: nil, run: &run, ids: &ids)
+            }
+        }
+        progressAll(shipyards: shipyards, run: &run, ids: &ids)
+        return run.effects
+    }
+
+    /// Applies a recorded event without deciding anything: the journal replay.
+    public mutating func replay(_ event: KeptnEvent) {
+        apply(event)
+    }
+
+    /// What must happen now that the journal has been replayed: tasks that are due or timed out,
+    /// and the next wake-up.
+    public mutating func resume(shipyards: [String: PinnedShipyard], now: Date, ids: inout some IDGenerator) -> [EngineEffect] {
+        var run = Run(now: now)
+        progressAll(shipyards: shipyards, run: &run, ids: &ids)
+        return run.effects
+    }
+
+    // MARK: Deciding
+
+    private struct Run {
+        var now: Date
+        var effects: [EngineEffect] = []
+    }
+
+    private mutating func trigger(
+        _ request: TriggerRequest, shipyards: [String: PinnedShipyard], context: String, run: inout Run, ids: inout some IDGenerator
+    ) throws(EngineError) {
+        guard let pinned = shipyards[request.project] else {
+            let known = shipyards.keys.sorted()
+            throw EngineError(
+                known.contains(request.project) || known.isEmpty
+                    ? "project \"\(request.project)\" has no valid shipyard loaded yet"
+                    : "no project \"\(request.project)\" (projects: \(known.joined(separator: ", ")))")
+        }
+        let shipyard = pinned.shipyard
+        let stage: Shipyard.Stage
+        if let name = request.stage {
+            guard let found = shipyard.stage(named: name) else {
+                throw EngineError("no stage \"\(name)\" in project \(request.project) (stages: \(shipyard.stages.map(\.name).joined(separator: ", ")))")
+            }
+            stage = found
+        } else {
+            guard let first = shipyard.stages.first(where: { $0.sequence(named: request.sequence) != nil }) else {
+                let all = Set(shipyard.stages.flatMap { $0.sequences.map(\.name) }).sorted()
+                throw EngineError("no sequence \"\(request.sequence)\" in project \(request.project) (sequences: \(all.joined(separator: ", ")))")
+            }
+            stage = first
+        }
+        guard let sequence = stage.sequence(named: request.sequence) else {
+            throw EngineError("no sequence \"\(request.sequence)\" in stage \(stage.name) (it has: \(stage.sequences.map(\.name).joined(separator: ", ")))")
+        }
+        guard EntityName.check(request.service) == .valid else {
+            throw EngineError("service name \"\(request.service)\" is invalid: use \(EntityName.rule)")
+        }
+        var data = request.data.object.map(JSONValue.object) ?? .object([:])
+        data["project"] = .string(request.project)
+        data["stage"] = .string(stage.name)
+        data["service"] = .string(request.service)
+        let event = KeptnEvent(
+            id: ids.next(), source: request.source, type: "\(KeptnEvent.prefix)\(stage.name).\(sequence.name).triggered",
+            time: Timestamps.format(run.now), context: context, gitcommitid: pinned.commit,
+            shipyardtasks: sequence.tasks.map(PlannedTask.init), data: data)
+        emit(event, run: &run)
+    }
+
+    /// Validates an incoming task event against what the engine expects, then applies it.
+    private mutating func accept(_ event: KeptnEvent, run: inout Run) throws(EngineError) {
+        guard case .task(let name, let phase)? = event.kind, phase == "started" || phase == "finished" else {
+            throw EngineError("only task .started and .finished events can be sent (got \(event.type))")
+        }
+        guard let triggeredID = event.triggeredid, let (execution, index) = task(triggeredID: triggeredID) else {
+            throw EngineError("no triggered task has the id \(event.triggeredid ?? "(missing triggeredid)")")
+        }
+        let task = execution.tasks[index]
+        guard task.name == name else {
+            throw EngineError("\(event.type) does not answer \(triggeredID), which triggered task \(task.name)")
+        }
+        guard event.shkeptncontext == execution.context else {
+            throw EngineError("the event's shkeptncontext \(event.shkeptncontext) is not the sequence's context \(execution.context)")
+        }
+        guard execution.isActive, index == execution.currentTaskIndex else {
+            throw EngineError("task \(task.name) of \(execution.stage).\(execution.sequence) (\(execution.context)) is no longer running")
+        }
+        if phase == "finished" {
+            guard let raw = event.data["result"]?.string, TaskResult(rawValue: raw) != nil else {
+                throw EngineError("a .finished event needs data.result: pass, warning or fail")
+            }
+            if let status = event.data["status"]?.string, TaskStatus(rawValue: status) == nil {
+                throw EngineError("data.status must be succeeded, errored, aborted or unknown, not \"\(status)\"")
+            }
+            if task.name == "approval" { run.effects.append(.approvalClosed(triggeredID: triggeredID)) }
+        }
+        emit(event, run: &run)
+    }
+
+    private mutating func progressAll(shipyards: [String: PinnedShipyard], run: inout Run, ids: inout some IDGenerator) {
+        // Each pass may finish a sequence and so unblock or trigger others; bounded by their number.
+        for _ in 0...(executions.count + 1) {
+            var changed = false
+            for execution in ordered where execution.isActive {
+                if progress(execution.id, shipyards: shipyards, run: &run, ids: &ids) { changed = true }
+            }
+            if !changed { break }
+        }
+    }
+
+    /// Moves one execution forward as far as it can go now. Returns whether anything happened.
+    private mutating func progress(_ id: String, shipyards: [String: PinnedShipyard], run: inout Run, ids: inout some IDGenerator) -> Bool {
+        guard let execution = executions[id], execution.isActive, execution.phase != .paused else { return false }
+        if execution.phase == .triggered {
+            if isBlocked(execution) { return false }
+            if execution.tasks.isEmpty {
+                finish(execution, result: .fail, status: .errored, message: "task sequence \(execution.sequence) does not contain any tasks", marker: nil, run: &run, ids: &ids)
+                return true
+            }
+        }
+        guard let index = execution.currentTaskIndex else {
+            let last = execution.tasks.last
+            finish(execution, result: last?.result ?? .pass, status: last?.status ?? .succeeded, message: last?.message, marker: nil, run: &run, ids: &ids)
+            followOns(of: executions[id]!, shipyards: shipyards, run: &run, ids: &ids)
+            return true
+        }
+        if index > 0 {
+            let previous = execution.tasks[index - 1]
+            if previous.result == .fail || previous.status == .errored {
+                // An errored task fails its sequence whatever result it reported, so that a
+                // broken step never promotes a delivery.
+                finish(execution, result: .fail, status: previous.status, message: previous.message, marker: nil, run: &run, ids: &ids)
+                followOns(of: executions[id]!, shipyards: shipyards, run: &run, ids: &ids)
+                return true
+            }
+        }
+        let task = execution.tasks[index]
+        switch task.phase {
+        case .pending:
+            let since = index > 0 ? (execution.tasks[index - 1].finishedAt ?? execution.triggeredAt) : execution.triggeredAt
+            let due = since.addingTimeInterval(task.delay)
+            if task.delay > 0, run.now < due {
+                run.effects.append(.wake(at: due))
+                return false
+            }
+            triggerTask(execution, index: index, run: &run, ids: &ids)
+            return true
+        case .triggered:
+            let deadline = (task.triggeredAt ?? run.now).addingTimeInterval(taskStartTimeout)
+            if run.now >= deadline {
+                if let id = task.triggeredID { run.effects.append(.cancelTask(triggeredID: id)) }
+                finish(execution, result: .fail, status: .errored,
+                       message: "sequence timed out while waiting for task \(task.name) to receive a correlating .started or .finished event",
+                       marker: "timedOut", run: &run, ids: &ids)
+                return true
+            }
+            run.effects.append(.wake(at: deadline))
+            return false
+        case .started, .finished:
+            return false
+        }
+    }
+
+    private mutating func triggerTask(_ execution: SequenceExecution, index: Int, run: inout Run, ids: inout some IDGenerator) {
+        let task = execution.tasks[index]
+        var data = execution.data
+        if index > 0 {
+            let previous = execution.tasks[index - 1]
+            data["result"] = .string(previous.result.rawValue)
+            data["status"] = .string(previous.status.rawValue)
+        }
+        data["message"] = .string("")
+        if let properties = task.properties {
+            data[task.name] = (data[task.name] ?? .object([:])).merging(properties)
+        }
+        let event = KeptnEvent(
+            id: ids.next(), type: "\(KeptnEvent.prefix)\(task.name).triggered", time: Timestamps.format(run.now),
+            context: execution.context, triggeredid: execution.id, gitcommitid: execution.commit, data: data)
+        emit(event, run: &run)
+        if task.name == "approval" {
+            approve(event, run: &run, ids: &ids)
+        } else {
+            run.effects.append(.runTask(event))
+            run.effects.append(.wake(at: run.now.addingTimeInterval(taskStartTimeout)))
+        }
+    }
+
+    /// Keptn's approval service: started at once, then decided from the previous result and the
+    /// task's strategies. A previous `fail` is declined, `automatic` passes, anything else
+    /// (manual, a missing strategy, no previous result) waits for a person, with no timeout.
+    private mutating func approve(_ triggered: KeptnEvent, run: inout Run, ids: inout some IDGenerator) {
+        let previous = triggered.data["result"]?.string ?? triggered.data["evaluation"]?["result"]?.string ?? ""
+        let strategy = previous.isEmpty ? nil : triggered.data["approval"]?[previous]?.string
+        let explained = "Approval strategy for result '\(previous)': \(strategy ?? "manual")"
+        var data = baseData(of: triggered)
+        data["status"] = .string("succeeded")
+        data["message"] = .string(explained)
+        emit(taskEvent(triggered, phase: "started", data: data, run: run, ids: &ids), run: &run)
+        let decision: TaskResult?
+        if previous == TaskResult.fail.rawValue {
+            decision = .fail
+        } else if strategy == ApprovalStrategy.automatic.rawValue, previous == "pass" || previous == "warning" {
+            decision = .pass
+        } else {
+            decision = nil
+        }
+        guard let decision else {
+            run.effects.append(.approvalNeeded(triggeredID: triggered.id))
+            return
+        }
+        data["result"] = .string(decision.rawValue)
+        data["approval"] = .object(["decision": .string(decision == .pass ? "approved" : "declined"), "by": .string("automatic")])
+        emit(taskEvent(triggered, phase: "finished", data: data, run: run, ids: &ids), run: &run)
+    }
+
+    private mutating func followOns(of finished: SequenceExecution, shipyards: [String: PinnedShipyard], run: inout Run, ids: inout some IDGenerator) {
+        guard finished.phase == .finished, let pinned = shipyards[finished.project], let result = finished.result else { return }
+        let lastTask = finished.tasks.last?.name
+        for stage in pinned.shipyard.stages {
+            for sequence in stage.sequences {
+                for trigger in sequence.triggeredOn
+                where trigger.stage == finished.stage && trigger.sequence == finished.sequence
+                    && Self.matches(trigger, result: result, lastTask: lastTask)
+                {
+                    var data = finished.data
+                    data["stage"] = .string(stage.name)
+                    data["result"] = .string(result.rawValue)
+                    data["status"] = .string((finished.status ?? .succeeded).rawValue)
+                    let event = KeptnEvent(
+                        id: ids.next(), type: "\(KeptnEvent.prefix)\(stage.name).\(sequence.name).triggered",
+                        time: Timestamps.format(run.now), context: finished.context, gitcommitid: pinned.commit,
+                        shipyardtasks: sequence.tasks.map(PlannedTask.init), data: data)
+                    emit(event, run: &run)
+                }
+            }
+        }
+    }
+
+    /// Without a selector a follow-on fires on pass or warning; with one, when `result` or
+    /// `<last task>.result` names the result.
+    static func matches(_ trigger: Shipyard.Trigger, result: TaskResult, lastTask: String?) -> Bool {
+        if trigger.match.isEmpty { return result != .fail }
+        return trigger.match.contains { match in
+            match.result == result && (match.task == nil || match.task == lastTask)
+        }
+    }
+
+    private mutating func finish(
+        _ execution: SequenceExecution, result: TaskResult, status: TaskStatus, message: String?, marker: String?,
+        run: inout Run, ids: inout some IDGenerator
+    ) {
+        var data = baseData(execution)
+        data["result"] = .string(result.rawValue)
+        data["status"] = .string(status.rawValue)
+        data["message"] = .string(message ?? "")
+        if let marker { data["state"] = .string(marker) }
+        emitSequenceEvent(execution, phase: "finished", data: data, run: &run, ids: &ids)
+    }
+
+    private mutating func emitSequenceEvent(_ execution: SequenceExecution, phase: String, data: JSONValue, run: inout Run, ids: inout some IDGenerator) {
+        let event = KeptnEvent(
+            id: ids.next(), type: "\(KeptnEvent.prefix)\(execution.stage).\(execution.sequence).\(phase)",
+            time: Timestamps.format(run.now), context: execution.context, triggeredid: execution.id,
+            gitcommitid: execution.commit, data: data)
+        emit(event, run: &run)
+    }
+
+    private func taskEvent(_ triggered: KeptnEvent, phase: String, data: JSONValue, run: Run, ids: inout some IDGenerator) -> KeptnEvent {
+        let name = triggered.type.dropFirst(KeptnEvent.prefix.count).dropLast(".triggered".count)
+        return KeptnEvent(
+            id: ids.next(), type: "\(KeptnEvent.prefix)\(name).\(phase)", time: Timestamps.format(run.now),
+            context: triggered.shkeptncontext, triggeredid: triggered.id, gitcommitid: triggered.gitcommitid, data: data)
+    }
+
+    private func baseData(_ execution: SequenceExecution) -> JSONValue {
+        .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
+    }
+
+    private func baseData(of event: KeptnEvent) -> JSONValue {
+        var data: [String: JSONValue] = [:]
+        for key in ["project", "stage", "service"] { data[key] = event.data[key] }
+        return .object(data)
+    }
+
+    private func activeExecutions(_ context: String) throws(EngineError) -> [SequenceExecution] {
+        let all = executions(inContext: context)
+        guard !all.isEmpty else { throw EngineError("no sequence has the context \(context)") }
+        let active = all.filter(\.isActive)
+        guard !active.isEmpty else { throw EngineError("every sequence of context \(context) has ended") }
+        return active
+    }
+
+    /// One sequence at a time per project + stage + service, in arrival order. Unlike Keptn
+    /// (keptn#7828, #5259), a sequence that waits for approval or is paused keeps its place:
+    /// a later delivery never runs beside it.
+    func isBlocked(_ execution: SequenceExecution) -> Bool {
+        executions.values.contains { other in
+            other.id != execution.id && other.isActive && other.key == execution.key
+                && (other.hasStarted || (other.phase == .triggered && other.order < execution.order))
+        }
+    }
+
+    private mutating func emit(_ event: KeptnEvent, run: inout Run) {
+        apply(event)
+        run.effects.append(.record(event))
+    }
+
+    // MARK: Applying
+
+    private mutating func apply(_ event: KeptnEvent) {
+        let time = event.date ?? Date(timeIntervalSince1970: 0)
+        switch event.kind {
+        case .sequence(let stage, let name, let phase)?:
+            switch phase {
+            case "triggered":
+                guard executions[event.id] == nil else { return }
+                executions[event.id] = SequenceExecution(
+                    id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
+                    stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
+                    tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
+                nextOrder += 1
+            case "finished":
+                guard let id = event.triggeredid, var execution = executions[id] else { return }
+                execution.result = event.data["result"]?.string.flatMap(TaskResult.init)
+                execution.status = event.data["status"]?.string.flatMap(TaskStatus.init)
+                execution.message = event.data["message"]?.string
+                execution.finishedAt = time
+                execution.phase = execution.status == .aborted ? .aborted : event.data["state"]?.string == "timedOut" ? .timedOut : .finished
+                executions[id] = execution
+            case "paused":
+                guard let id = event.triggeredid, var execution = executions[id], execution.isActive else { return }
+                if execution.phase != .paused { execution.pausedFrom = execution.phase }
+                execution.phase = .paused
+                executions[id] = execution
+            case "resumed":
+                guard let id = event.triggeredid, var execution = executions[id], execution.phase == .paused else { return }
+                execution.phase = execution.pausedFrom ?? .started
+                execution.pausedFrom = nil
+                executions[id] = execution
+            default:
+                return
+            }
+        case .task(let name, let phase)?:
+            switch phase {
+            case "triggered":
+                guard let owner = event.triggeredid, var execution = executions[owner],
+                    let index = execution.tasks.firstIndex(where: { $0.name == name && $0.phase == .pending })
+                else { return }
+                execution.tasks[index].phase = .triggered
+                execution.tasks[index].triggeredID = event.id
+                execution.tasks[index].triggeredAt = time
+                if execution.startedAt == nil { execution.startedAt = time }
+                if execution.phase == .triggered { execution.phase = .started }
+                if execution.pausedFrom == .triggered { execution.pausedFrom = .started }
+                taskOwner[event.id] = owner
+                executions[owner] = execution
+            case "started", "finished":
+                guard let triggeredID = event.triggeredid, let owner = taskOwner[triggeredID], var execution = executions[owner],
+                    let index = execution.tasks.firstIndex(where: { $0.triggeredID == triggeredID })
+                else { return }
+                var task = execution.tasks[index]
+                if phase == "started" {
+                    task.startedCount += 1
+                    if task.phase == .triggered { task.phase = .started }
+                } else {
+                    task.finishedCount += 1
+                    task.startedCount = max(task.startedCount, task.finishedCount)
+                    task.results.append(event.data["result"]?.string.flatMap(TaskResult.init) ?? .fail)
+                    task.statuses.append(event.data["status"]?.string.flatMap(TaskStatus.init) ?? .succeeded)
+                    if let message = event.data["message"]?.string, !message.isEmpty { task.message = message }
+                    var finishedData = event.data
+                    for key in ["project", "stage", "service", "result", "status", "message"] { finishedData[key] = nil }
+                    execution.data = execution.data.merging(finishedData)
+                    if task.finishedCount >= task.startedCount {
+                        task.phase = .finished
+                        task.finishedAt = time
+                    }
+                }
+                execution.tasks[index] = task
+                executions[owner] = execution
+            default:
+                return
+            }
+        case nil:
+            return
+        }
+    }
+}

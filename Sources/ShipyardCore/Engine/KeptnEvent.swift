@@ -1,0 +1,97 @@
+public import Foundation
+
+/// A Keptn CloudEvent (CloudEvents 1.0, JSON format) as it is recorded in the journal and handed
+/// to task executors.
+public struct KeptnEvent: Codable, Sendable, Equatable {
+    public var specversion = "1.0"
+    public var id: String
+    public var source: String
+    public var type: String
+    public var time: String
+    public var datacontenttype = "application/json"
+    public var shkeptnspecversion = "0.2.4"
+    /// The sequence context: every event of one delivery, across stages, shares it.
+    public var shkeptncontext: String
+    /// On `.started`/`.finished` events, the id of the `.triggered` event they answer. Shipyard
+    /// also sets it on a task's `.triggered` event, to the id of its sequence's `.triggered` event.
+    public var triggeredid: String?
+    /// The shipyard commit the sequence runs with.
+    public var gitcommitid: String?
+    /// Extension on a sequence's `.triggered` event: the tasks it runs, pinned from the shipyard
+    /// at `gitcommitid`, so a replay of the journal never depends on a later shipyard.
+    public var shipyardtasks: [PlannedTask]?
+    public var data: JSONValue
+
+    public init(
+        id: String, source: String = "shipyardd", type: String, time: String, context: String,
+        triggeredid: String? = nil, gitcommitid: String? = nil, shipyardtasks: [PlannedTask]? = nil, data: JSONValue
+    ) {
+        self.id = id
+        self.source = source
+        self.type = type
+        self.time = time
+        self.shkeptncontext = context
+        self.triggeredid = triggeredid
+        self.gitcommitid = gitcommitid
+        self.shipyardtasks = shipyardtasks
+        self.data = data
+    }
+
+    public static let prefix = "sh.keptn.event."
+
+    /// What an event type names: a task event (`<task>.<phase>`) or a sequence event
+    /// (`<stage>.<sequence>.<phase>`).
+    public enum Kind: Equatable, Sendable {
+        case task(name: String, phase: String)
+        case sequence(stage: String, name: String, phase: String)
+    }
+
+    public var kind: Kind? {
+        guard type.hasPrefix(Self.prefix) else { return nil }
+        let parts = type.dropFirst(Self.prefix.count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        switch parts.count {
+        case 2: return .task(name: parts[0], phase: parts[1])
+        case 3: return .sequence(stage: parts[0], name: parts[1], phase: parts[2])
+        default: return nil
+        }
+    }
+
+    public var date: Date? { Timestamps.parse(time) }
+}
+
+/// A task as a sequence runs it: copied from the shipyard when the sequence is triggered.
+public struct PlannedTask: Codable, Sendable, Equatable {
+    public var name: String
+    /// Go duration syntax, as in the shipyard.
+    public var triggeredAfter: String?
+    public var properties: JSONValue?
+
+    public init(name: String, triggeredAfter: String? = nil, properties: JSONValue? = nil) {
+        self.name = name
+        self.triggeredAfter = triggeredAfter
+        self.properties = properties
+    }
+
+    public init(_ task: Shipyard.Task) {
+        name = task.name
+        triggeredAfter = task.triggeredAfter.map(GoDuration.format)
+        properties = task.properties.map(JSONValue.init)
+    }
+
+    var delay: TimeInterval {
+        guard let text = triggeredAfter, let nanos = try? GoDuration.nanoseconds(text) else { return 0 }
+        return Double(nanos) / 1e9
+    }
+}
+
+/// RFC 3339 timestamps with milliseconds, in UTC, as events carry them.
+public enum Timestamps {
+    public static func format(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
+            ?? (try? Date.ISO8601FormatStyle().parse(text))
+    }
+}

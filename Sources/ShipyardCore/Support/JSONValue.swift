@@ -1,0 +1,89 @@
+/// Any JSON value: event payloads, task properties, merged task data.
+public enum JSONValue: Sendable, Hashable, Codable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let b = try? container.decode(Bool.self) {
+            self = .bool(b)
+        } else if let n = try? container.decode(Double.self) {
+            self = .number(n)
+        } else if let s = try? container.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? container.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let b): try container.encode(b)
+        case .number(let n):
+            if n.rounded() == n, abs(n) < 1e15 { try container.encode(Int64(n)) } else { try container.encode(n) }
+        case .string(let s): try container.encode(s)
+        case .array(let a): try container.encode(a)
+        case .object(let o): try container.encode(o)
+        }
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        get {
+            if case .object(let o) = self { return o[key] }
+            return nil
+        }
+        set {
+            guard case .object(var o) = self else { return }
+            o[key] = newValue
+            self = .object(o)
+        }
+    }
+
+    public var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var object: [String: JSONValue]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    /// Keptn's deep merge: objects merge key by key, anything else is replaced by `other`.
+    public func merging(_ other: JSONValue) -> JSONValue {
+        guard case .object(var mine) = self, case .object(let theirs) = other else { return other }
+        for (key, value) in theirs {
+            mine[key] = mine[key].map { $0.merging(value) } ?? value
+        }
+        return .object(mine)
+    }
+
+    /// A YAML tree as JSON, with scalars resolved by YAML's core schema.
+    public init(_ node: YAMLNode) {
+        switch node.content {
+        case .scalar(let scalar):
+            switch scalar.resolved {
+            case .null: self = .null
+            case .bool(let b): self = .bool(b)
+            case .int(let i): self = .number(Double(i))
+            case .float(let f): self = f.isFinite ? .number(f) : .string(scalar.text)
+            case .string(let s): self = .string(s)
+            }
+        case .sequence(let items): self = .array(items.map(JSONValue.init))
+        case .mapping(let pairs):
+            var object: [String: JSONValue] = [:]
+            for pair in pairs { object[pair.key.scalar?.text ?? ""] = JSONValue(pair.value) }
+            self = .object(object)
+        }
+    }
+}
