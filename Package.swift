@@ -46,12 +46,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The one libc call Swift cannot see (posix_spawn_file_actions_addchdir_np).
+        .target(name: "CSupport"),
+
         // The imperative shell: config, state directory, poller, request spool, logging.
         .target(
             name: "ShipyardDaemon",
             dependencies: [
                 "ShipyardCore",
                 "ShipyardGit",
+                "CSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

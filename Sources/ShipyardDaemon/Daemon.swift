@@ -21,6 +21,7 @@ public actor Daemon {
     private var signalSources: [any DispatchSourceSignal] = []
     private var stopping = false
     private var stopped: CheckedContinuation<Void, Never>?
+    private var orchestrator: Orchestrator?
     private var draining = false
     private var drainAgain = false
 
@@ -43,6 +44,11 @@ public actor Daemon {
         for project in config.projects {
             await startWatcher(project, restoring: previous?.projects.first { $0.name == project.name }?.shipyardCommit)
         }
+        let orchestrator = Orchestrator(state: state, executors: config.tasks, logger: logger) { [weak self] in
+            await self?.pinnedShipyards() ?? [:]
+        }
+        self.orchestrator = orchestrator
+        try await orchestrator.start()
         installSignals()
         spoolWatcher = SpoolWatcher(directory: state.requests) { [weak self] in
             Task { await self?.drainSpool() }
@@ -62,6 +68,7 @@ public actor Daemon {
         await withCheckedContinuation { continuation in
             if stopping { continuation.resume() } else { stopped = continuation }
         }
+        await orchestrator.interruptAll()
         for watcher in watchers.values { await watcher.stop() }
         for task in watcherTasks.values { await task.value }
         spoolWatcher?.stop()
@@ -140,6 +147,7 @@ public actor Daemon {
         }
         config.projects = new.projects
         config.tasks = new.tasks
+        await orchestrator?.updateExecutors(new.tasks)
         config.approvers = new.approvers
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()
@@ -190,7 +198,81 @@ public actor Daemon {
             for watcher in targets {
                 await watcher.syncNow { partial in collector.add(partial) }
             }
+        case .trigger, .pause, .resume, .abort, .event:
+            let outcome = await sequenceCommand(request, requester: taken.requester)
+            try? spool.answer(outcome)
         }
+    }
+
+    private func sequenceCommand(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
+        guard let orchestrator else { return SpoolOutcome(id: request.id, ok: false, message: "the daemon is starting") }
+        let command: Engine.Command
+        switch request.kind {
+        case .trigger:
+            guard let project = request.project, let service = request.service, let sequence = request.sequence else {
+                return SpoolOutcome(id: request.id, ok: false, message: "a trigger needs a project, a service and a sequence")
+            }
+            var data: JSONValue = .object([:])
+            if let image = request.image {
+                data["configurationChange"] = .object(["values": .object(["image": .string(image)])])
+            }
+            if let labels = request.labels, !labels.isEmpty {
+                data["labels"] = .object(labels.mapValues(JSONValue.string))
+            }
+            command = .trigger(TriggerRequest(
+                project: project, service: service, sequence: sequence, stage: request.stage, data: data,
+                source: "shipyardctl/\(Self.userName(requester))"))
+        case .pause, .resume, .abort:
+            guard let context = request.context else {
+                return SpoolOutcome(id: request.id, ok: false, message: "name the sequence's context")
+            }
+            command = request.kind == .pause ? .pause(context: context) : request.kind == .resume ? .resume(context: context) : .abort(context: context)
+        case .event:
+            guard let event = request.event else { return SpoolOutcome(id: request.id, ok: false, message: "the request holds no event") }
+            command = .event(event)
+        case .sync:
+            return SpoolOutcome(id: request.id, ok: false, message: "not a sequence command")
+        }
+        do {
+            let effects = try await orchestrator.submit(command)
+            let recorded = effects.compactMap { effect -> KeptnEvent? in
+                if case .record(let event) = effect { return event }
+                return nil
+            }
+            switch request.kind {
+            case .trigger:
+                let first = recorded.first
+                let stage = first?.data["stage"]?.string ?? "?"
+                let sequence = request.sequence ?? "?"
+                return SpoolOutcome(
+                    id: request.id, ok: true,
+                    message: "\(stage).\(sequence) triggered for \(request.service ?? "?") (context \(first?.shkeptncontext ?? "?"))",
+                    context: first?.shkeptncontext)
+            case .pause, .resume, .abort:
+                let done = [SpoolRequest.Kind.pause: "paused", .resume: "resumed", .abort: "aborted"][request.kind] ?? ""
+                return SpoolOutcome(id: request.id, ok: true, message: "\(done) \(request.context ?? "")")
+            default:
+                return SpoolOutcome(id: request.id, ok: true, message: "accepted \(request.event?.type ?? "")")
+            }
+        } catch {
+            return SpoolOutcome(id: request.id, ok: false, message: error.message)
+        }
+    }
+
+    static func userName(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return String(cString: name)
+    }
+
+    /// The shipyard each project runs new sequences with.
+    func pinnedShipyards() async -> [String: PinnedShipyard] {
+        var result: [String: PinnedShipyard] = [:]
+        for (name, watcher) in watchers {
+            if let loaded = await watcher.loaded {
+                result[name] = PinnedShipyard(shipyard: loaded.shipyard, commit: loaded.commit.hex)
+            }
+        }
+        return result
     }
 
     // MARK: Status

@@ -1,14 +1,26 @@
 import Foundation
+public import ShipyardCore
 
 /// A request the CLI drops into `<state>/requests/` for the daemon.
 public struct SpoolRequest: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
-        case sync
+        case sync, trigger, pause, resume, abort, event
     }
 
     public var id: String
     public var kind: Kind
+    /// sync (optional), trigger.
     public var project: String?
+    /// trigger.
+    public var sequence: String?
+    public var service: String?
+    public var stage: String?
+    public var image: String?
+    public var labels: [String: String]?
+    /// pause, resume, abort.
+    public var context: String?
+    /// event: a Keptn CloudEvent (`shipyardctl send event`).
+    public var event: KeptnEvent?
 
     public init(id: String = SpoolRequest.newID(), kind: Kind, project: String? = nil) {
         self.id = id
@@ -31,11 +43,14 @@ public struct SpoolOutcome: Codable, Sendable, Equatable {
     public var id: String
     public var ok: Bool
     public var message: String
+    /// trigger: the new sequence's context id.
+    public var context: String?
 
-    public init(id: String, ok: Bool, message: String) {
+    public init(id: String, ok: Bool, message: String, context: String? = nil) {
         self.id = id
         self.ok = ok
         self.message = message
+        self.context = context
     }
 }
 

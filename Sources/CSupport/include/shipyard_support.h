@@ -1,0 +1,11 @@
+#ifndef SHIPYARD_SUPPORT_H
+#define SHIPYARD_SUPPORT_H
+#include <spawn.h>
+#include <sys/types.h>
+
+/* Spawns `path` with argv/envp in a new process group, a clean signal mask and default signal
+ * dispositions, standard input from /dev/null, standard output and error to `out_fd`, and
+ * `directory` as its working directory. Returns 0 and sets *pid, or an errno value. */
+int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                        const char *directory, int out_fd);
+#endif

@@ -1,0 +1,102 @@
+import Foundation
+public import ShipyardCore
+
+/// The durable record: one CloudEvent per line in `<state>/journal/events.jsonl`, appended and
+/// fsynced before anything acts on it. A line torn by a crash mid-write is the only damage a
+/// `kill -9` can do; it is detected and dropped on the next start.
+public final class Journal {
+    public let path: String
+    private var fd: Int32 = -1
+    private let encoder: JSONEncoder
+
+    public struct Loaded {
+        public var events: [KeptnEvent]
+        /// Set when a torn or unreadable last line was dropped.
+        public var dropped: String?
+    }
+
+    public init(directory: String) {
+        path = directory + "/events.jsonl"
+        encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Reads every event, truncating a torn last line away, and opens the file for appending.
+    public func open() throws -> Loaded {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let loaded = try Self.read(path, repair: true)
+        fd = Foundation.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw AtomicFile.Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        return loaded
+    }
+
+    /// Reads the journal without changing it (the CLI's view).
+    public static func read(directory: String) throws -> Loaded {
+        try read(directory + "/events.jsonl", repair: false)
+    }
+
+    private static func read(_ path: String, repair: Bool) throws -> Loaded {
+        guard let data = FileManager.default.contents(atPath: path) else { return Loaded(events: []) }
+        let decoder = JSONDecoder()
+        var events: [KeptnEvent] = []
+        events.reserveCapacity(data.count / 600)
+        var dropped: String?
+        var goodEnd = 0
+        var lineStart = 0
+        let bytes = [UInt8](data)
+        var lineNumber = 0
+        while lineStart < bytes.count {
+            lineNumber += 1
+            guard let newline = bytes[lineStart...].firstIndex(of: 0x0A) else {
+                dropped = "dropped a torn last line (\(bytes.count - lineStart) bytes without a newline) at line \(lineNumber)"
+                break
+            }
+            let line = Data(bytes[lineStart..<newline])
+            if !line.isEmpty {
+                do {
+                    events.append(try decoder.decode(KeptnEvent.self, from: line))
+                } catch {
+                    if newline + 1 >= bytes.count {
+                        dropped = "dropped an unreadable last line \(lineNumber)"
+                        break
+                    }
+                    throw AtomicFile.Failure(description: "\(path):\(lineNumber): unreadable event in the middle of the journal: \(error)")
+                }
+            }
+            lineStart = newline + 1
+            goodEnd = lineStart
+        }
+        if dropped != nil, repair {
+            truncate(path, off_t(goodEnd))
+        }
+        return Loaded(events: events, dropped: dropped)
+    }
+
+    /// Appends events as one write and one fsync: all of them are durable when this returns.
+    public func append(_ events: [KeptnEvent]) throws {
+        guard !events.isEmpty else { return }
+        var buffer = Data()
+        for event in events {
+            buffer.append(try encoder.encode(event))
+            buffer.append(0x0A)
+        }
+        try buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AtomicFile.Failure(description: "cannot append to \(path): \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+        }
+        guard fdatasync(fd) == 0 else {
+            throw AtomicFile.Failure(description: "cannot sync \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

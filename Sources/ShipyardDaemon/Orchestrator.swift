@@ -1,0 +1,345 @@
+import Foundation
+import Logging
+public import ShipyardCore
+import ShipyardGit
+
+/// Runs the engine for the daemon: every command's events are appended to the journal (and
+/// fsynced) before any of their effects happen, so a crash at any point leaves a journal from
+/// which the next start continues without a gap or a duplicate.
+actor Orchestrator {
+    private var engine = Engine()
+    private let journal: Journal
+    private var ids = UUIDGenerator()
+    private let state: StateDirectory
+    private var executors: [String: DaemonConfig.TaskExecutor]
+    private let shipyards: @Sendable () async -> [String: PinnedShipyard]
+    private let logger: Logger
+    private var running: [String: TaskCancel] = [:]
+    private var wakeTask: Task<Void, Never>?
+    private var wakeAt: Date?
+    private var failed: String?
+    /// Set while the daemon stops: interrupted tasks are not recorded as finished, so the next
+    /// start runs them again.
+    private var stopping = false
+
+    init(state: StateDirectory, executors: [String: DaemonConfig.TaskExecutor], logger: Logger,
+         shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
+        self.state = state
+        self.journal = Journal(directory: state.root + "/journal")
+        self.executors = executors
+        self.logger = logger
+        self.shipyards = shipyards
+    }
+
+    func updateExecutors(_ executors: [String: DaemonConfig.TaskExecutor]) {
+        self.executors = executors
+    }
+
+    /// Replays the journal, then carries on: tasks whose process was lost with the previous run
+    /// are run again with the next attempt number, pending approvals stay pending.
+    func start() async throws {
+        let loaded = try journal.open()
+        if let dropped = loaded.dropped { logger.warning("journal: \(dropped)") }
+        for event in loaded.events { engine.replay(event) }
+        logger.info("journal replayed", metadata: ["events": "\(loaded.events.count)", "active": "\(engine.ordered.filter(\.isActive).count)"])
+        let unfinished = engine.unfinishedTasks
+        let wanted = Set(unfinished.compactMap { $0.execution.tasks[$0.index].triggeredID })
+        let triggeredEvents = Dictionary(loaded.events.filter { wanted.contains($0.id) }.map { ($0.id, $0) }) { a, _ in a }
+        for (execution, index) in unfinished {
+            let task = execution.tasks[index]
+            guard let id = task.triggeredID, let triggered = triggeredEvents[id] else { continue }
+            if task.name == "approval" {
+                if task.phase == .started { writeApproval(triggeredID: id) }
+            } else if executors[task.name] != nil {
+                logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was running when the daemon stopped; running it again",
+                               metadata: ["context": "\(execution.context)"])
+                launch(triggered, alreadyStarted: task.startedCount > 0)
+            }
+        }
+        await perform(engine.resume(shipyards: await shipyards(), now: Date(), ids: &ids))
+    }
+
+    /// Hands a command to the engine, records what it decided, then acts on it.
+    @discardableResult
+    func submit(_ command: Engine.Command) async throws(EngineError) -> [EngineEffect] {
+        if let failed { throw EngineError("the journal cannot be written (\(failed)); the daemon refuses new work until restarted") }
+        let current = await shipyards()
+        let effects = try engine.handle(command, shipyards: current, now: Date(), ids: &ids)
+        await perform(effects)
+        return effects
+    }
+
+    private func perform(_ effects: [EngineEffect]) async {
+        var records: [KeptnEvent] = []
+        for case .record(let event) in effects { records.append(event) }
+        do {
+            try journal.append(records)
+        } catch {
+            // Nothing may act on an event that is not durable: stop here and say why.
+            failed = "\(error)"
+            logger.critical("cannot write the journal: \(error); no further work is started")
+            return
+        }
+        for event in records { log(event) }
+        var finished = false
+        for effect in effects {
+            switch effect {
+            case .record(let event):
+                if case .sequence(_, _, "finished")? = event.kind { finished = true }
+            case .runTask(let event):
+                launch(event, alreadyStarted: false)
+            case .cancelTask(let id):
+                running[id]?.cancel()
+            case .approvalNeeded(let id):
+                writeApproval(triggeredID: id)
+            case .approvalClosed(let id):
+                unlink(state.root + "/approvals/\(id).json")
+            case .wake(let date):
+                schedule(date)
+            }
+        }
+        if finished { pruneWorktrees() }
+    }
+
+    private func log(_ event: KeptnEvent) {
+        guard let kind = event.kind else { return }
+        var metadata: Logger.Metadata = ["context": "\(event.shkeptncontext)"]
+        if event.type.hasSuffix(".finished"), let result = event.data["result"]?.string { metadata["result"] = "\(result)" }
+        switch kind {
+        case .sequence(let stage, let name, let phase):
+            metadata["service"] = "\(event.data["service"]?.string ?? "")"
+            logger.info("\(stage).\(name) \(phase)", metadata: metadata)
+        case .task(let name, let phase):
+            if phase == "finished", let message = event.data["message"]?.string, !message.isEmpty { metadata["message"] = "\(message)" }
+            logger.info("\(event.data["stage"]?.string ?? "?") \(name) \(phase)", metadata: metadata)
+        }
+    }
+
+    // MARK: Local executors
+
+    /// Starts a task's program when one is configured for its name; otherwise the task waits
+    /// for an external `.started`/`.finished` (`shipyardctl send event`).
+    private func launch(_ triggered: KeptnEvent, alreadyStarted: Bool) {
+        guard case .task(let name, _)? = triggered.kind, name != "approval" else { return }
+        guard let executor = executors[name], let (execution, _) = engine.task(triggeredID: triggered.id) else {
+            logger.info("\(name) has no local executor; waiting for an external .started/.finished (shipyardctl send event)",
+                        metadata: ["context": "\(triggered.shkeptncontext)", "triggeredid": "\(triggered.id)"])
+            return
+        }
+        let runDirectory = state.root + "/runs/\(triggered.id)"
+        let attempt: Int
+        do {
+            attempt = try Self.recordAttempt(in: runDirectory)
+        } catch {
+            logger.error("cannot record an attempt of \(name): \(error)")
+            return
+        }
+        let process = TaskProcess(
+            triggered: triggered, command: executor.command, timeout: executor.timeout, project: execution.project,
+            stage: execution.stage, service: execution.service, sequence: execution.sequence, task: name, attempt: attempt,
+            worktree: state.root + "/worktrees/\(execution.commit ?? "none")", runDirectory: runDirectory,
+            logFile: state.root + "/logs/\(execution.context)/\(execution.stage)-\(name).log")
+        let cancel = TaskCancel()
+        running[triggered.id] = cancel
+        let mirror = Mirror(path: state.mirror(project: execution.project))
+        let commit = execution.commit
+        Task {
+            if !alreadyStarted { await self.answer(triggered, phase: "started", outcome: nil) }
+            let outcome = await Self.onThread(name: "task-\(name)") {
+                if let failure = Self.ensureWorktree(mirror: mirror, commit: commit, at: process.worktree) {
+                    return TaskProcess.Outcome(result: .fail, status: .errored, message: failure)
+                }
+                return process.run(cancel: cancel)
+            }
+            await self.taskEnded(triggered, outcome: outcome)
+        }
+    }
+
+    private func taskEnded(_ triggered: KeptnEvent, outcome: TaskProcess.Outcome) async {
+        running[triggered.id] = nil
+        if stopping {
+            logger.info("task interrupted by the daemon's stop; it runs again at the next start", metadata: ["triggeredid": "\(triggered.id)"])
+            return
+        }
+        await answer(triggered, phase: "finished", outcome: outcome)
+    }
+
+    /// Sends a task's `.started` or `.finished` through the engine, as any executor would.
+    private func answer(_ triggered: KeptnEvent, phase: String, outcome: TaskProcess.Outcome?) async {
+        var data: JSONValue = .object([:])
+        for key in ["project", "stage", "service"] { data[key] = triggered.data[key] }
+        if let outcome {
+            if let extra = outcome.data, extra.object != nil { data = extra.merging(data) }
+            data["result"] = .string(outcome.result.rawValue)
+            data["status"] = .string(outcome.status.rawValue)
+            data["message"] = .string(outcome.message)
+        } else {
+            data["status"] = .string(TaskStatus.succeeded.rawValue)
+        }
+        let name = triggered.type.dropFirst(KeptnEvent.prefix.count).dropLast(".triggered".count)
+        let event = KeptnEvent(
+            id: ids.next(), source: "shipyardd/executor", type: "\(KeptnEvent.prefix)\(name).\(phase)",
+            time: Timestamps.format(Date()), context: triggered.shkeptncontext, triggeredid: triggered.id,
+            gitcommitid: triggered.gitcommitid, data: data)
+        do {
+            try await submit(.event(event))
+        } catch {
+            // The sequence was aborted or timed out meanwhile: the answer is moot.
+            logger.info("\(name).\(phase) not applied: \(error.message)", metadata: ["context": "\(triggered.shkeptncontext)"])
+        }
+    }
+
+    /// Appends one line to the task's attempt record, durably, before its program starts: a
+    /// restart counts the lines and never runs the same attempt twice.
+    static func recordAttempt(in directory: String) throws -> Int {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/attempts"
+        let previous = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        let attempt = previous + 1
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw AtomicFile.Failure(description: "cannot open \(path)") }
+        defer { close(fd) }
+        let line = Array("\(attempt) \(Timestamps.format(Date()))\n".utf8)
+        guard line.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == line.count, fsync(fd) == 0 else {
+            throw AtomicFile.Failure(description: "cannot write \(path)")
+        }
+        return attempt
+    }
+
+    /// The repository at the sequence's commit, exported once and shared by every task that
+    /// runs with that commit; read-only, so one task cannot change what the next one sees.
+    static func ensureWorktree(mirror: Mirror, commit: String?, at path: String) -> String? {
+        guard let commit else { return "the sequence has no commit to export" }
+        if FileManager.default.fileExists(atPath: path) { return nil }
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try mirror.export(ObjectID(hex: commit), to: path)
+        } catch {
+            if FileManager.default.fileExists(atPath: path) { return nil }
+            return "cannot export the repository at \(commit.prefix(12)): \(error)"
+        }
+        makeReadOnly(path)
+        return nil
+    }
+
+    static func makeReadOnly(_ path: String) {
+        let fm = FileManager.default
+        for file in fm.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
+            let full = path + "/" + file
+            var info = stat()
+            guard lstat(full, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
+            chmod(full, info.st_mode & ~0o222)
+        }
+        var info = stat()
+        if stat(path, &info) == 0 { chmod(path, info.st_mode & ~0o222) }
+    }
+
+    /// Removes exported worktrees that no active sequence runs with.
+    private func pruneWorktrees() {
+        let root = state.root + "/worktrees"
+        let needed = Set(engine.ordered.filter(\.isActive).compactMap(\.commit))
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !needed.contains(name) {
+            let path = root + "/" + name
+            for file in FileManager.default.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
+                chmod(path + "/" + file, 0o755)
+            }
+            chmod(path, 0o755)
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    private static func onThread<T: Sendable>(name: String, _ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: work()) }
+            thread.name = name
+            thread.start()
+        }
+    }
+
+    // MARK: Approvals and timers
+
+    private func writeApproval(triggeredID: String) {
+        guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return }
+        let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : nil
+        let request = ApprovalRequest(
+            id: triggeredID, project: execution.project, stage: execution.stage, service: execution.service,
+            sequence: execution.sequence, context: execution.context, previousResult: previous,
+            image: execution.data["configurationChange"]?["values"]?["image"]?.string,
+            requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
+        do {
+            try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
+            try AtomicFile.write(try JSON.encode(request, pretty: true), to: state.root + "/approvals/\(triggeredID).json", mode: 0o644)
+        } catch {
+            logger.error("cannot write the approval request \(triggeredID): \(error)")
+        }
+    }
+
+    private func schedule(_ date: Date) {
+        if let wakeAt, wakeAt <= date, wakeAt > Date() { return }
+        wakeAt = date
+        wakeTask?.cancel()
+        let delay = max(0, date.timeIntervalSinceNow)
+        wakeTask = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(delay * 1000) + 5))
+            guard !Task.isCancelled else { return }
+            await self?.wake()
+        }
+    }
+
+    private func wake() async {
+        wakeAt = nil
+        _ = try? await submit(.tick)
+    }
+
+    var activeSummary: (running: Int, approvals: Int) {
+        let states = engine.ordered.filter(\.isActive).map(engine.state)
+        return (states.filter { $0 == .started }.count, states.filter { $0 == .waitingForApproval }.count)
+    }
+
+    /// Terminates every running task's process group (SIGTERM now; the runner kills it after
+    /// its grace period). Their attempts stay recorded, so the next start runs them again.
+    func interruptAll() async {
+        stopping = true
+        wakeTask?.cancel()
+        for cancel in running.values {
+            if let pid = cancel.pid { kill(-pid, SIGTERM) }
+        }
+        for _ in 0..<Int(TaskProcess.gracePeriod * 20 + 40) where !running.isEmpty {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// `approvals/<id>.json`: what a person needs to decide.
+public struct ApprovalRequest: Codable, Sendable, Equatable {
+    public var id: String
+    public var project: String
+    public var stage: String
+    public var service: String
+    public var sequence: String
+    public var context: String
+    public var previousResult: String?
+    public var image: String?
+    public var requestedAt: String
+}
+
+/// One line of `shipyardctl sequences`.
+public struct SequenceSummary: Codable, Sendable, Equatable {
+    public var context: String
+    public var project: String
+    public var service: String
+    public var sequence: String
+    public var stage: String
+    public var state: String
+    public var result: String?
+
+    public init(_ execution: SequenceExecution, state: SequenceState) {
+        context = execution.context
+        project = execution.project
+        service = execution.service
+        sequence = execution.sequence
+        stage = execution.stage
+        self.state = state.rawValue
+        result = execution.result?.rawValue
+    }
+}

@@ -1,0 +1,195 @@
+import CSupport
+import Foundation
+import ShipyardCore
+import Synchronization
+
+/// Runs one task's local program to completion: no shell, its own process group, output to a
+/// size-capped log, a timeout that terminates and then kills the whole group.
+struct TaskProcess: Sendable {
+    var triggered: KeptnEvent
+    var command: [String]
+    var timeout: Duration
+    var project: String
+    var stage: String
+    var service: String
+    var sequence: String
+    var task: String
+    var attempt: Int
+    var worktree: String
+    var runDirectory: String
+    var logFile: String
+
+    static let maxLogBytes = 10 << 20
+    static let gracePeriod: TimeInterval = 5
+
+    struct Outcome: Sendable, Equatable {
+        var result: TaskResult
+        var status: TaskStatus
+        var message: String
+        var data: JSONValue?
+    }
+
+    /// The environment a task sees: its names and files, nothing of the daemon's but PATH and LANG.
+    func environment() -> [String] {
+        let inherited = ProcessInfo.processInfo.environment
+        var env: [String: String] = [
+            "PATH": inherited["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "SHIPYARD_PROJECT": project, "SHIPYARD_STAGE": stage, "SHIPYARD_SERVICE": service,
+            "SHIPYARD_SEQUENCE": sequence, "SHIPYARD_TASK": task,
+            "SHIPYARD_CONTEXT": triggered.shkeptncontext, "SHIPYARD_TRIGGERED_ID": triggered.id,
+            "SHIPYARD_EVENT": runDirectory + "/event.json", "SHIPYARD_RESULT": runDirectory + "/result.json",
+            "SHIPYARD_WORKTREE": worktree, "SHIPYARD_ATTEMPT": "\(attempt)",
+            "KEPTN_PROJECT": project, "KEPTN_STAGE": stage, "KEPTN_SERVICE": service,
+        ]
+        if let lang = inherited["LANG"] { env["LANG"] = lang }
+        if let image = triggered.data["configurationChange"]?["values"]?["image"]?.string { env["SHIPYARD_IMAGE"] = image }
+        if let labels = triggered.data["labels"]?.object {
+            for (key, value) in labels {
+                guard let text = value.string else { continue }
+                let name = key.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }
+                env["LABELS_" + String(name)] = text
+            }
+        }
+        return env.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
+    /// Runs the program and returns how it ended. Blocks: call it on a thread of its own.
+    func run(cancel: TaskCancel) -> Outcome {
+        let fm = FileManager.default
+        try? fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try? fm.createDirectory(atPath: (logFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        unlink(runDirectory + "/result.json")
+        do {
+            try AtomicFile.write(try JSON.encode(triggered, pretty: true), to: runDirectory + "/event.json", mode: 0o640)
+        } catch {
+            return Outcome(result: .fail, status: .errored, message: "cannot write the task's event file: \(error)")
+        }
+        let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        defer { if log >= 0 { close(log) } }
+        var written = 0
+        func note(_ text: String) {
+            let line = Array("[shipyardd \(Timestamps.format(Date()))] \(text)\n".utf8)
+            _ = line.withUnsafeBytes { write(log, $0.baseAddress, $0.count) }
+        }
+        note("\(task) attempt \(attempt): \(command.joined(separator: " "))")
+
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return Outcome(result: .fail, status: .errored, message: "cannot create a pipe") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = environment().map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, fds[1])
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            let reason = String(cString: strerror(spawned))
+            note("cannot start: \(reason)")
+            return Outcome(result: .fail, status: .errored, message: "cannot start \(command[0]): \(reason)")
+        }
+        cancel.started(pid)
+        let reader = fds[0]
+        defer { close(reader) }
+        _ = fcntl(reader, F_SETFL, fcntl(reader, F_GETFL) | O_NONBLOCK)
+
+        let deadline = Date().addingTimeInterval(timeout.seconds)
+        var terminatedAt: Date?
+        var reason: String?
+        var status: Int32 = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func drain() {
+            while true {
+                let n = read(reader, &buffer, buffer.count)
+                guard n > 0 else { return }
+                if written < Self.maxLogBytes {
+                    let keep = min(n, Self.maxLogBytes - written)
+                    _ = buffer.withUnsafeBytes { write(log, $0.baseAddress, keep) }
+                    written += keep
+                    if written >= Self.maxLogBytes { note("output truncated at \(Self.maxLogBytes) bytes") }
+                }
+            }
+        }
+        while true {
+            var poller = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+            _ = poll(&poller, 1, 200)
+            drain()
+            if waitpid(pid, &status, WNOHANG) == pid { break }
+            let now = Date()
+            if terminatedAt == nil {
+                if now >= deadline {
+                    reason = "timed out after \(GoDuration.format(timeout))"
+                } else if cancel.isCancelled {
+                    reason = "aborted"
+                }
+                if let reason {
+                    note("\(reason): terminating process group \(pid)")
+                    kill(-pid, SIGTERM)
+                    terminatedAt = now
+                }
+            } else if let at = terminatedAt, now.timeIntervalSince(at) >= Self.gracePeriod {
+                kill(-pid, SIGKILL)
+            }
+        }
+        if terminatedAt != nil { kill(-pid, SIGKILL) }
+        drain()
+        cancel.finished()
+        return outcome(status: status, reason: reason, cancelled: cancel.isCancelled, note: note)
+    }
+
+    private func outcome(status: Int32, reason: String?, cancelled: Bool, note: (String) -> Void) -> Outcome {
+        let signal = status & 0x7F
+        let code = (status >> 8) & 0xFF
+        let ended: Outcome
+        if let reason {
+            ended = Outcome(result: .fail, status: cancelled && reason == "aborted" ? .aborted : .errored, message: "\(task) \(reason)")
+        } else if signal != 0 {
+            ended = Outcome(result: .fail, status: .errored, message: "\(task) was killed by signal \(signal)")
+        } else if code != 0 {
+            ended = Outcome(result: .fail, status: .errored, message: "\(task) exited with status \(code); its output is in \(logFile)")
+        } else {
+            ended = readResultFile()
+        }
+        note("\(task) ended: \(ended.result.rawValue)/\(ended.status.rawValue) \(ended.message)")
+        return ended
+    }
+
+    /// `{"result": "pass|warning|fail", "message": "…", "data": {…}}`, all optional.
+    private func readResultFile() -> Outcome {
+        let path = runDirectory + "/result.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return Outcome(result: .pass, status: .succeeded, message: "")
+        }
+        guard data.count <= 1 << 20, let value = try? JSON.decode(JSONValue.self, from: data), value.object != nil else {
+            return Outcome(result: .fail, status: .errored, message: "\(task) wrote a result file that is not a JSON object (\(path))")
+        }
+        var result = TaskResult.pass
+        if let text = value["result"]?.string {
+            guard let parsed = TaskResult(rawValue: text) else {
+                return Outcome(result: .fail, status: .errored, message: "\(task) wrote result \"\(text)\"; use pass, warning or fail")
+            }
+            result = parsed
+        }
+        return Outcome(result: result, status: .succeeded, message: value["message"]?.string ?? "", data: value["data"])
+    }
+}
+
+/// Lets the orchestrator abort a running task: its process group is terminated, then killed.
+final class TaskCancel: Sendable {
+    private let state = Mutex<(pid: pid_t?, cancelled: Bool)>((nil, false))
+
+    func started(_ pid: pid_t) { state.withLock { $0.pid = pid } }
+    func finished() { state.withLock { $0.pid = nil } }
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    func cancel() {
+        state.withLock { $0.cancelled = true }
+    }
+
+    /// For a stop of the daemon: SIGTERM to the group now (the runner kills it after the grace period).
+    var pid: pid_t? { state.withLock { $0.pid } }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import ShipyardDaemon
+
+/// Hands a request to the daemon through the spool and waits for its answer.
+struct RequestOptions: ParsableArguments {
+    @Option(help: "Seconds to wait for the daemon's answer.")
+    var timeout: Int = 10
+}
+
+extension StateOptions {
+    func send(_ request: SpoolRequest, timeout: Int) async throws -> SpoolOutcome {
+        let client = SpoolClient(state: state)
+        do {
+            try client.submit(request)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        guard let outcome = await client.waitForOutcome(request.id, timeout: .seconds(timeout)) else {
+            throw CLIError("no answer from shipyardd within \(timeout)s; is it running? (systemctl status shipyardd)")
+        }
+        guard outcome.ok else { throw CLIError(outcome.message) }
+        return outcome
+    }
+}
+
+struct Trigger: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a sequence (the first stage that has it, unless --stage) and print its context id.")
+
+    @OptionGroup var options: StateOptions
+    @OptionGroup var request: RequestOptions
+
+    @Argument(help: "The sequence, e.g. delivery.")
+    var sequence: String
+
+    @Option(help: "The project.") var project: String
+    @Option(help: "The service.") var service: String
+    @Option(help: "Start in this stage instead of the first that has the sequence.") var stage: String?
+    @Option(help: "The artifact to deliver (data.configurationChange.values.image, SHIPYARD_IMAGE).") var image: String?
+    @Option(name: .customLong("label"), help: "A label KEY=VALUE (repeatable; tasks see LABELS_KEY).") var labels: [String] = []
+    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+
+    func validate() throws {
+        for label in labels where !label.contains("=") {
+            throw ValidationError("--label takes KEY=VALUE, not \(label)")
+        }
+    }
+
+    func run() async throws {
+        try await Self.failing {
+            var spool = SpoolRequest(kind: .trigger, project: project)
+            spool.sequence = sequence
+            spool.service = service
+            spool.stage = stage
+            spool.image = image
+            spool.labels = Dictionary(labels.map { label in
+                let parts = label.split(separator: "=", maxSplits: 1)
+                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+            }) { _, last in last }
+            let outcome = try await options.send(spool, timeout: request.timeout)
+            switch output {
+            case .json: print(#"{"context":"\#(outcome.context ?? "")"}"#)
+            case .table: print(outcome.message)
+            }
+        }
+    }
+}
+
+struct Control: ParsableArguments {
+    @Argument(help: "The sequence's context id (shipyardctl sequences lists them).")
+    var context: String
+}
+
+struct Pause: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pause a sequence: running tasks go on, nothing new starts.")
+    @OptionGroup var options: StateOptions
+    @OptionGroup var request: RequestOptions
+    @OptionGroup var target: Control
+
+    func run() async throws {
+        try await Self.failing { print(try await options.send(controlRequest(.pause, target.context), timeout: request.timeout).message) }
+    }
+}
+
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Resume a paused sequence.")
+    @OptionGroup var options: StateOptions
+    @OptionGroup var request: RequestOptions
+    @OptionGroup var target: Control
+
+    func run() async throws {
+        try await Self.failing { print(try await options.send(controlRequest(.resume, target.context), timeout: request.timeout).message) }
+    }
+}
+
+struct Abort: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Abort a sequence: its running task is stopped, no follow-on starts.")
+    @OptionGroup var options: StateOptions
+    @OptionGroup var request: RequestOptions
+    @OptionGroup var target: Control
+
+    func run() async throws {
+        try await Self.failing { print(try await options.send(controlRequest(.abort, target.context), timeout: request.timeout).message) }
+    }
+}
+
+private func controlRequest(_ kind: SpoolRequest.Kind, _ context: String) -> SpoolRequest {
+    var request = SpoolRequest(kind: kind)
+    request.context = context
+    return request
+}
