@@ -72,37 +72,42 @@ struct Control: ParsableArguments {
     var context: String
 }
 
-struct Pause: AsyncParsableCommand {
+/// pause, resume and abort: one request naming a context.
+protocol ControlCommand: AsyncParsableCommand {
+    static var kind: SpoolRequest.Kind { get }
+    var options: StateOptions { get }
+    var request: RequestOptions { get }
+    var target: Control { get }
+}
+
+extension ControlCommand {
+    func run() async throws {
+        try await Self.failing { print(try await options.send(controlRequest(Self.kind, target.context), timeout: request.timeout).message) }
+    }
+}
+
+struct Pause: ControlCommand {
     static let configuration = CommandConfiguration(abstract: "Pause a sequence: running tasks go on, nothing new starts.")
+    static let kind = SpoolRequest.Kind.pause
     @OptionGroup var options: StateOptions
     @OptionGroup var request: RequestOptions
     @OptionGroup var target: Control
-
-    func run() async throws {
-        try await Self.failing { print(try await options.send(controlRequest(.pause, target.context), timeout: request.timeout).message) }
-    }
 }
 
-struct Resume: AsyncParsableCommand {
+struct Resume: ControlCommand {
     static let configuration = CommandConfiguration(abstract: "Resume a paused sequence.")
+    static let kind = SpoolRequest.Kind.resume
     @OptionGroup var options: StateOptions
     @OptionGroup var request: RequestOptions
     @OptionGroup var target: Control
-
-    func run() async throws {
-        try await Self.failing { print(try await options.send(controlRequest(.resume, target.context), timeout: request.timeout).message) }
-    }
 }
 
-struct Abort: AsyncParsableCommand {
+struct Abort: ControlCommand {
     static let configuration = CommandConfiguration(abstract: "Abort a sequence: its running task is stopped, no follow-on starts.")
+    static let kind = SpoolRequest.Kind.abort
     @OptionGroup var options: StateOptions
     @OptionGroup var request: RequestOptions
     @OptionGroup var target: Control
-
-    func run() async throws {
-        try await Self.failing { print(try await options.send(controlRequest(.abort, target.context), timeout: request.timeout).message) }
-    }
 }
 
 private func controlRequest(_ kind: SpoolRequest.Kind, _ context: String) -> SpoolRequest {

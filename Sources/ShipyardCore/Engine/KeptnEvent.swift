@@ -37,6 +37,28 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
         self.data = data
     }
 
+    enum CodingKeys: String, CodingKey {
+        case specversion, id, source, type, time, datacontenttype, shkeptnspecversion, shkeptncontext, triggeredid
+        case gitcommitid, shipyardtasks, data
+    }
+
+    /// Events from other tools may leave out what CloudEvents makes optional.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        specversion = try c.decodeIfPresent(String.self, forKey: .specversion) ?? "1.0"
+        id = try c.decode(String.self, forKey: .id)
+        source = try c.decode(String.self, forKey: .source)
+        type = try c.decode(String.self, forKey: .type)
+        time = try c.decodeIfPresent(String.self, forKey: .time) ?? ""
+        datacontenttype = try c.decodeIfPresent(String.self, forKey: .datacontenttype) ?? "application/json"
+        shkeptnspecversion = try c.decodeIfPresent(String.self, forKey: .shkeptnspecversion) ?? "0.2.4"
+        shkeptncontext = try c.decode(String.self, forKey: .shkeptncontext)
+        triggeredid = try c.decodeIfPresent(String.self, forKey: .triggeredid)
+        gitcommitid = try c.decodeIfPresent(String.self, forKey: .gitcommitid)
+        shipyardtasks = try c.decodeIfPresent([PlannedTask].self, forKey: .shipyardtasks)
+        data = try c.decodeIfPresent(JSONValue.self, forKey: .data) ?? .object([:])
+    }
+
     public static let prefix = "sh.keptn.event."
 
     /// What an event type names: a task event (`<task>.<phase>`) or a sequence event

@@ -1,0 +1,269 @@
+import Foundation
+import ShipyardDaemon
+import ShipyardTestKit
+import Testing
+
+/// Deliveries run by the real daemon with real task programs, checked from the programs' own output.
+@Suite(.serialized) struct SequenceTests {
+    /// An upstream holding the tutorial's shipyard and a daemon whose tasks are shell scripts that
+    /// append what they saw to `runs.txt`.
+    struct World {
+        let dir: TemporaryDirectory
+        let upstream: UpstreamRepository
+        let daemon: RunningDaemon
+        let commit: String
+        var record: String { dir.path + "/runs.txt" }
+
+        /// `testCommand` replaces the je-test script, with `testTimeout`.
+        init(shipyard: String = GitWatchingTests.tutorial, testExit: Int = 0, seconds: String = "0", testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m") throws {
+            dir = try TemporaryDirectory()
+            upstream = try UpstreamRepository(in: dir.path)
+            commit = try upstream.commit(["shipyard.yaml": shipyard, "charts/helloservice/values.yaml": "replicas: 1\n"])
+            let script = """
+                #!/bin/sh
+                line="$SHIPYARD_CONTEXT $SHIPYARD_STAGE $SHIPYARD_TASK attempt=$SHIPYARD_ATTEMPT image=${SHIPYARD_IMAGE:-none} service=$SHIPYARD_SERVICE pwd=$PWD"
+                [ -f charts/helloservice/values.yaml ] && line="$line worktree=ok"
+                line="$line mode=$(stat -c %A charts/helloservice/values.yaml)"
+                [ "$KEPTN_STAGE" = "$SHIPYARD_STAGE" ] && [ -f "$SHIPYARD_EVENT" ] && line="$line env=ok"
+                echo "$line" >> \(dir.path)/runs.txt
+                sleep \(seconds)
+
+                """
+            let deploy = try dir.write("tasks/deploy", script, mode: 0o755)
+            let test = try testCommand?(dir.path) ?? dir.write("tasks/test", script + "exit \(testExit)\n", mode: 0o755)
+            daemon = try RunningDaemon(directory: dir.path, config: """
+                projects:
+                  - name: fulltour
+                    upstream: \(upstream.fileURL)
+                    pollInterval: 1s
+                tasks:
+                  je-deployment:
+                    command: ["\(deploy)"]
+                  je-test:
+                    command: ["\(test)"]
+                    timeout: \(testTimeout)
+                """)
+        }
+
+        func ready() async -> Bool {
+            await daemon.waitFor("fulltour") { $0.shipyardCommit == commit } != nil
+        }
+
+        func trigger(_ arguments: [String] = []) throws -> String {
+            let out = try daemon.ctl(["trigger", "delivery", "--project", "fulltour", "--service", "helloservice", "--output", "json"] + arguments)
+            #expect(out.status == 0, "\(out.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: String]
+            return json?["context"] ?? ""
+        }
+
+        func sequences() throws -> [[String: Any]] {
+            let out = try daemon.ctl(["sequences", "--output", "json"])
+            return (try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]) ?? []
+        }
+
+        func state(_ context: String, _ stage: String) throws -> String? {
+            try sequences().last { $0["context"] as? String == context && $0["stage"] as? String == stage }?["state"] as? String
+        }
+
+        func waitState(_ context: String, _ stage: String, _ state: String, timeout: Duration = .seconds(30)) async -> Bool {
+            await eventually(timeout: timeout, every: .milliseconds(100)) { (try? self.state(context, stage)) == state }
+        }
+
+        var runs: [String] {
+            ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        func events() -> [[String: Any]] {
+            let text = (try? String(contentsOfFile: daemon.state + "/journal/events.jsonl", encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+    }
+
+    @Test func theTutorialDeliveryRunsQAThenProductionWithTheRightEnvironment() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        let context = try world.trigger(["--image", "ghcr.io/podtato-head/podtatoserver:v0.1.1"])
+        #expect(await world.waitState(context, "production", "finished"))
+        let worktree = world.daemon.state + "/worktrees/\(world.commit)"
+        let common = "attempt=1 image=ghcr.io/podtato-head/podtatoserver:v0.1.1 service=helloservice pwd=\(worktree) worktree=ok mode=-r--r--r-- env=ok"
+        #expect(world.runs == [
+            "\(context) qa je-deployment \(common)",
+            "\(context) qa je-test \(common)",
+            "\(context) production je-deployment \(common)",
+        ])
+        #expect(try world.state(context, "qa") == "finished")
+        // The worktree is removed once no active sequence needs it.
+        #expect(await eventually { !FileManager.default.fileExists(atPath: worktree) })
+
+        let detail = try world.daemon.ctl(["sequence", context])
+        #expect(detail.stdout.contains("qa.delivery: finished (pass) at \(world.commit.prefix(12))"))
+        let events = try world.daemon.ctl(["events", "--context", context])
+        let types = events.stdout.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["type"] as? String
+        }
+        #expect(types.first == "sh.keptn.event.qa.delivery.triggered")
+        #expect(types.last == "sh.keptn.event.production.delivery.finished")
+        #expect(types.count == 13)
+    }
+
+    @Test func aFailingTestStopsTheDeliveryInQA() async throws {
+        let world = try World(testExit: 3)
+        #expect(await world.ready())
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "qa", "finished"))
+        let qa = try world.sequences().first { $0["stage"] as? String == "qa" }
+        #expect(qa?["result"] as? String == "fail")
+        #expect(!(try world.sequences()).contains { $0["stage"] as? String == "production" })
+        #expect(world.runs.count == 2)
+        let detail = try world.daemon.ctl(["sequence", context]).stdout
+        #expect(detail.contains("je-test          finished fail/errored: je-test exited with status 3"))
+    }
+
+    @Test func aHangingTaskIsKilledAtItsTimeoutWithItsChildren() async throws {
+        // je-test starts a child, ignores SIGTERM, and hangs: the whole group must be killed.
+        let world = try World(testCommand: { dir in
+            try Data("""
+                #!/bin/sh
+                sleep 1000 &
+                echo $! > \(dir)/child.pid
+                echo $$ > \(dir)/parent.pid
+                trap '' TERM
+                sleep 1000
+
+                """.utf8).write(to: URL(fileURLWithPath: dir + "/hang"))
+            chmod(dir + "/hang", 0o755)
+            return dir + "/hang"
+        }, testTimeout: "1s")
+        #expect(await world.ready())
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "qa", "finished", timeout: .seconds(30)))
+        let detail = try world.daemon.ctl(["sequence", context]).stdout
+        #expect(detail.contains("je-test          finished fail/errored: je-test timed out after 1s"))
+        for file in ["child.pid", "parent.pid"] {
+            let pid = Int32((try String(contentsOfFile: world.dir.path + "/" + file, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(pid > 0)
+            #expect(await eventually(timeout: .seconds(10)) { kill(pid, 0) != 0 }, "\(file) \(pid) still alive")
+        }
+        #expect(!(try world.sequences()).contains { $0["stage"] as? String == "production" })
+    }
+
+    @Test func twoDeliveriesOfOneServiceQueue() async throws {
+        let world = try World(seconds: "1")
+        #expect(await world.ready())
+        let first = try world.trigger()
+        let second = try world.trigger()
+        #expect(await eventually { (try? world.state(second, "qa")) == "waiting" })
+        #expect(await world.waitState(second, "production", "finished", timeout: .seconds(60)))
+        let order = world.runs.map { $0.split(separator: " ").prefix(3).joined(separator: " ") }
+        #expect(Set(order) == [
+            "\(first) qa je-deployment", "\(first) qa je-test", "\(first) production je-deployment",
+            "\(second) qa je-deployment", "\(second) qa je-test", "\(second) production je-deployment",
+        ])
+        #expect(order.count == 6)
+        // The second's qa started only after the first left qa.
+        let secondStart = order.firstIndex(of: "\(second) qa je-deployment") ?? -1
+        let firstLeft = order.firstIndex(of: "\(first) qa je-test") ?? 99
+        #expect(secondStart > firstLeft)
+    }
+
+    @Test func triggersThatNameNothingAreRefusedAtOnce() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        let wrong = try world.daemon.ctl(["trigger", "deliver", "--project", "fulltour", "--service", "helloservice"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr == "shipyardctl: no sequence \"deliver\" in project fulltour (sequences: delivery)\n")
+        let stage = try world.daemon.ctl(["trigger", "delivery", "--project", "fulltour", "--service", "helloservice", "--stage", "prod"])
+        #expect(stage.stderr == "shipyardctl: no stage \"prod\" in project fulltour (stages: qa, production)\n")
+        #expect(try world.sequences().isEmpty)
+    }
+
+    @Test func aTaskWithoutExecutorWaitsForAnExternalAnswer() async throws {
+        let shipyard = GitWatchingTests.tutorial.replacingOccurrences(of: "\"je-test\"", with: "\"external-check\"")
+        let world = try World(shipyard: shipyard)
+        #expect(await world.ready())
+        let context = try world.trigger()
+        var triggered: [String: Any]?
+        #expect(await eventually {
+            triggered = world.events().last { $0["type"] as? String == "sh.keptn.event.external-check.triggered" }
+            return triggered != nil
+        })
+        let id = triggered?["id"] as? String ?? ""
+        for phase in ["started", "finished"] {
+            let event = """
+                {"specversion":"1.0","id":"ext-\(phase)","source":"my-checker","type":"sh.keptn.event.external-check.\(phase)",
+                 "time":"","shkeptncontext":"\(context)","triggeredid":"\(id)",
+                 "data":{"result":"pass","status":"succeeded","message":"checked by hand"}}
+                """
+            let file = try world.dir.write("\(phase).json", event)
+            let sent = try world.daemon.ctl(["send", "event", "--file", file])
+            #expect(sent.status == 0, "\(sent.stderr)")
+        }
+        #expect(await world.waitState(context, "production", "finished"))
+        let bogus = try world.dir.write("bogus.json", """
+            {"specversion":"1.0","id":"x","source":"s","type":"sh.keptn.event.external-check.finished","time":"",
+             "shkeptncontext":"\(context)","triggeredid":"nope","data":{"result":"pass"}}
+            """)
+        let refused = try world.daemon.ctl(["send", "event", "--file", bogus])
+        #expect(refused.status == 1)
+        #expect(refused.stderr == "shipyardctl: no triggered task has the id nope\n")
+    }
+
+    @Test func aStopWhileATaskRunsRunsItAgainAtTheNextStart() async throws {
+        let world = try World(seconds: "3")
+        #expect(await world.ready())
+        let context = try world.trigger()
+        #expect(await eventually { world.runs.count == 1 })
+        #expect(await world.daemon.stop() == 0)
+        #expect(world.daemon.log.contains("task interrupted by the daemon's stop"))
+        try world.daemon.start()
+        #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)))
+        let deploys = world.runs.filter { $0.contains(" qa je-deployment ") }
+        #expect(deploys.map { $0.split(separator: " ")[3] } == ["attempt=1", "attempt=2"])
+        #expect(world.daemon.log.contains("was running when the daemon stopped; running it again"))
+        let finished = world.events().filter { $0["type"] as? String == "sh.keptn.event.je-deployment.finished" }
+        #expect(finished.count == 2)
+    }
+
+    @Test func killingTheDaemonAtAnyPointLosesAndRepeatsNothing() async throws {
+        let world = try World(seconds: "0.3")
+        #expect(await world.ready())
+        var contexts: [String] = []
+        // Kill -9 at staggered moments of running deliveries, restart, and let them go on.
+        for round in 0..<8 {
+            contexts.append(try world.trigger())
+            try await Task.sleep(for: .milliseconds(150 + 170 * (round % 5)))
+            world.daemon.signal(SIGKILL)
+            _ = await world.daemon.stop()
+            try world.daemon.start()
+            #expect(await eventually { world.daemon.status()?.pid == world.daemon.pid })
+        }
+        for context in contexts {
+            #expect(await world.waitState(context, "production", "finished", timeout: .seconds(90)), "\(context) did not finish")
+        }
+        let events = world.events()
+        // No gap, no duplicate: unique ids; every task triggered once and finished once.
+        let ids = events.compactMap { $0["id"] as? String }
+        #expect(Set(ids).count == ids.count)
+        let triggered = events.filter { ($0["type"] as? String)?.hasSuffix("je-deployment.triggered") == true || ($0["type"] as? String)?.hasSuffix("je-test.triggered") == true }
+        #expect(triggered.count == contexts.count * 3)
+        for event in triggered {
+            let id = event["id"] as? String ?? ""
+            let answers = events.filter { $0["triggeredid"] as? String == id }
+            #expect(answers.filter { ($0["type"] as? String)?.hasSuffix(".finished") == true }.count == 1)
+            #expect(answers.filter { ($0["type"] as? String)?.hasSuffix(".started") == true }.count == 1)
+            // Every attempt recorded before it started was run, and each run was one attempt.
+            let attempts = (try? String(contentsOfFile: world.daemon.state + "/runs/\(id)/attempts", encoding: .utf8))?
+                .split(separator: "\n").count ?? 0
+            let stage = (event["data"] as? [String: Any])?["stage"] as? String ?? ""
+            let task = ((event["type"] as? String) ?? "").split(separator: ".").dropLast().last.map(String.init) ?? ""
+            let context = event["shkeptncontext"] as? String ?? ""
+            let ran = world.runs.filter { $0.hasPrefix("\(context) \(stage) \(task) ") }
+            #expect(attempts >= 1)
+            #expect(ran.count <= attempts)
+            #expect(Set(ran).count == ran.count, "an attempt ran twice: \(ran)")
+        }
+        for context in contexts {
+            #expect(try world.sequences().filter { $0["context"] as? String == context }.allSatisfy { $0["result"] as? String == "pass" })
+        }
+    }
+}
