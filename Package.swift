@@ -84,7 +84,7 @@ let package = Package(
         // `make bench`: Git polling measured beside git ls-remote and git fetch.
         .executableTarget(
             name: "shipyard-bench",
-            dependencies: ["ShipyardGit", "ShipyardTestKit"],
+            dependencies: ["ShipyardCore", "ShipyardGit", "ShipyardDaemon", "ShipyardTestKit"],
             swiftSettings: strict
         ),
 

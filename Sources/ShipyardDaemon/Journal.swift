@@ -46,21 +46,21 @@ public final class Journal {
         events.reserveCapacity(data.count / 600)
         var dropped: String?
         var goodEnd = 0
-        var lineStart = 0
-        let bytes = [UInt8](data)
+        var lineStart = data.startIndex
         var lineNumber = 0
-        while lineStart < bytes.count {
+        // Slices of `data` share its storage: the journal is never copied while it is read.
+        while lineStart < data.endIndex {
             lineNumber += 1
-            guard let newline = bytes[lineStart...].firstIndex(of: 0x0A) else {
-                dropped = "dropped a torn last line (\(bytes.count - lineStart) bytes without a newline) at line \(lineNumber)"
+            guard let newline = data[lineStart...].firstIndex(of: 0x0A) else {
+                dropped = "dropped a torn last line (\(data.endIndex - lineStart) bytes without a newline) at line \(lineNumber)"
                 break
             }
-            let line = Data(bytes[lineStart..<newline])
+            let line = data[lineStart..<newline]
             if !line.isEmpty {
                 do {
                     events.append(try decoder.decode(KeptnEvent.self, from: line))
                 } catch {
-                    if newline + 1 >= bytes.count {
+                    if newline + 1 >= data.endIndex {
                         dropped = "dropped an unreadable last line \(lineNumber)"
                         break
                     }
@@ -68,7 +68,7 @@ public final class Journal {
                 }
             }
             lineStart = newline + 1
-            goodEnd = lineStart
+            goodEnd = lineStart - data.startIndex
         }
         if dropped != nil, repair {
             truncate(path, off_t(goodEnd))

@@ -195,9 +195,11 @@ actor ProjectWatcher {
         let keeping = loaded.map { "[keeping the shipyard from \($0.commit.short)]" } ?? "[no shipyard is loaded yet]"
         switch file {
         case .sameBlob:
+            if loaded?.commit != commit {
+                logger.info("\(project.branch) moved; \(path) is unchanged", metadata: ["commit": "\(commit.short)"])
+            }
             loaded?.commit = commit
             shipyardError = nil
-            logger.info("\(project.branch) moved; \(path) is unchanged", metadata: ["commit": "\(commit.short)"])
         case .valid(let shipyard, let blob, let warnings):
             loaded = LoadedShipyard(shipyard: shipyard, commit: commit, blob: blob)
             shipyardError = nil

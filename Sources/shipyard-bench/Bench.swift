@@ -1,4 +1,5 @@
 import Foundation
+import ShipyardCore
 import ShipyardGit
 import ShipyardTestKit
 
@@ -56,6 +57,8 @@ struct Bench {
         print("")
         print("Resident memory over \(polls) no-change polls over git:// (\(String(format: "%.1f", Date().timeIntervalSince(start)))s, \(failures) failed):")
         print("  before \(before) KB, after \(after) KB, growth \(after - before) KB (target: under 2048 KB)")
+
+        try SequenceBench.run(scratch: dir, repository: repo)
     }
 
     struct Figures {

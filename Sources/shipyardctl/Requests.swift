@@ -17,7 +17,7 @@ extension StateOptions {
             throw CLIError("\(error)")
         }
         guard let outcome = await client.waitForOutcome(request.id, timeout: .seconds(timeout)) else {
-            throw CLIError("no answer from shipyardd within \(timeout)s; is it running? (systemctl status shipyardd)")
+            throw CLIError("no answer from shipyardd within \(timeout)s; the request stays in \(state.requests) and is applied when the daemon runs (is it running? systemctl status shipyardd)")
         }
         guard outcome.ok else { throw CLIError(outcome.message) }
         return outcome

@@ -224,6 +224,19 @@ import Testing
         #expect(finished.count == 2)
     }
 
+    @Test func aRequestWrittenWhileTheDaemonIsDownIsAppliedAtStart() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        #expect(await world.daemon.stop() == 0)
+        let late = try world.daemon.ctl(["trigger", "delivery", "--project", "fulltour", "--service", "helloservice", "--timeout", "1"])
+        #expect(late.status == 1)
+        #expect(late.stderr.contains("the request stays in \(world.daemon.state)/requests and is applied when the daemon runs"))
+        try world.daemon.start()
+        #expect(await eventually(timeout: .seconds(30)) {
+            (try? world.sequences())?.contains { $0["stage"] as? String == "production" && $0["state"] as? String == "finished" } == true
+        })
+    }
+
     @Test func killingTheDaemonAtAnyPointLosesAndRepeatsNothing() async throws {
         let world = try World(seconds: "0.3")
         #expect(await world.ready())
