@@ -201,7 +201,89 @@ public actor Daemon {
         case .trigger, .pause, .resume, .abort, .event:
             let outcome = await sequenceCommand(request, requester: taken.requester)
             try? spool.answer(outcome)
+        case .approve, .reject:
+            let outcome = await decide(request, requester: taken.requester)
+            if !outcome.ok {
+                logger.warning("approval decision refused: \(outcome.message)", metadata: ["uid": "\(taken.requester)"])
+            }
+            try? spool.answer(outcome)
         }
+    }
+
+    /// `shipyardctl approve|reject`: the requester is the request file's owner, checked against
+    /// `approvers`; the decision (who, when, why) becomes the approval's `.finished` event.
+    private func decide(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
+        guard let orchestrator else { return SpoolOutcome(id: request.id, ok: false, message: "the daemon is starting") }
+        let approve = request.kind == .approve
+        let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        if !approve, reason.isEmpty {
+            return SpoolOutcome(id: request.id, ok: false, message: "a rejection needs a reason (--reason)")
+        }
+        let user = Self.userName(requester)
+        if let approvers = config.approvers {
+            let groups = Self.groupNames(requester)
+            guard approvers.users.contains(user) || !approvers.groups.filter(groups.contains).isEmpty else {
+                return SpoolOutcome(
+                    id: request.id, ok: false,
+                    message: "\(user) may not resolve approvals: approvers are users [\(approvers.users.joined(separator: ", "))] and groups [\(approvers.groups.joined(separator: ", "))]")
+            }
+        }
+        do {
+            let (id, execution) = try await orchestrator.pendingApproval(request.approval ?? "")
+            let decision = approve ? "approved" : "declined"
+            var data: JSONValue = .object([
+                "project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service),
+                "result": .string(approve ? "pass" : "fail"), "status": .string("succeeded"),
+                "message": .string("\(decision) by \(user)" + (reason.isEmpty ? "" : ": \(reason)")),
+            ])
+            let now = Date()
+            data["approval"] = .object([
+                "decision": .string(decision), "by": .string(user), "at": .string(Timestamps.format(now)), "reason": .string(reason),
+            ])
+            let event = KeptnEvent(
+                id: SpoolRequest.newID(), source: "shipyardctl/\(user)", type: "\(KeptnEvent.prefix)approval.finished",
+                time: Timestamps.format(now), context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
+            let effects = try await orchestrator.submit(.event(event))
+            logger.info("approval \(decision)", metadata: ["by": "\(user)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+            return SpoolOutcome(id: request.id, ok: true, message: Self.whatHappensNext(decision: decision, execution: execution, effects: effects), context: execution.context)
+        } catch {
+            return SpoolOutcome(id: request.id, ok: false, message: error.message)
+        }
+    }
+
+    /// "approved: production je-deployment for helloservice started".
+    static func whatHappensNext(decision: String, execution: SequenceExecution, effects: [EngineEffect]) -> String {
+        var next: [String] = []
+        for case .record(let event) in effects {
+            guard event.shkeptncontext == execution.context, let kind = event.kind else { continue }
+            let stage = event.data["stage"]?.string ?? execution.stage
+            let service = event.data["service"]?.string ?? execution.service
+            switch kind {
+            case .task(let name, "triggered"):
+                next.append("\(stage) \(name) for \(service) started")
+            case .sequence(let stage, let name, "finished"):
+                next.append("\(stage).\(name) for \(service) finished \(event.data["result"]?.string ?? "")")
+            case .sequence(let stage, let name, "triggered"):
+                next.append("\(stage).\(name) for \(service) triggered")
+            default:
+                continue
+            }
+        }
+        return "\(decision): " + (next.isEmpty ? "\(execution.stage).\(execution.sequence) for \(execution.service) goes on" : next.joined(separator: "; "))
+    }
+
+    static func groupNames(_ uid: uid_t) -> Set<String> {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return [] }
+        let primary = entry.pointee.pw_gid
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, primary, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(name, primary, &groups, &count)
+        }
+        return Set(groups.prefix(Int(max(0, count))).compactMap { gid in
+            getgrgid(gid).flatMap { $0.pointee.gr_name.map { String(cString: $0) } }
+        })
     }
 
     private func sequenceCommand(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
@@ -230,7 +312,7 @@ public actor Daemon {
         case .event:
             guard let event = request.event else { return SpoolOutcome(id: request.id, ok: false, message: "the request holds no event") }
             command = .event(event)
-        case .sync:
+        case .sync, .approve, .reject:
             return SpoolOutcome(id: request.id, ok: false, message: "not a sequence command")
         }
         do {

@@ -260,11 +260,14 @@ actor Orchestrator {
 
     private func writeApproval(triggeredID: String) {
         guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return }
-        let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : nil
+        // The result the approval judges: the previous task's, or for a first task the result the
+        // stage before handed on (as the approval's .triggered payload carries it).
+        let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : execution.data["result"]?.string
         let request = ApprovalRequest(
             id: triggeredID, project: execution.project, stage: execution.stage, service: execution.service,
             sequence: execution.sequence, context: execution.context, previousResult: previous,
             image: execution.data["configurationChange"]?["values"]?["image"]?.string,
+            triggeredBy: execution.triggeredBy,
             requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
         do {
             try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
@@ -289,6 +292,27 @@ actor Orchestrator {
     private func wake() async {
         wakeAt = nil
         _ = try? await submit(.tick)
+    }
+
+    /// The pending approval an id or unique id prefix names.
+    func pendingApproval(_ prefix: String) throws(EngineError) -> (triggeredID: String, execution: SequenceExecution) {
+        var pending: [(String, SequenceExecution)] = []
+        var resolved: [(String, SequenceExecution, TaskRun)] = []
+        for execution in engine.ordered {
+            for task in execution.tasks where task.name == "approval" {
+                guard let id = task.triggeredID, id.hasPrefix(prefix) else { continue }
+                if execution.isActive, task.phase == .started { pending.append((id, execution)) } else { resolved.append((id, execution, task)) }
+            }
+        }
+        if pending.count == 1 { return pending[0] }
+        if pending.count > 1 {
+            throw EngineError("\(prefix) is ambiguous: it starts \(pending.map(\.0).joined(separator: ", ")); give more of the id")
+        }
+        if let (id, execution, task) = resolved.first {
+            let how = task.phase == .finished ? (task.message.map { "it was resolved: \($0)" } ?? "it was resolved") : "its sequence ended \(engine.state(of: execution).rawValue)"
+            throw EngineError("approval \(id) is no longer pending; \(how)")
+        }
+        throw EngineError("no pending approval has the id \(prefix) (shipyardctl approvals lists them)")
     }
 
     var activeSummary: (running: Int, approvals: Int) {
@@ -320,6 +344,8 @@ public struct ApprovalRequest: Codable, Sendable, Equatable {
     public var context: String
     public var previousResult: String?
     public var image: String?
+    /// Who started the delivery (the trigger event's source, e.g. `shipyardctl/alice`).
+    public var triggeredBy: String?
     public var requestedAt: String
 }
 

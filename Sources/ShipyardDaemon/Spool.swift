@@ -4,7 +4,7 @@ public import ShipyardCore
 /// A request the CLI drops into `<state>/requests/` for the daemon.
 public struct SpoolRequest: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
-        case sync, trigger, pause, resume, abort, event
+        case sync, trigger, pause, resume, abort, event, approve, reject
     }
 
     public var id: String
@@ -21,6 +21,9 @@ public struct SpoolRequest: Codable, Sendable, Equatable {
     public var context: String?
     /// event: a Keptn CloudEvent (`shipyardctl send event`).
     public var event: KeptnEvent?
+    /// approve, reject: the approval's id or a unique prefix of it, and why.
+    public var approval: String?
+    public var reason: String?
 
     public init(id: String = SpoolRequest.newID(), kind: Kind, project: String? = nil) {
         self.id = id

@@ -206,9 +206,11 @@ struct Approvals: AsyncParsableCommand {
                     print("no approvals are waiting")
                     return
                 }
-                print(Table.render([["ID", "PROJECT", "STAGE", "SERVICE", "IMAGE", "PREVIOUS", "WAITING SINCE"]] + requests.map {
-                    [$0.id, $0.project, $0.stage, $0.service, $0.image ?? "-", $0.previousResult ?? "-", $0.requestedAt]
+                print(Table.render([["ID", "PROJECT", "STAGE", "SERVICE", "IMAGE", "PREVIOUS", "TRIGGERED BY", "WAITING SINCE"]] + requests.map {
+                    [String($0.id.prefix(8)), $0.project, $0.stage, $0.service, $0.image ?? "-", $0.previousResult ?? "-",
+                     $0.triggeredBy ?? "-", $0.requestedAt]
                 }), terminator: "")
+                print("approve with: shipyardctl approve ID [--reason R]; reject with: shipyardctl reject ID --reason R")
             }
         }
     }

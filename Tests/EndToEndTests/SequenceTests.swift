@@ -15,7 +15,10 @@ import Testing
         var record: String { dir.path + "/runs.txt" }
 
         /// `testCommand` replaces the je-test script, with `testTimeout`.
-        init(shipyard: String = GitWatchingTests.tutorial, testExit: Int = 0, seconds: String = "0", testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m") throws {
+        init(
+            shipyard: String = GitWatchingTests.tutorial, testExit: Int = 0, seconds: String = "0",
+            testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m", extraConfig: String = ""
+        ) throws {
             dir = try TemporaryDirectory()
             upstream = try UpstreamRepository(in: dir.path)
             commit = try upstream.commit(["shipyard.yaml": shipyard, "charts/helloservice/values.yaml": "replicas: 1\n"])
@@ -42,6 +45,7 @@ import Testing
                   je-test:
                     command: ["\(test)"]
                     timeout: \(testTimeout)
+                \(extraConfig)
                 """)
         }
 

@@ -477,10 +477,12 @@ public struct Engine: Sendable {
             switch phase {
             case "triggered":
                 guard executions[event.id] == nil else { return }
+                // A follow-on stage keeps the person who started the delivery.
+                let origin = executions.values.first { $0.context == event.shkeptncontext }?.triggeredBy
                 executions[event.id] = SequenceExecution(
                     id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
                     stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
-                    tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
+                    triggeredBy: origin ?? event.source, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
                 nextOrder += 1
             case "finished":
                 guard let id = event.triggeredid, var execution = executions[id] else { return }

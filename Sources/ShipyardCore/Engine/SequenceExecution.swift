@@ -22,6 +22,8 @@ public struct SequenceExecution: Sendable, Equatable {
     public var service: String
     public var sequence: String
     public var commit: String?
+    /// The source of the trigger event (`shipyardctl/alice`).
+    public var triggeredBy: String?
     public var tasks: [TaskRun]
     /// The payload tasks receive: the trigger's data with every finished task's data merged in.
     public var data: JSONValue

@@ -1,0 +1,231 @@
+import Foundation
+import ShipyardDaemon
+import ShipyardTestKit
+import Testing
+
+/// The seed tutorial end to end, and every way an approval decision can be refused.
+@Suite(.serialized) struct ApprovalTests {
+    typealias World = SequenceTests.World
+
+    func approvals(_ world: World) throws -> [[String: Any]] {
+        let out = try world.daemon.ctl(["approvals", "--output", "json"])
+        return (try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    func productionDeploys(_ world: World, _ context: String) -> Int {
+        world.runs.filter { $0.hasPrefix("\(context) production je-deployment") }.count
+    }
+
+    /// Pushes the tutorial's edit and waits until the daemon has loaded it.
+    func addApproval(_ world: World, pass: String = "manual") async throws {
+        let edited = GitWatchingTests.tutorialWithApproval.replacingOccurrences(of: "pass: \"manual\"", with: "pass: \"\(pass)\"")
+        let commit = try world.upstream.commit(["shipyard.yaml": edited], message: "Add manual production approval")
+        #expect(await world.daemon.waitFor("fulltour") { $0.shipyardCommit == commit } != nil)
+    }
+
+    @Test func theSeedTutorial() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        // Before the edit: qa, then production deploys on its own.
+        let first = try world.trigger(["--image", "ghcr.io/podtato-head/podtatoserver:v0.1.0"])
+        #expect(await world.waitState(first, "production", "finished"))
+        #expect(productionDeploys(world, first) == 1)
+
+        // The tutorial's edit, in Git: an approval task before production's je-deployment.
+        try await addApproval(world)
+
+        let second = try world.trigger(["--image", "ghcr.io/podtato-head/podtatoserver:v0.1.1"])
+        #expect(await world.waitState(second, "qa", "finished"))
+        #expect(await world.waitState(second, "production", "waitingForApproval"))
+        #expect(productionDeploys(world, second) == 0)
+
+        let pending = try approvals(world)
+        #expect(pending.count == 1)
+        let approval = try #require(pending.first)
+        #expect(approval["project"] as? String == "fulltour")
+        #expect(approval["stage"] as? String == "production")
+        #expect(approval["service"] as? String == "helloservice")
+        #expect(approval["sequence"] as? String == "delivery")
+        #expect(approval["context"] as? String == second)
+        #expect(approval["previousResult"] as? String == "pass")
+        #expect(approval["image"] as? String == "ghcr.io/podtato-head/podtatoserver:v0.1.1")
+        #expect((approval["triggeredBy"] as? String)?.hasPrefix("shipyardctl/") == true)
+        let table = try world.daemon.ctl(["approvals"]).stdout
+        #expect(table.contains("production") && table.contains("ghcr.io/podtato-head/podtatoserver:v0.1.1"))
+
+        // Still waiting a while later: no timeout on a pending approval.
+        try await Task.sleep(for: .seconds(1))
+        #expect(productionDeploys(world, second) == 0)
+
+        let id = try #require(approval["id"] as? String)
+        let approved = try world.daemon.ctl(["approve", String(id.prefix(8)), "--reason", "release notes checked"])
+        #expect(approved.status == 0, "\(approved.stderr)")
+        #expect(approved.stdout == "approved: production je-deployment for helloservice started\n")
+        #expect(await world.waitState(second, "production", "finished"))
+        #expect(productionDeploys(world, second) == 1)
+        #expect(try approvals(world).isEmpty)
+        #expect(try world.daemon.ctl(["approvals"]).stdout == "no approvals are waiting\n")
+        let detail = try world.daemon.ctl(["sequence", second]).stdout
+        #expect(detail.contains("approval         finished pass/succeeded: approved by "))
+        #expect(detail.contains(": release notes checked"))
+        let decision = world.events().last { $0["type"] as? String == "sh.keptn.event.approval.finished" }
+        let data = decision?["data"] as? [String: Any]
+        #expect((data?["approval"] as? [String: Any])?["decision"] as? String == "approved")
+        #expect((data?["approval"] as? [String: Any])?["reason"] as? String == "release notes checked")
+    }
+
+    @Test func aRejectionEndsTheDeliveryFailAndFiresRollback() async throws {
+        let shipyard = GitWatchingTests.tutorialWithApproval + """
+                    - name: "rollback"
+                      triggeredOn:
+                        - event: "production.delivery.finished"
+                          selector:
+                            match:
+                              result: "fail"
+                      tasks:
+                        - name: "je-deployment"
+
+            """
+        let world = try World(shipyard: shipyard)
+        #expect(await world.ready())
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "production", "waitingForApproval"))
+        let id = try #require(try approvals(world).first?["id"] as? String)
+        let noReason = try world.daemon.ctl(["reject", id])
+        #expect(noReason.status == 2)
+        let rejected = try world.daemon.ctl(["reject", id, "--reason", "load test failed"])
+        #expect(rejected.status == 0, "\(rejected.stderr)")
+        #expect(rejected.stdout == "declined: production.delivery for helloservice finished fail; production.rollback for helloservice triggered; production je-deployment for helloservice started\n")
+        #expect(await world.waitState(context, "production", "finished"))
+        let production = try world.sequences().first { $0["stage"] as? String == "production" && $0["sequence"] as? String == "delivery" }
+        #expect(production?["result"] as? String == "fail")
+        #expect(await eventually { (try? world.sequences())?.contains { $0["sequence"] as? String == "rollback" && $0["state"] as? String == "finished" } == true })
+        // The declined delivery's je-deployment never ran; only rollback's did.
+        #expect(productionDeploys(world, context) == 1)
+        let again = try world.daemon.ctl(["approve", id])
+        #expect(again.status == 1)
+        #expect(again.stderr == "shipyardctl: approval \(id) is no longer pending; it was resolved: declined by root: load test failed\n")
+    }
+
+    @Test func anApprovalSurvivesARestartAndADecisionWrittenWhileStopped() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        try await addApproval(world)
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "production", "waitingForApproval"))
+        let id = try #require(try approvals(world).first?["id"] as? String)
+
+        #expect(await world.daemon.stop() == 0)
+        let offline = try world.daemon.ctl(["approve", id, "--timeout", "1"])
+        #expect(offline.status == 1)
+        #expect(offline.stderr.contains("is applied when the daemon runs"))
+        try world.daemon.start()
+        #expect(await world.waitState(context, "production", "finished"))
+        #expect(productionDeploys(world, context) == 1)
+
+        // And a plain restart while waiting keeps the approval pending, file included.
+        let next = try world.trigger()
+        #expect(await world.waitState(next, "production", "waitingForApproval"))
+        #expect(await world.daemon.stop() == 0)
+        try world.daemon.start()
+        #expect(await eventually { world.daemon.status()?.pid == world.daemon.pid })
+        #expect(try world.state(next, "production") == "waitingForApproval")
+        #expect(try approvals(world).count == 1)
+        #expect(productionDeploys(world, next) == 0)
+    }
+
+    @Test func automaticPassesWithoutAFile() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        try await addApproval(world, pass: "automatic")
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "production", "finished"))
+        #expect(productionDeploys(world, context) == 1)
+        let pendingFiles = (try? approvals(world)) ?? []
+        #expect(!FileManager.default.fileExists(atPath: world.daemon.state + "/approvals") || pendingFiles.isEmpty)
+        let decision = world.events().last { $0["type"] as? String == "sh.keptn.event.approval.finished" }
+        #expect(decision?["data"].flatMap { ($0 as? [String: Any])?["result"] as? String } == "pass")
+    }
+
+    @Test func refusedDecisionsLeaveTheApprovalPending() async throws {
+        let world = try World()
+        #expect(await world.ready())
+        try await addApproval(world)
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "production", "waitingForApproval"))
+        let id = try #require(try approvals(world).first?["id"] as? String)
+        let requests = world.daemon.state + "/requests"
+
+        let unknown = try world.daemon.ctl(["approve", "ffffffff"])
+        #expect(unknown.stderr == "shipyardctl: no pending approval has the id ffffffff (shipyardctl approvals lists them)\n")
+
+        // Planted files: a symlink, a hard link, an oversized and a malformed request.
+        let target = try world.dir.write("elsewhere.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000001","kind":"approve","approval":"\#(id)"}"#)
+        try FileManager.default.createSymbolicLink(atPath: requests + "/aaaaaaaa-0000-0000-0000-000000000001.json", withDestinationPath: target)
+        let hard = try world.dir.write("hard.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000002","kind":"approve","approval":"\#(id)"}"#)
+        link(hard, requests + "/aaaaaaaa-0000-0000-0000-000000000002.json")
+        try world.dir.write("state/requests/aaaaaaaa-0000-0000-0000-000000000003.json", String(repeating: " ", count: 70_000) + "{}")
+        try world.dir.write("state/requests/aaaaaaaa-0000-0000-0000-000000000004.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000004","kind":"approve""#)
+        #expect(await eventually { (try? FileManager.default.contentsOfDirectory(atPath: requests))?.isEmpty == true })
+        let outcomes = (1...4).map { n -> String in
+            let path = world.daemon.state + "/outcomes/aaaaaaaa-0000-0000-0000-00000000000\(n).json"
+            return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        }
+        #expect(outcomes[0].contains("symbolic link"))
+        #expect(outcomes[1].contains("other hard links"))
+        #expect(outcomes[2].contains("larger than 65536 bytes"))
+        #expect(outcomes[3].contains("not a valid request"))
+        #expect(FileManager.default.fileExists(atPath: target))
+        #expect(try approvals(world).count == 1)
+        #expect(try world.state(context, "production") == "waitingForApproval")
+
+        // Two decisions racing: exactly one wins.
+        async let a = Task.detached { try world.daemon.ctl(["approve", id]) }.value
+        async let b = Task.detached { try world.daemon.ctl(["reject", id, "--reason", "race"]) }.value
+        let results = try await [a, b]
+        #expect(results.filter { $0.status == 0 }.count == 1)
+        #expect(results.filter { $0.status == 1 && $0.stderr.contains("is no longer pending") }.count == 1)
+        #expect(world.events().filter { $0["type"] as? String == "sh.keptn.event.approval.finished" }.count == 1)
+    }
+
+    @Test(.enabled(if: getuid() == 0, "creating users needs root"))
+    func onlyApproversMayDecideAndTheFileOwnerIsWhoAsked() async throws {
+        let suffix = String(UInt32.random(in: 0..<1_000_000))
+        let group = "shy-ops-\(suffix)", alice = "shy-alice-\(suffix)", bob = "shy-bob-\(suffix)"
+        try Run.checked("/usr/sbin/groupadd", [group])
+        for user in [alice, bob] { try Run.checked("/usr/sbin/useradd", ["-M", "-N", "-g", group, "-s", "/usr/sbin/nologin", user]) }
+        defer {
+            for user in [alice, bob] { _ = try? Run.capture("/usr/sbin/userdel", [user]) }
+            _ = try? Run.capture("/usr/sbin/groupdel", [group])
+        }
+        let world = try World(extraConfig: "approvers:\n  users: [\(alice)]\n")
+        #expect(await world.ready())
+        try await addApproval(world)
+        chmod(world.dir.path, 0o755)
+        try Run.checked("/usr/bin/chgrp", [group, world.daemon.state + "/requests"])
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "production", "waitingForApproval"))
+        let id = try #require(try approvals(world).first?["id"] as? String)
+
+        func ctl(as user: String, _ arguments: [String]) throws -> ProcessOutput {
+            try Run.capture("/usr/bin/setpriv", [
+                "--reuid=\(user)", "--regid=\(group)", "--init-groups", "--",
+                Command.path("shipyardctl"),
+            ] + arguments + ["--state-dir", world.daemon.state])
+        }
+
+        // bob writes a request claiming nothing about who he is: the file's owner decides.
+        let refused = try ctl(as: bob, ["approve", id])
+        #expect(refused.status == 1)
+        #expect(refused.stderr == "shipyardctl: \(bob) may not resolve approvals: approvers are users [\(alice)] and groups []\n")
+        #expect(world.daemon.log.contains("approval decision refused"))
+        #expect(try world.state(context, "production") == "waitingForApproval")
+
+        let approved = try ctl(as: alice, ["approve", id, "--reason", "ok"])
+        #expect(approved.status == 0, "\(approved.stderr)")
+        #expect(approved.stdout == "approved: production je-deployment for helloservice started\n")
+        #expect(await world.waitState(context, "production", "finished"))
+        let decision = world.events().last { $0["type"] as? String == "sh.keptn.event.approval.finished" }
+        #expect(((decision?["data"] as? [String: Any])?["approval"] as? [String: Any])?["by"] as? String == alice)
+    }
+}
