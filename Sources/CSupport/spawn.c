@@ -5,7 +5,7 @@
 #include <spawn.h>
 
 int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-                        const char *directory, int out_fd) {
+                        const char *directory, int in_fd, int out_fd) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
     sigset_t empty, all;
@@ -16,7 +16,10 @@ int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *
         posix_spawn_file_actions_destroy(&actions);
         return rc;
     }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (in_fd >= 0)
+        posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+    else
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
     posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
     if (directory) posix_spawn_file_actions_addchdir_np(&actions, directory);

@@ -44,7 +44,8 @@ public actor Daemon {
         for project in config.projects {
             await startWatcher(project, restoring: previous?.projects.first { $0.name == project.name }?.shipyardCommit)
         }
-        let orchestrator = Orchestrator(state: state, executors: config.tasks, logger: logger) { [weak self] in
+        try FileManager.default.createDirectory(atPath: state.root + "/logs", withIntermediateDirectories: true)
+        let orchestrator = Orchestrator(state: state, executors: config.tasks, notify: config.notify, logger: logger) { [weak self] in
             await self?.pinnedShipyards() ?? [:]
         }
         self.orchestrator = orchestrator
@@ -147,7 +148,8 @@ public actor Daemon {
         }
         config.projects = new.projects
         config.tasks = new.tasks
-        await orchestrator?.updateExecutors(new.tasks)
+        config.notify = new.notify
+        await orchestrator?.updateExecutors(new.tasks, notify: new.notify)
         config.approvers = new.approvers
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()

@@ -10,6 +10,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var projects: [Project]
     public var tasks: [String: TaskExecutor]
     public var approvers: Approvers?
+    /// A program told about approvals (waiting, resolved) with the request as JSON on stdin.
+    public var notify: TaskExecutor?
 
     public struct Project: Sendable, Equatable {
         public var name: String
@@ -115,7 +117,7 @@ private struct ConfigReader {
             return nil
         }
         var top: [String: YAMLPair] = [:]
-        guard schema.mapping(root, of: "the config", allowed: ["stateDirectory", "projects", "tasks", "approvers"], log: &log, into: &top) else {
+        guard schema.mapping(root, of: "the config", allowed: ["stateDirectory", "projects", "tasks", "approvers", "notify"], log: &log, into: &top) else {
             return nil
         }
         var stateDirectory = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
@@ -126,7 +128,8 @@ private struct ConfigReader {
         let projects = readProjects(top["projects"], root: root)
         let tasks = readTasks(top["tasks"])
         let approvers = readApprovers(top["approvers"])
-        return DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers)
+        let notify = top["notify"].flatMap { pair in pair.value.isNull ? nil : readExecutor(pair.value, what: "notify", defaultTimeout: .seconds(30)) }
+        return DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers, notify: notify)
     }
 
     // MARK: Projects
@@ -280,27 +283,34 @@ private struct ConfigReader {
                 log.error("approval is built in and cannot be given a command", at: entry.key.mark)
                 continue
             }
-            var fields: [String: YAMLPair] = [:]
-            guard schema.mapping(entry.value, of: "task \"\(name)\"", allowed: ["command", "timeout"], log: &log, into: &fields) else { continue }
-            guard let commandPair = fields["command"], !commandPair.value.isNull else {
-                log.error("task \"\(name)\" has no command; add 'command: [\"/path/to/program\", \"arg\"]'", at: entry.value.mark)
-                continue
+            if let executor = readExecutor(entry.value, what: "task \"\(name)\"", defaultTimeout: DaemonConfig.defaultTaskTimeout) {
+                tasks[name] = executor
             }
-            guard let items = schema.list(commandPair.value, what: "command", log: &log) else { continue }
-            let command = items.compactMap { schema.string($0, what: "a command argument", log: &log) }
-            guard command.count == items.count else { continue }
-            guard let program = command.first else {
-                log.error("command is empty; name the program to run", at: commandPair.value.mark)
-                continue
-            }
-            guard program.hasPrefix("/") else {
-                log.error("the program \"\(program)\" must be an absolute path (no shell and no PATH lookup is used)", at: items[0].mark)
-                continue
-            }
-            let timeout = duration(fields["timeout"], what: "timeout", minimum: .seconds(1)) ?? DaemonConfig.defaultTaskTimeout
-            tasks[name] = DaemonConfig.TaskExecutor(command: command, timeout: timeout)
         }
         return tasks
+    }
+
+    /// `{command: ["/abs/program", "arg"], timeout: 15m}`.
+    private mutating func readExecutor(_ node: YAMLNode, what: String, defaultTimeout: Duration) -> DaemonConfig.TaskExecutor? {
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(node, of: what, allowed: ["command", "timeout"], log: &log, into: &fields) else { return nil }
+        guard let commandPair = fields["command"], !commandPair.value.isNull else {
+            log.error("\(what) has no command; add 'command: [\"/path/to/program\", \"arg\"]'", at: node.mark)
+            return nil
+        }
+        guard let items = schema.list(commandPair.value, what: "command", log: &log) else { return nil }
+        let command = items.compactMap { schema.string($0, what: "a command argument", log: &log) }
+        guard command.count == items.count else { return nil }
+        guard let program = command.first else {
+            log.error("command is empty; name the program to run", at: commandPair.value.mark)
+            return nil
+        }
+        guard program.hasPrefix("/") else {
+            log.error("the program \"\(program)\" must be an absolute path (no shell and no PATH lookup is used)", at: items[0].mark)
+            return nil
+        }
+        let timeout = duration(fields["timeout"], what: "timeout", minimum: .seconds(1)) ?? defaultTimeout
+        return DaemonConfig.TaskExecutor(command: command, timeout: timeout)
     }
 
     private mutating func readApprovers(_ pair: YAMLPair?) -> DaemonConfig.Approvers? {

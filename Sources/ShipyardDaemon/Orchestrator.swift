@@ -12,6 +12,7 @@ actor Orchestrator {
     private var ids = UUIDGenerator()
     private let state: StateDirectory
     private var executors: [String: DaemonConfig.TaskExecutor]
+    private var notify: DaemonConfig.TaskExecutor?
     private let shipyards: @Sendable () async -> [String: PinnedShipyard]
     private let logger: Logger
     private var running: [String: TaskCancel] = [:]
@@ -22,17 +23,19 @@ actor Orchestrator {
     /// start runs them again.
     private var stopping = false
 
-    init(state: StateDirectory, executors: [String: DaemonConfig.TaskExecutor], logger: Logger,
+    init(state: StateDirectory, executors: [String: DaemonConfig.TaskExecutor], notify: DaemonConfig.TaskExecutor?, logger: Logger,
          shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
         self.state = state
         self.journal = Journal(directory: state.root + "/journal")
         self.executors = executors
+        self.notify = notify
         self.logger = logger
         self.shipyards = shipyards
     }
 
-    func updateExecutors(_ executors: [String: DaemonConfig.TaskExecutor]) {
+    func updateExecutors(_ executors: [String: DaemonConfig.TaskExecutor], notify: DaemonConfig.TaskExecutor?) {
         self.executors = executors
+        self.notify = notify
     }
 
     /// Replays the journal, then carries on: tasks whose process was lost with the previous run
@@ -91,9 +94,13 @@ actor Orchestrator {
             case .cancelTask(let id):
                 running[id]?.cancel()
             case .approvalNeeded(let id):
-                writeApproval(triggeredID: id)
+                if let request = writeApproval(triggeredID: id) { tell("waiting", request, decision: nil) }
             case .approvalClosed(let id):
-                unlink(state.root + "/approvals/\(id).json")
+                let path = state.root + "/approvals/\(id).json"
+                let request = FileManager.default.contents(atPath: path).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
+                unlink(path)
+                let decision = records.last { $0.triggeredid == id && $0.type.hasSuffix("approval.finished") }?.data["approval"]
+                if let request { tell("resolved", request, decision: decision) }
             case .wake(let date):
                 schedule(date)
             }
@@ -258,8 +265,27 @@ actor Orchestrator {
 
     // MARK: Approvals and timers
 
-    private func writeApproval(triggeredID: String) {
-        guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return }
+    /// Runs the config's notify program, if any, in the background.
+    private func tell(_ what: String, _ request: ApprovalRequest, decision: JSONValue?) {
+        guard let notify else { return }
+        struct Message: Encodable {
+            var event: String
+            var approval: ApprovalRequest
+            var decision: JSONValue?
+        }
+        guard let input = try? JSON.encode(Message(event: what, approval: request, decision: decision)) else { return }
+        let notifier = Notifier(command: notify.command, timeout: notify.timeout, logFile: state.root + "/logs/notify.log")
+        let logger = logger
+        let thread = Thread {
+            if let failure = notifier.run(input) { logger.warning("\(failure)") }
+        }
+        thread.name = "notify"
+        thread.start()
+    }
+
+    @discardableResult
+    private func writeApproval(triggeredID: String) -> ApprovalRequest? {
+        guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return nil }
         // The result the approval judges: the previous task's, or for a first task the result the
         // stage before handed on (as the approval's .triggered payload carries it).
         let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : execution.data["result"]?.string
@@ -275,6 +301,7 @@ actor Orchestrator {
         } catch {
             logger.error("cannot write the approval request \(triggeredID): \(error)")
         }
+        return request
     }
 
     private func schedule(_ date: Date) {

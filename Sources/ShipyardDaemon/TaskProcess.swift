@@ -84,7 +84,7 @@ struct TaskProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, fds[1])
+        let spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, -1, fds[1])
         close(fds[1])
         guard spawned == 0 else {
             close(fds[0])

@@ -39,6 +39,8 @@ struct Shipyardd: AsyncParsableCommand {
         var all = sigset_t()
         sigfillset(&all)
         pthread_sigmask(SIG_UNBLOCK, &all, nil)
+        // A notify program or a task that closes its pipe early must not kill the daemon.
+        signal(SIGPIPE, SIG_IGN)
         DaemonLogHandler.bootstrap(environment: environment, level: verbose ? .debug : .info)
         let (document, ok) = load(config, environment: environment)
         guard ok, let loaded = document.config else { throw ExitCode(1) }

@@ -147,6 +147,28 @@ import Testing
         #expect(decision?["data"].flatMap { ($0 as? [String: Any])?["result"] as? String } == "pass")
     }
 
+    @Test func theNotifyProgramHearsOfWaitingAndResolvedApprovals() async throws {
+        let dir = try TemporaryDirectory()
+        let script = try dir.write("notify", "#!/bin/sh\ncat >> \(dir.path)/notified.jsonl\necho >> \(dir.path)/notified.jsonl\n", mode: 0o755)
+        let world = try World(extraConfig: "notify:\n  command: [\"\(script)\"]\n  timeout: 10s\n")
+        #expect(await world.ready())
+        try await addApproval(world)
+        let context = try world.trigger(["--image", "registry/app:v2"])
+        #expect(await world.waitState(context, "production", "waitingForApproval"))
+        func messages() -> [[String: Any]] {
+            ((try? String(contentsOfFile: dir.path + "/notified.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        #expect(await eventually { messages().count == 1 })
+        #expect(messages().first?["event"] as? String == "waiting")
+        #expect((messages().first?["approval"] as? [String: Any])?["image"] as? String == "registry/app:v2")
+        let id = try #require(try approvals(world).first?["id"] as? String)
+        #expect(try world.daemon.ctl(["approve", id, "--reason", "go"]).status == 0)
+        #expect(await eventually { messages().count == 2 })
+        #expect(messages().last?["event"] as? String == "resolved")
+        #expect((messages().last?["decision"] as? [String: Any])?["reason"] as? String == "go")
+    }
+
     @Test func refusedDecisionsLeaveTheApprovalPending() async throws {
         let world = try World()
         #expect(await world.ready())

@@ -4,8 +4,9 @@
 #include <sys/types.h>
 
 /* Spawns `path` with argv/envp in a new process group, a clean signal mask and default signal
- * dispositions, standard input from /dev/null, standard output and error to `out_fd`, and
- * `directory` as its working directory. Returns 0 and sets *pid, or an errno value. */
+ * dispositions, standard input from `in_fd` (or /dev/null when it is -1), standard output and
+ * error to `out_fd`, and `directory` (when not NULL) as its working directory.
+ * Returns 0 and sets *pid, or an errno value. */
 int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-                        const char *directory, int out_fd);
+                        const char *directory, int in_fd, int out_fd);
 #endif
