@@ -33,8 +33,7 @@ run: build
 
 # Performance figures beside the tools users would otherwise run (release build).
 bench: deps
-	$(SWIFT) build -c release --product shipyard-bench
-	$(SWIFT) build -c release --product shipyardd
+	$(SWIFT) build -c release
 	.build/release/shipyard-bench
 
 clean:

@@ -374,6 +374,22 @@ public struct ApprovalRequest: Codable, Sendable, Equatable {
     /// Who started the delivery (the trigger event's source, e.g. `shipyardctl/alice`).
     public var triggeredBy: String?
     public var requestedAt: String
+
+    public init(
+        id: String, project: String, stage: String, service: String, sequence: String, context: String,
+        previousResult: String?, image: String?, triggeredBy: String?, requestedAt: String
+    ) {
+        self.id = id
+        self.project = project
+        self.stage = stage
+        self.service = service
+        self.sequence = sequence
+        self.context = context
+        self.previousResult = previousResult
+        self.image = image
+        self.triggeredBy = triggeredBy
+        self.requestedAt = requestedAt
+    }
 }
 
 /// One line of `shipyardctl sequences`.

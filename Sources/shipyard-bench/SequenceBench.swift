@@ -18,6 +18,11 @@ enum SequenceBench {
                 - name: hold
                   tasks:
                     - name: external
+                - name: gate
+                  tasks:
+                    - name: approval
+                      properties: {pass: manual, warning: manual}
+                    - name: marker
 
         """
 
@@ -42,8 +47,13 @@ enum SequenceBench {
             tasks:
               noop:
                 command: ["/bin/true"]
+              marker:
+                command: ["\(scratch)/marker"]
 
             """.write(toFile: config, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\ndate +%s.%N > \(scratch)/markers/$SHIPYARD_CONTEXT\n".write(toFile: scratch + "/marker", atomically: true, encoding: .utf8)
+        chmod(scratch + "/marker", 0o755)
+        try FileManager.default.createDirectory(atPath: scratch + "/markers", withIntermediateDirectories: true)
         var daemon = try start(bin: bin, config: config, scratch: scratch)
         try waitUntil(timeout: 30) { loadedShipyard(state) }
         let spool = StateDirectory(state)
@@ -59,8 +69,10 @@ enum SequenceBench {
         print("")
         print("Sequences: \(sequences) one-task sequences (task /bin/true, 20 services) in \(String(format: "%.1f", elapsed))s: \(String(format: "%.0f", Double(sequences) / elapsed)) tasks/s, each fsynced to the journal")
         print("  (Keptn needs a Kubernetes cluster, NATS and MongoDB for the same; there is no like-for-like local figure)")
+        try approvalLatency(bin: bin, state: state, scratch: scratch)
         daemon.signal(SIGTERM)
         daemon.wait()
+        try approvalsListing(bin: bin, scratch: scratch)
 
         // Start-up: 10,000 finished sequences and 1,000 waiting ones on disk.
         let history = scratch + "/history-state"
@@ -91,6 +103,62 @@ enum SequenceBench {
         print("Start-up with 10,000 finished and 1,000 waiting sequences (\(events.count) events, \(data.count / 1_048_576) MiB journal): ready in \(String(format: "%.2f", startup))s, \(rss / 1024) MB resident (targets: under 2 s, under 100 MB)")
         daemon.signal(SIGTERM)
         daemon.wait()
+    }
+
+    /// From `shipyardctl approve` returning to the next task's process starting.
+    static func approvalLatency(bin: String, state: String, scratch: String) throws {
+        let rounds = 21
+        var contexts: [String] = []
+        for i in 0..<rounds {
+            let out = try Run.checked(bin + "/shipyardctl", [
+                "trigger", "gate", "--project", "bench", "--service", "gate-\(i)", "--output", "json", "--state-dir", state,
+            ])
+            contexts.append(String(out.split(separator: "\"")[3]))
+        }
+        func pending() -> [ApprovalRequest] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: state + "/approvals")) ?? []).compactMap {
+                FileManager.default.contents(atPath: state + "/approvals/" + $0).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
+            }
+        }
+        try waitUntil(timeout: 60) { pending().count == rounds }
+        var latencies: [Double] = []
+        var fromInvocation: [Double] = []
+        for request in pending() {
+            let invoked = Date().timeIntervalSince1970
+            try Run.checked(bin + "/shipyardctl", ["approve", request.id, "--state-dir", state])
+            let returned = Date().timeIntervalSince1970
+            let marker = scratch + "/markers/" + request.context
+            try waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: marker) && ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").hasSuffix("\n") }
+            let started = Double(((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            latencies.append((started - returned) * 1000)
+            fromInvocation.append((started - invoked) * 1000)
+        }
+        latencies.sort()
+        fromInvocation.sort()
+        print(String(format: "Approval latency, shipyardctl approve returning to the next task's process starting: median %.1f ms, max %.1f ms over %d approvals (target: median under 50 ms)", latencies[latencies.count / 2], latencies.last ?? 0, latencies.count))
+        print("  (negative: the task had started before the CLI printed its answer)")
+        print(String(format: "  from running shipyardctl approve to the next task's process starting: median %.1f ms", fromInvocation[fromInvocation.count / 2]))
+    }
+
+    /// `shipyardctl approvals` with 10,000 pending approvals.
+    static func approvalsListing(bin: String, scratch: String) throws {
+        let state = scratch + "/approvals-state"
+        try FileManager.default.createDirectory(atPath: state + "/approvals", withIntermediateDirectories: true)
+        for i in 0..<10_000 {
+            let request = ApprovalRequest(
+                id: UUID().uuidString.lowercased(), project: "bench", stage: "production", service: "svc-\(i)", sequence: "delivery",
+                context: UUID().uuidString.lowercased(), previousResult: "pass", image: "registry/app:\(i)", triggeredBy: "shipyardctl/bench",
+                requestedAt: Timestamps.format(Date()))
+            try JSON.encode(request).write(to: URL(fileURLWithPath: state + "/approvals/\(request.id).json"))
+        }
+        var times: [Double] = []
+        for _ in 0..<5 {
+            let t0 = Date()
+            try Run.checked(bin + "/shipyardctl", ["approvals", "--state-dir", state])
+            times.append(Date().timeIntervalSince(t0) * 1000)
+        }
+        times.sort()
+        print(String(format: "shipyardctl approvals with 10,000 pending: median %.0f ms over 5 runs (target: under 300 ms)", times[2]))
     }
 
     static func start(bin: String, config: String, scratch: String) throws -> Subprocess {

@@ -72,6 +72,8 @@ public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct Engine: Sendable {
     public private(set) var executions: [String: SequenceExecution] = [:]
     private var taskOwner: [String: String] = [:]
+    /// Who started each context (the first trigger's source), for follow-on stages.
+    private var contextOrigin: [String: String] = [:]
     private var nextOrder = 0
     /// How long a triggered task may go without a `.started` or `.finished` (Keptn: 10 minutes).
     public var taskStartTimeout: TimeInterval = 600
@@ -478,11 +480,12 @@ public struct Engine: Sendable {
             case "triggered":
                 guard executions[event.id] == nil else { return }
                 // A follow-on stage keeps the person who started the delivery.
-                let origin = executions.values.first { $0.context == event.shkeptncontext }?.triggeredBy
+                let origin = contextOrigin[event.shkeptncontext] ?? event.source
+                contextOrigin[event.shkeptncontext] = origin
                 executions[event.id] = SequenceExecution(
                     id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
                     stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
-                    triggeredBy: origin ?? event.source, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
+                    triggeredBy: origin, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
                 nextOrder += 1
             case "finished":
                 guard let id = event.triggeredid, var execution = executions[id] else { return }
