@@ -228,6 +228,27 @@ import Testing
         #expect(finished.count == 2)
     }
 
+    @Test func pauseResumeAndAbortFromTheCLI() async throws {
+        let world = try World(seconds: "2")
+        #expect(await world.ready())
+        let context = try world.trigger()
+        #expect(await eventually { world.runs.count == 1 })
+        let paused = try world.daemon.ctl(["pause", context])
+        #expect(paused.stdout == "paused \(context)\n")
+        #expect(try world.state(context, "qa") == "paused")
+        // The running je-deployment finishes; je-test does not start while paused.
+        try await Task.sleep(for: .seconds(3))
+        #expect(world.runs.count == 1)
+        #expect(try world.daemon.ctl(["resume", context]).stdout == "resumed \(context)\n")
+        #expect(await eventually { world.runs.count == 2 })
+        let aborted = try world.daemon.ctl(["abort", context])
+        #expect(aborted.stdout == "aborted \(context)\n")
+        #expect(await world.waitState(context, "qa", "aborted"))
+        #expect(!(try world.sequences()).contains { $0["stage"] as? String == "production" })
+        let unknown = try world.daemon.ctl(["abort", "no-such-context"])
+        #expect(unknown.stderr == "shipyardctl: no sequence has the context no-such-context\n")
+    }
+
     @Test func aRequestWrittenWhileTheDaemonIsDownIsAppliedAtStart() async throws {
         let world = try World()
         #expect(await world.ready())

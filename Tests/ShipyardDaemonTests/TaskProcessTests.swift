@@ -1,0 +1,52 @@
+import Foundation
+import ShipyardCore
+import ShipyardTestKit
+import Testing
+
+@testable import ShipyardDaemon
+
+@Suite struct TaskProcessTests {
+    func process(_ dir: TemporaryDirectory, _ command: [String], timeout: Duration = .seconds(30)) -> TaskProcess {
+        TaskProcess(
+            triggered: KeptnEvent(id: "t1", type: "sh.keptn.event.je-test.triggered", time: "", context: "c1", data: .object([:])),
+            command: command, timeout: timeout, project: "p", stage: "qa", service: "s", sequence: "delivery", task: "je-test",
+            attempt: 1, worktree: dir.path, runDirectory: dir.path + "/run", logFile: dir.path + "/logs/qa-je-test.log")
+    }
+
+    @Test func outputBeyondTheCapIsDroppedWithANote() throws {
+        let dir = try TemporaryDirectory()
+        let outcome = process(dir, ["/bin/sh", "-c", "head -c 12000000 /dev/zero | tr '\\\\0' x"]).run(cancel: TaskCancel())
+        #expect(outcome.result == .pass)
+        let size = try FileManager.default.attributesOfItem(atPath: dir.path + "/logs/qa-je-test.log")[.size] as? Int ?? 0
+        #expect(size > TaskProcess.maxLogBytes && size < TaskProcess.maxLogBytes + 1000)
+        let tail = try String(contentsOfFile: dir.path + "/logs/qa-je-test.log", encoding: .utf8).suffix(300)
+        #expect(tail.contains("output truncated at 10485760 bytes"))
+    }
+
+    @Test func theResultFileDecidesAndBadOnesAreErrors() throws {
+        let dir = try TemporaryDirectory()
+        let warning = process(dir, ["/bin/sh", "-c", #"echo '{"result":"warning","message":"slow","data":{"x":1}}' > "$SHIPYARD_RESULT""#]).run(cancel: TaskCancel())
+        #expect(warning == TaskProcess.Outcome(result: .warning, status: .succeeded, message: "slow", data: .object(["x": .number(1)])))
+        let bad = process(dir, ["/bin/sh", "-c", #"echo 'not json' > "$SHIPYARD_RESULT""#]).run(cancel: TaskCancel())
+        #expect(bad.status == .errored)
+        #expect(bad.message.contains("not a JSON object"))
+        let wrong = process(dir, ["/bin/sh", "-c", #"echo '{"result":"ok"}' > "$SHIPYARD_RESULT""#]).run(cancel: TaskCancel())
+        #expect(wrong.message == "je-test wrote result \"ok\"; use pass, warning or fail")
+        let missing = process(dir, [dir.path + "/nope"]).run(cancel: TaskCancel())
+        #expect(missing.message == "cannot start \(dir.path)/nope: No such file or directory")
+        let signal = process(dir, ["/bin/sh", "-c", "kill -9 $$"]).run(cancel: TaskCancel())
+        #expect(signal.message == "je-test was killed by signal 9")
+    }
+
+    @Test func cancellingTerminatesTheGroup() throws {
+        let dir = try TemporaryDirectory()
+        let cancel = TaskCancel()
+        let thread = Thread {
+            Thread.sleep(forTimeInterval: 0.5)
+            cancel.cancel()
+        }
+        thread.start()
+        let outcome = process(dir, ["/bin/sleep", "30"]).run(cancel: cancel)
+        #expect(outcome == TaskProcess.Outcome(result: .fail, status: .aborted, message: "je-test aborted"))
+    }
+}
