@@ -4,8 +4,9 @@ export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
 BIN := .build/debug
 
-# Tests also run real servers: sshd (openssh-server) and a small Python HTTP server for git http-backend.
-TEST_PACKAGES := openssh-server python3
+# Tests also run real servers: sshd (openssh-server) and a small Python HTTP server for git
+# http-backend, and check the unit with systemd-analyze.
+TEST_PACKAGES := openssh-server python3 systemd
 
 .PHONY: all deps test-deps build test run lint bench clean
 

@@ -22,6 +22,8 @@ public actor Daemon {
     private var stopping = false
     private var stopped: CheckedContinuation<Void, Never>?
     private var orchestrator: Orchestrator?
+    private let systemd: SystemdNotifier
+    private var lastStatusLine = ""
     private var draining = false
     private var drainAgain = false
 
@@ -31,6 +33,7 @@ public actor Daemon {
         self.environment = environment
         self.state = StateDirectory(config.stateDirectory)
         self.logger = logger
+        self.systemd = SystemdNotifier(environment: environment)
     }
 
     /// Runs until SIGTERM or SIGINT.
@@ -66,6 +69,8 @@ public actor Daemon {
         await drainSpool()
         await publishStatus()
         logger.info("ready")
+        systemd.send("READY=1\nSTATUS=\(await statusLine())")
+        startWatchdog()
         await withCheckedContinuation { continuation in
             if stopping { continuation.resume() } else { stopped = continuation }
         }
@@ -80,6 +85,7 @@ public actor Daemon {
     public func shutdown() {
         guard !stopping else { return }
         stopping = true
+        systemd.send("STOPPING=1")
         logger.info("stopping")
         stopped?.resume()
         stopped = nil
@@ -113,6 +119,8 @@ public actor Daemon {
     /// SIGHUP: re-reads the config file; a bad one is refused and the running config stays.
     /// Every project is polled at once either way.
     public func reload() async {
+        systemd.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)")
+        defer { Task { await self.reloaded() } }
         if let configPath {
             let bytes = (try? Data(contentsOf: URL(fileURLWithPath: configPath))).map(Array.init) ?? []
             let document = ConfigLoader.load(bytes, environment: environment)
@@ -153,6 +161,36 @@ public actor Daemon {
         config.approvers = new.approvers
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()
+    }
+
+    private func reloaded() async {
+        systemd.send("READY=1\nSTATUS=\(await statusLine())")
+    }
+
+    /// `WATCHDOG=1` at half of `WATCHDOG_USEC`, sent only after a round trip through this actor:
+    /// a wedged daemon stops petting the watchdog, a stuck Git remote (polled on its own thread)
+    /// does not.
+    private func startWatchdog() {
+        guard let interval = systemd.watchdogInterval else { return }
+        Task { [weak self] in
+            while let self, await !self.stopping {
+                if await self.heartbeat() { self.systemd.send("WATCHDOG=1") }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    private func heartbeat() -> Bool { !stopping }
+
+    /// One line for `systemctl status`: projects, running sequences, pending approvals.
+    private func statusLine() async -> String {
+        let active: (running: Int, approvals: Int) = await orchestrator?.activeSummary ?? (running: 0, approvals: 0)
+        var errors = 0
+        for watcher in watchers.values where await watcher.status.error != nil { errors += 1 }
+        var line = "\(config.projects.count) project\(config.projects.count == 1 ? "" : "s")"
+        if errors > 0 { line += " (\(errors) with errors)" }
+        line += ", \(active.running) running, \(active.approvals) waiting for approval"
+        return line
     }
 
     // MARK: Request spool
@@ -372,6 +410,13 @@ public actor Daemon {
             try AtomicFile.write(try JSON.encode(status, pretty: true), to: state.statusFile, mode: 0o644, durable: false)
         } catch {
             logger.error("cannot write status.json: \(error)")
+        }
+        if systemd.isEnabled, !stopping {
+            let line = await statusLine()
+            if line != lastStatusLine {
+                lastStatusLine = line
+                systemd.send("STATUS=\(line)")
+            }
         }
     }
 

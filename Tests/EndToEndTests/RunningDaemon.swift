@@ -9,8 +9,11 @@ final class RunningDaemon: @unchecked Sendable {
     let state: String
     let logPath: String
     private var process: Subprocess?
+    /// Extra environment for the daemon (NOTIFY_SOCKET, WATCHDOG_USEC, …).
+    var environment: [String: String] = [:]
 
-    init(directory: String, config: String) throws {
+    init(directory: String, config: String, environment: [String: String] = [:]) throws {
+        self.environment = environment
         self.directory = directory
         configPath = directory + "/config.yaml"
         state = directory + "/state"
@@ -31,7 +34,7 @@ final class RunningDaemon: @unchecked Sendable {
     func start() throws {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer { close(log) }
-        process = try Subprocess(Command.path("shipyardd"), ["--config", configPath], stdout: log, stderr: log)
+        process = try Subprocess(Command.path("shipyardd"), ["--config", configPath], environment: environment, stdout: log, stderr: log)
     }
 
     var pid: Int32 { process?.pid ?? 0 }
