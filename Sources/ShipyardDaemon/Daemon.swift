@@ -74,7 +74,7 @@ public actor Daemon {
         await withCheckedContinuation { continuation in
             if stopping { continuation.resume() } else { stopped = continuation }
         }
-        await orchestrator.interruptAll()
+        await orchestrator.shutdown(grace: config.stopGracePeriod)
         for watcher in watchers.values { await watcher.stop() }
         for task in watcherTasks.values { await task.value }
         spoolWatcher?.stop()
@@ -157,6 +157,7 @@ public actor Daemon {
         config.projects = new.projects
         config.tasks = new.tasks
         config.notify = new.notify
+        config.stopGracePeriod = new.stopGracePeriod
         await orchestrator?.updateExecutors(new.tasks, notify: new.notify)
         config.approvers = new.approvers
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])

@@ -12,6 +12,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var approvers: Approvers?
     /// A program told about approvals (waiting, resolved) with the request as JSON on stdin.
     public var notify: TaskExecutor?
+    /// On SIGTERM, how long running tasks may go on before they are interrupted (and run again
+    /// at the next start).
+    public var stopGracePeriod: Duration = .seconds(30)
 
     public struct Project: Sendable, Equatable {
         public var name: String
@@ -117,7 +120,7 @@ private struct ConfigReader {
             return nil
         }
         var top: [String: YAMLPair] = [:]
-        guard schema.mapping(root, of: "the config", allowed: ["stateDirectory", "projects", "tasks", "approvers", "notify"], log: &log, into: &top) else {
+        guard schema.mapping(root, of: "the config", allowed: ["stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod"], log: &log, into: &top) else {
             return nil
         }
         var stateDirectory = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
@@ -129,7 +132,9 @@ private struct ConfigReader {
         let tasks = readTasks(top["tasks"])
         let approvers = readApprovers(top["approvers"])
         let notify = top["notify"].flatMap { pair in pair.value.isNull ? nil : readExecutor(pair.value, what: "notify", defaultTimeout: .seconds(30)) }
-        return DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers, notify: notify)
+        var config = DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers, notify: notify)
+        if let grace = duration(top["stopGracePeriod"], what: "stopGracePeriod", minimum: .zero) { config.stopGracePeriod = grace }
+        return config
     }
 
     // MARK: Projects

@@ -19,7 +19,9 @@ actor Orchestrator {
     private var wakeTask: Task<Void, Never>?
     private var wakeAt: Date?
     private var failed: String?
-    /// Set while the daemon stops: interrupted tasks are not recorded as finished, so the next
+    /// Set when the daemon begins to stop: no new task program starts (it starts at the next run).
+    private var draining = false
+    /// Set once running tasks are interrupted: they are not recorded as finished, so the next
     /// start runs them again.
     private var stopping = false
 
@@ -128,6 +130,10 @@ actor Orchestrator {
     /// for an external `.started`/`.finished` (`shipyardctl send event`).
     private func launch(_ triggered: KeptnEvent, alreadyStarted: Bool) {
         guard case .task(let name, _)? = triggered.kind, name != "approval" else { return }
+        if draining {
+            logger.info("\(name) not started: the daemon is stopping; it starts at the next run", metadata: ["context": "\(triggered.shkeptncontext)"])
+            return
+        }
         guard let executor = executors[name], let (execution, _) = engine.task(triggeredID: triggered.id) else {
             logger.info("\(name) has no local executor; waiting for an external .started/.finished (shipyardctl send event)",
                         metadata: ["context": "\(triggered.shkeptncontext)", "triggeredid": "\(triggered.id)"])
@@ -347,9 +353,18 @@ actor Orchestrator {
         return (states.filter { $0 == .started }.count, states.filter { $0 == .waitingForApproval }.count)
     }
 
-    /// Terminates every running task's process group (SIGTERM now; the runner kills it after
-    /// its grace period). Their attempts stay recorded, so the next start runs them again.
-    func interruptAll() async {
+    /// The daemon's stop: running tasks get `grace` to finish (their results are recorded as
+    /// usual, and nothing new starts), then their process groups are terminated (and killed after
+    /// the runner's grace period) without recording an outcome, so the next start runs them again.
+    func shutdown(grace: Duration) async {
+        draining = true
+        let deadline = ContinuousClock.now + grace
+        if !running.isEmpty, grace > .zero {
+            logger.info("waiting up to \(GoDuration.format(grace)) for \(running.count) running task(s) to finish")
+        }
+        while !running.isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         stopping = true
         wakeTask?.cancel()
         for cancel in running.values {

@@ -212,8 +212,23 @@ import Testing
         #expect(refused.stderr == "shipyardctl: no triggered task has the id nope\n")
     }
 
+    @Test func aStopLetsARunningTaskFinishWithinTheGracePeriod() async throws {
+        let world = try World(seconds: "2", extraConfig: "stopGracePeriod: 20s")
+        #expect(await world.ready())
+        let context = try world.trigger()
+        #expect(await eventually { world.runs.count == 1 })
+        #expect(await world.daemon.stop() == 0)
+        #expect(world.daemon.log.contains("waiting up to 20s for 1 running task(s) to finish"))
+        #expect(world.daemon.log.contains("je-test not started: the daemon is stopping"))
+        try world.daemon.start()
+        #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)))
+        // je-deployment finished during the grace period: it never ran again.
+        #expect(world.runs.filter { $0.contains(" qa je-deployment ") }.count == 1)
+        #expect(world.runs.filter { $0.contains(" qa je-test attempt=1") }.count == 1)
+    }
+
     @Test func aStopWhileATaskRunsRunsItAgainAtTheNextStart() async throws {
-        let world = try World(seconds: "3")
+        let world = try World(seconds: "3", extraConfig: "stopGracePeriod: 0s")
         #expect(await world.ready())
         let context = try world.trigger()
         #expect(await eventually { world.runs.count == 1 })

@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func readyStatusWatchdogReloadAndStop() async throws {
-        let world = try SequenceTests.World(seconds: "5")
+        let world = try SequenceTests.World(seconds: "5", extraConfig: "stopGracePeriod: 1s")
         #expect(await world.ready())
         #expect(await world.daemon.stop() == 0)
         let socket = try NotifySocket(path: world.dir.path + "/notify.sock")
