@@ -8,7 +8,20 @@ BIN := .build/debug
 # http-backend, and check the unit with systemd-analyze.
 TEST_PACKAGES := openssh-server python3 systemd
 
-.PHONY: all deps test-deps build test run lint bench clean
+# make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
+# example config, man pages and shell completions. make uninstall removes them.
+PREFIX ?= /usr/local
+DESTDIR ?=
+CONFIGURATION ?= release
+BINDIR := $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR := $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+MANSRC := .build/plugins/GenerateManual/outputs
+
+.PHONY: all deps test-deps build test run lint bench clean install install-files man uninstall
 
 all: build
 
@@ -36,6 +49,40 @@ run: build
 bench: deps
 	$(SWIFT) build -c release
 	.build/release/shipyard-bench
+
+man: deps
+	$(SWIFT) package --allow-writing-to-package-directory generate-manual --multi-page --configuration $(CONFIGURATION)
+
+install: deps man
+	$(SWIFT) build -c $(CONFIGURATION)
+	$(MAKE) install-files
+
+# Copies what is built; does not build (tests call it while SwiftPM holds the build folder).
+install-files:
+	install -Dm755 .build/$(CONFIGURATION)/shipyardd $(DESTDIR)$(BINDIR)/shipyardd
+	install -Dm755 .build/$(CONFIGURATION)/shipyardctl $(DESTDIR)$(BINDIR)/shipyardctl
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/shipyardd|$(BINDIR)/shipyardd|' systemd/shipyardd.service > $(DESTDIR)$(UNITDIR)/shipyardd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/shipyardd.service
+	install -Dm644 systemd/shipyardd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf
+	install -Dm644 systemd/shipyardd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
+	install -Dm644 examples/config.yaml $(DESTDIR)$(SYSCONFDIR)/shipyardd/config.yaml.example
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	.build/$(CONFIGURATION)/shipyardctl --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardctl
+	.build/$(CONFIGURATION)/shipyardctl --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_shipyardctl
+	.build/$(CONFIGURATION)/shipyardctl --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/shipyardctl.fish
+	.build/$(CONFIGURATION)/shipyardd --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardd
+	@if [ -d $(MANSRC) ]; then \
+	  install -d $(DESTDIR)$(MANDIR)/man1 && install -m644 $(MANSRC)/*/*.1 $(DESTDIR)$(MANDIR)/man1/; \
+	else echo "install-files: no man pages generated (make man); skipping them"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/shipyardd $(DESTDIR)$(BINDIR)/shipyardctl
+	rm -f $(DESTDIR)$(UNITDIR)/shipyardd.service $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
+	rm -f $(DESTDIR)$(SYSCONFDIR)/shipyardd/config.yaml.example
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardd
+	rm -f $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_shipyardctl $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/shipyardctl.fish
+	rm -f $(DESTDIR)$(MANDIR)/man1/shipyardctl*.1 $(DESTDIR)$(MANDIR)/man1/shipyardd*.1
 
 clean:
 	$(SWIFT) package clean
