@@ -95,6 +95,19 @@ import Testing
         #expect(world.runs.filter { $0.contains(" qa je-deployment ") }.map { $0.split(separator: " ")[3] } == ["attempt=1", "attempt=2"])
     }
 
+    @Test func underJournaldEachLineCarriesItsPriority() async throws {
+        let dir = try TemporaryDirectory()
+        let daemon = try RunningDaemon(
+            directory: dir.path, config: "projects:\n  - name: demo\n    upstream: file://\(dir.path)/missing.git\n",
+            environment: ["JOURNAL_STREAM": "8:12345"])
+        #expect(await eventually { daemon.log.contains("upstream poll failed") })
+        #expect(await daemon.stop() == 0)
+        let lines = daemon.log.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("<6>shipyardd 0.1.0 starting") == true)
+        #expect(lines.contains { $0.hasPrefix("<3>[demo] upstream poll failed: ") })
+        #expect(lines.allSatisfy { $0.hasPrefix("<") })
+    }
+
     @Test func theUnitVerifiesAndItsSandboxScoresOK() throws {
         let dir = try TemporaryDirectory()
         let unit = try String(contentsOf: Repository.root.appendingPathComponent("systemd/shipyardd.service"), encoding: .utf8)
