@@ -420,11 +420,6 @@ public actor Daemon {
             }
         }
     }
-
-    /// The shipyard in force for a project (for the engine and tests).
-    public func loadedShipyard(project: String) async -> LoadedShipyard? {
-        await watchers[project]?.loaded
-    }
 }
 
 /// Gathers the answers of several projects to one `sync` request into one outcome.
