@@ -19,6 +19,10 @@ actor Orchestrator {
     private var wakeTask: Task<Void, Never>?
     private var wakeAt: Date?
     private var failed: String?
+    /// Fault injection for the crash tests: SIGKILL this process right after this many journal
+    /// appends (`SHIPYARD_FAULT_KILL_AFTER_APPENDS`), i.e. after a step is durable and before
+    /// anything acts on it.
+    private var killAfterAppends = ProcessInfo.processInfo.environment["SHIPYARD_FAULT_KILL_AFTER_APPENDS"].flatMap(Int.init)
     /// Set when the daemon begins to stop: no new task program starts (it starts at the next run).
     private var draining = false
     /// Set once running tasks are interrupted: they are not recorded as finished, so the next
@@ -86,6 +90,10 @@ actor Orchestrator {
             return
         }
         for event in records { log(event) }
+        if !records.isEmpty, let remaining = killAfterAppends {
+            killAfterAppends = remaining - 1
+            if remaining <= 1 { kill(getpid(), SIGKILL) }
+        }
         var finished = false
         for effect in effects {
             switch effect {

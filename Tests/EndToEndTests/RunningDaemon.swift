@@ -39,6 +39,9 @@ final class RunningDaemon: @unchecked Sendable {
 
     var pid: Int32 { process?.pid ?? 0 }
 
+    /// False once the process exited (and has been reaped).
+    var isRunning: Bool { process?.isRunning ?? false }
+
     func signal(_ signo: Int32) {
         process?.signal(signo)
     }

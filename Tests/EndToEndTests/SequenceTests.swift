@@ -277,6 +277,41 @@ import Testing
         })
     }
 
+    @Test func aCrashAfterEveryStepOfADeliveryLosesAndRepeatsNothing() async throws {
+        let world = try World(seconds: "0.2")
+        #expect(await world.ready())
+        #expect(await world.daemon.stop() == 0)
+        // Each run of the daemon is killed right after its first journal append: after every
+        // single durable step of the delivery, before anything acts on it.
+        world.daemon.environment = ["SHIPYARD_FAULT_KILL_AFTER_APPENDS": "1"]
+        try world.daemon.start()
+        #expect(await eventually { world.daemon.status()?.pid == world.daemon.pid })
+        let trigger = try world.daemon.ctl(["trigger", "delivery", "--project", "fulltour", "--service", "helloservice", "--timeout", "2"])
+        _ = trigger
+        var crashes = 0
+        for _ in 0..<60 {
+            _ = await eventually(timeout: .seconds(10)) { !world.daemon.isRunning || (try? world.sequences())?.contains { $0["stage"] as? String == "production" && $0["state"] as? String == "finished" } == true }
+            if (try? world.sequences())?.contains(where: { $0["stage"] as? String == "production" && $0["state"] as? String == "finished" }) == true { break }
+            _ = await world.daemon.stop()
+            crashes += 1
+            try world.daemon.start()
+        }
+        let sequences = try world.sequences()
+        #expect(sequences.count == 2)
+        #expect(sequences.allSatisfy { $0["state"] as? String == "finished" && $0["result"] as? String == "pass" })
+        // 13 events in 7 appends (a task's .finished is recorded with what it triggers): the
+        // daemon died after each append but the last, which finished the delivery.
+        let events = world.events()
+        #expect(events.count == 13)
+        #expect(crashes >= 6)
+        #expect(Set(events.compactMap { $0["id"] as? String }).count == events.count)
+        for task in ["qa je-deployment", "qa je-test", "production je-deployment"] {
+            let runs = world.runs.filter { $0.contains(" \(task) ") }
+            #expect(!runs.isEmpty, "\(task) never ran")
+            #expect(Set(runs).count == runs.count, "an attempt of \(task) ran twice: \(runs)")
+        }
+    }
+
     @Test func killingTheDaemonAtAnyPointLosesAndRepeatsNothing() async throws {
         let world = try World(seconds: "0.3")
         #expect(await world.ready())
