@@ -115,7 +115,10 @@ actor Orchestrator {
                 schedule(date)
             }
         }
-        if finished { pruneWorktrees() }
+        if finished {
+            pruneWorktrees()
+            pruneRuns()
+        }
     }
 
     private func log(_ event: KeptnEvent) {
@@ -266,6 +269,16 @@ actor Orchestrator {
             }
             chmod(path, 0o755)
             try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// Removes the per-task folders (event file, result file, attempt record) of tasks whose
+    /// sequence has ended: they matter only while a task may still be run again.
+    private func pruneRuns() {
+        let root = state.root + "/runs"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where running[name] == nil {
+            if let (execution, _) = engine.task(triggeredID: name), execution.isActive { continue }
+            try? FileManager.default.removeItem(atPath: root + "/" + name)
         }
     }
 
