@@ -50,7 +50,7 @@ actor Orchestrator {
         let loaded = try journal.open()
         if let dropped = loaded.dropped { logger.warning("journal: \(dropped)") }
         for event in loaded.events { engine.replay(event) }
-        logger.info("journal replayed", metadata: ["events": "\(loaded.events.count)", "active": "\(engine.ordered.filter(\.isActive).count)"])
+        logger.info("journal replayed", metadata: ["events": "\(loaded.events.count)", "active": "\(engine.active.count)"])
         let unfinished = engine.unfinishedTasks
         let wanted = Set(unfinished.compactMap { $0.execution.tasks[$0.index].triggeredID })
         let triggeredEvents = Dictionary(loaded.events.filter { wanted.contains($0.id) }.map { ($0.id, $0) }) { a, _ in a }
@@ -261,7 +261,7 @@ actor Orchestrator {
     /// Removes exported worktrees that no active sequence runs with.
     private func pruneWorktrees() {
         let root = state.root + "/worktrees"
-        let needed = Set(engine.ordered.filter(\.isActive).compactMap(\.commit))
+        let needed = Set(engine.active.compactMap(\.commit))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !needed.contains(name) {
             let path = root + "/" + name
             for file in FileManager.default.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
@@ -370,7 +370,7 @@ actor Orchestrator {
     }
 
     var activeSummary: (running: Int, approvals: Int) {
-        let states = engine.ordered.filter(\.isActive).map(engine.state)
+        let states = engine.active.map(engine.state)
         return (states.filter { $0 == .started }.count, states.filter { $0 == .waitingForApproval }.count)
     }
 

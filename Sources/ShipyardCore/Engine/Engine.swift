@@ -74,6 +74,9 @@ public struct Engine: Sendable {
     private var taskOwner: [String: String] = [:]
     /// Who started each context (the first trigger's source), for follow-on stages.
     private var contextOrigin: [String: String] = [:]
+    /// Executions that have not ended: the engine's work per command is proportional to these,
+    /// not to the history.
+    private var activeIDs: Set<String> = []
     private var nextOrder = 0
     /// How long a triggered task may go without a `.started` or `.finished` (Keptn: 10 minutes).
     public var taskStartTimeout: TimeInterval = 600
@@ -118,6 +121,11 @@ public struct Engine: Sendable {
         executions.values.sorted { $0.order < $1.order }
     }
 
+    /// The executions that have not ended, oldest first.
+    public var active: [SequenceExecution] {
+        activeIDs.compactMap { executions[$0] }.sorted { $0.order < $1.order }
+    }
+
     /// The execution and index of the task a `.triggered` id belongs to.
     public func task(triggeredID: String) -> (execution: SequenceExecution, index: Int)? {
         guard let owner = taskOwner[triggeredID], let execution = executions[owner],
@@ -128,7 +136,7 @@ public struct Engine: Sendable {
 
     /// Tasks that were triggered and have not finished: after a restart, these are re-dispatched.
     public var unfinishedTasks: [(execution: SequenceExecution, index: Int)] {
-        ordered.filter(\.isActive).compactMap { execution in
+        active.compactMap { execution in
             guard let index = execution.currentTaskIndex, execution.tasks[index].phase != .pending else { return nil }
             return (execution, index)
         }
@@ -266,7 +274,7 @@ public struct Engine: Sendable {
         // Each pass may finish a sequence and so unblock or trigger others; bounded by their number.
         for _ in 0...(executions.count + 1) {
             var changed = false
-            for execution in ordered where execution.isActive {
+            for execution in active {
                 if progress(execution.id, shipyards: shipyards, run: &run, ids: &ids) { changed = true }
             }
             if !changed { break }
@@ -459,8 +467,9 @@ public struct Engine: Sendable {
     /// (keptn#7828, #5259), a sequence that waits for approval or is paused keeps its place:
     /// a later delivery never runs beside it.
     func isBlocked(_ execution: SequenceExecution) -> Bool {
-        executions.values.contains { other in
-            other.id != execution.id && other.isActive && other.key == execution.key
+        activeIDs.contains { id in
+            guard let other = executions[id] else { return false }
+            return other.id != execution.id && other.isActive && other.key == execution.key
                 && (other.hasStarted || (other.phase == .triggered && other.order < execution.order))
         }
     }
@@ -486,6 +495,7 @@ public struct Engine: Sendable {
                     id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
                     stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
                     triggeredBy: origin, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
+                activeIDs.insert(event.id)
                 nextOrder += 1
             case "finished":
                 guard let id = event.triggeredid, var execution = executions[id] else { return }
@@ -495,6 +505,7 @@ public struct Engine: Sendable {
                 execution.finishedAt = time
                 execution.phase = execution.status == .aborted ? .aborted : event.data["state"]?.string == "timedOut" ? .timedOut : .finished
                 executions[id] = execution
+                activeIDs.remove(id)
             case "paused":
                 guard let id = event.triggeredid, var execution = executions[id], execution.isActive else { return }
                 if execution.phase != .paused { execution.pausedFrom = execution.phase }
