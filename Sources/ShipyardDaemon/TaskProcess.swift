@@ -19,6 +19,9 @@ struct TaskProcess: Sendable {
     var runDirectory: String
     var logFile: String
 
+    /// How long to wait before each new try of a spawn that failed with ETXTBSY (about 3 s in all).
+    var busyRetryDelays: [TimeInterval] = [0.05, 0.1, 0.2, 0.4, 0.8, 1.5]
+
     static let maxLogBytes = 10 << 20
     static let gracePeriod: TimeInterval = 5
 
@@ -84,14 +87,29 @@ struct TaskProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, -1, fds[1])
+        var spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, -1, fds[1])
+        // ETXTBSY: the program is open for writing somewhere (a deployment tool replacing it right
+        // now, or a child that inherited a descriptor). That passes: try again for a short while.
+        var waited: TimeInterval = 0
+        var tries = 1
+        for delay in busyRetryDelays where spawned == ETXTBSY && !cancel.isCancelled {
+            note("cannot start \(command[0]): \(String(cString: strerror(spawned))) (open for writing by another process); trying again in \(Int(delay * 1000)) ms")
+            Thread.sleep(forTimeInterval: delay)
+            waited += delay
+            tries += 1
+            spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, -1, fds[1])
+        }
         close(fds[1])
         guard spawned == 0 else {
             close(fds[0])
-            let reason = String(cString: strerror(spawned))
+            var reason = String(cString: strerror(spawned))
+            if spawned == ETXTBSY {
+                reason += " after \(tries) tries over \(GoDuration.format(.milliseconds(Int64(waited * 1000)))): another process keeps it open for writing"
+            }
             note("cannot start: \(reason)")
             return Outcome(result: .fail, status: .errored, message: "cannot start \(command[0]): \(reason)")
         }
+        if tries > 1 { note("started on try \(tries)") }
         cancel.started(pid)
         let reader = fds[0]
         defer { close(reader) }

@@ -51,8 +51,7 @@ enum SequenceBench {
                 command: ["\(scratch)/marker"]
 
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        try "#!/bin/sh\ndate +%s.%N > \(scratch)/markers/$SHIPYARD_CONTEXT\n".write(toFile: scratch + "/marker", atomically: true, encoding: .utf8)
-        chmod(scratch + "/marker", 0o755)
+        try writeFile(scratch + "/marker", Data("#!/bin/sh\ndate +%s.%N > \(scratch)/markers/$SHIPYARD_CONTEXT\n".utf8), mode: 0o755)
         try FileManager.default.createDirectory(atPath: scratch + "/markers", withIntermediateDirectories: true)
         var daemon = try start(bin: bin, config: config, scratch: scratch)
         try waitUntil(timeout: 30) { loadedShipyard(state) }

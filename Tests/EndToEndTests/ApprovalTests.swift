@@ -190,13 +190,21 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: requests + "/aaaaaaaa-0000-0000-0000-000000000001.json", withDestinationPath: target)
         let hard = try world.dir.write("hard.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000002","kind":"approve","approval":"\#(id)"}"#)
         link(hard, requests + "/aaaaaaaa-0000-0000-0000-000000000002.json")
-        try world.dir.write("state/requests/aaaaaaaa-0000-0000-0000-000000000003.json", String(repeating: " ", count: 70_000) + "{}")
-        try world.dir.write("state/requests/aaaaaaaa-0000-0000-0000-000000000004.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000004","kind":"approve""#)
-        #expect(await eventually { (try? FileManager.default.contentsOfDirectory(atPath: requests))?.isEmpty == true })
-        let outcomes = (1...4).map { n -> String in
-            let path = world.daemon.state + "/outcomes/aaaaaaaa-0000-0000-0000-00000000000\(n).json"
-            return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        // Written beside the spool and renamed in, so the daemon never sees them half-written.
+        let oversized = try world.dir.write("oversized.json", String(repeating: " ", count: 70_000) + "{}")
+        #expect(rename(oversized, requests + "/aaaaaaaa-0000-0000-0000-000000000003.json") == 0)
+        let malformed = try world.dir.write("malformed.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000004","kind":"approve""#)
+        #expect(rename(malformed, requests + "/aaaaaaaa-0000-0000-0000-000000000004.json") == 0)
+        // The daemon removes a request file when it takes it and answers after that: wait for the answers.
+        func outcomes() -> [String] {
+            (1...4).map { n -> String in
+                let path = world.daemon.state + "/outcomes/aaaaaaaa-0000-0000-0000-00000000000\(n).json"
+                return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            }
         }
+        #expect(await eventually { !outcomes().contains("") })
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: requests))?.isEmpty == true)
+        let outcomes = outcomes()
         #expect(outcomes[0].contains("symbolic link"))
         #expect(outcomes[1].contains("other hard links"))
         #expect(outcomes[2].contains("larger than 65536 bytes"))

@@ -106,8 +106,11 @@ import Testing
         let dir = try TemporaryDirectory()
         let upstream = try UpstreamRepository(in: dir.path)
         let good = try upstream.commit(["shipyard.yaml": Self.tutorial])
-        var server = try GitDaemonServer(root: dir.path)
-        let port = server.port
+        // The port stays ours while the server is down: it refuses connections, and the server
+        // comes back on it.
+        let reserved = try RefusingPort()
+        let port = reserved.port
+        var server = try GitDaemonServer(root: dir.path, port: reserved)
         let daemon = try RunningDaemon(directory: dir.path, config: project(upstream: server.url("upstream.git")))
         _ = await daemon.waitFor("demo") { $0.shipyardCommit == good }
 
@@ -118,7 +121,7 @@ import Testing
         #expect(status?.shipyardCommit == good)
         #expect(count("upstream poll failed", in: daemon.log) == 1)
 
-        server = try GitDaemonServer(root: dir.path, port: port)
+        server = try GitDaemonServer(root: dir.path, port: reserved)
         let next = try upstream.commit(["README": "back\n"])
         status = await daemon.waitFor("demo") { $0.commit == next }
         #expect(status?.error == nil)

@@ -126,7 +126,7 @@ import Testing
     @Test func aHangingTaskIsKilledAtItsTimeoutWithItsChildren() async throws {
         // je-test starts a child, ignores SIGTERM, and hangs: the whole group must be killed.
         let world = try World(testCommand: { dir in
-            try Data("""
+            try writeFile(dir + "/hang", Data("""
                 #!/bin/sh
                 sleep 1000 &
                 echo $! > \(dir)/child.pid
@@ -134,8 +134,7 @@ import Testing
                 trap '' TERM
                 sleep 1000
 
-                """.utf8).write(to: URL(fileURLWithPath: dir + "/hang"))
-            chmod(dir + "/hang", 0o755)
+                """.utf8), mode: 0o755)
             return dir + "/hang"
         }, testTimeout: "1s")
         #expect(await world.ready())
@@ -251,8 +250,11 @@ import Testing
         let paused = try world.daemon.ctl(["pause", context])
         #expect(paused.stdout == "paused \(context)\n")
         #expect(try world.state(context, "qa") == "paused")
-        // The running je-deployment finishes; je-test does not start while paused.
-        try await Task.sleep(for: .seconds(3))
+        // The running je-deployment finishes; je-test does not start while paused. The engine
+        // records a task's .finished together with whatever it triggers, so once the .finished is
+        // in the record, a je-test.triggered would be too.
+        #expect(await eventually { world.events().contains { $0["type"] as? String == "sh.keptn.event.je-deployment.finished" } })
+        #expect(!world.events().contains { $0["type"] as? String == "sh.keptn.event.je-test.triggered" })
         #expect(world.runs.count == 1)
         #expect(try world.daemon.ctl(["resume", context]).stdout == "resumed \(context)\n")
         #expect(await eventually { world.runs.count == 2 })

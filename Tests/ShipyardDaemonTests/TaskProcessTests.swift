@@ -49,4 +49,44 @@ import Testing
         let outcome = process(dir, ["/bin/sleep", "30"]).run(cancel: cancel)
         #expect(outcome == TaskProcess.Outcome(result: .fail, status: .aborted, message: "je-test aborted"))
     }
+
+    /// ETXTBSY, reproduced: a descriptor open for writing on the program makes exec fail. The
+    /// runner tries again while it lasts, and says so in the task's log.
+    @Test func aProgramOpenForWritingIsStartedOnceTheWriterCloses() async throws {
+        let dir = try TemporaryDirectory()
+        let program = try dir.write("tasks/deploy", "#!/bin/sh\necho deployed\n", mode: 0o755)
+        let writer = open(program, O_WRONLY | O_CLOEXEC)
+        try #require(writer >= 0)
+        var task = process(dir, [program])
+        task.busyRetryDelays = Array(repeating: 0.05, count: 400)  // up to 20 s: the writer closes long before
+        let runner = task
+        let outcome = Task.detached { runner.run(cancel: TaskCancel()) }
+        let log = dir.path + "/logs/qa-je-test.log"
+        let retried = await eventually(timeout: .seconds(20)) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("Text file busy (open for writing by another process); trying again")
+        }
+        close(writer)
+        #expect(retried)
+        #expect(await outcome.value == TaskProcess.Outcome(result: .pass, status: .succeeded, message: ""))
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("deployed\n"))
+        #expect(text.contains("started on try "))
+    }
+
+    @Test func aProgramThatStaysBusyFailsTheTaskClearly() throws {
+        let dir = try TemporaryDirectory()
+        let program = try dir.write("tasks/deploy", "#!/bin/sh\necho deployed\n", mode: 0o755)
+        let writer = open(program, O_WRONLY | O_CLOEXEC)
+        try #require(writer >= 0)
+        defer { close(writer) }
+        var task = process(dir, [program])
+        task.busyRetryDelays = [0.01, 0.02, 0.03]
+        let outcome = task.run(cancel: TaskCancel())
+        #expect(outcome.result == .fail)
+        #expect(outcome.status == .errored)
+        #expect(outcome.message == "cannot start \(program): Text file busy after 4 tries over 60ms: another process keeps it open for writing")
+        let log = try String(contentsOfFile: dir.path + "/logs/qa-je-test.log", encoding: .utf8)
+        #expect(log.components(separatedBy: "trying again").count == 4)
+        #expect(!log.contains("deployed"))
+    }
 }

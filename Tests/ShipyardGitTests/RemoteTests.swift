@@ -27,7 +27,8 @@ import Testing
     }
 
     @Test func anUnreachableHostIsAClearError() throws {
-        let port = freePort()
+        let refusing = try RefusingPort()
+        let port = refusing.port
         let error = #expect(throws: GitError.self) {
             try lsRemoteBranch(RemoteAccess(url: "git://127.0.0.1:\(port)/x.git"), branch: "main")
         }

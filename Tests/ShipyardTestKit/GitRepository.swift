@@ -41,7 +41,7 @@ public final class UpstreamRepository: Sendable {
         for (name, text) in files {
             let path = work + "/" + name
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            try writeFile(path, Data(text.utf8))
             try git("add", name)
         }
         try git("commit", "-q", "--allow-empty", "-m", message)

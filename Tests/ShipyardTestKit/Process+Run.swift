@@ -100,10 +100,23 @@ public final class TemporaryDirectory: Sendable {
     public func write(_ name: String, _ text: String, mode: Int? = nil) throws -> String {
         let file = path + "/" + name
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
-        if let mode { chmod(file, mode_t(mode)) }
+        try writeFile(file, Data(text.utf8), mode: mode ?? 0o644)
         return file
     }
+}
+
+/// Writes a file through a descriptor opened with `O_CLOEXEC` and closed before returning. Tests
+/// run in parallel and start child processes at any moment: a child that inherited a descriptor
+/// still open for writing would keep an executable "busy" (ETXTBSY) for as long as it lives.
+/// Write every file a test may later execute with this, never with `Data.write(to:)`.
+public func writeFile(_ path: String, _ data: Data, mode: Int = 0o644) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+    guard fd >= 0 else { throw ProcessFailure(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard written == data.count else { throw ProcessFailure(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
+    // The mode given to open is masked by the umask; an executable must be executable whatever it is.
+    guard fchmod(fd, mode_t(mode)) == 0 else { throw ProcessFailure(description: "cannot chmod \(path)") }
 }
 
 /// Waits, in bounded steps, until a condition holds. Returns false when it never did.

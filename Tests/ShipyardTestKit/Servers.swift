@@ -1,19 +1,36 @@
 import Foundation
 
 /// A server process the test started; stopped (with its children) when the value goes away.
+///
+/// A port chosen before the server binds it can be taken meanwhile (by another test's server, or
+/// as the local port of an outgoing connection). So the server is started on a fresh port until
+/// the listening socket on that port is one of its own descriptors: a port that accepts
+/// connections but belongs to someone else never passes for ours.
 public class BackgroundServer: @unchecked Sendable {
     let process: Subprocess
     public let port: Int
 
-    init(executable: String, arguments: [String], port: Int, environment: [String: String] = [:], log: String? = nil) throws {
-        self.port = port
-        let sink = open(log ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        defer { close(sink) }
-        process = try Subprocess(executable, arguments, environment: environment, stdout: sink, stderr: sink)
-        guard Self.waitForPort(port) else {
-            stop()
-            throw ProcessFailure(description: "\(executable) did not listen on 127.0.0.1:\(port)\(log.map { ": " + ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") } ?? "")")
+    /// `reserved`: run on that port, which the caller holds (a server restarted where it was).
+    init(
+        log: String? = nil, environment: [String: String] = [:], reserved: RefusingPort? = nil,
+        command: (Int) throws -> (executable: String, arguments: [String])
+    ) throws {
+        var failures: [String] = []
+        for _ in 0..<(reserved == nil ? 8 : 1) {
+            let port = reserved?.port ?? freePort()
+            let (executable, arguments) = try command(port)
+            let sink = open(log ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            defer { close(sink) }
+            let process = try Subprocess(executable, arguments, environment: environment, stdout: sink, stderr: sink)
+            if Self.waitUntilListening(process, port: port) {
+                self.process = process
+                self.port = port
+                return
+            }
+            process.kill9()
+            failures.append("\(executable) did not listen on 127.0.0.1:\(port)\(log.map { ": " + ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") } ?? "")")
         }
+        throw ProcessFailure(description: failures.joined(separator: "\n"))
     }
 
     deinit { stop() }
@@ -22,32 +39,63 @@ public class BackgroundServer: @unchecked Sendable {
         process.kill9()
     }
 
-    /// Connects until the port accepts, for at most ten seconds.
-    static func waitForPort(_ port: Int) -> Bool {
+    /// Waits (at most ten seconds) until `process` itself listens on the port; false as soon as it
+    /// exits (the port was taken) or when it never does.
+    static func waitUntilListening(_ process: Subprocess, port: Int) -> Bool {
         for _ in 0..<200 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            let rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            close(fd)
-            if rc == 0 { return true }
+            if let inode = listeningSocketInode(port: port), ownsSocket(process.pid, inode: inode) { return true }
+            if !process.isRunning { return false }
             usleep(50_000)
+        }
+        return false
+    }
+
+    /// The inode of the socket listening on 127.0.0.1:port (or 0.0.0.0:port), from /proc/net/tcp.
+    static func listeningSocketInode(port: Int) -> String? {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        let wanted = [String(format: "0100007F:%04X", port), String(format: "00000000:%04X", port)]
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            guard fields.count > 9, wanted.contains(String(fields[1])), fields[3] == "0A" else { continue }
+            return String(fields[9])
+        }
+        return nil
+    }
+
+    static func ownsSocket(_ pid: pid_t, inode: String) -> Bool {
+        let dir = "/proc/\(pid)/fd"
+        let target = "socket:[\(inode)]"
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + fd)) == target { return true }
         }
         return false
     }
 }
 
+/// A loopback TCP port held bound but not listening: connections to it are refused, and no other
+/// process can take it while the value lives, except a server started on it with `SO_REUSEADDR`
+/// (git daemon's `--reuseaddr`). For tests of an unreachable remote, or of a server that stops and
+/// comes back on the same port.
+public final class RefusingPort: Sendable {
+    public let port: Int
+    private let fd: Int32
+
+    public init() throws {
+        (fd, port) = try boundLoopbackSocket()
+    }
+
+    deinit { close(fd) }
+}
+
 /// `git daemon` serving every repository under a folder over git:// on loopback.
 public final class GitDaemonServer: BackgroundServer, @unchecked Sendable {
-    public init(root: String, port: Int = freePort()) throws {
-        try super.init(
-            executable: "/usr/lib/git-core/git-daemon",
-            arguments: ["--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(root)", "--export-all", "--informative-errors", root],
-            port: port)
+    /// `port`: serve on a port the test holds, so that a stopped server can come back where it was.
+    public init(root: String, port: RefusingPort? = nil) throws {
+        try super.init(reserved: port) { port in
+            ("/usr/lib/git-core/git-daemon",
+             ["--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(root)", "--export-all", "--informative-errors", root])
+        }
     }
 
     public func url(_ repository: String) -> String { "git://127.0.0.1:\(port)/\(repository)" }
@@ -117,12 +165,10 @@ public final class HTTPGitServer: BackgroundServer, @unchecked Sendable {
         """#
 
     public init(root: String, user: String, passwordFile: String, scratch: String) throws {
-        let port = freePort()
         let script = scratch + "/git-http-server.py"
-        try Data(Self.script.utf8).write(to: URL(fileURLWithPath: script))
-        try super.init(
-            executable: Self.python(), arguments: [script, root, user, passwordFile, "\(port)"], port: port,
-            log: scratch + "/http-server.log")
+        try writeFile(script, Data(Self.script.utf8))
+        let python = try Self.python()
+        try super.init(log: scratch + "/http-server.log") { port in (python, [script, root, user, passwordFile, "\(port)"]) }
     }
 
     public func url(_ repository: String) -> String { "http://127.0.0.1:\(port)/\(repository)" }
@@ -154,26 +200,28 @@ public final class SSHServer: BackgroundServer, @unchecked Sendable {
         clientKey = dir + "/client_key"
         hostPublicKey = try String(contentsOfFile: dir + "/host_key.pub", encoding: .utf8)
             .split(separator: " ").prefix(2).joined(separator: " ")
-        user = try Run.checked("/usr/bin/id", ["-un"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        let port = freePort()
-        let config = """
-            Port \(port)
-            ListenAddress 127.0.0.1
-            HostKey \(dir)/host_key
-            AuthorizedKeysFile \(dir)/authorized_keys
-            PidFile \(dir)/sshd.pid
-            StrictModes no
-            UsePAM no
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            PubkeyAuthentication yes
-            PermitRootLogin prohibit-password
-            AllowUsers \(user)
-            LogLevel VERBOSE
+        let user = try Run.checked("/usr/bin/id", ["-un"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        self.user = user
+        try super.init(log: dir + "/sshd.log") { port in
+            let config = """
+                Port \(port)
+                ListenAddress 127.0.0.1
+                HostKey \(dir)/host_key
+                AuthorizedKeysFile \(dir)/authorized_keys
+                PidFile \(dir)/sshd.pid
+                StrictModes no
+                UsePAM no
+                PasswordAuthentication no
+                KbdInteractiveAuthentication no
+                PubkeyAuthentication yes
+                PermitRootLogin prohibit-password
+                AllowUsers \(user)
+                LogLevel VERBOSE
 
-            """
-        try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/sshd_config"))
-        try super.init(executable: "/usr/sbin/sshd", arguments: ["-D", "-e", "-f", dir + "/sshd_config"], port: port, log: dir + "/sshd.log")
+                """
+            try writeFile(dir + "/sshd_config", Data(config.utf8))
+            return ("/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"])
+        }
     }
 
     public func url(_ path: String) -> String { "ssh://\(user)@127.0.0.1:\(port)\(path)" }
@@ -191,20 +239,28 @@ public final class SilentServer: Sendable {
     private let fd: Int32
 
     public init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0, listen(fd, 64) == 0 else { throw ProcessFailure(description: "cannot listen on loopback") }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (fd, port) = try boundLoopbackSocket()
+        guard listen(fd, 64) == 0 else { throw ProcessFailure(description: "cannot listen on loopback") }
     }
 
     deinit { close(fd) }
+}
+
+/// A TCP socket bound to a port of the kernel's choosing on 127.0.0.1, with `SO_REUSEADDR`.
+private func boundLoopbackSocket() throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0 else {
+        close(fd)
+        throw ProcessFailure(description: "cannot bind a loopback port")
+    }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
