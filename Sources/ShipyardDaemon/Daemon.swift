@@ -48,7 +48,7 @@ public actor Daemon {
             await startWatcher(project, restoring: previous?.projects.first { $0.name == project.name }?.shipyardCommit)
         }
         try FileManager.default.createDirectory(atPath: state.root + "/logs", withIntermediateDirectories: true)
-        let orchestrator = Orchestrator(state: state, executors: config.tasks, notify: config.notify, logger: logger) { [weak self] in
+        let orchestrator = Orchestrator(state: state, config: config, logger: logger) { [weak self] in
             await self?.pinnedShipyards() ?? [:]
         }
         self.orchestrator = orchestrator
@@ -158,7 +158,7 @@ public actor Daemon {
         config.tasks = new.tasks
         config.notify = new.notify
         config.stopGracePeriod = new.stopGracePeriod
-        await orchestrator?.updateExecutors(new.tasks, notify: new.notify)
+        await orchestrator?.update(new)
         config.approvers = new.approvers
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()
@@ -208,7 +208,9 @@ public actor Daemon {
             drainAgain = false
             let spool = RequestSpool(state: state)
             for name in spool.pending() {
-                await handle(spool.take(name), spool: spool)
+                let taken = spool.take(name)
+                await handle(taken, spool: spool)
+                spool.remove(taken)
             }
             spool.pruneOutcomes()
         } while drainAgain
@@ -342,16 +344,38 @@ public actor Daemon {
             if let labels = request.labels, !labels.isEmpty {
                 data["labels"] = .object(labels.mapValues(JSONValue.string))
             }
+            if let context = await orchestrator.context(forRequest: request.id) {
+                return SpoolOutcome(id: request.id, ok: true, message: "request \(request.id) was already applied (context \(context))", context: context)
+            }
             command = .trigger(TriggerRequest(
                 project: project, service: service, sequence: sequence, stage: request.stage, data: data,
-                source: "shipyardctl/\(Self.userName(requester))"))
+                source: "shipyardctl/\(Self.userName(requester))", requestID: request.id))
         case .pause, .resume, .abort:
             guard let context = request.context else {
                 return SpoolOutcome(id: request.id, ok: false, message: "name the sequence's context")
             }
             command = request.kind == .pause ? .pause(context: context) : request.kind == .resume ? .resume(context: context) : .abort(context: context)
         case .event:
-            guard let event = request.event else { return SpoolOutcome(id: request.id, ok: false, message: "the request holds no event") }
+            guard var event = request.event else { return SpoolOutcome(id: request.id, ok: false, message: "the request holds no event") }
+            if case .task(let name, _)? = event.kind {
+                if Self.builtInTasks.contains(name) {
+                    return SpoolOutcome(
+                        id: request.id, ok: false,
+                        message: "\(name) is decided by shipyardd itself\(name == "approval" ? " and by people through shipyardctl approve/reject, which check approvers" : ""); it takes no events from outside")
+                }
+                if await orchestrator.runsLocally(name) {
+                    return SpoolOutcome(
+                        id: request.id, ok: false,
+                        message: "\(name) runs as a local program on this host (tasks.\(name) in the config); its result comes from that program, not from events")
+                }
+            }
+            // The record says who sent it and when, by this host's account: the file's owner and
+            // the daemon's clock, never what the file claims.
+            event.source = "shipyardctl/\(Self.userName(requester))"
+            event.time = Timestamps.format(Date())
+            if let duplicate = await orchestrator.duplicate(event) {
+                return SpoolOutcome(id: request.id, ok: true, message: "\(duplicate); nothing changed")
+            }
             command = .event(event)
         case .sync, .approve, .reject:
             return SpoolOutcome(id: request.id, ok: false, message: "not a sequence command")
@@ -381,6 +405,10 @@ public actor Daemon {
             return SpoolOutcome(id: request.id, ok: false, message: error.message)
         }
     }
+
+    /// Tasks the daemon itself carries out (`evaluation` joins them once it is built in; until
+    /// then an external service answers it like any other task).
+    static let builtInTasks: Set<String> = ["approval"]
 
     static func userName(_ uid: uid_t) -> String {
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }

@@ -15,6 +15,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// On SIGTERM, how long running tasks may go on before they are interrupted (and run again
     /// at the next start).
     public var stopGracePeriod: Duration = .seconds(30)
+    /// How long a triggered task may wait for its `.started` or `.finished` (Keptn's 10 minutes).
+    public var taskStartTimeout: Duration = .seconds(600)
+    /// How long a task an external service started may go without its `.finished`; nil: forever.
+    public var taskFinishTimeout: Duration? = .seconds(86400)
+    /// How many sequences one context may run (`triggeredOn` loops stop there).
+    public var maxSequencesPerContext = 50
 
     public struct Project: Sendable, Equatable {
         public var name: String
@@ -120,7 +126,10 @@ private struct ConfigReader {
             return nil
         }
         var top: [String: YAMLPair] = [:]
-        guard schema.mapping(root, of: "the config", allowed: ["stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod"], log: &log, into: &top) else {
+        guard schema.mapping(root, of: "the config", allowed: [
+            "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
+            "maxSequencesPerContext",
+        ], log: &log, into: &top) else {
             return nil
         }
         var stateDirectory = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
@@ -134,6 +143,17 @@ private struct ConfigReader {
         let notify = top["notify"].flatMap { pair in pair.value.isNull ? nil : readExecutor(pair.value, what: "notify", defaultTimeout: .seconds(30)) }
         var config = DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers, notify: notify)
         if let grace = duration(top["stopGracePeriod"], what: "stopGracePeriod", minimum: .zero) { config.stopGracePeriod = grace }
+        if let start = duration(top["taskStartTimeout"], what: "taskStartTimeout", minimum: .seconds(1)) { config.taskStartTimeout = start }
+        if let finish = duration(top["taskFinishTimeout"], what: "taskFinishTimeout", minimum: .zero) {
+            config.taskFinishTimeout = finish == .zero ? nil : finish
+        }
+        if let pair = top["maxSequencesPerContext"], !pair.value.isNull {
+            if let text = pair.value.string, let count = Int(text), count >= 1 {
+                config.maxSequencesPerContext = count
+            } else {
+                log.error("maxSequencesPerContext must be a whole number of at least 1", at: pair.value.mark)
+            }
+        }
         return config
     }
 

@@ -29,20 +29,41 @@ actor Orchestrator {
     /// start runs them again.
     private var stopping = false
 
-    init(state: StateDirectory, executors: [String: DaemonConfig.TaskExecutor], notify: DaemonConfig.TaskExecutor?, logger: Logger,
-         shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
+    private let worktrees: Worktrees
+
+    init(state: StateDirectory, config: DaemonConfig, logger: Logger, shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
         self.state = state
         self.journal = Journal(directory: state.root + "/journal")
-        self.executors = executors
-        self.notify = notify
+        self.worktrees = Worktrees(root: state.root + "/worktrees")
+        self.executors = config.tasks
+        self.notify = config.notify
         self.logger = logger
         self.shipyards = shipyards
+        Self.configure(&engine, config)
     }
 
-    func updateExecutors(_ executors: [String: DaemonConfig.TaskExecutor], notify: DaemonConfig.TaskExecutor?) {
-        self.executors = executors
-        self.notify = notify
+    /// A reloaded config: executors, the notify program and the engine's limits.
+    func update(_ config: DaemonConfig) {
+        executors = config.tasks
+        notify = config.notify
+        Self.configure(&engine, config)
     }
+
+    private static func configure(_ engine: inout Engine, _ config: DaemonConfig) {
+        engine.locallyRunTasks = Set(config.tasks.keys)
+        engine.taskStartTimeout = config.taskStartTimeout.seconds
+        engine.taskFinishTimeout = config.taskFinishTimeout?.seconds
+        engine.maxSequencesPerContext = config.maxSequencesPerContext
+    }
+
+    /// Whether a task name runs as a local program here.
+    func runsLocally(_ task: String) -> Bool { executors[task] != nil }
+
+    /// The context a request id already started (a request retried after a crash).
+    func context(forRequest id: String) -> String? { engine.context(forRequest: id) }
+
+    /// Why an incoming event would change nothing, if it would not (a retried event).
+    func duplicate(_ event: KeptnEvent) -> String? { engine.duplicate(event) }
 
     /// Replays the journal, then carries on: tasks whose process was lost with the previous run
     /// are run again with the next attempt number, pending approvals stay pending.
@@ -65,7 +86,25 @@ actor Orchestrator {
                 launch(triggered, alreadyStarted: task.startedCount > 0)
             }
         }
+        reconcileApprovals()
+        worktrees.removeAbandonedExports()
         await perform(engine.resume(shipyards: await shipyards(), now: Date(), ids: &ids))
+    }
+
+    /// `approvals/` holds exactly the pending approvals: a file left by a crash between the record
+    /// of a decision and the file's removal goes, a missing one is written again.
+    private func reconcileApprovals() {
+        let pending = Set(engine.active.flatMap { execution in
+            execution.tasks.filter { $0.name == "approval" && $0.phase == .started }.compactMap(\.triggeredID)
+        })
+        let directory = state.root + "/approvals"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") {
+            let id = String(name.dropLast(".json".count))
+            if !pending.contains(id) {
+                unlink(directory + "/" + name)
+                logger.info("removed the approval request \(id): it was resolved before the daemon stopped")
+            }
+        }
     }
 
     /// Hands a command to the engine, records what it decided, then acts on it.
@@ -161,16 +200,17 @@ actor Orchestrator {
         let process = TaskProcess(
             triggered: triggered, command: executor.command, timeout: executor.timeout, project: execution.project,
             stage: execution.stage, service: execution.service, sequence: execution.sequence, task: name, attempt: attempt,
-            worktree: state.root + "/worktrees/\(execution.commit ?? "none")", runDirectory: runDirectory,
+            worktree: worktrees.path(commit: execution.commit ?? "none"), runDirectory: runDirectory,
             logFile: state.root + "/logs/\(execution.context)/\(execution.stage)-\(name).log")
         let cancel = TaskCancel()
         running[triggered.id] = cancel
         let mirror = Mirror(path: state.mirror(project: execution.project))
         let commit = execution.commit
+        let worktrees = worktrees
         Task {
             if !alreadyStarted { await self.answer(triggered, phase: "started", outcome: nil) }
             let outcome = await Self.onThread(name: "task-\(name)") {
-                if let failure = Self.ensureWorktree(mirror: mirror, commit: commit, at: process.worktree) {
+                if let failure = worktrees.ensure(mirror: mirror, commit: commit) {
                     return TaskProcess.Outcome(result: .fail, status: .errored, message: failure)
                 }
                 return process.run(cancel: cancel)
@@ -230,46 +270,9 @@ actor Orchestrator {
         return attempt
     }
 
-    /// The repository at the sequence's commit, exported once and shared by every task that
-    /// runs with that commit; read-only, so one task cannot change what the next one sees.
-    static func ensureWorktree(mirror: Mirror, commit: String?, at path: String) -> String? {
-        guard let commit else { return "the sequence has no commit to export" }
-        if FileManager.default.fileExists(atPath: path) { return nil }
-        do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try mirror.export(ObjectID(hex: commit), to: path)
-        } catch {
-            if FileManager.default.fileExists(atPath: path) { return nil }
-            return "cannot export the repository at \(commit.prefix(12)): \(error)"
-        }
-        makeReadOnly(path)
-        return nil
-    }
-
-    static func makeReadOnly(_ path: String) {
-        let fm = FileManager.default
-        for file in fm.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
-            let full = path + "/" + file
-            var info = stat()
-            guard lstat(full, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
-            chmod(full, info.st_mode & ~0o222)
-        }
-        var info = stat()
-        if stat(path, &info) == 0 { chmod(path, info.st_mode & ~0o222) }
-    }
-
     /// Removes exported worktrees that no active sequence runs with.
     private func pruneWorktrees() {
-        let root = state.root + "/worktrees"
-        let needed = Set(engine.active.compactMap(\.commit))
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !needed.contains(name) {
-            let path = root + "/" + name
-            for file in FileManager.default.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
-                chmod(path + "/" + file, 0o755)
-            }
-            chmod(path, 0o755)
-            try? FileManager.default.removeItem(atPath: path)
-        }
+        worktrees.prune(keeping: Set(engine.active.compactMap(\.commit)))
     }
 
     /// Removes the per-task folders (event file, result file, attempt record) of tasks whose
@@ -348,8 +351,14 @@ actor Orchestrator {
         _ = try? await submit(.tick)
     }
 
+    /// The shortest id prefix `approve`/`reject` take, as git's shortest abbreviation.
+    static let minimumIDPrefix = 4
+
     /// The pending approval an id or unique id prefix names.
     func pendingApproval(_ prefix: String) throws(EngineError) -> (triggeredID: String, execution: SequenceExecution) {
+        guard prefix.count >= Self.minimumIDPrefix else {
+            throw EngineError("give at least \(Self.minimumIDPrefix) characters of the approval's id, not \"\(prefix)\" (shipyardctl approvals lists them)")
+        }
         var pending: [(String, SequenceExecution)] = []
         var resolved: [(String, SequenceExecution, TaskRun)] = []
         for execution in engine.ordered {

@@ -36,7 +36,7 @@ public struct SpoolRequest: Codable, Sendable, Equatable {
     }
 
     /// Ids are also file names: only what `newID` makes is accepted.
-    static func isValidID(_ id: String) -> Bool {
+    public static func isValidID(_ id: String) -> Bool {
         id.count <= 64 && !id.isEmpty && id.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
     }
 }
@@ -68,6 +68,9 @@ struct RequestSpool {
         var requester: uid_t
         /// Why the request was refused, when it was.
         var refusal: String?
+        /// The file's identity, so that `remove` never removes a file put in its place since.
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
     }
 
     /// Request files waiting, oldest first.
@@ -83,11 +86,26 @@ struct RequestSpool {
         return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
     }
 
-    /// Reads and removes one request. Links are never followed, only regular files with a single
+    /// Reads one request; a refused one is removed at once, an accepted one by `remove` once it
+    /// has been handled (so a request the daemon died handling is handled again at the next start,
+    /// where its id makes it apply once). Links are never followed, only regular files with a single
     /// link are read, and the requester is the file's owner, never a name inside the file.
     func take(_ name: String) -> Taken {
+        let taken = readRequest(name)
+        if taken.request == nil { unlink(state.requests + "/" + name) }
+        return taken
+    }
+
+    /// Removes a handled request's file, unless another file took its name meanwhile.
+    func remove(_ taken: Taken) {
+        let path = state.requests + "/" + taken.file
+        var info = stat()
+        guard lstat(path, &info) == 0, UInt64(info.st_dev) == taken.device, UInt64(info.st_ino) == taken.inode else { return }
+        unlink(path)
+    }
+
+    private func readRequest(_ name: String) -> Taken {
         let path = state.requests + "/" + name
-        defer { unlink(path) }
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
@@ -118,7 +136,7 @@ struct RequestSpool {
             guard SpoolRequest.isValidID(request.id), name == request.id + ".json" else {
                 return Taken(file: name, requester: requester, refusal: "request \(name) refused: its id does not match its file name")
             }
-            return Taken(file: name, request: request, requester: requester)
+            return Taken(file: name, request: request, requester: requester, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         } catch {
             return Taken(file: name, requester: requester, refusal: "request \(name) refused: not a valid request (\(error))")
         }

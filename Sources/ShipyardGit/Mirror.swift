@@ -133,45 +133,27 @@ public struct Mirror: Sendable {
 
 extension Mirror {
     /// Writes the tree of `commit` into `directory` (which must not exist yet), as files only:
-    /// no `.git`, so a task sees exactly what the commit holds. The export is made in a
-    /// temporary sibling and renamed into place, so a half-written worktree is never visible.
+    /// no `.git`, so a task sees exactly what the commit holds. The caller publishes it (the
+    /// daemon renames a complete export into place, so a half-written one is never used).
     public func export(_ commit: ObjectID, to directory: String) throws(GitError) {
-        let temporary = directory + ".partial-\(getpid())"
-        try? FileManager.default.removeItem(atPath: temporary)
-        try FileManager.default.createDirectoryIfPossible(temporary)
-        do {
-            try withRepository { repo throws(GitError) in
-                guard var oid = commit.raw else { throw GitError(.other, "\(commit) is not an object id") }
-                var object: OpaquePointer?
-                try GitError.check(git_commit_lookup(&object, repo, &oid), "commit \(commit.short) is not in the mirror")
-                defer { git_commit_free(object) }
-                var options = git_checkout_options()
-                git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION))
-                options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue
-                let code = temporary.withCString { path -> Int32 in
-                    options.target_directory = path
-                    return git_checkout_tree(repo, object, &options)
-                }
-                try GitError.check(code, "cannot export \(commit.short)")
+        guard mkdir(directory, 0o700) == 0 else {
+            throw GitError(.other, "cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        try withRepository { repo throws(GitError) in
+            guard var oid = commit.raw else { throw GitError(.other, "\(commit) is not an object id") }
+            var object: OpaquePointer?
+            try GitError.check(git_commit_lookup(&object, repo, &oid), "commit \(commit.short) is not in the mirror")
+            defer { git_commit_free(object) }
+            // The mirror's index is never updated (nor written, nor locked): concurrent exports of
+            // one mirror would otherwise fail with "the index is locked".
+            var options = git_checkout_options()
+            git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION))
+            options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue | GIT_CHECKOUT_DONT_UPDATE_INDEX.rawValue
+            let code = directory.withCString { path -> Int32 in
+                options.target_directory = path
+                return git_checkout_tree(repo, object, &options)
             }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
-        }
-        guard rename(temporary, directory) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw GitError(.other, "cannot move the export of \(commit.short) into place: \(reason)")
-        }
-    }
-}
-
-extension FileManager {
-    fileprivate func createDirectoryIfPossible(_ path: String) throws(GitError) {
-        do {
-            try createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw GitError(.other, "cannot create \(path): \(error.localizedDescription)")
+            try GitError.check(code, "cannot export \(commit.short)")
         }
     }
 }

@@ -17,7 +17,13 @@ extension StateOptions {
             throw CLIError("\(error)")
         }
         guard let outcome = await client.waitForOutcome(request.id, timeout: .seconds(timeout)) else {
-            throw CLIError("no answer from shipyardd within \(timeout)s; the request stays in \(state.requests) and is applied when the daemon runs (is it running? systemctl status shipyardd)")
+            // Say only what is true: a request file the daemon has not finished with is still there.
+            if FileManager.default.fileExists(atPath: state.requests + "/\(request.id).json") {
+                throw CLIError(
+                    "no answer from shipyardd within \(timeout)s; request \(request.id) waits in \(state.requests) and is applied once when the daemon gets to it (is it running? systemctl status shipyardd)")
+            }
+            throw CLIError(
+                "shipyardd took request \(request.id) but its answer did not come within \(timeout)s; check what happened (shipyardctl sequences) before you try again")
         }
         guard outcome.ok else { throw CLIError(outcome.message) }
         return outcome
@@ -40,16 +46,21 @@ struct Trigger: AsyncParsableCommand {
     @Option(help: "The artifact to deliver (data.configurationChange.values.image, SHIPYARD_IMAGE).") var image: String?
     @Option(name: .customLong("label"), help: "A label KEY=VALUE (repeatable; tasks see LABELS_KEY).") var labels: [String] = []
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Option(help: "An id for this request (lowercase letters, digits and -, e.g. a UUID): a trigger sent again with the same id starts nothing new and answers with the first one's context.")
+    var requestID: String?
 
     func validate() throws {
         for label in labels where !label.contains("=") {
             throw ValidationError("--label takes KEY=VALUE, not \(label)")
         }
+        if let requestID, !SpoolRequest.isValidID(requestID) {
+            throw ValidationError("--request-id takes lowercase letters, digits and -, at most 64, not \(requestID)")
+        }
     }
 
     func run() async throws {
         try await Self.failing {
-            var spool = SpoolRequest(kind: .trigger, project: project)
+            var spool = SpoolRequest(id: requestID ?? SpoolRequest.newID(), kind: .trigger, project: project)
             spool.sequence = sequence
             spool.service = service
             spool.stage = stage

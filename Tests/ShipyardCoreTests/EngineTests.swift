@@ -12,6 +12,13 @@ struct CountingIDs: IDGenerator {
     }
 }
 
+extension [EngineEffect] {
+    /// The events an engine command recorded.
+    var records: [KeptnEvent] {
+        compactMap { if case .record(let event) = $0 { event } else { nil } }
+    }
+}
+
 /// Drives the engine like the daemon does, with a hand-moved clock, and keeps the journal.
 struct Harness {
     var engine = Engine()
@@ -24,6 +31,11 @@ struct Harness {
     init(_ text: String, project: String = "fulltour", commit: String = "c0ffee") throws {
         let document = ShipyardLoader.load(text)
         shipyards[project] = PinnedShipyard(shipyard: try #require(document.shipyard, "\(document.diagnostics)"), commit: commit)
+    }
+
+    /// A shipyard of these stages (the `stages:` list, indented as under `spec:`).
+    init(stages: String) throws {
+        try self.init("apiVersion: spec.keptn.sh/0.2.4\nkind: Shipyard\nspec:\n" + stages)
     }
 
     init(corpus file: String) throws {
@@ -190,32 +202,43 @@ struct Harness {
         ("automatic", TaskResult.warning, "pass"),
     ] as [(String, TaskResult, String?)])
     func approvalStrategies(strategy: String, previous: TaskResult, decision: String?) throws {
+        // The approval opens production, which follows qa on any result (the second trigger
+        // fires on fail), so it judges qa's result whatever it was.
         var h = try Harness("""
             apiVersion: spec.keptn.sh/0.2.4
             kind: Shipyard
             spec:
               stages:
-                - name: production
+                - name: qa
                   sequences:
                     - name: delivery
                       tasks:
                         - name: evaluation
+                - name: production
+                  sequences:
+                    - name: delivery
+                      triggeredOn:
+                        - event: qa.delivery.finished
+                        - event: qa.delivery.finished
+                          selector:
+                            match:
+                              result: fail
+                      tasks:
                         - name: approval
                           properties: {pass: \(strategy), warning: \(strategy)}
                         - name: deployment
             """)
         let context = try h.trigger()
         try h.complete("evaluation", previous, status: .succeeded)
-        if previous == .fail {
-            // A failed evaluation ends the sequence before approval is even asked.
-            #expect(h.types.last == "production.delivery.finished")
-            return
-        }
+        #expect(h.journal.first { $0.type == "sh.keptn.event.approval.triggered" }?.data["result"] == .string(previous.rawValue))
         if let decision {
-            #expect(h.types.suffix(4) == ["approval.triggered", "approval.started", "approval.finished", "deployment.triggered"])
+            #expect(h.types.contains("approval.finished"))
             #expect(h.journal.first { $0.type == "sh.keptn.event.approval.finished" }?.data["result"] == .string(decision))
+            #expect(h.types.last == (decision == "pass" ? "deployment.triggered" : "production.delivery.finished"))
+            #expect(h.state("production", context: context) == (decision == "pass" ? .started : .finished))
         } else {
             #expect(h.state("production", context: context) == .waitingForApproval)
+            #expect(!h.types.contains("approval.finished"))
         }
     }
 
@@ -316,13 +339,52 @@ struct Harness {
         #expect(throws: EngineError.self) { try h.send("je-deployment", "finished", to: deploy, data: ["result": .string("pass")]) }
     }
 
-    @Test func aStartedTaskDoesNotTimeOut() throws {
+    @Test func aStartedTaskDoesNotTimeOutWithinTaskFinishTimeout() throws {
         var h = try Harness(example: "shipyard.yaml")
         let context = try h.trigger()
         try h.send("je-deployment", "started", to: try #require(h.pending("je-deployment")))
-        h.now += 7200
+        #expect(h.effects.contains(.wake(at: h.now.addingTimeInterval(86400))))
+        h.now += 86399
         try h.handle(.tick)
         #expect(h.state("qa", context: context) == .started)
+    }
+
+    /// Keptn waits forever for a started task's `.finished`; a lost executor wedged the service.
+    @Test func anExternalTaskThatStartedAndNeverFinishesTimesOutAtTaskFinishTimeout() throws {
+        var h = try Harness(example: "shipyard.yaml")
+        h.engine.taskFinishTimeout = 3600
+        let context = try h.trigger()
+        try h.send("je-deployment", "started", to: try #require(h.pending("je-deployment")))
+        let startedAt = h.now
+        h.now += 3599
+        try h.handle(.tick)
+        #expect(h.state("qa", context: context) == .started)
+        h.now += 1
+        try h.handle(.tick)
+        #expect(h.state("qa", context: context) == .timedOut)
+        #expect(h.journal.last?.data["message"] == .string(
+            "sequence timed out: task je-deployment started at \(Timestamps.format(startedAt)) and sent no .finished within 1h0m0s (taskFinishTimeout)"))
+        // The next delivery of the service is no longer held up.
+        let next = try h.trigger()
+        #expect(h.state("qa", context: next) == .started)
+    }
+
+    @Test func localTasksAndApprovalsAreExemptFromTaskFinishTimeout() throws {
+        var h = try Harness(example: "shipyard-with-approval.yaml")
+        h.engine.taskFinishTimeout = 60
+        h.engine.locallyRunTasks = ["je-deployment", "je-test"]
+        let context = try h.trigger()
+        try h.send("je-deployment", "started", to: try #require(h.pending("je-deployment")))
+        h.now += 3600
+        try h.handle(.tick)
+        #expect(h.state("qa", context: context) == .started)
+        try h.complete("je-deployment", context: context)
+        try h.complete("je-test", context: context)
+        #expect(h.state("production", context: context) == .waitingForApproval)
+        // A pending approval never times out: a month later it still waits for a person.
+        h.now += 30 * 86400
+        try h.handle(.tick)
+        #expect(h.state("production", context: context) == .waitingForApproval)
     }
 
     @Test func pauseHoldsTheNextTaskResumeReleasesItAbortEndsEverything() throws {
@@ -379,10 +441,31 @@ struct Harness {
         var unknown = deploy
         unknown.id = "nope"
         #expect(throws: EngineError("no triggered task has the id nope")) { try h.send("je-deployment", "started", to: unknown) }
-        #expect(throws: EngineError("a .finished event needs data.result: pass, warning or fail")) {
-            try h.send("je-deployment", "finished", to: deploy, data: ["result": .string("passed")])
-        }
         #expect(throws: EngineError.self) { try h.send("je-deployment", "triggered", to: deploy) }
+        #expect(h.types == ["qa.delivery.triggered", "je-deployment.triggered"])
+    }
+
+    /// Keptn takes a `.finished` whose result or status it does not know and fails the task;
+    /// refusing it left the task waiting forever for an answer already given.
+    @Test(arguments: [
+        (["result": JSONValue.string("passed")], #"je-deployment.finished had result "passed""#),
+        (["result": .string("pass"), "status": .string("ok")], #"je-deployment.finished had status "ok""#),
+        (["status": .string("succeeded")], "je-deployment.finished had no result"),
+        (["result": .number(1), "status": .bool(true), "message": .string("done")], "je-deployment.finished had result 1 and status true"),
+    ])
+    func aFinishedWithValuesKeptnDoesNotKnowFailsTheTask(data: [String: JSONValue], problem: String) throws {
+        var h = try Harness(example: "shipyard.yaml")
+        let context = try h.trigger()
+        let deploy = try #require(h.pending("je-deployment"))
+        try h.send("je-deployment", "started", to: deploy)
+        try h.send("je-deployment", "finished", to: deploy, data: data)
+        let finished = try #require(h.journal.first { $0.type == "sh.keptn.event.je-deployment.finished" })
+        #expect(finished.data["result"] == .string("fail"))
+        #expect(finished.data["status"] == .string("errored"))
+        #expect(finished.data["message"]?.string?.hasPrefix(problem) == true, "\(finished.data["message"] ?? .null)")
+        #expect(h.types.last == "qa.delivery.finished")
+        #expect(h.state("qa", context: context) == .finished)
+        #expect(h.journal.last?.data["result"] == .string("fail"))
     }
 
     @Test func aTaskNamedTwiceRunsTwiceInTurn() throws {
@@ -444,5 +527,256 @@ struct Harness {
         #expect(production.gitcommitid == "beef")
         #expect(h.execution("qa", "delivery", context: context)?.commit == "c0ffee")
         #expect(h.state("production", context: context) == .waitingForApproval)
+    }
+
+    // MARK: The engine review (issue 10)
+
+    static let failFastShipyard = """
+          stages:
+            - name: qa
+              sequences:
+                - name: delivery
+                  tasks: [{name: bad}, {name: je-deployment}, {name: je-test}]
+            - name: production
+              sequences:
+                - name: cleanup
+                  triggeredOn:
+                    - event: qa.delivery.finished
+                      selector: {match: {bad.result: fail}}
+                  tasks: [{name: cleanup}]
+        """
+
+    /// Keptn matches `<task>.result` against the last task that ran (GetLastTaskExecutionResult),
+    /// not the last task of the sequence.
+    @Test func aTaskResultSelectorMatchesTheLastTaskThatRan() throws {
+        var h = try Harness(stages: Self.failFastShipyard)
+        let context = try h.trigger()
+        try h.complete("bad", .fail)
+        #expect(h.state("qa", context: context) == .finished)
+        #expect(h.types.suffix(3) == ["qa.delivery.finished", "production.cleanup.triggered", "cleanup.triggered"])
+
+        // When bad passes and a later task fails, bad is not the last task that ran.
+        let second = try h.trigger(service: "other")
+        try h.complete("bad", context: second)
+        try h.complete("je-deployment", .fail, context: second)
+        #expect(h.state("qa", context: second) == .finished)
+        #expect(h.execution("production", "cleanup", context: second) == nil)
+    }
+
+    @Test func aDeclinedApprovalBeforeTheLastTaskFiresItsRollback() throws {
+        var h = try Harness(stages: """
+              stages:
+                - name: production
+                  sequences:
+                    - name: delivery
+                      tasks: [{name: approval, properties: {pass: manual, warning: manual}}, {name: je-deployment}]
+                    - name: rollback
+                      triggeredOn:
+                        - event: production.delivery.finished
+                          selector: {match: {approval.result: fail}}
+                      tasks: [{name: je-rollback}]
+            """)
+        let context = try h.trigger()
+        let approval = try #require(h.pending("approval"))
+        try h.send("approval", "finished", to: approval, data: ["result": .string("fail"), "status": .string("succeeded")])
+        #expect(h.state("production", context: context) == .finished)
+        #expect(h.types.suffix(2) == ["production.rollback.triggered", "je-rollback.triggered"])
+        #expect(!h.types.contains("je-deployment.triggered"))
+    }
+
+    static let remediation = """
+          stages:
+            - name: production
+              sequences:
+                - name: remediation
+                  triggeredOn:
+                    - event: production.remediation.finished
+                      selector: {match: {evaluation.result: fail}}
+                  tasks: [{name: bad}, {name: je-deployment}, {name: evaluation}]
+        """
+
+    @Test func aRemediationWhoseFirstActionFailsDoesNotLoop() throws {
+        var h = try Harness(stages: Self.remediation)
+        let context = try h.trigger("remediation")
+        try h.complete("bad", .fail)
+        #expect(h.state("production", "remediation", context: context) == .finished)
+        #expect(h.engine.executions(inContext: context).count == 1)
+    }
+
+    @Test func aLoopThatNeverHealsStopsAtMaxSequencesPerContext() throws {
+        var h = try Harness(stages: Self.remediation)
+        h.engine.maxSequencesPerContext = 3
+        let context = try h.trigger("remediation")
+        for round in 1...3 {
+            try h.complete("bad", context: context)
+            try h.complete("je-deployment", context: context)
+            try h.complete("evaluation", .fail, context: context)
+            #expect(h.engine.executions(inContext: context).count == round + 1)
+        }
+        let all = h.engine.executions(inContext: context)
+        #expect(all.filter(\.isActive).isEmpty)
+        let limited = try #require(all.last)
+        #expect(limited.result == .fail && limited.status == .errored)
+        #expect(limited.message == "not started: context \(context) already ran 3 sequences, the limit (maxSequencesPerContext); production.remediation is triggered on production.remediation.finished, which loops")
+        #expect(h.types.suffix(2) == ["production.remediation.triggered", "production.remediation.finished"])
+        #expect(!h.effects.contains { if case .runTask = $0 { return true } else { return false } })
+        // Another context has a budget of its own.
+        let other = try h.trigger("remediation", service: "other")
+        #expect(h.state("production", "remediation", context: other) == .started)
+    }
+
+    /// Automatic steps that take no time (approvals) chain across stages in one command.
+    @Test func chainsOfInstantStepsRunToTheEnd() throws {
+        var h = try Harness(stages: """
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks: [{name: je-deployment}, {name: approval, properties: {pass: automatic, warning: automatic}}]
+                - name: staging
+                  sequences:
+                    - name: delivery
+                      triggeredOn: [{event: qa.delivery.finished}]
+                      tasks: [{name: approval, properties: {pass: automatic, warning: automatic}}]
+                - name: production
+                  sequences:
+                    - name: delivery
+                      triggeredOn: [{event: staging.delivery.finished}]
+                      tasks: [{name: approval, properties: {pass: automatic, warning: automatic}}, {name: je-deployment}]
+            """)
+        let context = try h.trigger()
+        try h.complete("je-deployment", context: context)
+        #expect(h.state("production", context: context) == .started)
+        #expect(h.types.last == "je-deployment.triggered")
+        #expect(h.journal.last?.data["stage"] == .string("production"))
+        #expect(h.effects.contains(.runTask(h.journal.last!)))
+    }
+
+    /// Keptn does not block a sequence on another of its own context.
+    @Test func aSequenceIsNotQueuedBehindOneOfItsOwnContext() throws {
+        var h = try Harness(stages: """
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks: [{name: je-deployment}]
+                - name: production
+                  sequences:
+                    - name: delivery
+                      triggeredOn: [{event: qa.delivery.finished}]
+                      tasks: [{name: approval, properties: {pass: manual}}, {name: je-deployment}]
+                    - name: notify
+                      triggeredOn: [{event: qa.delivery.finished}]
+                      tasks: [{name: notify}]
+            """)
+        let context = try h.trigger()
+        try h.complete("je-deployment", context: context)
+        #expect(h.state("production", context: context) == .waitingForApproval)
+        #expect(h.state("production", "notify", context: context) == .started)
+        // Another delivery of the service still waits behind both.
+        let next = try h.trigger()
+        try h.complete("je-deployment", context: next)
+        #expect(h.state("production", context: next) == .waiting)
+    }
+
+    /// Keptn: due = now + triggeredAfter when the task could be triggered; a sequence that waited
+    /// in the queue counts from when it left it.
+    @Test func triggeredAfterCountsFromLeavingTheQueue() throws {
+        var h = try Harness(stages: """
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks: [{name: je-deployment, triggeredAfter: 10m}]
+            """)
+        let first = try h.trigger()
+        h.now += 60
+        let second = try h.trigger()
+        #expect(h.state("qa", context: second) == .waiting)
+        h.now += 540
+        try h.handle(.tick)
+        try h.complete("je-deployment", context: first)
+        #expect(h.state("qa", context: first) == .finished)
+        let released = h.now
+        try h.handle(.tick)
+        #expect(h.pending("je-deployment", context: second) == nil)
+        #expect(h.effects.contains(.wake(at: released.addingTimeInterval(600))))
+        h.now = released.addingTimeInterval(599)
+        try h.handle(.tick)
+        #expect(h.pending("je-deployment", context: second) == nil)
+        h.now = released.addingTimeInterval(600)
+        try h.handle(.tick)
+        #expect(h.pending("je-deployment", context: second) != nil)
+        // Replaying the record gives the same release time.
+        var replayed = Engine()
+        for event in h.journal { replayed.replay(event) }
+        #expect(replayed.executions(inContext: second).first?.queueReleasedAt == released)
+    }
+
+    /// A retried `.started` (same id, or same source) changes nothing; the first `.finished` ends
+    /// the task, and a retried `.finished` is acknowledged as a duplicate.
+    @Test func repeatedExternalEventsAreIdempotent() throws {
+        var h = try Harness(example: "shipyard.yaml")
+        let context = try h.trigger()
+        let deploy = try #require(h.pending("je-deployment"))
+        let started = KeptnEvent(
+            id: "ext-1", source: "shipyardctl/ops", type: "sh.keptn.event.je-deployment.started", time: Timestamps.format(h.now),
+            context: context, triggeredid: deploy.id, data: .object([:]))
+        try h.handle(.event(started))
+        #expect(h.engine.duplicate(started) == "event ext-1 was already applied to je-deployment")
+        #expect(try h.handle(.event(started)).records.isEmpty)
+        var again = started
+        again.id = "ext-2"
+        #expect(h.engine.duplicate(again) == "je-deployment was already started by shipyardctl/ops")
+        try h.handle(.event(again))
+        let finished = KeptnEvent(
+            id: "ext-3", source: "shipyardctl/ops", type: "sh.keptn.event.je-deployment.finished", time: Timestamps.format(h.now),
+            context: context, triggeredid: deploy.id, data: .object(["result": .string("pass"), "status": .string("succeeded")]))
+        try h.handle(.event(finished))
+        #expect(h.types.filter { $0 == "je-deployment.started" }.count == 1)
+        #expect(h.types.last == "je-test.triggered")
+        #expect(h.engine.duplicate(finished) != nil)
+        #expect(try h.handle(.event(finished)).records.isEmpty)
+        // A second executor (another source) is Keptn's: the task waits for both.
+        let test = try #require(h.pending("je-test"))
+        for source in ["a", "b"] {
+            try h.handle(.event(KeptnEvent(
+                id: "s-\(source)", source: source, type: "sh.keptn.event.je-test.started", time: Timestamps.format(h.now), context: context, triggeredid: test.id,
+                data: .object([:]))))
+        }
+        try h.handle(.event(KeptnEvent(
+            id: "f-a", source: "a", type: "sh.keptn.event.je-test.finished", time: Timestamps.format(h.now), context: context, triggeredid: test.id,
+            data: .object(["result": .string("pass")]))))
+        #expect(h.state("qa", context: context) == .started)
+        try h.handle(.event(KeptnEvent(
+            id: "f-b", source: "b", type: "sh.keptn.event.je-test.finished", time: Timestamps.format(h.now), context: context, triggeredid: test.id,
+            data: .object(["result": .string("warning")]))))
+        #expect(h.state("qa", context: context) == .finished)
+        #expect(h.execution("qa", "delivery", context: context)?.result == .warning)
+    }
+
+    @Test func aTriggerRequestIsAppliedOnce() throws {
+        var h = try Harness(example: "shipyard.yaml")
+        let request = TriggerRequest(project: "fulltour", service: "helloservice", sequence: "delivery", requestID: "req-1")
+        try h.handle(.trigger(request))
+        let context = try #require(h.engine.context(forRequest: "req-1"))
+        #expect(h.journal.first?.shipyardrequestid == "req-1")
+        #expect(try h.handle(.trigger(request)).records.isEmpty)
+        #expect(h.engine.executions.count == 1)
+        var replayed = Engine()
+        for event in h.journal { replayed.replay(event) }
+        #expect(replayed.context(forRequest: "req-1") == context)
+    }
+
+    /// Keptn's merge joins arrays, the newer entries first (keptn#7627).
+    @Test func finishedDataArraysAreJoinedNewestFirst() throws {
+        var h = try Harness(example: "shipyard.yaml")
+        let context = try h.trigger()
+        try h.complete("je-deployment", data: ["deployment": .object(["deploymentURIsPublic": .array([.string("http://qa")])])], context: context)
+        try h.complete("je-test", data: ["deployment": .object(["deploymentURIsPublic": .array([.string("http://qa-test")])])], context: context)
+        let production = try #require(h.pending("je-deployment", context: context))
+        #expect(production.data["deployment"]?["deploymentURIsPublic"] == .array([.string("http://qa-test"), .string("http://qa")]))
+        #expect(JSONValue.object(["a": .number(1)]).merging(.object(["a": .null])) == .object(["a": .number(1)]))
+        #expect(JSONValue.array([.number(1)]).merging(.string("x")) == .string("x"))
     }
 }

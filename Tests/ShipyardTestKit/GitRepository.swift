@@ -42,8 +42,8 @@ public final class UpstreamRepository: Sendable {
             let path = work + "/" + name
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try writeFile(path, Data(text.utf8))
-            try git("add", name)
         }
+        if !files.isEmpty { try Self.git(["add", "--"] + files.keys.sorted(), in: work) }
         try git("commit", "-q", "--allow-empty", "-m", message)
         if push { try git("push", "-q", "origin", "HEAD:refs/heads/\(branch)") }
         return try head()

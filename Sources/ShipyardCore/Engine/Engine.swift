@@ -30,14 +30,20 @@ public struct TriggerRequest: Sendable {
     public var stage: String?
     public var data: JSONValue
     public var source: String
+    /// The `shipyardctl` request's id: a request applied once is not applied again.
+    public var requestID: String?
 
-    public init(project: String, service: String, sequence: String, stage: String? = nil, data: JSONValue = .object([:]), source: String = "shipyardctl") {
+    public init(
+        project: String, service: String, sequence: String, stage: String? = nil, data: JSONValue = .object([:]),
+        source: String = "shipyardctl", requestID: String? = nil
+    ) {
         self.project = project
         self.service = service
         self.sequence = sequence
         self.stage = stage
         self.data = data
         self.source = source
+        self.requestID = requestID
     }
 }
 
@@ -78,8 +84,21 @@ public struct Engine: Sendable {
     /// not to the history.
     private var activeIDs: Set<String> = []
     private var nextOrder = 0
+    /// How many sequences each context has run: `triggeredOn` loops stop at `maxSequencesPerContext`.
+    private var sequencesInContext: [String: Int] = [:]
+    /// The context each `shipyardctl` request started.
+    private var requestContexts: [String: String] = [:]
     /// How long a triggered task may go without a `.started` or `.finished` (Keptn: 10 minutes).
     public var taskStartTimeout: TimeInterval = 600
+    /// How long a task that an external service started may go without its `.finished` (Keptn
+    /// waits forever); nil: no bound. Tasks in `locallyRunTasks` and approvals are exempt: a
+    /// local program has its own timeout, and an approval waits for a person.
+    public var taskFinishTimeout: TimeInterval? = 86400
+    /// Task names the daemon runs as local programs.
+    public var locallyRunTasks: Set<String> = []
+    /// At most this many sequences run in one context: a sequence that `triggeredOn` would start
+    /// beyond it (a remediation loop that never heals) ends at once with a message instead.
+    public var maxSequencesPerContext = 50
 
     public init() {}
 
@@ -134,6 +153,23 @@ public struct Engine: Sendable {
         return (execution, index)
     }
 
+    /// The context a `shipyardctl` request already started, if it did.
+    public func context(forRequest id: String) -> String? {
+        requestContexts[id]
+    }
+
+    /// Why an incoming task event would change nothing, if it would not: a repeated event id, or a
+    /// second `.started` from the same source (a retry). Such events are acknowledged, not applied.
+    public func duplicate(_ event: KeptnEvent) -> String? {
+        guard let triggeredID = event.triggeredid, let (execution, index) = task(triggeredID: triggeredID) else { return nil }
+        let task = execution.tasks[index]
+        if task.eventIDs.contains(event.id) { return "event \(event.id) was already applied to \(task.name)" }
+        if case .task(_, "started")? = event.kind, task.startedSources.contains(event.source) {
+            return "\(task.name) was already started by \(event.source)"
+        }
+        return nil
+    }
+
     /// Tasks that were triggered and have not finished: after a restart, these are re-dispatched.
     public var unfinishedTasks: [(execution: SequenceExecution, index: Int)] {
         active.compactMap { execution in
@@ -150,6 +186,7 @@ public struct Engine: Sendable {
         var run = Run(now: now)
         switch command {
         case .trigger(let request):
+            if let id = request.requestID, requestContexts[id] != nil { break }
             try trigger(request, shipyards: shipyards, context: ids.next(), run: &run, ids: &ids)
         case .event(let event):
             try accept(event, run: &run)
@@ -233,14 +270,16 @@ public struct Engine: Sendable {
         data["project"] = .string(request.project)
         data["stage"] = .string(stage.name)
         data["service"] = .string(request.service)
-        let event = KeptnEvent(
+        var event = KeptnEvent(
             id: ids.next(), source: request.source, type: "\(KeptnEvent.prefix)\(stage.name).\(sequence.name).triggered",
             time: Timestamps.format(run.now), context: context, gitcommitid: pinned.commit,
             shipyardtasks: sequence.tasks.map(PlannedTask.init), data: data)
+        event.shipyardrequestid = request.requestID
         emit(event, run: &run)
     }
 
-    /// Validates an incoming task event against what the engine expects, then applies it.
+    /// Validates an incoming task event against what the engine expects, then applies it. A
+    /// repeated event is acknowledged and changes nothing.
     private mutating func accept(_ event: KeptnEvent, run: inout Run) throws(EngineError) {
         guard case .task(let name, let phase)? = event.kind, phase == "started" || phase == "finished" else {
             throw EngineError("only task .started and .finished events can be sent (got \(event.type))")
@@ -248,6 +287,8 @@ public struct Engine: Sendable {
         guard let triggeredID = event.triggeredid, let (execution, index) = task(triggeredID: triggeredID) else {
             throw EngineError("no triggered task has the id \(event.triggeredid ?? "(missing triggeredid)")")
         }
+        if duplicate(event) != nil { return }
+        var event = event
         let task = execution.tasks[index]
         guard task.name == name else {
             throw EngineError("\(event.type) does not answer \(triggeredID), which triggered task \(task.name)")
@@ -259,26 +300,51 @@ public struct Engine: Sendable {
             throw EngineError("task \(task.name) of \(execution.stage).\(execution.sequence) (\(execution.context)) is no longer running")
         }
         if phase == "finished" {
-            guard let raw = event.data["result"]?.string, TaskResult(rawValue: raw) != nil else {
-                throw EngineError("a .finished event needs data.result: pass, warning or fail")
-            }
-            if let status = event.data["status"]?.string, TaskStatus(rawValue: status) == nil {
-                throw EngineError("data.status must be succeeded, errored, aborted or unknown, not \"\(status)\"")
-            }
+            event.data = Self.normalizedFinishedData(event.data, task: task.name)
             if task.name == "approval" { run.effects.append(.approvalClosed(triggeredID: triggeredID)) }
         }
         emit(event, run: &run)
     }
 
+    /// Like Keptn, a `.finished` whose result or status is not one of Keptn's values is taken,
+    /// and fails its task; here with `errored` and the offending value in the message, so that
+    /// the task ends instead of waiting for an answer that was already given.
+    static func normalizedFinishedData(_ data: JSONValue, task: String) -> JSONValue {
+        var problems: [String] = []
+        var data = data
+        switch data["result"] {
+        case .string(let text) where TaskResult(rawValue: text) != nil:
+            break
+        case nil, .null?:
+            problems.append("no result")
+        case let other?:
+            problems.append("result \(other.compactDescription)")
+        }
+        if let status = data["status"], status != .null, status.string.flatMap(TaskStatus.init) == nil {
+            problems.append("status \(status.compactDescription)")
+        }
+        guard !problems.isEmpty else { return data }
+        let original = data["message"]?.string ?? ""
+        data["result"] = .string(TaskResult.fail.rawValue)
+        data["status"] = .string(TaskStatus.errored.rawValue)
+        data["message"] = .string(
+            "\(task).finished had \(problems.joined(separator: " and ")); Keptn's results are pass, warning and fail, its statuses succeeded, errored, aborted and unknown"
+                + (original.isEmpty ? "" : " (its message: \(original))"))
+        return data
+    }
+
+    /// Moves every active sequence forward until nothing changes: a step that finishes a sequence
+    /// can unblock or trigger others, which may take instant steps of their own. Every step
+    /// records an event that moves a task or a sequence strictly forward, and new sequences are
+    /// bounded by `maxSequencesPerContext`, so this ends.
     private mutating func progressAll(shipyards: [String: PinnedShipyard], run: inout Run, ids: inout some IDGenerator) {
-        // Each pass may finish a sequence and so unblock or trigger others; bounded by their number.
-        for _ in 0...(executions.count + 1) {
-            var changed = false
+        var changed: Bool
+        repeat {
+            changed = false
             for execution in active {
                 if progress(execution.id, shipyards: shipyards, run: &run, ids: &ids) { changed = true }
             }
-            if !changed { break }
-        }
+        } while changed
     }
 
     /// Moves one execution forward as far as it can go now. Returns whether anything happened.
@@ -310,7 +376,11 @@ public struct Engine: Sendable {
         let task = execution.tasks[index]
         switch task.phase {
         case .pending:
-            let since = index > 0 ? (execution.tasks[index - 1].finishedAt ?? execution.triggeredAt) : execution.triggeredAt
+            // Keptn: due = now + triggeredAfter at the moment the task could be triggered, by the
+            // daemon's clock: when the task before it finished, or when the sequence left the queue.
+            let since = index > 0
+                ? (execution.tasks[index - 1].finishedAt ?? execution.triggeredAt)
+                : max(execution.triggeredAt, execution.queueReleasedAt ?? execution.triggeredAt)
             let due = since.addingTimeInterval(task.delay)
             if task.delay > 0, run.now < due {
                 run.effects.append(.wake(at: due))
@@ -319,19 +389,35 @@ public struct Engine: Sendable {
             triggerTask(execution, index: index, run: &run, ids: &ids)
             return true
         case .triggered:
-            let deadline = (task.triggeredAt ?? run.now).addingTimeInterval(taskStartTimeout)
-            if run.now >= deadline {
-                if let id = task.triggeredID { run.effects.append(.cancelTask(triggeredID: id)) }
-                finish(execution, result: .fail, status: .errored,
-                       message: "sequence timed out while waiting for task \(task.name) to receive a correlating .started or .finished event",
-                       marker: "timedOut", run: &run, ids: &ids)
-                return true
-            }
-            run.effects.append(.wake(at: deadline))
-            return false
-        case .started, .finished:
+            return expire(
+                execution, at: (task.triggeredAt ?? run.now).addingTimeInterval(taskStartTimeout), cancel: task.triggeredID,
+                message: "sequence timed out while waiting for task \(task.name) to receive a correlating .started or .finished event",
+                run: &run, ids: &ids)
+        case .started:
+            guard let limit = taskFinishTimeout, task.name != "approval", !locallyRunTasks.contains(task.name),
+                let started = task.startedAt ?? task.triggeredAt
+            else { return false }
+            return expire(
+                execution, at: started.addingTimeInterval(limit), cancel: nil,
+                message: "sequence timed out: task \(task.name) started at \(Timestamps.format(started)) and sent no .finished within \(GoDuration.format(.seconds(limit))) (taskFinishTimeout)",
+                run: &run, ids: &ids)
+        case .finished:
             return false
         }
+    }
+
+    /// Ends a sequence `timedOut` once `deadline` passed (stopping the task's program, if any);
+    /// until then, asks to be woken at the deadline.
+    private mutating func expire(
+        _ execution: SequenceExecution, at deadline: Date, cancel: String?, message: String, run: inout Run, ids: inout some IDGenerator
+    ) -> Bool {
+        guard run.now >= deadline else {
+            run.effects.append(.wake(at: deadline))
+            return false
+        }
+        if let cancel { run.effects.append(.cancelTask(triggeredID: cancel)) }
+        finish(execution, result: .fail, status: .errored, message: message, marker: "timedOut", run: &run, ids: &ids)
+        return true
     }
 
     private mutating func triggerTask(_ execution: SequenceExecution, index: Int, run: inout Run, ids: inout some IDGenerator) {
@@ -388,13 +474,15 @@ public struct Engine: Sendable {
 
     private mutating func followOns(of finished: SequenceExecution, shipyards: [String: PinnedShipyard], run: inout Run, ids: inout some IDGenerator) {
         guard finished.phase == .finished, let pinned = shipyards[finished.project], let result = finished.result else { return }
-        let lastTask = finished.tasks.last?.name
+        // Keptn (GetLastTaskExecutionResult): the last task that ran, not the last one planned.
+        let lastTask = finished.tasks.last { $0.phase == .finished }?.name
         for stage in pinned.shipyard.stages {
             for sequence in stage.sequences {
                 for trigger in sequence.triggeredOn
                 where trigger.stage == finished.stage && trigger.sequence == finished.sequence
                     && Self.matches(trigger, result: result, lastTask: lastTask)
                 {
+                    let count = sequencesInContext[finished.context, default: 0]
                     var data = finished.data
                     data["stage"] = .string(stage.name)
                     data["result"] = .string(result.rawValue)
@@ -404,13 +492,18 @@ public struct Engine: Sendable {
                         time: Timestamps.format(run.now), context: finished.context, gitcommitid: pinned.commit,
                         shipyardtasks: sequence.tasks.map(PlannedTask.init), data: data)
                     emit(event, run: &run)
+                    if count >= maxSequencesPerContext, let limited = executions[event.id] {
+                        finish(limited, result: .fail, status: .errored,
+                               message: "not started: context \(finished.context) already ran \(count) sequences, the limit (maxSequencesPerContext); \(stage.name).\(sequence.name) is triggered on \(finished.stage).\(finished.sequence).finished, which loops",
+                               marker: nil, run: &run, ids: &ids)
+                    }
                 }
             }
         }
     }
 
     /// Without a selector a follow-on fires on pass or warning; with one, when `result` or
-    /// `<last task>.result` names the result.
+    /// `<last task that ran>.result` names the result.
     static func matches(_ trigger: Shipyard.Trigger, result: TaskResult, lastTask: String?) -> Bool {
         if trigger.match.isEmpty { return result != .fail }
         return trigger.match.contains { match in
@@ -469,7 +562,8 @@ public struct Engine: Sendable {
     func isBlocked(_ execution: SequenceExecution) -> Bool {
         activeIDs.contains { id in
             guard let other = executions[id] else { return false }
-            return other.id != execution.id && other.isActive && other.key == execution.key
+            // Keptn does not block a sequence on another of its own context.
+            return other.id != execution.id && other.context != execution.context && other.isActive && other.key == execution.key
                 && (other.hasStarted || (other.phase == .triggered && other.order < execution.order))
         }
     }
@@ -494,9 +588,12 @@ public struct Engine: Sendable {
                 executions[event.id] = SequenceExecution(
                     id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
                     stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
-                    triggeredBy: origin, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder)
+                    triggeredBy: origin, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder,
+                    requestID: event.shipyardrequestid)
                 activeIDs.insert(event.id)
                 nextOrder += 1
+                sequencesInContext[event.shkeptncontext, default: 0] += 1
+                if let request = event.shipyardrequestid { requestContexts[request] = event.shkeptncontext }
             case "finished":
                 guard let id = event.triggeredid, var execution = executions[id] else { return }
                 execution.result = event.data["result"]?.string.flatMap(TaskResult.init)
@@ -506,6 +603,15 @@ public struct Engine: Sendable {
                 execution.phase = execution.status == .aborted ? .aborted : event.data["state"]?.string == "timedOut" ? .timedOut : .finished
                 executions[id] = execution
                 activeIDs.remove(id)
+                // Sequences of other contexts queued behind it may go now: their first task's
+                // `triggeredAfter` counts from here.
+                for waiting in activeIDs {
+                    guard var other = executions[waiting], other.key == execution.key, other.context != execution.context,
+                        !other.hasStarted
+                    else { continue }
+                    other.queueReleasedAt = max(other.queueReleasedAt ?? time, time)
+                    executions[waiting] = other
+                }
             case "paused":
                 guard let id = event.triggeredid, var execution = executions[id], execution.isActive else { return }
                 if execution.phase != .paused { execution.pausedFrom = execution.phase }
@@ -538,8 +644,12 @@ public struct Engine: Sendable {
                     let index = execution.tasks.firstIndex(where: { $0.triggeredID == triggeredID })
                 else { return }
                 var task = execution.tasks[index]
+                guard !task.eventIDs.contains(event.id) else { return }
+                task.eventIDs.insert(event.id)
                 if phase == "started" {
-                    task.startedCount += 1
+                    // A second .started from one source is a retry; from another, another executor.
+                    if task.startedSources.insert(event.source).inserted { task.startedCount += 1 }
+                    if task.startedAt == nil { task.startedAt = time }
                     if task.phase == .triggered { task.phase = .started }
                 } else {
                     task.finishedCount += 1

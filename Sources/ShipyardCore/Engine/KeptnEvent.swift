@@ -20,6 +20,9 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
     /// Extension on a sequence's `.triggered` event: the tasks it runs, pinned from the shipyard
     /// at `gitcommitid`, so a replay of the journal never depends on a later shipyard.
     public var shipyardtasks: [PlannedTask]?
+    /// Extension on a sequence's `.triggered` event: the id of the `shipyardctl` request that
+    /// asked for it, so that a request retried after a crash is applied once.
+    public var shipyardrequestid: String?
     public var data: JSONValue
 
     public init(
@@ -39,7 +42,7 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case specversion, id, source, type, time, datacontenttype, shkeptnspecversion, shkeptncontext, triggeredid
-        case gitcommitid, shipyardtasks, data
+        case gitcommitid, shipyardtasks, shipyardrequestid, data
     }
 
     /// Events from other tools may leave out what CloudEvents makes optional.
@@ -56,6 +59,7 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
         triggeredid = try c.decodeIfPresent(String.self, forKey: .triggeredid)
         gitcommitid = try c.decodeIfPresent(String.self, forKey: .gitcommitid)
         shipyardtasks = try c.decodeIfPresent([PlannedTask].self, forKey: .shipyardtasks)
+        shipyardrequestid = try c.decodeIfPresent(String.self, forKey: .shipyardrequestid)
         data = try c.decodeIfPresent(JSONValue.self, forKey: .data) ?? .object([:])
     }
 

@@ -39,6 +39,11 @@ public struct SequenceExecution: Sendable, Equatable {
     public var message: String?
     /// Arrival order, for the queue.
     public var order: Int
+    /// When the last sequence it waited behind in the queue ended (its first task's
+    /// `triggeredAfter` counts from then, not from the trigger).
+    public var queueReleasedAt: Date?
+    /// The id of the `shipyardctl` request that triggered it, so a retried request applies once.
+    public var requestID: String?
 
     /// The first task that has not finished.
     public var currentTaskIndex: Int? {
@@ -68,6 +73,11 @@ public struct TaskRun: Sendable, Equatable {
     public var triggeredAt: Date?
     public var startedCount = 0
     public var finishedCount = 0
+    /// The ids of every `.started`/`.finished` applied to it: a repeated event is a no-op.
+    public var eventIDs: Set<String> = []
+    /// Who sent a `.started`: a second one from the same source is a retry, not another executor.
+    public var startedSources: Set<String> = []
+    public var startedAt: Date?
     public var results: [TaskResult] = []
     public var statuses: [TaskStatus] = []
     public var message: String?

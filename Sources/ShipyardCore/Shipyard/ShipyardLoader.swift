@@ -411,10 +411,47 @@ private struct ShipyardReader {
                         log.warning(
                             "sequence \"\(sequence.name)\" triggers itself on every pass or warning, an endless loop; add a selector such as 'match: {result: fail}'",
                             at: trigger.mark)
+                    } else if let loop = Self.loop(closedBy: trigger, into: "\(stage.name).\(sequence.name)", stages: stages) {
+                        log.warning(
+                            "\(loop) is a loop: it repeats in one delivery for as long as the selector matches (a remediation that never heals); Shipyard ends it after maxSequencesPerContext sequences of one context (50 unless the daemon's config says otherwise)",
+                            at: trigger.mark)
                     }
                 }
             }
         }
+    }
+
+    /// The loop a trigger closes, as "a → b → a", when the sequence it starts leads back to the
+    /// one it listens to; nil otherwise.
+    static func loop(closedBy trigger: Shipyard.Trigger, into target: String, stages: [Shipyard.Stage]) -> String? {
+        // Edges: a finished sequence → the sequences whose triggeredOn names it.
+        var next: [String: [String]] = [:]
+        for stage in stages {
+            for sequence in stage.sequences {
+                for on in sequence.triggeredOn { next["\(on.stage).\(on.sequence)", default: []].append("\(stage.name).\(sequence.name)") }
+            }
+        }
+        let source = "\(trigger.stage).\(trigger.sequence)"
+        // Breadth-first from the target back to the source: the shortest way round.
+        var previous: [String: String] = [target: target]
+        var queue = [target]
+        while !queue.isEmpty {
+            let node = queue.removeFirst()
+            if node == source {
+                var path = [source]
+                var at = source
+                while at != target, let before = previous[at] {
+                    path.append(before)
+                    at = before
+                }
+                return ([source] + path.reversed()).joined(separator: " → ")
+            }
+            for following in next[node] ?? [] where previous[following] == nil {
+                previous[following] = node
+                queue.append(following)
+            }
+        }
+        return nil
     }
 
     private mutating func checkMatches(_ trigger: Shipyard.Trigger, upstream: Shipyard.Sequence) {
@@ -425,9 +462,11 @@ private struct ShipyardReader {
                 log.error(
                     "the selector names task \"\(task)\", which sequence \(trigger.stage).\(trigger.sequence) does not run (it runs \(names.joined(separator: ", ")))",
                     at: trigger.mark)
-            } else if names.last != task {
+            } else if names.last != task, match.result != .fail {
+                // Keptn compares with the last task that ran: a task before the last one is that
+                // only when it fails (after a pass or a warning, the next task runs).
                 log.warning(
-                    "Keptn matches '<task>.result' against the last task of \(trigger.stage).\(trigger.sequence) (\(names.last ?? "")), so \"\(task).result\" never matches",
+                    "\"\(task).result: \(match.result.rawValue)\" never matches: Keptn compares '<task>.result' with the last task that ran, and \(task) is that only when it fails (after a \(match.result.rawValue) \(trigger.stage).\(trigger.sequence) goes on to \(names[(names.lastIndex(of: task) ?? 0) + 1]))",
                     at: trigger.mark)
             }
         }

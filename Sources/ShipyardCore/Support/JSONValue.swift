@@ -1,3 +1,5 @@
+import Foundation
+
 /// Any JSON value: event payloads, task properties, merged task data.
 public enum JSONValue: Sendable, Hashable, Codable {
     case null
@@ -59,13 +61,30 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// The value as compact JSON, at most 120 characters, for messages.
+    public var compactDescription: String {
+        let text = (try? String(decoding: JSONEncoder().encode(self), as: UTF8.self)) ?? "?"
+        return text.count > 120 ? text.prefix(117) + "..." : text
+    }
+
     /// Keptn's deep merge: objects merge key by key, anything else is replaced by `other`.
+    /// Keptn's deep merge (shipyard-controller `common.Merge`) of newer data into this: objects
+    /// merge key by key, arrays are joined with the newer entries first (keptn#7627), a null
+    /// changes nothing, and any other newer value replaces the older one.
     public func merging(_ other: JSONValue) -> JSONValue {
-        guard case .object(var mine) = self, case .object(let theirs) = other else { return other }
-        for (key, value) in theirs {
-            mine[key] = mine[key].map { $0.merging(value) } ?? value
+        switch (self, other) {
+        case (_, .null):
+            return self
+        case (.array(let older), .array(let newer)):
+            return .array(newer + older)
+        case (.object(var mine), .object(let theirs)):
+            for (key, value) in theirs {
+                mine[key] = mine[key].map { $0.merging(value) } ?? value
+            }
+            return .object(mine)
+        default:
+            return other
         }
-        return .object(mine)
     }
 
     /// A YAML tree as JSON, with scalars resolved by YAML's core schema.

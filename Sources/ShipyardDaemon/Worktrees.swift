@@ -1,0 +1,120 @@
+import Foundation
+import ShipyardGit
+
+/// `<state>/worktrees/<commit>/`: the repository at a commit, as tasks see it. An export is made
+/// in a hidden folder of its own (unique per attempt), made read-only there, and renamed into
+/// place, so a task only ever sees a complete export; concurrent exports of one commit never
+/// touch each other's files, and the loser of the race removes its own copy.
+struct Worktrees: Sendable {
+    let root: String
+
+    static let partialPrefix = ".partial-"
+
+    func path(commit: String) -> String { root + "/" + commit }
+
+    /// The export of `commit`, made now if it is not there yet. Returns a message on failure.
+    func ensure(mirror: Mirror, commit: String?) -> String? {
+        guard let commit else { return "the sequence has no commit to export" }
+        guard Self.isCommitName(commit) else { return "\(commit) is not a commit id" }
+        let final = path(commit: commit)
+        if Self.isDirectory(final) { return nil }
+        let temporary = root + "/" + Self.partialPrefix + commit + "-" + UUID().uuidString.lowercased()
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try mirror.export(ObjectID(hex: commit), to: temporary)
+        } catch {
+            Self.removeTree(temporary)
+            return "cannot export the repository at \(commit.prefix(12)): \(error)"
+        }
+        Self.makeReadOnly(temporary)
+        if rename(temporary, final) != 0 {
+            let reason = String(cString: strerror(errno))
+            Self.removeTree(temporary)
+            // Another task of the same commit published its export first: that one is complete.
+            if Self.isDirectory(final) { return nil }
+            return "cannot move the export of \(commit.prefix(12)) into place: \(reason)"
+        }
+        return nil
+    }
+
+    /// Removes the exports no active sequence needs, and nothing else: exports still being
+    /// written (hidden) are left to their writer.
+    func prune(keeping needed: Set<String>) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        where Self.isCommitName(name) && !needed.contains(name) {
+            Self.removeTree(root + "/" + name)
+        }
+    }
+
+    /// At start nothing is being exported: half-written exports of a previous run go.
+    func removeAbandonedExports() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(Self.partialPrefix) {
+            Self.removeTree(root + "/" + name)
+        }
+    }
+
+    static func isCommitName(_ name: String) -> Bool {
+        (name.count == 40 || name.count == 64) && name.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// Takes the write bits off every file and folder of a fresh export (links are left alone:
+    /// their mode means nothing, and chmod would follow them).
+    static func makeReadOnly(_ path: String) {
+        let fm = FileManager.default
+        for file in fm.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
+            let full = path + "/" + file
+            var info = stat()
+            guard lstat(full, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
+            chmod(full, info.st_mode & ~0o222)
+        }
+        var info = stat()
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { chmod(path, info.st_mode & ~0o222) }
+    }
+
+    /// Removes a tree without following a symbolic link anywhere in it: each folder is opened with
+    /// `O_NOFOLLOW` and made writable through its descriptor, and entries are removed relative to
+    /// their folder's descriptor. A committed `link -> /etc/shadow` is unlinked, never chmodded.
+    static func removeTree(_ path: String) {
+        let parent = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        let parentFD = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parentFD >= 0 else { return }
+        defer { close(parentFD) }
+        removeEntry(name, in: parentFD, depth: 0)
+    }
+
+    private static func removeEntry(_ name: String, in directory: Int32, depth: Int) {
+        if unlinkat(directory, name, 0) == 0 || errno == ENOENT { return }
+        guard errno == EISDIR || errno == EPERM, depth < 4096 else { return }
+        let fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fchmod(fd, 0o700)
+        for child in entries(of: fd) {
+            removeEntry(child, in: fd, depth: depth + 1)
+        }
+        close(fd)
+        _ = unlinkat(directory, name, AT_REMOVEDIR)
+    }
+
+    private static func entries(of fd: Int32) -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            return []
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
