@@ -66,6 +66,7 @@ install-files:
 	chmod 644 $(DESTDIR)$(UNITDIR)/shipyardd.service
 	install -Dm644 systemd/shipyardd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf
 	install -Dm644 systemd/shipyardd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
+	install -Dm644 systemd/tasks-drop-in.conf.example $(DESTDIR)$(PREFIX)/share/doc/shipyard/tasks-drop-in.conf.example
 	install -Dm644 examples/config.yaml $(DESTDIR)$(SYSCONFDIR)/shipyardd/config.yaml.example
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	.build/$(CONFIGURATION)/shipyardctl --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardctl
@@ -80,6 +81,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/shipyardd $(DESTDIR)$(BINDIR)/shipyardctl
 	rm -f $(DESTDIR)$(UNITDIR)/shipyardd.service $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
 	rm -f $(DESTDIR)$(SYSCONFDIR)/shipyardd/config.yaml.example
+	rm -f $(DESTDIR)$(PREFIX)/share/doc/shipyard/tasks-drop-in.conf.example
 	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardd
 	rm -f $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_shipyardctl $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/shipyardctl.fish
 	rm -f $(DESTDIR)$(MANDIR)/man1/shipyardctl*.1 $(DESTDIR)$(MANDIR)/man1/shipyardd*.1

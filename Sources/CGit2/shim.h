@@ -7,6 +7,11 @@ static inline int shipyard_git_set_cache_max_size(long bytes) {
     return git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)bytes);
 }
 
+/* libgit2's check that a local repository belongs to the current user (safe.directory). */
+static inline int shipyard_git_set_owner_validation(int enabled) {
+    return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, enabled);
+}
+
 static inline int shipyard_git_enable_caching(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_CACHING, enabled);
 }

@@ -26,6 +26,7 @@ public actor Daemon {
     private var lastStatusLine = ""
     private var draining = false
     private var drainAgain = false
+    private var reloadGeneration = 0
 
     public init(config: DaemonConfig, configPath: String?, environment: [String: String], logger: Logger) {
         self.config = config
@@ -38,6 +39,8 @@ public actor Daemon {
 
     /// Runs until SIGTERM or SIGINT.
     public func run() async throws {
+        // Nothing the daemon writes is for others than its own group, whatever umask it inherited.
+        umask(0o027)
         try state.prepare()
         Git.initialize()
         logger.info(
@@ -121,16 +124,36 @@ public actor Daemon {
     public func reload() async {
         systemd.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)")
         defer { Task { await self.reloaded() } }
+        var outcome = (ok: true, message: "config reloaded")
         if let configPath {
-            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: configPath))).map(Array.init) ?? []
-            let document = ConfigLoader.load(bytes, environment: environment)
+            var document: ConfigDocument
+            let probe = open(configPath, O_RDONLY | O_CLOEXEC)
+            let openError = errno
+            if probe >= 0 { close(probe) }
+            if probe >= 0, let data = FileManager.default.contents(atPath: configPath) {
+                document = ConfigLoader.load(Array(data), environment: environment)
+            } else {
+                document = ConfigDocument(config: nil, diagnostics: [])
+                let reason = String(cString: strerror(openError))
+                logger.error("config reload refused, keeping the running config: cannot read \(configPath): \(reason)")
+                outcome = (false, "cannot read \(configPath): \(reason)")
+            }
             if let new = document.config {
                 await apply(new)
             } else {
-                for diagnostic in document.diagnostics where diagnostic.severity == .error {
-                    logger.error("config reload refused, keeping the running config: \(diagnostic.formatted(file: configPath))")
+                let errors = document.diagnostics.filter { $0.severity == .error }.map { $0.formatted(file: configPath) }
+                for error in errors {
+                    logger.error("config reload refused, keeping the running config: \(error)")
                 }
+                if !errors.isEmpty { outcome = (false, errors.joined(separator: "\n")) }
             }
+        }
+        reloadGeneration += 1
+        let result = ReloadResult(pid: getpid(), generation: reloadGeneration, ok: outcome.ok, message: outcome.ok ? "config reloaded" : "config refused, the running config stays:\n" + outcome.message)
+        do {
+            try AtomicFile.write(try JSON.encode(result), to: state.reloadFile, mode: 0o640, durable: false)
+        } catch {
+            logger.error("cannot write \(state.reloadFile): \(error)")
         }
         for watcher in watchers.values { await watcher.syncNow() }
     }
@@ -436,7 +459,7 @@ public actor Daemon {
         let status = DaemonStatus(
             pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), projects: projects)
         do {
-            try AtomicFile.write(try JSON.encode(status, pretty: true), to: state.statusFile, mode: 0o644, durable: false)
+            try AtomicFile.write(try JSON.encode(status, pretty: true), to: state.statusFile, mode: 0o640, durable: false)
         } catch {
             logger.error("cannot write status.json: \(error)")
         }

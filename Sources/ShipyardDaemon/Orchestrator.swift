@@ -200,7 +200,7 @@ actor Orchestrator {
         let process = TaskProcess(
             triggered: triggered, command: executor.command, timeout: executor.timeout, project: execution.project,
             stage: execution.stage, service: execution.service, sequence: execution.sequence, task: name, attempt: attempt,
-            worktree: worktrees.path(commit: execution.commit ?? "none"), runDirectory: runDirectory,
+            worktree: worktrees.path(commit: execution.commit ?? "none"), runDirectory: runDirectory, home: state.home,
             logFile: state.root + "/logs/\(execution.context)/\(execution.stage)-\(name).log")
         let cancel = TaskCancel()
         running[triggered.id] = cancel
@@ -327,7 +327,7 @@ actor Orchestrator {
             requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
         do {
             try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
-            try AtomicFile.write(try JSON.encode(request, pretty: true), to: state.root + "/approvals/\(triggeredID).json", mode: 0o644)
+            try AtomicFile.write(try JSON.encode(request, pretty: true), to: state.root + "/approvals/\(triggeredID).json", mode: 0o640)
         } catch {
             logger.error("cannot write the approval request \(triggeredID): \(error)")
         }

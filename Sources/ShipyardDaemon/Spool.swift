@@ -1,3 +1,4 @@
+import CSupport
 import Foundation
 public import ShipyardCore
 
@@ -144,11 +145,12 @@ struct RequestSpool {
 
     func answer(_ outcome: SpoolOutcome) throws {
         guard SpoolRequest.isValidID(outcome.id) else { return }
-        try AtomicFile.write(try JSON.encode(outcome), to: state.outcomes + "/\(outcome.id).json", mode: 0o644, durable: false)
+        try AtomicFile.write(try JSON.encode(outcome), to: state.outcomes + "/\(outcome.id).json", mode: 0o640, durable: false)
     }
 
-    /// Outcomes nobody picked up within an hour are removed.
-    func pruneOutcomes(olderThan age: TimeInterval = 3600) {
+    /// Answers are read within milliseconds by the CLI that waits for them (it polls every 20 ms),
+    /// and the CLI cannot remove the daemon's files: the daemon removes them after a minute.
+    func pruneOutcomes(olderThan age: TimeInterval = 60) {
         let fm = FileManager.default
         let cutoff = Date().addingTimeInterval(-age)
         for name in (try? fm.contentsOfDirectory(atPath: state.outcomes)) ?? [] {
@@ -172,17 +174,42 @@ public struct SpoolClient: Sendable {
         public var description: String
     }
 
-    /// Writes the request atomically (a hidden temporary file, then a rename the daemon sees).
-    public func submit(_ request: SpoolRequest) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: state.requests, isDirectory: &isDirectory), isDirectory.boolValue else {
+    /// Publishes the request and returns it as published. The file is written under a hidden
+    /// random name (nothing in it reveals the request's id), given the spool's group (so the
+    /// daemon can read it even where the spool lacks its setgid bit) and mode 0640, then renamed
+    /// to `<id>.json` without ever replacing a file someone else put there: a taken name is tried
+    /// again under a new id (unless the caller chose the id, which is then reported as taken).
+    public func submit(_ request: SpoolRequest, fixedID: Bool = false) throws -> SpoolRequest {
+        var spool = stat()
+        guard stat(state.requests, &spool) == 0, spool.st_mode & S_IFMT == S_IFDIR else {
             throw Failure(description: "no request spool at \(state.requests): is shipyardd running with state directory \(state.root)? (--state-dir or SHIPYARD_STATE_DIR)")
         }
-        do {
-            try AtomicFile.write(try JSON.encode(request), to: state.requests + "/\(request.id).json", mode: 0o640, durable: false)
-        } catch {
-            throw Failure(description: "cannot write a request into \(state.requests): \(error); are you in the shipyard group?")
+        var request = request
+        for _ in 0..<8 {
+            let temporary = state.requests + "/.tmp-" + SpoolRequest.newID()
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw Failure(description: "cannot write a request into \(state.requests): \(String(cString: strerror(errno)))")
+            }
+            defer { unlink(temporary) }
+            let data = try JSON.encode(request)
+            let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            _ = fchown(fd, uid_t.max, spool.st_gid)  // a member may give its file the daemon's group
+            let moded = fchmod(fd, 0o640)
+            close(fd)
+            guard written == data.count, moded == 0 else {
+                throw Failure(description: "cannot write a request into \(state.requests): \(String(cString: strerror(errno)))")
+            }
+            // Not link(2): the daemon refuses a file with two links, and would see one between
+            // the link and the removal of the temporary name.
+            if shipyard_rename_noreplace(temporary, state.requests + "/\(request.id).json") == 0 { return request }
+            guard errno == EEXIST else {
+                throw Failure(description: "cannot publish a request in \(state.requests): \(String(cString: strerror(errno)))")
+            }
+            if fixedID { throw Failure(description: "a request with the id \(request.id) is already waiting in \(state.requests)") }
+            request.id = SpoolRequest.newID()
         }
+        throw Failure(description: "cannot publish a request in \(state.requests): every name tried was taken")
     }
 
     /// Waits for the daemon's answer; nil when none came in time.

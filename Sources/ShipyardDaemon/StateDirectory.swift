@@ -11,19 +11,57 @@ public struct StateDirectory: Sendable {
     public var statusFile: String { root + "/status.json" }
     public var requests: String { root + "/requests" }
     public var outcomes: String { root + "/outcomes" }
+    public var reloadFile: String { root + "/reload.json" }
+    /// `HOME` for task programs: a folder of their own, not the state directory.
+    public var home: String { root + "/home" }
     public func mirror(project: String) -> String { root + "/projects/\(project)/mirror.git" }
 
-    /// Creates the folders the daemon writes to. The request spool is group-writable with the
-    /// sticky bit, so operators in the daemon's group can drop requests but not remove others'.
+    /// The request spool's mode: the daemon's group may drop files (rwx), the sticky bit keeps
+    /// anyone from removing another's request, and setgid gives every request the daemon's group
+    /// whatever the requester's primary group is, so the daemon can read it.
+    public static let spoolMode: mode_t = 0o3770
+
+    /// Creates the folders the daemon writes to, with modes that do not depend on the umask:
+    /// the daemon's group reads the state (the CLI is run by its members), others nothing. The
+    /// setgid bit gives everything created inside the state directory's group, so a daemon run as
+    /// root still writes files its operators can read.
     public func prepare() throws {
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: root + "/projects", withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: outcomes, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: requests) {
-            try fm.createDirectory(atPath: requests, withIntermediateDirectories: true)
-            chmod(requests, 0o1770)
+        for (path, mode) in [
+            (root, 0o2750), (root + "/projects", 0o2750), (outcomes, 0o2750), (root + "/approvals", 0o2750), (root + "/logs", 0o2750),
+            (home, 0o700), (requests, Self.spoolMode),
+        ] as [(String, mode_t)] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            // A folder tmpfiles.d made, or an older release: put the mode right where we own it.
+            var info = stat()
+            if stat(path, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o7777 != mode {
+                chmod(path, mode)
+            }
         }
+    }
+
+    /// Why the current user cannot use this state directory as the CLI does, if it cannot:
+    /// missing, not readable (not in the daemon's group), or a spool it cannot write to.
+    public func accessProblem(needsSpool: Bool) -> String? {
+        var info = stat()
+        if stat(root, &info) != 0 {
+            if errno == EACCES { return Self.notInGroup(root, info: nil) }
+            return "no state directory at \(root): is shipyardd running with this state directory? (--state-dir or SHIPYARD_STATE_DIR)"
+        }
+        if access(root, R_OK | X_OK) != 0 { return Self.notInGroup(root, info: info) }
+        if needsSpool {
+            var spool = stat()
+            guard stat(requests, &spool) == 0 else {
+                return "no request spool at \(requests): has shipyardd ever run with state directory \(root)? (--state-dir or SHIPYARD_STATE_DIR)"
+            }
+            if access(requests, W_OK | X_OK) != 0 { return Self.notInGroup(requests, info: spool) }
+        }
+        return nil
+    }
+
+    private static func notInGroup(_ path: String, info: stat?) -> String {
+        let me = getpwuid(geteuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(geteuid())"
+        let group = info.flatMap { getgrgid($0.st_gid) }.flatMap { $0.pointee.gr_name.map { String(cString: $0) } } ?? "shipyard"
+        return "permission denied: \(path) is for members of the \(group) group, and \(me) is not one (or has not logged in again since joining); an administrator adds you with: sudo usermod -aG \(group) \(me)"
     }
 }
 
@@ -42,6 +80,7 @@ public enum AtomicFile {
         let temporary = directory + "/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw Failure(description: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        _ = fchmod(fd, mode)  // exactly this mode, whatever the umask
         var ok = data.withUnsafeBytes { buffer -> Bool in
             var offset = 0
             while offset < buffer.count {
@@ -77,5 +116,30 @@ public enum AtomicFile {
 enum Timestamp {
     static func string(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().timeZone(separator: .omitted).time(includingFractionalSeconds: false).timeSeparator(.colon).dateSeparator(.dash))
+    }
+}
+
+/// `<state>/reload.json`: how the daemon's last reload went, so that `shipyardd --reload` (the
+/// unit's `ExecReload=`) can make `systemctl reload` fail when the new config was refused.
+public struct ReloadResult: Codable, Sendable, Equatable {
+    public var pid: Int32
+    /// Counts the reloads of this run of the daemon.
+    public var generation: Int
+    public var ok: Bool
+    public var message: String
+
+    /// Sends SIGHUP to the daemon and waits for its verdict on the config.
+    public static func request(pid: Int32, state: StateDirectory, timeout: Duration) async -> ReloadResult? {
+        func read() -> ReloadResult? {
+            FileManager.default.contents(atPath: state.reloadFile).flatMap { try? JSON.decode(ReloadResult.self, from: $0) }
+        }
+        let before = read().flatMap { $0.pid == pid ? $0.generation : nil } ?? 0
+        guard kill(pid, SIGHUP) == 0 else { return nil }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let result = read(), result.pid == pid, result.generation > before { return result }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
     }
 }

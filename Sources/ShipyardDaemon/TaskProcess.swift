@@ -17,6 +17,8 @@ struct TaskProcess: Sendable {
     var attempt: Int
     var worktree: String
     var runDirectory: String
+    /// `HOME` for the program (`<state>/home`); nil leaves it unset.
+    var home: String? = nil
     var logFile: String
 
     /// How long to wait before each new try of a spawn that failed with ETXTBSY (about 3 s in all).
@@ -45,6 +47,7 @@ struct TaskProcess: Sendable {
             "KEPTN_PROJECT": project, "KEPTN_STAGE": stage, "KEPTN_SERVICE": service,
         ]
         if let lang = inherited["LANG"] { env["LANG"] = lang }
+        if let home { env["HOME"] = home }
         if let image = triggered.data["configurationChange"]?["values"]?["image"]?.string { env["SHIPYARD_IMAGE"] = image }
         if let labels = triggered.data["labels"]?.object {
             for (key, value) in labels {

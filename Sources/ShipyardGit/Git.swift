@@ -11,6 +11,12 @@ public enum Git {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("shipyard-empty-gitconfig").path
         try? FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         _ = shipyard_git_isolate_config(empty)
+        // libgit2 refuses a local repository owned by another user (git's safe.directory), which
+        // guards a person's shell against hooks and config planted in someone else's working
+        // copy. The daemon runs no hooks and reads no repository config: a file:// upstream is a
+        // remote it fetches objects from, and its mirror is its own. So the check only ever
+        // stopped a file:// upstream owned by the repository's maintainers, not the daemon.
+        _ = shipyard_git_set_owner_validation(0)
     }()
 
     public static func initialize() {

@@ -9,10 +9,12 @@ struct RequestOptions: ParsableArguments {
 }
 
 extension StateOptions {
-    func send(_ request: SpoolRequest, timeout: Int) async throws -> SpoolOutcome {
-        let client = SpoolClient(state: state)
+    /// `fixedID`: the user chose the request's id (`--request-id`); it is never replaced.
+    func send(_ request: SpoolRequest, timeout: Int, fixedID: Bool = false) async throws -> SpoolOutcome {
+        let client = SpoolClient(state: try readable(spool: true))
+        var request = request
         do {
-            try client.submit(request)
+            request = try client.submit(request, fixedID: fixedID)
         } catch {
             throw CLIError("\(error)")
         }
@@ -69,7 +71,7 @@ struct Trigger: AsyncParsableCommand {
                 let parts = label.split(separator: "=", maxSplits: 1)
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
             }) { _, last in last }
-            let outcome = try await options.send(spool, timeout: request.timeout)
+            let outcome = try await options.send(spool, timeout: request.timeout, fixedID: requestID != nil)
             switch output {
             case .json: print(#"{"context":"\#(outcome.context ?? "")"}"#)
             case .table: print(outcome.message)

@@ -8,7 +8,7 @@ enum JournalView {
     static func engine(_ options: StateOptions) throws -> (Engine, [KeptnEvent]) {
         let loaded: Journal.Loaded
         do {
-            loaded = try Journal.read(directory: options.state.root + "/journal")
+            loaded = try Journal.read(directory: try options.readable().root + "/journal")
         } catch {
             throw CLIError("cannot read the journal: \(error)")
         }
@@ -193,8 +193,15 @@ struct Approvals: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let directory = options.state.root + "/approvals"
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") }
+            let directory = try options.readable().root + "/approvals"
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }
+            } catch where FileManager.default.fileExists(atPath: directory) {
+                throw CLIError("cannot read \(directory): \(error.localizedDescription)")
+            } catch {
+                names = []  // the daemon has not written an approval yet
+            }
             let requests = names.compactMap { name -> ApprovalRequest? in
                 FileManager.default.contents(atPath: directory + "/" + name).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
             }.filter { project == nil || $0.project == project }.sorted { $0.requestedAt < $1.requestedAt }

@@ -10,6 +10,14 @@ struct StateOptions: ParsableArguments {
     var state: StateDirectory {
         StateDirectory(stateDir ?? ProcessInfo.processInfo.environment["SHIPYARD_STATE_DIR"] ?? DaemonConfig.defaultStateDirectory)
     }
+
+    /// The state directory, once it is known that this user may read it (and drop requests
+    /// into its spool): a user outside the daemon's group is told so, and how to join it, rather
+    /// than shown an empty list.
+    func readable(spool: Bool = false) throws -> StateDirectory {
+        if let problem = state.accessProblem(needsSpool: spool) { throw CLIError(problem) }
+        return state
+    }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

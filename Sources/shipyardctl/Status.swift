@@ -13,7 +13,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let path = options.state.statusFile
+            let path = try options.readable().statusFile
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw CLIError("no status at \(path): shipyardd has not run with this state directory (--state-dir or SHIPYARD_STATE_DIR)")
             }

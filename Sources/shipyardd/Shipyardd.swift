@@ -25,8 +25,17 @@ struct Shipyardd: AsyncParsableCommand {
     @Flag(name: .long, help: "Log debug messages too.")
     var verbose = false
 
+    @Option(name: .customLong("reload"), help: ArgumentHelp(
+        "Ask the running daemon with this pid to re-read its config, wait for its verdict, and exit 1 if it refused the config (the unit's ExecReload).",
+        valueName: "pid"))
+    var reloadPID: Int32?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        if let reloadPID {
+            try await reload(reloadPID, environment: environment)
+            return
+        }
         if let checkConfig {
             let (document, ok) = load(checkConfig, environment: environment)
             if ok, let config = document.config {
@@ -53,11 +62,38 @@ struct Shipyardd: AsyncParsableCommand {
         }
     }
 
+    /// `systemctl reload`: SIGHUP to the daemon, then its verdict from `<state>/reload.json`.
+    /// The state directory is the unit's `$STATE_DIRECTORY`, else the config's, else the default.
+    private func reload(_ pid: Int32, environment: [String: String]) async throws {
+        var root = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+        if root == nil, let data = FileManager.default.contents(atPath: config) {
+            root = ConfigLoader.load(Array(data), environment: environment).config?.stateDirectory
+        }
+        let state = StateDirectory(root ?? DaemonConfig.defaultStateDirectory)
+        guard let result = await ReloadResult.request(pid: pid, state: state, timeout: .seconds(60)) else {
+            FileHandle.standardError.write(Data("shipyardd: pid \(pid) did not answer the reload within 60s (is it shipyardd, with state in \(state.root)?)\n".utf8))
+            throw ExitCode(1)
+        }
+        if result.ok {
+            print(result.message)
+        } else {
+            FileHandle.standardError.write(Data("shipyardd: \(result.message)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
     /// Reads a config file and prints its findings as FILE:LINE:COLUMN lines on standard error.
     private func load(_ path: String, environment: [String: String]) -> (ConfigDocument, Bool) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
-            FileHandle.standardError.write(Data("\(path): error: cannot read the config: \(reason)\n".utf8))
+        let probe = open(path, O_RDONLY | O_CLOEXEC)
+        let openError = errno
+        if probe >= 0 { close(probe) }
+        guard probe >= 0, let data = FileManager.default.contents(atPath: path) else {
+            let reason = openError == ENOENT ? "no such file" : String(cString: strerror(openError))
+            var hint = ""
+            if openError == EACCES {
+                hint = "; it is readable by root and the shipyard group (run as root, or as a member: sudo usermod -aG shipyard \(String(cString: getpwuid(geteuid()).pointee.pw_name)), then log in again)"
+            }
+            FileHandle.standardError.write(Data("\(path): error: cannot read the config: \(reason)\(hint)\n".utf8))
             return (ConfigDocument(config: nil, diagnostics: []), false)
         }
         let document = ConfigLoader.load(Array(data), environment: environment)

@@ -236,7 +236,8 @@ import Testing
         #expect(await world.ready())
         try await addApproval(world)
         chmod(world.dir.path, 0o755)
-        try Run.checked("/usr/bin/chgrp", [group, world.daemon.state + "/requests"])
+        // As tmpfiles.d does for the shipyard group: the state belongs to the operators' group.
+        try Run.checked("/usr/bin/chgrp", ["-R", group, world.daemon.state])
         let context = try world.trigger()
         #expect(await world.waitState(context, "production", "waitingForApproval"))
         let id = try #require(try approvals(world).first?["id"] as? String)

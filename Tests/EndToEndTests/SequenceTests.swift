@@ -108,7 +108,7 @@ import Testing
         let context = try world.trigger(["--image", "ghcr.io/podtato-head/podtatoserver:v0.1.1"])
         #expect(await world.waitState(context, "production", "finished"))
         let worktree = world.daemon.state + "/worktrees/\(world.commit)"
-        let common = "attempt=1 image=ghcr.io/podtato-head/podtatoserver:v0.1.1 service=helloservice pwd=\(worktree) worktree=ok mode=-r--r--r-- env=ok"
+        let common = "attempt=1 image=ghcr.io/podtato-head/podtatoserver:v0.1.1 service=helloservice pwd=\(worktree) worktree=ok mode=-r--r----- env=ok"
         #expect(world.runs == [
             "\(context) qa je-deployment \(common)",
             "\(context) qa je-test \(common)",
