@@ -5,8 +5,9 @@ SWIFT ?= swift
 BIN := .build/debug
 
 # Tests also run real servers: sshd (openssh-server) and a small Python HTTP server for git
-# http-backend, and check the unit with systemd-analyze.
-TEST_PACKAGES := openssh-server python3 systemd
+# http-backend, check the unit with systemd-analyze, and boot a minimal Debian under a real
+# systemd (debootstrap, systemd-nspawn from systemd-container) to install and use the unit.
+TEST_PACKAGES := openssh-server python3 systemd debootstrap systemd-container
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
 # example config, man pages and shell completions. make uninstall removes them.

@@ -367,8 +367,14 @@ public actor Daemon {
             if let labels = request.labels, !labels.isEmpty {
                 data["labels"] = .object(labels.mapValues(JSONValue.string))
             }
-            if let context = await orchestrator.context(forRequest: request.id) {
-                return SpoolOutcome(id: request.id, ok: true, message: "request \(request.id) was already applied (context \(context))", context: context)
+            if let earlier = await orchestrator.execution(forRequest: request.id) {
+                guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {
+                    return SpoolOutcome(
+                        id: request.id, ok: false,
+                        message: "request id \(request.id) was already used for \(earlier.sequence) of \(earlier.service) in \(earlier.project) (context \(earlier.context)); use a new id")
+                }
+                return SpoolOutcome(
+                    id: request.id, ok: true, message: "request \(request.id) was already applied (context \(earlier.context))", context: earlier.context)
             }
             command = .trigger(TriggerRequest(
                 project: project, service: service, sequence: sequence, stage: request.stage, data: data,
@@ -393,8 +399,9 @@ public actor Daemon {
                 }
             }
             // The record says who sent it and when, by this host's account: the file's owner and
-            // the daemon's clock, never what the file claims.
-            event.source = "shipyardctl/\(Self.userName(requester))"
+            // the daemon's clock. The source the file claims is kept after the user, so that two
+            // executors run by one account stay two (Keptn counts a task's executors by source).
+            event.source = Self.stampedSource(user: Self.userName(requester), claimed: event.source)
             event.time = Timestamps.format(Date())
             if let duplicate = await orchestrator.duplicate(event) {
                 return SpoolOutcome(id: request.id, ok: true, message: "\(duplicate); nothing changed")
@@ -427,6 +434,14 @@ public actor Daemon {
         } catch {
             return SpoolOutcome(id: request.id, ok: false, message: error.message)
         }
+    }
+
+    /// `shipyardctl/alice`, or `shipyardctl/alice/my-checker` when the event claims a source;
+    /// the claim is cut to 64 characters of a safe set, so it can forge nothing in logs.
+    static func stampedSource(user: String, claimed: String) -> String {
+        let safe = claimed.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/:@".unicodeScalars.contains($0)) }
+        let kept = String(String.UnicodeScalarView(safe.prefix(64)))
+        return "shipyardctl/\(user)" + (kept.isEmpty ? "" : "/" + kept)
     }
 
     /// Tasks the daemon itself carries out (`evaluation` joins them once it is built in; until

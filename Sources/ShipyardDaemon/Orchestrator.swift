@@ -47,6 +47,8 @@ actor Orchestrator {
         executors = config.tasks
         notify = config.notify
         Self.configure(&engine, config)
+        // Shorter timeouts may be due already: look again now.
+        schedule(Date())
     }
 
     private static func configure(_ engine: inout Engine, _ config: DaemonConfig) {
@@ -59,8 +61,8 @@ actor Orchestrator {
     /// Whether a task name runs as a local program here.
     func runsLocally(_ task: String) -> Bool { executors[task] != nil }
 
-    /// The context a request id already started (a request retried after a crash).
-    func context(forRequest id: String) -> String? { engine.context(forRequest: id) }
+    /// The sequence a request id already started (a request retried after a crash).
+    func execution(forRequest id: String) -> SequenceExecution? { engine.execution(forRequest: id) }
 
     /// Why an incoming event would change nothing, if it would not (a retried event).
     func duplicate(_ event: KeptnEvent) -> String? { engine.duplicate(event) }
@@ -272,7 +274,9 @@ actor Orchestrator {
 
     /// Removes exported worktrees that no active sequence runs with.
     private func pruneWorktrees() {
-        worktrees.prune(keeping: Set(engine.active.compactMap(\.commit)))
+        for left in worktrees.prune(keeping: Set(engine.active.compactMap(\.commit))) {
+            logger.warning("cannot remove all of the export \(left); remove it by hand")
+        }
     }
 
     /// Removes the per-task folders (event file, result file, attempt record) of tasks whose

@@ -1,5 +1,5 @@
 import CSupport
-import Foundation
+public import Foundation
 public import ShipyardCore
 
 /// A request the CLI drops into `<state>/requests/` for the daemon.
@@ -212,12 +212,17 @@ public struct SpoolClient: Sendable {
         throw Failure(description: "cannot publish a request in \(state.requests): every name tried was taken")
     }
 
-    /// Waits for the daemon's answer; nil when none came in time.
-    public func waitForOutcome(_ id: String, timeout: Duration) async -> SpoolOutcome? {
+    /// Waits for the daemon's answer; nil when none came in time. An answer older than `since`
+    /// answered an earlier request with the same id (a retry), not this one.
+    public func waitForOutcome(_ id: String, timeout: Duration, since: Date = .distantPast) async -> SpoolOutcome? {
         let path = state.outcomes + "/\(id).json"
         let deadline = ContinuousClock.now + timeout
+        let notBefore = since.timeIntervalSince1970 - 1
         while ContinuousClock.now < deadline {
-            if let data = FileManager.default.contents(atPath: path), let outcome = try? JSON.decode(SpoolOutcome.self, from: data) {
+            var info = stat()
+            if stat(path, &info) == 0, Double(info.st_mtim.tv_sec) >= notBefore,
+                let data = FileManager.default.contents(atPath: path), let outcome = try? JSON.decode(SpoolOutcome.self, from: data)
+            {
                 unlink(path)
                 return outcome
             }

@@ -9,6 +9,8 @@ struct Worktrees: Sendable {
     let root: String
 
     static let partialPrefix = ".partial-"
+    /// Linux's O_PATH, which Swift's Glibc module does not export.
+    static let pathOnly: Int32 = 0o10000000
 
     func path(commit: String) -> String { root + "/" + commit }
 
@@ -38,12 +40,16 @@ struct Worktrees: Sendable {
     }
 
     /// Removes the exports no active sequence needs, and nothing else: exports still being
-    /// written (hidden) are left to their writer.
-    func prune(keeping needed: Set<String>) {
+    /// written (hidden) are left to their writer. Returns the exports that could not be removed.
+    @discardableResult
+    func prune(keeping needed: Set<String>) -> [String] {
+        var left: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         where Self.isCommitName(name) && !needed.contains(name) {
             Self.removeTree(root + "/" + name)
+            if FileManager.default.fileExists(atPath: root + "/" + name) { left.append(root + "/" + name) }
         }
+        return left
     }
 
     /// At start nothing is being exported: half-written exports of a previous run go.
@@ -90,8 +96,19 @@ struct Worktrees: Sendable {
 
     private static func removeEntry(_ name: String, in directory: Int32, depth: Int) {
         if unlinkat(directory, name, 0) == 0 || errno == ENOENT { return }
-        guard errno == EISDIR || errno == EPERM, depth < 4096 else { return }
-        let fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        // One descriptor is open per level: deeper than this, what is left stays (and is reported).
+        guard errno == EISDIR || errno == EPERM, depth < 512 else { return }
+        var fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0, errno == EACCES {
+            // A folder a task made unreadable: make it ours again through an O_PATH descriptor,
+            // which never follows a link and needs no permission on the folder itself.
+            let path = openat(directory, name, Self.pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if path >= 0 {
+                _ = chmod("/proc/self/fd/\(path)", 0o700)
+                close(path)
+                fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+        }
         guard fd >= 0 else { return }
         _ = fchmod(fd, 0o700)
         for child in entries(of: fd) {

@@ -12,13 +12,14 @@ extension StateOptions {
     /// `fixedID`: the user chose the request's id (`--request-id`); it is never replaced.
     func send(_ request: SpoolRequest, timeout: Int, fixedID: Bool = false) async throws -> SpoolOutcome {
         let client = SpoolClient(state: try readable(spool: true))
+        let submitted = Date()
         var request = request
         do {
             request = try client.submit(request, fixedID: fixedID)
         } catch {
             throw CLIError("\(error)")
         }
-        guard let outcome = await client.waitForOutcome(request.id, timeout: .seconds(timeout)) else {
+        guard let outcome = await client.waitForOutcome(request.id, timeout: .seconds(timeout), since: submitted) else {
             // Say only what is true: a request file the daemon has not finished with is still there.
             if FileManager.default.fileExists(atPath: state.requests + "/\(request.id).json") {
                 throw CLIError(

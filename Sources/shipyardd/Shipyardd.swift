@@ -67,7 +67,9 @@ struct Shipyardd: AsyncParsableCommand {
     private func reload(_ pid: Int32, environment: [String: String]) async throws {
         var root = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
         if root == nil, let data = FileManager.default.contents(atPath: config) {
-            root = ConfigLoader.load(Array(data), environment: environment).config?.stateDirectory
+            // The config may be the very one the daemon is about to refuse: read only its
+            // stateDirectory, whatever else is wrong with it.
+            root = (try? YAMLParser().parse(Array(data)))?["stateDirectory"]?.string
         }
         let state = StateDirectory(root ?? DaemonConfig.defaultStateDirectory)
         guard let result = await ReloadResult.request(pid: pid, state: state, timeout: .seconds(60)) else {

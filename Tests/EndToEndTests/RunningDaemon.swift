@@ -11,13 +11,24 @@ final class RunningDaemon: @unchecked Sendable {
     private var process: Subprocess?
     /// Extra environment for the daemon (NOTIFY_SOCKET, WATCHDOG_USEC, …).
     var environment: [String: String] = [:]
+    /// When set, the daemon runs as `users.daemon` (as the unit runs it as `shipyard`), and
+    /// `ctl` runs as `operatorUser`.
+    let users: LocalUsers?
+    var operatorUser: String?
 
-    init(directory: String, config: String, environment: [String: String] = [:]) throws {
+    init(directory: String, users: LocalUsers? = nil, config: String, environment: [String: String] = [:]) throws {
         self.environment = environment
         self.directory = directory
+        self.users = users
+        operatorUser = users?.alice
         configPath = directory + "/config.yaml"
         state = directory + "/state"
         logPath = directory + "/shipyardd.log"
+        if let users {
+            // What systemd's StateDirectory= does: the daemon's user owns its state directory.
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            chown(state, users.uid(users.daemon), users.gid(users.group))
+        }
         try write(config: config)
         try start()
     }
@@ -34,7 +45,9 @@ final class RunningDaemon: @unchecked Sendable {
     func start() throws {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer { close(log) }
-        process = try Subprocess(Command.path("shipyardd"), ["--config", configPath], environment: environment, stdout: log, stderr: log)
+        var (program, arguments) = (Command.path("shipyardd"), ["--config", configPath])
+        if let users { (program, arguments) = users.command(as: users.daemon, program, arguments) }
+        process = try Subprocess(program, arguments, environment: environment, stdout: log, stderr: log)
     }
 
     var pid: Int32 { process?.pid ?? 0 }
@@ -81,7 +94,11 @@ final class RunningDaemon: @unchecked Sendable {
         return last
     }
 
-    func ctl(_ arguments: [String]) throws -> ProcessOutput {
-        try Command.run("shipyardctl", arguments + ["--state-dir", state])
+    /// shipyardctl as the operator (root, unless the daemon runs as an unprivileged user), or as `user`.
+    func ctl(_ arguments: [String], as user: String? = nil) throws -> ProcessOutput {
+        if let users, let user = user ?? operatorUser {
+            return try users.run(as: user, Command.path("shipyardctl"), arguments + ["--state-dir", state])
+        }
+        return try Command.run("shipyardctl", arguments + ["--state-dir", state])
     }
 }

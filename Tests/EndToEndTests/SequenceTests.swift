@@ -18,7 +18,8 @@ import Testing
         /// `testCommand` replaces the je-test script, with `testTimeout`.
         init(
             shipyard: String = GitWatchingTests.tutorial, testExit: Int = 0, seconds: String = "0",
-            testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m", extraConfig: String = ""
+            testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m", extraConfig: String = "",
+            users: LocalUsers? = nil
         ) throws {
             dir = try TemporaryDirectory()
             upstream = try UpstreamRepository(in: dir.path)
@@ -36,7 +37,12 @@ import Testing
                 """
             let deploy = try dir.write("tasks/deploy", script, mode: 0o755)
             let test = try testCommand?(dir.path) ?? dir.write("tasks/test", script + "exit \(testExit)\n", mode: 0o755)
-            daemon = try RunningDaemon(directory: dir.path, config: """
+            if let users {
+                // The task programs (run as the daemon's user) write their record here; the
+                // upstream repository inside stays root's.
+                chown(dir.path, users.uid(users.daemon), users.gid(users.group))
+            }
+            daemon = try RunningDaemon(directory: dir.path, users: users, config: """
                 projects:
                   - name: fulltour
                     upstream: \(upstream.fileURL)
@@ -227,7 +233,7 @@ import Testing
         let answers = world.events().filter { $0["triggeredid"] as? String == id }
         #expect(answers.count == 2)
         for answer in answers {
-            #expect(answer["source"] as? String == "shipyardctl/\(ApprovalTests.me)")
+            #expect(answer["source"] as? String == "shipyardctl/\(ApprovalTests.me)/my-checker")
             let time = try #require((answer["time"] as? String).flatMap(Timestamps.parse))
             #expect(abs(time.timeIntervalSinceNow) < 600)
         }
@@ -375,6 +381,8 @@ import Testing
             let context = event["shkeptncontext"] as? String ?? ""
             let ran = world.runs.filter { $0.hasPrefix("\(context) \(stage) \(task) ") }
             #expect(!ran.isEmpty)
+            // Each run of a task was one attempt: no attempt number ran twice.
+            #expect(Set(ran).count == ran.count, "an attempt ran twice: \(ran)")
         }
         // A task ran again only while it was unfinished (its program lost with the daemon), never
         // after its result was recorded.

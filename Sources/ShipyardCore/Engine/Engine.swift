@@ -158,6 +158,12 @@ public struct Engine: Sendable {
         requestContexts[id]
     }
 
+    /// The sequence a `shipyardctl` request started, if it did.
+    public func execution(forRequest id: String) -> SequenceExecution? {
+        guard let context = requestContexts[id] else { return nil }
+        return executions(inContext: context).first { $0.requestID == id }
+    }
+
     /// Why an incoming task event would change nothing, if it would not: a repeated event id, or a
     /// second `.started` from the same source (a retry). Such events are acknowledged, not applied.
     public func duplicate(_ event: KeptnEvent) -> String? {
@@ -288,6 +294,9 @@ public struct Engine: Sendable {
             throw EngineError("no triggered task has the id \(event.triggeredid ?? "(missing triggeredid)")")
         }
         if duplicate(event) != nil { return }
+        guard event.data.object != nil else {
+            throw EngineError("an event's data must be a JSON object, not \(event.data.compactDescription)")
+        }
         var event = event
         let task = execution.tasks[index]
         guard task.name == name else {
@@ -306,9 +315,9 @@ public struct Engine: Sendable {
         emit(event, run: &run)
     }
 
-    /// Like Keptn, a `.finished` whose result or status is not one of Keptn's values is taken,
-    /// and fails its task; here with `errored` and the offending value in the message, so that
-    /// the task ends instead of waiting for an answer that was already given.
+    /// Keptn checks no enum: a `.finished` whose result or status is not one of its values is
+    /// taken and counts as failed. Here it fails its task with `errored` and the offending value
+    /// in the message, so that the task ends instead of waiting for an answer already given.
     static func normalizedFinishedData(_ data: JSONValue, task: String) -> JSONValue {
         var problems: [String] = []
         var data = data
@@ -395,8 +404,10 @@ public struct Engine: Sendable {
                 run: &run, ids: &ids)
         case .started:
             guard let limit = taskFinishTimeout, task.name != "approval", !locallyRunTasks.contains(task.name),
-                let started = task.startedAt ?? task.triggeredAt
+                let triggered = task.triggeredAt
             else { return false }
+            // A .started dated before its task was triggered (an older journal's) counts from the trigger.
+            let started = max(task.startedAt ?? triggered, triggered)
             return expire(
                 execution, at: started.addingTimeInterval(limit), cancel: nil,
                 message: "sequence timed out: task \(task.name) started at \(Timestamps.format(started)) and sent no .finished within \(GoDuration.format(.seconds(limit))) (taskFinishTimeout)",
@@ -606,8 +617,9 @@ public struct Engine: Sendable {
                 // Sequences of other contexts queued behind it may go now: their first task's
                 // `triggeredAfter` counts from here.
                 for waiting in activeIDs {
+                    // Only those it was ahead of: it had started, or arrived before them.
                     guard var other = executions[waiting], other.key == execution.key, other.context != execution.context,
-                        !other.hasStarted
+                        !other.hasStarted, execution.hasStarted || execution.order < other.order
                     else { continue }
                     other.queueReleasedAt = max(other.queueReleasedAt ?? time, time)
                     executions[waiting] = other

@@ -67,10 +67,10 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return text.count > 120 ? text.prefix(117) + "..." : text
     }
 
-    /// Keptn's deep merge: objects merge key by key, anything else is replaced by `other`.
     /// Keptn's deep merge (shipyard-controller `common.Merge`) of newer data into this: objects
     /// merge key by key, arrays are joined with the newer entries first (keptn#7627), a null
-    /// changes nothing, and any other newer value replaces the older one.
+    /// changes nothing, and any other newer value replaces the older one (Keptn's code keeps the
+    /// older number or boolean, a quirk its own pull request called a bug; strings it replaces).
     public func merging(_ other: JSONValue) -> JSONValue {
         switch (self, other) {
         case (_, .null):

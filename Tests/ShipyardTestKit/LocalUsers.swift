@@ -1,0 +1,72 @@
+public import Foundation
+
+/// Real local users for tests that must not run everything as root: the daemon's own user and
+/// group (as sysusers.d creates `shipyard`), two operators in that group (alice, an approver;
+/// mallory, who is not one) and eve, outside it. Created with `useradd` (so only as root) under
+/// names unique to the test, and removed when the value goes away.
+public final class LocalUsers: Sendable {
+    /// The daemon's group: the operators' group.
+    public let group: String
+    public let daemon: String
+    public let alice: String
+    public let mallory: String
+    public let eve: String
+
+    public static var canCreate: Bool {
+        getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/useradd")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
+    }
+
+    public init() throws {
+        let suffix = String(UInt32.random(in: 0..<1_000_000))
+        group = "sy-ops-\(suffix)"
+        daemon = "sy-d-\(suffix)"
+        alice = "sy-alice-\(suffix)"
+        mallory = "sy-mal-\(suffix)"
+        eve = "sy-eve-\(suffix)"
+        try Self.serialized {
+            try Run.checked("/usr/sbin/groupadd", [group])
+            try Run.checked("/usr/sbin/useradd", ["-M", "-N", "-g", group, "-d", "/nonexistent", "-s", "/usr/sbin/nologin", daemon])
+            for user in [alice, mallory] {
+                try Run.checked("/usr/sbin/useradd", ["-M", "-U", "-G", group, "-s", "/usr/sbin/nologin", user])
+            }
+            try Run.checked("/usr/sbin/useradd", ["-M", "-U", "-s", "/usr/sbin/nologin", eve])
+        }
+    }
+
+    deinit {
+        let (daemon, alice, mallory, eve, group) = (daemon, alice, mallory, eve, group)
+        try? Self.serialized {
+            for user in [daemon, alice, mallory, eve] { _ = try? Run.capture("/usr/sbin/userdel", [user]) }
+            for extra in [alice, mallory, eve] { _ = try? Run.capture("/usr/sbin/groupdel", [extra]) }
+            _ = try? Run.capture("/usr/sbin/groupdel", [group])
+        }
+    }
+
+    /// `executable arguments` run as `user` with that user's groups, through setpriv.
+    public func command(as user: String, _ executable: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
+        ("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(primaryGroup(of: user))", "--init-groups", "--", executable] + arguments)
+    }
+
+    public func run(as user: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {
+        let (program, argv) = command(as: user, executable, arguments)
+        return try Run.capture(program, argv, environment: environment)
+    }
+
+    public func uid(_ user: String) -> uid_t { getpwnam(user)?.pointee.pw_uid ?? uid_t.max }
+    public func gid(_ group: String) -> gid_t { getgrnam(group)?.pointee.gr_gid ?? gid_t.max }
+
+    private func primaryGroup(of user: String) -> String {
+        user == daemon ? group : user
+    }
+
+    /// useradd and userdel lock /etc/passwd: tests running at once take turns.
+    private static func serialized(_ body: () throws -> Void) throws {
+        let fd = open("/tmp/shipyard-test-users.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ProcessFailure(description: "cannot open the users lock") }
+        defer { close(fd) }
+        flock(fd, LOCK_EX)
+        defer { flock(fd, LOCK_UN) }
+        try body()
+    }
+}
