@@ -2,6 +2,7 @@ import Foundation
 import ShipyardCore
 import ShipyardDaemon
 import ShipyardTestKit
+import Synchronization
 import Testing
 
 /// What an independent review of the engine reproduced against the real daemon, each fixed.
@@ -187,19 +188,22 @@ import Testing
         let requests = dir.path + "/state/requests"
         try FileManager.default.createDirectory(atPath: requests, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.path + "/state/outcomes", withIntermediateDirectories: true)
-        // A stand-in daemon that takes every request and never answers.
-        let taker = Task.detached {
-            for _ in 0..<400 {
+        // A stand-in daemon that takes every request and never answers, on a thread of its own
+        // (Swift's cooperative pool may be kept busy by other tests).
+        let stop = Atomic<Bool>(false)
+        let taker = Thread {
+            for _ in 0..<2000 where !stop.load(ordering: .relaxed) {
                 for name in (try? FileManager.default.contentsOfDirectory(atPath: requests)) ?? [] where !name.hasPrefix(".") {
                     unlink(requests + "/" + name)
                 }
-                try? await Task.sleep(for: .milliseconds(10))
+                usleep(5_000)
             }
         }
+        taker.start()
         let out = try Run.capture(
-            Command.path("shipyardctl"), ["trigger", "delivery", "--project", "p", "--service", "s", "--timeout", "1"],
+            Command.path("shipyardctl"), ["trigger", "delivery", "--project", "p", "--service", "s", "--timeout", "2"],
             environment: ["SHIPYARD_STATE_DIR": dir.path + "/state"])
-        taker.cancel()
+        stop.store(true, ordering: .relaxed)
         #expect(out.status == 1)
         #expect(out.stderr.contains("shipyardd took request "))
         #expect(out.stderr.contains("check what happened (shipyardctl sequences) before you try again"))

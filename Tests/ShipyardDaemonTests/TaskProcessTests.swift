@@ -52,22 +52,29 @@ import Testing
 
     /// ETXTBSY, reproduced: a descriptor open for writing on the program makes exec fail. The
     /// runner tries again while it lasts, and says so in the task's log.
-    @Test func aProgramOpenForWritingIsStartedOnceTheWriterCloses() async throws {
+    @Test func aProgramOpenForWritingIsStartedOnceTheWriterCloses() throws {
         let dir = try TemporaryDirectory()
         let program = try dir.write("tasks/deploy", "#!/bin/sh\necho deployed\n", mode: 0o755)
         let writer = open(program, O_WRONLY | O_CLOEXEC)
         try #require(writer >= 0)
         var task = process(dir, [program])
-        task.busyRetryDelays = Array(repeating: 0.05, count: 400)  // up to 20 s: the writer closes long before
+        task.busyRetryDelays = Array(repeating: 0.05, count: 1200)  // up to 60 s: the writer closes long before
         let runner = task
-        let outcome = Task.detached { runner.run(cancel: TaskCancel()) }
+        // The runner blocks: it gets a thread of its own, and so does this test's waiting, so that
+        // neither depends on Swift's cooperative pool, which other tests keep busy.
+        let box = OutcomeBox()
+        let thread = Thread { box.set(runner.run(cancel: TaskCancel())) }
+        thread.start()
         let log = dir.path + "/logs/qa-je-test.log"
-        let retried = await eventually(timeout: .seconds(20)) {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("Text file busy (open for writing by another process); trying again")
+        var retried = false
+        for _ in 0..<1200 where !retried {
+            retried = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("Text file busy (open for writing by another process); trying again")
+            if !retried { usleep(50_000) }
         }
         close(writer)
         #expect(retried)
-        #expect(await outcome.value == TaskProcess.Outcome(result: .pass, status: .succeeded, message: ""))
+        let outcome = box.wait(seconds: 120)
+        #expect(outcome == TaskProcess.Outcome(result: .pass, status: .succeeded, message: ""))
         let text = try String(contentsOfFile: log, encoding: .utf8)
         #expect(text.contains("deployed\n"))
         #expect(text.contains("started on try "))
@@ -88,5 +95,26 @@ import Testing
         let log = try String(contentsOfFile: dir.path + "/logs/qa-je-test.log", encoding: .utf8)
         #expect(log.components(separatedBy: "trying again").count == 4)
         #expect(!log.contains("deployed"))
+    }
+}
+
+/// One value handed from a thread to a waiting test.
+final class OutcomeBox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: TaskProcess.Outcome?
+
+    func set(_ outcome: TaskProcess.Outcome) {
+        condition.lock()
+        value = outcome
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(seconds: Double) -> TaskProcess.Outcome? {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date().addingTimeInterval(seconds)
+        while value == nil, condition.wait(until: deadline) {}
+        return value
     }
 }
