@@ -27,6 +27,8 @@ public actor Daemon {
     private var draining = false
     private var drainAgain = false
     private var reloadGeneration = 0
+    private var limiter = RequestLimiter()
+    private var refusals = RefusalLog()
 
     public init(config: DaemonConfig, configPath: String?, environment: [String: String], logger: Logger) {
         self.config = config
@@ -70,6 +72,13 @@ public actor Daemon {
             }
         }
         await drainSpool()
+        // Answers nobody waits for any more, and leftovers of the spool, go even when no request comes.
+        Task { [weak self] in
+            while let self, await !self.stopping {
+                RequestSpool(state: self.state).pruneOutcomes()
+                try? await Task.sleep(for: .seconds(5))
+            }
+        }
         await publishStatus()
         logger.info("ready")
         systemd.send("READY=1\nSTATUS=\(await statusLine())")
@@ -183,6 +192,8 @@ public actor Daemon {
         config.stopGracePeriod = new.stopGracePeriod
         await orchestrator?.update(new)
         config.approvers = new.approvers
+        config.eventSenders = new.eventSenders
+        config.sequenceControl = new.sequenceControl
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()
     }
@@ -230,49 +241,70 @@ public actor Daemon {
         repeat {
             drainAgain = false
             let spool = RequestSpool(state: state)
-            for name in spool.pending() {
+            let scan = spool.scan()
+            for swept in scan.swept {
+                refusals.note(
+                    "\(Self.userName(swept.owner)) (uid \(swept.owner)) left \"\(swept.name)\" in the request spool: \(swept.what)",
+                    uid: swept.owner, logger: logger)
+            }
+            // Small batches: the watchdog, polls and other users' requests get their turn.
+            for (index, name) in scan.requests.enumerated() {
+                if index > 0, index % 32 == 0 { await Task.yield() }
                 let taken = spool.take(name)
                 await handle(taken, spool: spool)
                 spool.remove(taken)
             }
-            spool.pruneOutcomes()
+            if scan.more { drainAgain = true }
+            if drainAgain { await Task.yield() }
         } while drainAgain
     }
 
     private func handle(_ taken: RequestSpool.Taken, spool: RequestSpool) async {
+        let user = Self.userName(taken.requester)
+        let who: Logger.Metadata = ["user": "\(user)", "uid": "\(taken.requester)"]
+        func answer(_ outcome: SpoolOutcome, kind: String) {
+            if outcome.ok {
+                logger.info("request \(kind) accepted: \(outcome.message)", metadata: who)
+            } else {
+                refusals.note("request \(kind) from \(user) (uid \(taken.requester)) refused: \(outcome.message)", uid: taken.requester, logger: logger)
+            }
+            try? spool.answer(outcome, to: taken.requester)
+        }
         guard let request = taken.request else {
-            logger.warning("\(taken.refusal ?? "request refused")", metadata: ["uid": "\(taken.requester)"])
             let id = String(taken.file.dropLast(".json".count))
-            try? spool.answer(SpoolOutcome(id: id, ok: false, message: taken.refusal ?? "refused"))
+            answer(SpoolOutcome(id: id, ok: false, message: taken.refusal ?? "refused"), kind: "file")
+            return
+        }
+        if let wait = limiter.admit(taken.requester, exempt: taken.requester == 0 || taken.requester == geteuid()) {
+            answer(SpoolOutcome(
+                id: request.id, ok: false,
+                message: "too many requests from \(user): at most \(RequestLimiter.rate) a second (bursts of \(RequestLimiter.burst)); try again in \(wait)"),
+                kind: request.kind.rawValue)
             return
         }
         switch request.kind {
         case .sync:
+            logger.info("request sync accepted", metadata: who)
             let targets: [ProjectWatcher]
             if let name = request.project {
                 guard let watcher = watchers[name] else {
                     let known = config.projects.map(\.name).joined(separator: ", ")
-                    try? spool.answer(SpoolOutcome(id: request.id, ok: false, message: "no project \"\(name)\" (projects: \(known))"))
+                    answer(SpoolOutcome(id: request.id, ok: false, message: "no project \"\(name)\" (projects: \(known))"), kind: "sync")
                     return
                 }
                 targets = [watcher]
             } else {
                 targets = Array(watchers.values)
             }
-            let collector = SyncCollector(id: request.id, expected: targets.count, spool: spool)
+            let collector = SyncCollector(id: request.id, requester: taken.requester, expected: targets.count, spool: spool)
             if targets.isEmpty { collector.finish() }
             for watcher in targets {
-                await watcher.syncNow { partial in collector.add(partial) }
+                await watcher.syncNow(honourBackoff: true) { partial in collector.add(partial) }
             }
         case .trigger, .pause, .resume, .abort, .event:
-            let outcome = await sequenceCommand(request, requester: taken.requester)
-            try? spool.answer(outcome)
+            answer(await sequenceCommand(request, requester: taken.requester), kind: request.kind.rawValue)
         case .approve, .reject:
-            let outcome = await decide(request, requester: taken.requester)
-            if !outcome.ok {
-                logger.warning("approval decision refused: \(outcome.message)", metadata: ["uid": "\(taken.requester)"])
-            }
-            try? spool.answer(outcome)
+            answer(await decide(request, requester: taken.requester), kind: request.kind.rawValue)
         }
     }
 
@@ -287,11 +319,10 @@ public actor Daemon {
         }
         let user = Self.userName(requester)
         if let approvers = config.approvers {
-            let groups = Self.groupNames(requester)
-            guard approvers.users.contains(user) || !approvers.groups.filter(groups.contains).isEmpty else {
+            guard approvers.admits(user: user, groups: Self.groupNames(requester)) else {
                 return SpoolOutcome(
                     id: request.id, ok: false,
-                    message: "\(user) may not resolve approvals: approvers are users [\(approvers.users.joined(separator: ", "))] and groups [\(approvers.groups.joined(separator: ", "))]")
+                    message: "\(user) may not resolve approvals: approvers are \(approvers.description)")
             }
         }
         do {
@@ -362,9 +393,19 @@ public actor Daemon {
             }
             var data: JSONValue = .object([:])
             if let image = request.image {
+                guard Untrusted.isImageReference(image) else {
+                    return SpoolOutcome(
+                        id: request.id, ok: false,
+                        message: "--image \"\(Untrusted.printable(image, limit: 200))\" is not an image reference ([registry[:port]/]name[:tag][@digest], e.g. ghcr.io/podtato-head/podtatoserver:v0.1.1)")
+                }
                 data["configurationChange"] = .object(["values": .object(["image": .string(image)])])
             }
             if let labels = request.labels, !labels.isEmpty {
+                for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+                    if let problem = Untrusted.labelProblem(key: key, value: value) {
+                        return SpoolOutcome(id: request.id, ok: false, message: problem)
+                    }
+                }
                 data["labels"] = .object(labels.mapValues(JSONValue.string))
             }
             if let earlier = await orchestrator.execution(forRequest: request.id) {
@@ -383,9 +424,34 @@ public actor Daemon {
             guard let context = request.context else {
                 return SpoolOutcome(id: request.id, ok: false, message: "name the sequence's context")
             }
-            command = request.kind == .pause ? .pause(context: context) : request.kind == .resume ? .resume(context: context) : .abort(context: context)
+            // Stopping a delivery is as much a decision as a rejection: the approvers make it,
+            // unless sequenceControl names who may.
+            let user = Self.userName(requester)
+            let (allowed, list) = config.sequenceControl.map { ($0, "sequenceControl") } ?? config.approvers.map { ($0, "approvers") } ?? (nil, "")
+            if let allowed, !Self.isAdministrator(requester), !allowed.admits(user: user, groups: Self.groupNames(requester)) {
+                return SpoolOutcome(
+                    id: request.id, ok: false,
+                    message: "\(user) may not \(request.kind.rawValue) sequences: \(list) in the config allows \(allowed.description)")
+            }
+            let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines)
+            command = request.kind == .pause
+                ? .pause(context: context, by: user, reason: reason)
+                : request.kind == .resume ? .resume(context: context, by: user, reason: reason) : .abort(context: context, by: user, reason: reason)
         case .event:
             guard var event = request.event else { return SpoolOutcome(id: request.id, ok: false, message: "the request holds no event") }
+            let user = Self.userName(requester)
+            guard let senders = config.eventSenders ?? (Self.isAdministrator(requester) ? DaemonConfig.Approvers(users: [], groups: []) : nil) else {
+                return SpoolOutcome(
+                    id: request.id, ok: false,
+                    message: "send event is closed on this host: no eventSenders in the config (add 'eventSenders: {users: [\(user)]}' to let \(user) answer external tasks)")
+            }
+            guard Self.isAdministrator(requester) || senders.admits(user: user, groups: Self.groupNames(requester)) else {
+                return SpoolOutcome(id: request.id, ok: false, message: "\(user) may not send events: eventSenders in the config allows \(senders.description)")
+            }
+            let size = (try? JSON.encode(event.data).count) ?? Int.max
+            guard size <= Self.maxEventData else {
+                return SpoolOutcome(id: request.id, ok: false, message: "the event's data is \(size) bytes; at most \(Self.maxEventData) are recorded")
+            }
             if case .task(let name, _)? = event.kind {
                 if Self.builtInTasks.contains(name) {
                     return SpoolOutcome(
@@ -448,6 +514,13 @@ public actor Daemon {
     /// then an external service answers it like any other task).
     static let builtInTasks: Set<String> = ["approval"]
 
+    /// Root, and the daemon's own user: they can change the state directly anyway, so the
+    /// config's lists do not apply to them (approvals excepted: those always name a person).
+    static func isAdministrator(_ uid: uid_t) -> Bool { uid == 0 || uid == geteuid() }
+
+    /// The most of an event's data the record takes (Keptn payloads are a few KiB).
+    static let maxEventData = 16 * 1024
+
     static func userName(_ uid: uid_t) -> String {
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
         return String(cString: name)
@@ -491,12 +564,14 @@ public actor Daemon {
 /// Gathers the answers of several projects to one `sync` request into one outcome.
 private final class SyncCollector: Sendable {
     private let id: String
+    private let requester: uid_t
     private let expected: Int
     private let spool: RequestSpool
     private let parts = Mutex<[SpoolOutcome.Partial]>([])
 
-    init(id: String, expected: Int, spool: RequestSpool) {
+    init(id: String, requester: uid_t, expected: Int, spool: RequestSpool) {
         self.id = id
+        self.requester = requester
         self.expected = expected
         self.spool = spool
     }
@@ -508,10 +583,10 @@ private final class SyncCollector: Sendable {
         }
         guard let all else { return }
         try? spool.answer(SpoolOutcome(
-            id: id, ok: all.allSatisfy(\.ok), message: all.map(\.message).sorted().joined(separator: "\n")))
+            id: id, ok: all.allSatisfy(\.ok), message: all.map(\.message).sorted().joined(separator: "\n")), to: requester)
     }
 
     func finish() {
-        try? spool.answer(SpoolOutcome(id: id, ok: true, message: "no projects are configured"))
+        try? spool.answer(SpoolOutcome(id: id, ok: true, message: "no projects are configured"), to: requester)
     }
 }

@@ -1,4 +1,5 @@
 public import ShipyardCore
+import Foundation
 
 /// The daemon's configuration file (`/etc/shipyardd/config.yaml`): which repositories to watch,
 /// which local programs run which task names, and who may approve.
@@ -10,6 +11,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var projects: [Project]
     public var tasks: [String: TaskExecutor]
     public var approvers: Approvers?
+    /// Who may `shipyardctl send event` (answer external tasks); nil: nobody.
+    public var eventSenders: Approvers?
+    /// Who may pause, resume and abort; nil: the approvers (everyone in the group without them).
+    public var sequenceControl: Approvers?
     /// A program told about approvals (waiting, resolved) with the request as JSON on stdin.
     public var notify: TaskExecutor?
     /// On SIGTERM, how long running tasks may go on before they are interrupted (and run again
@@ -66,9 +71,23 @@ public struct DaemonConfig: Sendable, Equatable {
         public var timeout: Duration
     }
 
+    /// Users and groups allowed to do something (approve, send events, pause/resume/abort).
     public struct Approvers: Sendable, Equatable {
         public var users: [String]
         public var groups: [String]
+
+        public init(users: [String], groups: [String]) {
+            self.users = users
+            self.groups = groups
+        }
+
+        public func admits(user: String, groups memberOf: Set<String>) -> Bool {
+            users.contains(user) || groups.contains(where: memberOf.contains)
+        }
+
+        public var description: String {
+            "users [\(users.joined(separator: ", "))] and groups [\(groups.joined(separator: ", "))]"
+        }
     }
 
     public static let defaultPath = "/etc/shipyardd/config.yaml"
@@ -128,7 +147,7 @@ private struct ConfigReader {
         var top: [String: YAMLPair] = [:]
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
-            "maxSequencesPerContext",
+            "maxSequencesPerContext", "eventSenders", "sequenceControl",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -140,8 +159,13 @@ private struct ConfigReader {
         let projects = readProjects(top["projects"], root: root)
         let tasks = readTasks(top["tasks"])
         let approvers = readApprovers(top["approvers"])
+        let eventSenders = readPrincipals(top["eventSenders"], what: "eventSenders", empty: "nobody can send events; remove it to say the same")
+        let sequenceControl = readPrincipals(
+            top["sequenceControl"], what: "sequenceControl", empty: "nobody can pause, resume or abort; remove it to leave that to the approvers")
         let notify = top["notify"].flatMap { pair in pair.value.isNull ? nil : readExecutor(pair.value, what: "notify", defaultTimeout: .seconds(30)) }
         var config = DaemonConfig(stateDirectory: stateDirectory, projects: projects, tasks: tasks, approvers: approvers, notify: notify)
+        config.eventSenders = eventSenders
+        config.sequenceControl = sequenceControl
         if let grace = duration(top["stopGracePeriod"], what: "stopGracePeriod", minimum: .zero) { config.stopGracePeriod = grace }
         if let start = duration(top["taskStartTimeout"], what: "taskStartTimeout", minimum: .seconds(1)) { config.taskStartTimeout = start }
         if let finish = duration(top["taskFinishTimeout"], what: "taskFinishTimeout", minimum: .zero) {
@@ -279,6 +303,7 @@ private struct ConfigReader {
         let isSSH = upstream.map { $0.hasPrefix("ssh://") } ?? true
         if let pair = fields["passwordFile"], !pair.value.isNull {
             credentials.passwordFile = absolutePath(pair.value, what: "passwordFile")
+            if let path = credentials.passwordFile { checkSecret(path, what: "passwordFile", at: pair.value.mark) }
             if !isHTTP { log.error("passwordFile is for http(s) upstreams; this upstream is not one", at: pair.key.mark) }
             if credentials.username == nil {
                 log.error("passwordFile needs a username beside it (for a token, any name the server accepts)", at: pair.key.mark)
@@ -287,10 +312,26 @@ private struct ConfigReader {
         for key in ["sshKey", "knownHosts"] {
             guard let pair = fields[key], !pair.value.isNull else { continue }
             let path = absolutePath(pair.value, what: key)
-            if key == "sshKey" { credentials.sshKey = path } else { credentials.knownHosts = path }
+            if key == "sshKey" {
+                credentials.sshKey = path
+                if let path { checkSecret(path, what: "sshKey", at: pair.value.mark) }
+            } else {
+                credentials.knownHosts = path
+            }
             if !isSSH { log.error("\(key) is for ssh:// upstreams; this upstream is not one", at: pair.key.mark) }
         }
         return credentials
+    }
+
+    /// A secret readable by anyone but its owner (the daemon's user) is worth a warning: the
+    /// operators' group reads the config, not the credentials.
+    private mutating func checkSecret(_ path: String, what: String, at mark: SourceMark) {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & 0o077 != 0 else { return }
+        let owner = getpwuid(info.st_uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(info.st_uid)"
+        log.warning(
+            "\(what) \(path) is readable by more than its owner \(owner) (mode \(String(info.st_mode & 0o777, radix: 8))): make it readable by the daemon's user alone (sudo chown shipyard \(path) && sudo chmod 0400 \(path)), or hand it over with systemd's LoadCredential=",
+            at: mark)
     }
 
     // MARK: Tasks and approvers
@@ -339,20 +380,25 @@ private struct ConfigReader {
     }
 
     private mutating func readApprovers(_ pair: YAMLPair?) -> DaemonConfig.Approvers? {
+        readPrincipals(pair, what: "approvers", empty: "nobody can approve; remove it to let every operator approve")
+    }
+
+    /// `{users: [...], groups: [...]}`; `empty` says what an empty one means.
+    private mutating func readPrincipals(_ pair: YAMLPair?, what: String, empty: String) -> DaemonConfig.Approvers? {
         guard let pair, !pair.value.isNull else { return nil }
         var fields: [String: YAMLPair] = [:]
-        guard schema.mapping(pair.value, of: "approvers", allowed: ["users", "groups"], log: &log, into: &fields) else { return nil }
+        guard schema.mapping(pair.value, of: what, allowed: ["users", "groups"], log: &log, into: &fields) else { return nil }
         func names(_ key: String, _ log: inout DiagnosticLog) -> [String] {
             guard let pair = fields[key], !pair.value.isNull,
-                let items = schema.list(pair.value, what: "approvers.\(key)", log: &log)
+                let items = schema.list(pair.value, what: "\(what).\(key)", log: &log)
             else { return [] }
-            return items.compactMap { schema.string($0, what: "a name in approvers.\(key)", log: &log) }
+            return items.compactMap { schema.string($0, what: "a name in \(what).\(key)", log: &log) }
         }
-        let approvers = DaemonConfig.Approvers(users: names("users", &log), groups: names("groups", &log))
-        if approvers.users.isEmpty, approvers.groups.isEmpty {
-            log.warning("approvers lists no users and no groups, so nobody can approve; remove it to let every operator approve", at: pair.value.mark)
+        let principals = DaemonConfig.Approvers(users: names("users", &log), groups: names("groups", &log))
+        if principals.users.isEmpty, principals.groups.isEmpty {
+            log.warning("\(what) lists no users and no groups, so \(empty)", at: pair.value.mark)
         }
-        return approvers
+        return principals
     }
 
     // MARK: Values

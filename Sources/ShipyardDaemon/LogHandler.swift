@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import ShipyardCore
 
 /// Log lines for people: under systemd (`JOURNAL_STREAM` set) each line starts with its syslog
 /// priority (`<3>`), which journald turns into the entry's level and `journalctl -p` filters on;
@@ -36,11 +37,13 @@ public struct DaemonLogHandler: LogHandler {
         var line = journal
             ? "<\(Self.priority(event.level))>"
             : "\(Timestamp.string(Date())) \(event.level.rawValue.uppercased()) "
-        if let project = fields.removeValue(forKey: "project") { line += "[\(project)] " }
-        line += "\(event.message)"
+        // Everything is escaped: a name from a request file or a repository can neither start a
+        // new line (a forged entry, a journald priority) nor carry terminal escapes.
+        if let project = fields.removeValue(forKey: "project") { line += "[\(Untrusted.printable("\(project)"))] " }
+        line += Untrusted.printable("\(event.message)", limit: 4096)
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            let text = "\(value)"
-            line += text.contains(" ") ? " \(key)=\"\(text)\"" : " \(key)=\(text)"
+            let text = Untrusted.printable("\(value)", limit: 1024)
+            line += text.contains(" ") || text.contains("\"") ? " \(key)=\"\(text.replacingOccurrences(of: "\"", with: "\\\""))\"" : " \(key)=\(text)"
         }
         line += "\n"
         FileHandle.standardError.write(Data(line.utf8))

@@ -85,8 +85,19 @@ actor ProjectWatcher {
         doorbell.ring()
     }
 
-    /// Polls now; `reply` gets the poll's outcome.
-    func syncNow(reply: (@Sendable (SpoolOutcome.Partial) -> Void)? = nil) {
+    /// Polls now; `reply` gets the poll's outcome. While the upstream fails, a sync from the CLI
+    /// (`honourBackoff`) does not connect sooner than a poll interval (at least 5 s) after the
+    /// last attempt: a wrong password tried in a loop can lock the account out.
+    func syncNow(honourBackoff: Bool = false, reply: (@Sendable (SpoolOutcome.Partial) -> Void)? = nil) {
+        if honourBackoff, failures > 0, let error = upstreamError, let last = lastPollAt,
+            Date().timeIntervalSince(last) < max(project.pollInterval.seconds, 5)
+        {
+            let next = nextPollAt.map { " next attempt at \(Timestamp.string($0))" } ?? ""
+            reply?(SpoolOutcome.Partial(
+                ok: false,
+                message: "\(project.name): the upstream failed \(failures) time\(failures == 1 ? "" : "s") in a row (\(error.message)); not polled again so soon, to spare the account a lockout;\(next)"))
+            return
+        }
         if let reply { syncWaiters.append(reply) }
         doorbell.ring()
     }

@@ -49,6 +49,8 @@ public struct SpoolOutcome: Codable, Sendable, Equatable {
     public var message: String
     /// trigger: the new sequence's context id.
     public var context: String?
+    /// The uid of the request file's owner this answers.
+    public var requester: UInt32?
 
     public init(id: String, ok: Bool, message: String, context: String? = nil) {
         self.id = id
@@ -74,17 +76,77 @@ struct RequestSpool {
         var inode: UInt64 = 0
     }
 
-    /// Request files waiting, oldest first.
-    func pending() -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: state.requests)) ?? []
-        let files = names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
-        return files.map { ($0, modificationTime(state.requests + "/" + $0)) }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map(\.0)
+    /// What one look at the spool found: requests to take, and what was swept away.
+    struct Scan {
+        /// Request files, one user's after another's in turn (each user's oldest first), so that
+        /// a flood from one user never delays another's request by more than one turn.
+        var requests: [String] = []
+        /// Entries that are not requests and were removed (or, for a folder the daemon cannot
+        /// empty, moved aside under a hidden name): "name (owner uid)".
+        var swept: [(name: String, owner: uid_t, what: String)] = []
+        /// More entries wait than one scan handles: scan again.
+        var more = false
     }
 
-    private func modificationTime(_ path: String) -> Double {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return 0 }
-        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    /// Entries that are not requests (folders, fifos, files without `.json`, hidden files left
+    /// for more than a minute) are removed or moved aside once; at most `limit` of them per scan.
+    func scan(limit: Int = 500, now: Date = Date()) -> Scan {
+        var scan = Scan()
+        var byOwner: [uid_t: [(String, Double)]] = [:]
+        var swept = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: state.requests)) ?? [] {
+            let path = state.requests + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let type = info.st_mode & S_IFMT
+            let mtime = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+            if name.hasPrefix(".") {
+                // The CLI's hidden temporary files live for milliseconds; a folder moved aside is
+                // left to an administrator.
+                guard !name.hasPrefix(Self.asidePrefix), now.timeIntervalSince1970 - mtime > 60 else { continue }
+            } else if name.hasSuffix(".json"), type == S_IFREG || type == S_IFLNK {
+                byOwner[info.st_uid, default: []].append((name, mtime))
+                continue
+            }
+            guard swept < limit else {
+                scan.more = true
+                continue
+            }
+            swept += 1
+            scan.swept.append((name, info.st_uid, sweep(path, type: type)))
+        }
+        var queues = byOwner.values.map { $0.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map(\.0) }
+        queues.sort { ($0.first ?? "") < ($1.first ?? "") }
+        var index = 0
+        while !queues.isEmpty {
+            var next: [[String]] = []
+            for queue in queues {
+                scan.requests.append(queue[index])
+                if queue.count > index + 1 { next.append(queue) }
+            }
+            queues = next
+            index += 1
+        }
+        return scan
+    }
+
+    static let asidePrefix = ".not-a-request-"
+
+    /// Removes one entry that is not a request; a folder the daemon cannot empty is renamed to a
+    /// hidden name (the spool's owner may rename anything in it) and left for an administrator.
+    private func sweep(_ path: String, type: mode_t) -> String {
+        switch type {
+        case S_IFDIR:
+            if rmdir(path) == 0 { return "an empty folder, removed" }
+            if geteuid() == 0 {
+                Worktrees.removeTree(path)
+                if !FileManager.default.fileExists(atPath: path) { return "a folder, removed" }
+            }
+            let aside = state.requests + "/" + Self.asidePrefix + SpoolRequest.newID()
+            return rename(path, aside) == 0 ? "a folder, moved aside as \((aside as NSString).lastPathComponent) (remove it as root)" : "a folder that cannot be moved"
+        default:
+            return unlink(path) == 0 ? "not a request file, removed" : "not a request file, and it cannot be removed"
+        }
     }
 
     /// Reads one request; a refused one is removed at once, an accepted one by `remove` once it
@@ -110,7 +172,10 @@ struct RequestSpool {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
-            return Taken(file: name, requester: uid_t.max, refusal: "request \(name) refused: \(reason)")
+            // Who put it there: the link's (or the file's) own owner.
+            var info = stat()
+            let owner = lstat(path, &info) == 0 ? info.st_uid : uid_t.max
+            return Taken(file: name, requester: owner, refusal: "request \(name) refused: \(reason)")
         }
         defer { close(fd) }
         var info = stat()
@@ -143,14 +208,19 @@ struct RequestSpool {
         }
     }
 
-    func answer(_ outcome: SpoolOutcome) throws {
-        guard SpoolRequest.isValidID(outcome.id) else { return }
-        try AtomicFile.write(try JSON.encode(outcome), to: state.outcomes + "/\(outcome.id).json", mode: 0o640, durable: false)
+    /// Writes the answer to `requester`'s request: `outcomes/<uid>-<id>.json`. The uid comes from
+    /// the request file's owner, so another user re-submitting the same id gets an answer of their
+    /// own and never replaces this one.
+    func answer(_ outcome: SpoolOutcome, to requester: uid_t) throws {
+        guard SpoolRequest.isValidID(outcome.id), requester != uid_t.max else { return }
+        var outcome = outcome
+        outcome.requester = requester
+        try AtomicFile.write(try JSON.encode(outcome), to: state.outcome(id: outcome.id, requester: requester), mode: 0o640, durable: false)
     }
 
     /// Answers are read within milliseconds by the CLI that waits for them (it polls every 20 ms),
-    /// and the CLI cannot remove the daemon's files: the daemon removes them after a minute.
-    func pruneOutcomes(olderThan age: TimeInterval = 60) {
+    /// and the CLI cannot remove the daemon's files: the daemon removes them after 15 seconds.
+    func pruneOutcomes(olderThan age: TimeInterval = 15) {
         let fm = FileManager.default
         let cutoff = Date().addingTimeInterval(-age)
         for name in (try? fm.contentsOfDirectory(atPath: state.outcomes)) ?? [] {
@@ -215,13 +285,14 @@ public struct SpoolClient: Sendable {
     /// Waits for the daemon's answer; nil when none came in time. An answer older than `since`
     /// answered an earlier request with the same id (a retry), not this one.
     public func waitForOutcome(_ id: String, timeout: Duration, since: Date = .distantPast) async -> SpoolOutcome? {
-        let path = state.outcomes + "/\(id).json"
+        let path = state.outcome(id: id, requester: geteuid())
         let deadline = ContinuousClock.now + timeout
         let notBefore = since.timeIntervalSince1970 - 1
         while ContinuousClock.now < deadline {
             var info = stat()
             if stat(path, &info) == 0, Double(info.st_mtim.tv_sec) >= notBefore,
-                let data = FileManager.default.contents(atPath: path), let outcome = try? JSON.decode(SpoolOutcome.self, from: data)
+                let data = FileManager.default.contents(atPath: path), let outcome = try? JSON.decode(SpoolOutcome.self, from: data),
+                outcome.requester == nil || outcome.requester == geteuid()
             {
                 unlink(path)
                 return outcome

@@ -12,6 +12,8 @@ public struct StateDirectory: Sendable {
     public var requests: String { root + "/requests" }
     public var outcomes: String { root + "/outcomes" }
     public var reloadFile: String { root + "/reload.json" }
+    /// The daemon's answer to one user's request.
+    public func outcome(id: String, requester: uid_t) -> String { outcomes + "/\(requester)-\(id).json" }
     /// `HOME` for task programs: a folder of their own, not the state directory.
     public var home: String { root + "/home" }
     public func mirror(project: String) -> String { root + "/projects/\(project)/mirror.git" }

@@ -11,7 +11,7 @@ struct Approve: AsyncParsableCommand {
     @Option(help: "Why (kept in the event record).") var reason: String?
 
     func run() async throws {
-        try await Self.failing { print(try await options.send(decision(.approve, id, reason), timeout: request.timeout).message) }
+        try await Self.failing { print(Output.safe(try await options.send(decision(.approve, id, reason), timeout: request.timeout).message)) }
     }
 }
 
@@ -28,7 +28,7 @@ struct Reject: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await Self.failing { print(try await options.send(decision(.reject, id, reason), timeout: request.timeout).message) }
+        try await Self.failing { print(Output.safe(try await options.send(decision(.reject, id, reason), timeout: request.timeout).message)) }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShipyardCore
 import ShipyardDaemon
 
 /// Hands a request to the daemon through the spool and waits for its answer.
@@ -56,6 +57,15 @@ struct Trigger: AsyncParsableCommand {
         for label in labels where !label.contains("=") {
             throw ValidationError("--label takes KEY=VALUE, not \(label)")
         }
+        if let image, !Untrusted.isImageReference(image) {
+            throw ValidationError("--image \(Untrusted.printable(image, limit: 200)) is not an image reference: [registry[:port]/]name[:tag][@digest], e.g. ghcr.io/podtato-head/podtatoserver:v0.1.1")
+        }
+        for label in labels {
+            let parts = label.split(separator: "=", maxSplits: 1)
+            if let problem = Untrusted.labelProblem(key: String(parts[0]), value: parts.count > 1 ? String(parts[1]) : "") {
+                throw ValidationError(problem)
+            }
+        }
         if let requestID, !SpoolRequest.isValidID(requestID) {
             throw ValidationError("--request-id takes lowercase letters, digits and -, at most 64, not \(requestID)")
         }
@@ -75,7 +85,7 @@ struct Trigger: AsyncParsableCommand {
             let outcome = try await options.send(spool, timeout: request.timeout, fixedID: requestID != nil)
             switch output {
             case .json: print(#"{"context":"\#(outcome.context ?? "")"}"#)
-            case .table: print(outcome.message)
+            case .table: print(Output.safe(outcome.message))
             }
         }
     }
@@ -84,6 +94,9 @@ struct Trigger: AsyncParsableCommand {
 struct Control: ParsableArguments {
     @Argument(help: "The sequence's context id (shipyardctl sequences lists them).")
     var context: String
+
+    @Option(help: "Why; recorded with who asked, in the sequence's events.")
+    var reason: String?
 }
 
 /// pause, resume and abort: one request naming a context.
@@ -96,7 +109,9 @@ protocol ControlCommand: AsyncParsableCommand {
 
 extension ControlCommand {
     func run() async throws {
-        try await Self.failing { print(try await options.send(controlRequest(Self.kind, target.context), timeout: request.timeout).message) }
+        try await Self.failing {
+            print(Output.safe(try await options.send(controlRequest(Self.kind, target.context, reason: target.reason), timeout: request.timeout).message))
+        }
     }
 }
 
@@ -124,8 +139,9 @@ struct Abort: ControlCommand {
     @OptionGroup var target: Control
 }
 
-private func controlRequest(_ kind: SpoolRequest.Kind, _ context: String) -> SpoolRequest {
+private func controlRequest(_ kind: SpoolRequest.Kind, _ context: String, reason: String?) -> SpoolRequest {
     var request = SpoolRequest(kind: kind)
     request.context = context
+    request.reason = reason
     return request
 }

@@ -99,7 +99,7 @@ struct SequenceDetail: AsyncParsableCommand {
                 struct Body: Encodable { var context: String; var project: String; var stages: [StageJSON] }
                 print(String(decoding: try JSON.encode(Body(context: context, project: executions[0].project, stages: stages)), as: UTF8.self))
             case .table:
-                var out = "context \(context), project \(executions[0].project), service \(executions[0].service)\n"
+                var out = "context \(Untrusted.printable(context)), project \(executions[0].project), service \(executions[0].service)\n"
                 for stage in stages {
                     out += "\n\(stage.stage).\(stage.sequence): \(stage.state)\(stage.result.map { " (\($0))" } ?? "")"
                     out += stage.commit.map { " at \($0.prefix(12))" } ?? ""
@@ -107,10 +107,12 @@ struct SequenceDetail: AsyncParsableCommand {
                     for task in stage.tasks {
                         var line = "  \(task.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(task.state)"
                         if let result = task.result { line += " \(result)/\(task.status ?? "")" }
-                        if let message = task.message, !message.isEmpty { line += ": \(message)" }
+                        if let message = task.message, !message.isEmpty { line += ": \(Untrusted.printable(message, limit: 1000))" }
                         out += line + "\n"
                     }
-                    if let message = stage.message, !message.isEmpty, stage.state != "started" { out += "  → \(message)\n" }
+                    if let message = stage.message, !message.isEmpty, stage.state != "started" {
+                        out += "  → \(Untrusted.printable(message, limit: 1000))\n"
+                    }
                 }
                 print(out, terminator: "")
             }
@@ -180,7 +182,7 @@ struct SendEvent: AsyncParsableCommand {
             if event.time.isEmpty { event.time = Timestamps.format(Date()) }
             var spool = SpoolRequest(kind: .event)
             spool.event = event
-            print(try await options.send(spool, timeout: request.timeout).message)
+            print(Output.safe(try await options.send(spool, timeout: request.timeout).message))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShipyardCore
 import ShipyardDaemon
 
 /// Where the daemon's state directory is: `--state-dir`, else `SHIPYARD_STATE_DIR`, else the default.
@@ -33,13 +34,21 @@ struct CLIError: Error, CustomStringConvertible {
     }
 }
 
+/// What the CLI prints of the daemon's answers: each line escaped (an answer may quote a request's
+/// content), the lines kept.
+enum Output {
+    static func safe(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { Untrusted.printable(String($0), limit: 4000) }.joined(separator: "\n")
+    }
+}
+
 extension ParsableCommand {
     /// Prints a CLIError as `shipyardctl: message` and exits 1; anything else as ArgumentParser would.
     static func failing(_ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch let error as CLIError {
-            FileHandle.standardError.write(Data("shipyardctl: \(error.description)\n".utf8))
+            FileHandle.standardError.write(Data("shipyardctl: \(Output.safe(error.description))\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShipyardCore
 import ShipyardDaemon
 
 struct Status: AsyncParsableCommand {
@@ -55,8 +56,10 @@ struct Status: AsyncParsableCommand {
 }
 
 enum Table {
-    /// Left-aligned columns separated by two spaces.
+    /// Left-aligned columns separated by two spaces. Cells are escaped: a value from a request or
+    /// a repository cannot move the cursor, hide the rest of a row, or break it across lines.
     static func render(_ rows: [[String]]) -> String {
+        let rows = rows.map { $0.map { Untrusted.printable($0, limit: 200) } }
         guard let width = rows.first?.count else { return "" }
         let widths = (0..<width).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in

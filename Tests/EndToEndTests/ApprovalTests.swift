@@ -198,7 +198,7 @@ import Testing
         // The daemon removes a request file when it takes it and answers after that: wait for the answers.
         func outcomes() -> [String] {
             (1...4).map { n -> String in
-                let path = world.daemon.state + "/outcomes/aaaaaaaa-0000-0000-0000-00000000000\(n).json"
+                let path = world.daemon.state + "/outcomes/\(getuid())-aaaaaaaa-0000-0000-0000-00000000000\(n).json"
                 return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
             }
         }
@@ -253,7 +253,7 @@ import Testing
         let refused = try ctl(as: bob, ["approve", id])
         #expect(refused.status == 1)
         #expect(refused.stderr == "shipyardctl: \(bob) may not resolve approvals: approvers are users [\(alice)] and groups []\n")
-        #expect(world.daemon.log.contains("approval decision refused"))
+        #expect(world.daemon.log.contains("request approve from \(bob) (uid \(getpwnam(bob)?.pointee.pw_uid ?? 0)) refused: \(bob) may not resolve approvals"))
         #expect(try world.state(context, "production") == "waitingForApproval")
 
         let approved = try ctl(as: alice, ["approve", id, "--reason", "ok"])

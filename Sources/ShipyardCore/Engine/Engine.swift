@@ -108,9 +108,10 @@ public struct Engine: Sendable {
         case event(KeptnEvent)
         /// Time passed: due delayed tasks start, silent tasks time out.
         case tick
-        case pause(context: String)
-        case resume(context: String)
-        case abort(context: String)
+        /// `by`: who asked (recorded as the event's source and in its data, with `reason`).
+        case pause(context: String, by: String? = nil, reason: String? = nil)
+        case resume(context: String, by: String? = nil, reason: String? = nil)
+        case abort(context: String, by: String? = nil, reason: String? = nil)
     }
 
     // MARK: Reading
@@ -198,24 +199,28 @@ public struct Engine: Sendable {
             try accept(event, run: &run)
         case .tick:
             break
-        case .pause(let context):
+        case .pause(let context, let by, let reason):
             let active = try activeExecutions(context)
             for execution in active where execution.phase != .paused {
-                emitSequenceEvent(execution, phase: "paused", data: baseData(execution), run: &run, ids: &ids)
+                emitSequenceEvent(execution, phase: "paused", data: Self.attributed(baseData(execution), by: by, reason: reason), source: by, run: &run, ids: &ids)
             }
-        case .resume(let context):
+        case .resume(let context, let by, let reason):
             let active = try activeExecutions(context)
             for execution in active where execution.phase == .paused {
-                emitSequenceEvent(execution, phase: "resumed", data: baseData(execution), run: &run, ids: &ids)
+                emitSequenceEvent(execution, phase: "resumed", data: Self.attributed(baseData(execution), by: by, reason: reason), source: by, run: &run, ids: &ids)
             }
-        case .abort(let context):
+        case .abort(let context, let by, let reason):
+            var message = "sequence aborted"
+            if let by { message += " by \(by)" }
+            if let reason, !reason.isEmpty { message += ": \(reason)" }
             for execution in try activeExecutions(context) {
                 if let index = execution.currentTaskIndex, let id = execution.tasks[index].triggeredID,
                     execution.tasks[index].phase != .pending
                 {
                     run.effects.append(execution.tasks[index].name == "approval" ? .approvalClosed(triggeredID: id) : .cancelTask(triggeredID: id))
                 }
-                finish(execution, result: .fail, status: .aborted, message: "sequence aborted", marker: nil, run: &run, ids: &ids)
+                finish(execution, result: .fail, status: .aborted, message: message, marker: nil, extra: Self.attributed(.object([:]), by: by, reason: reason),
+                       source: by, run: &run, ids: &ids)
             }
         }
         progressAll(shipyards: shipyards, run: &run, ids: &ids)
@@ -524,19 +529,29 @@ public struct Engine: Sendable {
 
     private mutating func finish(
         _ execution: SequenceExecution, result: TaskResult, status: TaskStatus, message: String?, marker: String?,
-        run: inout Run, ids: inout some IDGenerator
+        extra: JSONValue = .object([:]), source: String? = nil, run: inout Run, ids: inout some IDGenerator
     ) {
-        var data = baseData(execution)
+        var data = baseData(execution).merging(extra)
         data["result"] = .string(result.rawValue)
         data["status"] = .string(status.rawValue)
         data["message"] = .string(message ?? "")
         if let marker { data["state"] = .string(marker) }
-        emitSequenceEvent(execution, phase: "finished", data: data, run: &run, ids: &ids)
+        emitSequenceEvent(execution, phase: "finished", data: data, source: source, run: &run, ids: &ids)
     }
 
-    private mutating func emitSequenceEvent(_ execution: SequenceExecution, phase: String, data: JSONValue, run: inout Run, ids: inout some IDGenerator) {
+    /// `data` with who asked for a pause, resume or abort, and why.
+    static func attributed(_ data: JSONValue, by: String?, reason: String?) -> JSONValue {
+        var data = data
+        if let by { data["by"] = .string(by) }
+        if let reason, !reason.isEmpty { data["reason"] = .string(reason) }
+        return data
+    }
+
+    private mutating func emitSequenceEvent(
+        _ execution: SequenceExecution, phase: String, data: JSONValue, source: String? = nil, run: inout Run, ids: inout some IDGenerator
+    ) {
         let event = KeptnEvent(
-            id: ids.next(), type: "\(KeptnEvent.prefix)\(execution.stage).\(execution.sequence).\(phase)",
+            id: ids.next(), source: source.map { "shipyardctl/\($0)" } ?? "shipyardd", type: "\(KeptnEvent.prefix)\(execution.stage).\(execution.sequence).\(phase)",
             time: Timestamps.format(run.now), context: execution.context, triggeredid: execution.id,
             gitcommitid: execution.commit, data: data)
         emit(event, run: &run)
