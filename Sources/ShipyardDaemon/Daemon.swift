@@ -241,7 +241,9 @@ public actor Daemon {
         repeat {
             drainAgain = false
             let spool = RequestSpool(state: state)
-            let scan = spool.scan()
+            // Listing a spool someone filled with thousands of entries takes a while: off the
+            // actor, so the watchdog's round trip and everything else go on meanwhile.
+            let scan = await Task.detached { spool.scan() }.value
             for swept in scan.swept {
                 refusals.note(
                     "\(Self.userName(swept.owner)) (uid \(swept.owner)) left \"\(swept.name)\" in the request spool: \(swept.what)",

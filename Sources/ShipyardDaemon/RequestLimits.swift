@@ -45,6 +45,9 @@ struct RefusalLog {
             window.logged += 1
             logger.warning("\(message)", metadata: ["uid": "\(uid)"])
         } else {
+            if window.suppressed == 0 {
+                logger.warning("further refusals of uid \(uid)'s requests this minute are counted, not logged one by one")
+            }
             window.suppressed += 1
         }
         windows[uid] = window

@@ -61,7 +61,7 @@ public struct SpoolOutcome: Codable, Sendable, Equatable {
 }
 
 /// The daemon's side of the spool: takes request files safely, whoever wrote them.
-struct RequestSpool {
+struct RequestSpool: Sendable {
     let state: StateDirectory
     static let maxRequestBytes = 64 * 1024
 
@@ -90,7 +90,9 @@ struct RequestSpool {
 
     /// Entries that are not requests (folders, fifos, files without `.json`, hidden files left
     /// for more than a minute) are removed or moved aside once; at most `limit` of them per scan.
-    func scan(limit: Int = 500, now: Date = Date()) -> Scan {
+    /// At most `perUser` requests of each user are taken per scan, so that a request arriving
+    /// during one user's flood waits for one short round, not for the flood.
+    func scan(limit: Int = 500, perUser: Int = 32, now: Date = Date()) -> Scan {
         var scan = Scan()
         var byOwner: [uid_t: [(String, Double)]] = [:]
         var swept = 0
@@ -115,7 +117,8 @@ struct RequestSpool {
             swept += 1
             scan.swept.append((name, info.st_uid, sweep(path, type: type)))
         }
-        var queues = byOwner.values.map { $0.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map(\.0) }
+        var queues = byOwner.values.map { Array($0.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map(\.0).prefix(perUser)) }
+        if byOwner.values.contains(where: { $0.count > perUser }) { scan.more = true }
         queues.sort { ($0.first ?? "") < ($1.first ?? "") }
         var index = 0
         while !queues.isEmpty {
