@@ -222,6 +222,9 @@ public actor Daemon {
         let active: (running: Int, approvals: Int) = await orchestrator?.activeSummary ?? (running: 0, approvals: 0)
         var errors = 0
         for watcher in watchers.values where await watcher.status.error != nil { errors += 1 }
+        if await orchestrator?.recordUnavailable == true {
+            return "the record cannot be written (disk full?): nothing new is done until it can; see the journal"
+        }
         var line = "\(config.projects.count) project\(config.projects.count == 1 ? "" : "s")"
         if errors > 0 { line += " (\(errors) with errors)" }
         line += ", \(active.running) running, \(active.approvals) waiting for approval"

@@ -246,7 +246,10 @@ private struct ConfigReader {
         var shipyardPath = "shipyard.yaml"
         if let pair = fields["shipyardPath"], !pair.value.isNull, let text = schema.string(pair.value, what: "shipyardPath", log: &log) {
             let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-            if text.hasPrefix("/") || text.isEmpty || parts.contains("..") || parts.contains("") {
+            // Git's tree paths: no empty, "." or ".." component, no NUL (it would never match).
+            if text.hasPrefix("/") || text.isEmpty || parts.contains("..") || parts.contains(".") || parts.contains("")
+                || text.contains("\u{0}")
+            {
                 log.error("shipyardPath must be a path inside the repository, like \"shipyard.yaml\" or \"deploy/shipyard.yaml\"", at: pair.value.mark)
             } else {
                 shipyardPath = text

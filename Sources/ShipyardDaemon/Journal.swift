@@ -77,8 +77,20 @@ public final class Journal {
     }
 
     /// Appends events as one write and one fsync: all of them are durable when this returns.
+    /// When the write or the sync fails (a full disk), what was written of them is cut off again,
+    /// so the record never keeps a torn line or events nothing acted on.
     public func append(_ events: [KeptnEvent]) throws {
         guard !events.isEmpty else { return }
+        let before = lseek(fd, 0, SEEK_END)
+        do {
+            try write(events)
+        } catch {
+            if before >= 0 { _ = ftruncate(fd, before) }
+            throw error
+        }
+    }
+
+    private func write(_ events: [KeptnEvent]) throws {
         var buffer = Data()
         for event in events {
             buffer.append(try encoder.encode(event))
@@ -87,7 +99,7 @@ public final class Journal {
         try buffer.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw AtomicFile.Failure(description: "cannot append to \(path): \(String(cString: strerror(errno)))")

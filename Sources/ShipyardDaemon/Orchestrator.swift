@@ -30,6 +30,7 @@ actor Orchestrator {
     private var stopping = false
 
     private let worktrees: Worktrees
+    private var configuration: DaemonConfig
 
     init(state: StateDirectory, config: DaemonConfig, logger: Logger, shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
         self.state = state
@@ -37,6 +38,7 @@ actor Orchestrator {
         self.worktrees = Worktrees(root: state.root + "/worktrees")
         self.executors = config.tasks
         self.notify = config.notify
+        self.configuration = config
         self.logger = logger
         self.shipyards = shipyards
         Self.configure(&engine, config)
@@ -44,6 +46,7 @@ actor Orchestrator {
 
     /// A reloaded config: executors, the notify program and the engine's limits.
     func update(_ config: DaemonConfig) {
+        configuration = config
         executors = config.tasks
         notify = config.notify
         Self.configure(&engine, config)
@@ -56,6 +59,16 @@ actor Orchestrator {
         engine.taskStartTimeout = config.taskStartTimeout.seconds
         engine.taskFinishTimeout = config.taskFinishTimeout?.seconds
         engine.maxSequencesPerContext = config.maxSequencesPerContext
+    }
+
+    /// The engine again from the record alone, after events that could not be recorded were
+    /// applied in memory: what is running stays running, what was not recorded never happened.
+    private func rebuildFromRecord() {
+        guard let loaded = try? Journal.read(directory: state.root + "/journal") else { return }
+        var fresh = Engine()
+        Self.configure(&fresh, configuration)
+        for event in loaded.events { fresh.replay(event) }
+        engine = fresh
     }
 
     /// Whether a task name runs as a local program here.
@@ -112,23 +125,41 @@ actor Orchestrator {
     /// Hands a command to the engine, records what it decided, then acts on it.
     @discardableResult
     func submit(_ command: Engine.Command) async throws(EngineError) -> [EngineEffect] {
-        if let failed { throw EngineError("the journal cannot be written (\(failed)); the daemon refuses new work until restarted") }
         let current = await shipyards()
         let effects = try engine.handle(command, shipyards: current, now: Date(), ids: &ids)
-        await perform(effects)
+        guard await perform(effects) else {
+            throw EngineError(
+                "nothing was done: the record cannot be written (\(failed ?? "?")); shipyardd carries on by itself once it can (free space in \(state.root))")
+        }
         return effects
     }
 
-    private func perform(_ effects: [EngineEffect]) async {
+    /// Whether the last write to the record failed (a full disk): answers of running tasks wait
+    /// and try again rather than be lost.
+    var recordUnavailable: Bool { failed != nil }
+
+    /// Records the effects' events, then acts on them. When the record cannot be written (a full
+    /// disk), nothing acts on them: the events are cut from the journal again, the engine is
+    /// rebuilt from what is recorded, and the next command tries again, so the daemon recovers
+    /// by itself once writes succeed.
+    @discardableResult
+    private func perform(_ effects: [EngineEffect]) async -> Bool {
         var records: [KeptnEvent] = []
         for case .record(let event) in effects { records.append(event) }
         do {
             try journal.append(records)
+            if let failed {
+                logger.notice("the record can be written again (it could not: \(failed)); carrying on")
+                self.failed = nil
+            }
         } catch {
-            // Nothing may act on an event that is not durable: stop here and say why.
+            if failed == nil {
+                logger.critical("cannot write the record: \(error); nothing new is done until it can be written (free space in \(state.root))")
+            }
             failed = "\(error)"
-            logger.critical("cannot write the journal: \(error); no further work is started")
-            return
+            rebuildFromRecord()
+            schedule(Date().addingTimeInterval(5))
+            return false
         }
         for event in records { log(event) }
         if !records.isEmpty, let remaining = killAfterAppends {
@@ -160,6 +191,7 @@ actor Orchestrator {
             pruneWorktrees()
             pruneRuns()
         }
+        return true
     }
 
     private func log(_ event: KeptnEvent) {
@@ -247,11 +279,18 @@ actor Orchestrator {
             id: ids.next(), source: "shipyardd/executor", type: "\(KeptnEvent.prefix)\(name).\(phase)",
             time: Timestamps.format(Date()), context: triggered.shkeptncontext, triggeredid: triggered.id,
             gitcommitid: triggered.gitcommitid, data: data)
-        do {
-            try await submit(.event(event))
-        } catch {
-            // The sequence was aborted or timed out meanwhile: the answer is moot.
-            logger.info("\(name).\(phase) not applied: \(error.message)", metadata: ["context": "\(triggered.shkeptncontext)"])
+        while true {
+            do {
+                try await submit(.event(event))
+            } catch where recordUnavailable && !stopping {
+                // A full disk: the task's result is kept here and recorded once it can be.
+                try? await Task.sleep(for: .seconds(2))
+                continue
+            } catch {
+                // The sequence was aborted or timed out meanwhile: the answer is moot.
+                logger.info("\(name).\(phase) not applied: \(error.message)", metadata: ["context": "\(triggered.shkeptncontext)"])
+            }
+            return
         }
     }
 

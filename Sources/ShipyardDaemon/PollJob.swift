@@ -60,12 +60,25 @@ struct PollJob: Sendable {
             let file = try readShipyard(at: fetched)
             return .fetched(commit: fetched, file: file, mirrorRecreated: recreated)
         } catch where error.kind == .other && retryOnCorruption && !cancel.isCancelled {
-            // A mirror that libgit2 can open but not read (a torn object after a crash): start over.
-            try? FileManager.default.removeItem(atPath: mirror.path)
-            if case .fetched(let commit, let file, _) = fetch(access, cancel: cancel, retryOnCorruption: false) {
-                return .fetched(commit: commit, file: file, mirrorRecreated: true)
+            // A fetch cut on the way, or a full disk, leaves a sound mirror: keep it (commits no
+            // longer upstream stay in it for the sequences pinned to them).
+            if mirror.isReadable(branch: project.branch) { return .failed(error.message) }
+            // The mirror itself is damaged (a torn object after a crash): build a new one beside it
+            // and replace the old only once the new one is complete.
+            let fresh = Mirror(path: mirror.path + ".new")
+            try? FileManager.default.removeItem(atPath: fresh.path)
+            let rebuilt = PollJob(project: project, mirror: fresh, lastCommit: nil, loadedBlob: loadedBlob)
+            guard case .fetched(let commit, let file, _) = rebuilt.fetch(access, cancel: cancel, retryOnCorruption: false) else {
+                try? FileManager.default.removeItem(atPath: fresh.path)
+                return .failed(error.message)
             }
-            return .failed(error.message)
+            let old = mirror.path + ".old"
+            try? FileManager.default.removeItem(atPath: old)
+            guard rename(mirror.path, old) == 0, rename(fresh.path, mirror.path) == 0 else {
+                return .failed("cannot replace the damaged mirror at \(mirror.path): \(String(cString: strerror(errno)))")
+            }
+            try? FileManager.default.removeItem(atPath: old)
+            return .fetched(commit: commit, file: file, mirrorRecreated: true)
         } catch {
             return .failed(error.message)
         }

@@ -46,15 +46,24 @@ struct Worktrees: Sendable {
         var left: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         where Self.isCommitName(name) && !needed.contains(name) {
-            Self.removeTree(root + "/" + name)
-            if FileManager.default.fileExists(atPath: root + "/" + name) { left.append(root + "/" + name) }
+            // Out of the way at once (a rename), removed on a thread of its own: a 100,000-file
+            // export takes seconds to delete, and the orchestrator must not wait for it.
+            let doomed = root + "/" + Self.removingPrefix + name + "-" + UUID().uuidString.lowercased()
+            guard rename(root + "/" + name, doomed) == 0 else {
+                left.append(root + "/" + name)
+                continue
+            }
+            Thread { Self.removeTree(doomed) }.start()
         }
         return left
     }
 
+    static let removingPrefix = ".removing-"
+
     /// At start nothing is being exported: half-written exports of a previous run go.
     func removeAbandonedExports() {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(Self.partialPrefix) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        where name.hasPrefix(Self.partialPrefix) || name.hasPrefix(Self.removingPrefix) {
             Self.removeTree(root + "/" + name)
         }
     }

@@ -89,6 +89,26 @@ public struct Mirror: Sendable {
         }
     }
 
+    /// Whether the mirror itself is sound: it opens, and the branch's last fetched commit and
+    /// its tree can be read. A fetch that failed on a sound mirror failed on the way (a cut
+    /// connection, a full disk), and the mirror is kept.
+    public func isReadable(branch: String) -> Bool {
+        (try? withRepository { repo throws(GitError) -> Bool in
+            var oid = git_oid()
+            guard git_reference_name_to_id(&oid, repo, "refs/heads/\(branch)") == 0 else {
+                git_error_clear()
+                return true  // nothing fetched yet
+            }
+            var commit: OpaquePointer?
+            try GitError.check(git_commit_lookup(&commit, repo, &oid), "unreadable tip")
+            defer { git_commit_free(commit) }
+            var tree: OpaquePointer?
+            try GitError.check(git_commit_tree(&tree, commit), "unreadable tree")
+            git_tree_free(tree)
+            return true
+        }) ?? false
+    }
+
     /// The tip of a branch as last fetched, without touching the network.
     public func tip(branch: String) -> ObjectID? {
         try? withRepository { repo throws(GitError) in
@@ -120,6 +140,14 @@ public struct Mirror: Sendable {
             if mode == GIT_FILEMODE_LINK { return .notAFile("a symbolic link") }
             guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return .notAFile("a directory") }
             guard let blobID = git_tree_entry_id(entry) else { return .missing }
+            // The size from the object's header first: a huge blob is never inflated.
+            var odb: OpaquePointer?
+            try GitError.check(git_repository_odb(&odb, repo), "cannot open the mirror's objects")
+            defer { git_odb_free(odb) }
+            var length = 0
+            var type = GIT_OBJECT_ANY
+            try GitError.check(git_odb_read_header(&length, &type, odb, blobID), "cannot read \(filePath) in \(commit.short)")
+            if length > limit { return .tooLarge(length) }
             var blob: OpaquePointer?
             try GitError.check(git_blob_lookup(&blob, repo, blobID), "cannot read \(filePath) in \(commit.short)")
             defer { git_blob_free(blob) }
@@ -132,9 +160,12 @@ public struct Mirror: Sendable {
 }
 
 extension Mirror {
-    /// Writes the tree of `commit` into `directory` (which must not exist yet), as files only:
-    /// no `.git`, so a task sees exactly what the commit holds. The caller publishes it (the
-    /// daemon renames a complete export into place, so a half-written one is never used).
+    /// Writes the tree of `commit` into `directory` (which must not exist yet) exactly as the
+    /// commit holds it: each blob's bytes as they are (no `.gitattributes` filter, no line-ending
+    /// or `$Id$` conversion), executables 0750 and other files 0640, symbolic links as links, and
+    /// a submodule (gitlink) as an empty folder, as `git archive` does. No `.git`. Entries a tree
+    /// should never hold (`.`, `..`, `.git`, a `/`, a duplicate) fail the export rather than be
+    /// skipped. The caller publishes it (the daemon renames a complete export into place).
     public func export(_ commit: ObjectID, to directory: String) throws(GitError) {
         guard mkdir(directory, 0o700) == 0 else {
             throw GitError(.other, "cannot create \(directory): \(String(cString: strerror(errno)))")
@@ -144,16 +175,81 @@ extension Mirror {
             var object: OpaquePointer?
             try GitError.check(git_commit_lookup(&object, repo, &oid), "commit \(commit.short) is not in the mirror")
             defer { git_commit_free(object) }
-            // The mirror's index is never updated (nor written, nor locked): concurrent exports of
-            // one mirror would otherwise fail with "the index is locked".
-            var options = git_checkout_options()
-            git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION))
-            options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue | GIT_CHECKOUT_DONT_UPDATE_INDEX.rawValue
-            let code = directory.withCString { path -> Int32 in
-                options.target_directory = path
-                return git_checkout_tree(repo, object, &options)
-            }
-            try GitError.check(code, "cannot export \(commit.short)")
+            var tree: OpaquePointer?
+            try GitError.check(git_commit_tree(&tree, object), "cannot read the tree of \(commit.short)")
+            defer { git_tree_free(tree) }
+            try Self.write(tree!, repo: repo, into: directory, depth: 0)
         }
+        chmod(directory, 0o750)
+    }
+
+    private static func write(_ tree: OpaquePointer, repo: OpaquePointer, into directory: String, depth: Int) throws(GitError) {
+        guard depth < 256 else { throw GitError(.other, "the tree is nested more than 256 folders deep at \(directory)") }
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index), let rawName = git_tree_entry_name(entry) else { continue }
+            let name = String(cString: rawName)
+            guard !name.isEmpty, name != ".", name != "..", name.lowercased() != ".git", !name.contains("/") else {
+                throw GitError(.other, "the tree holds an entry named \"\(name)\" in \(directory), which no checkout may write")
+            }
+            let path = directory + "/" + name
+            guard let id = git_tree_entry_id(entry) else { continue }
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_TREE:
+                guard mkdir(path, 0o700) == 0 else { throw fileError("cannot create the folder", path) }
+                var subtree: OpaquePointer?
+                try GitError.check(git_tree_lookup(&subtree, repo, id), "cannot read the tree at \(path)")
+                defer { git_tree_free(subtree) }
+                try write(subtree!, repo: repo, into: path, depth: depth + 1)
+                chmod(path, 0o750)
+            case GIT_FILEMODE_COMMIT:
+                // A submodule: its commit lives in another repository. An empty folder, as git archive writes.
+                guard mkdir(path, 0o750) == 0 else { throw fileError("cannot create the folder", path) }
+            case GIT_FILEMODE_LINK:
+                let target = try blobBytes(repo, id, path: path)
+                guard !target.isEmpty, !target.contains(0) else { throw GitError(.other, "the symbolic link \(path) has no usable target") }
+                guard symlink(String(decoding: target, as: UTF8.self), path) == 0 else { throw fileError("cannot create the link", path) }
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                // Group-readable, nothing for others, as everything in the state directory.
+                let mode: mode_t = git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o750 : 0o640
+                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw fileError("cannot create", path) }
+                defer { close(fd) }
+                try withBlob(repo, id, path: path) { bytes throws(GitError) in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let n = Foundation.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                        if n < 0 {
+                            if errno == EINTR { continue }
+                            throw fileError("cannot write", path)
+                        }
+                        offset += n
+                    }
+                }
+                guard fchmod(fd, mode) == 0 else { throw fileError("cannot set the mode of", path) }
+            default:
+                throw GitError(.other, "the tree holds \(path) with an unknown mode")
+            }
+        }
+    }
+
+    private static func fileError(_ what: String, _ path: String) -> GitError {
+        GitError(.other, "\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+
+    private static func blobBytes(_ repo: OpaquePointer, _ id: UnsafePointer<git_oid>, path: String) throws(GitError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        try withBlob(repo, id, path: path) { buffer throws(GitError) in bytes = Array(buffer) }
+        return bytes
+    }
+
+    private static func withBlob(
+        _ repo: OpaquePointer, _ id: UnsafePointer<git_oid>, path: String, _ body: (UnsafeRawBufferPointer) throws(GitError) -> Void
+    ) throws(GitError) {
+        var blob: OpaquePointer?
+        try GitError.check(git_blob_lookup(&blob, repo, id), "cannot read \(path) from the mirror")
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let content = git_blob_rawcontent(blob) else { return }
+        try body(UnsafeRawBufferPointer(start: content, count: size))
     }
 }

@@ -1,0 +1,166 @@
+import Foundation
+import ShipyardCore
+import ShipyardDaemon
+import ShipyardTestKit
+import Testing
+
+/// Repository content is untrusted input: what a push can do to the daemon and the host.
+@Suite(.serialized) struct PushContentTests {
+    typealias World = SequenceTests.World
+
+    static let oneStage = EngineReviewTests.oneStage
+
+    /// A task sees exactly the commit's bytes: a submodule as an empty folder (it stopped every
+    /// task), no .gitattributes filter, executables and links as committed.
+    @Test func anExportHoldsExactlyWhatTheCommitHolds() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        try upstream.commit([
+            "shipyard.yaml": Self.oneStage, ".gitattributes": "*.txt text eol=crlf\n*.c ident\n",
+            "notes.txt": "one\ntwo\n", "code.c": "/* $Id$ */\n", "bin/run": "#!/bin/sh\n",
+        ])
+        try upstream.git("update-index", "--chmod=+x", "bin/run")
+        try FileManager.default.createSymbolicLink(atPath: upstream.work + "/latest", withDestinationPath: "notes.txt")
+        try upstream.git("add", "latest")
+        // A gitlink, as `git submodule add` leaves one.
+        try upstream.git("update-index", "--add", "--cacheinfo", "160000,\(try upstream.head()),vendor/lib")
+        let commit = try upstream.commit([:], message: "content")
+        let report = try dir.write("report", """
+            #!/bin/sh
+            { od -c notes.txt | head -2; cat code.c; stat -c '%A' bin/run notes.txt; readlink latest
+              [ -d vendor/lib ] && ls -A vendor/lib | wc -l; } > \(dir.path)/seen.txt 2>&1
+
+            """, mode: 0o755)
+        let daemon = try RunningDaemon(directory: dir.path, config: """
+            projects:
+              - name: content
+                upstream: \(upstream.fileURL)
+                pollInterval: 1h
+            tasks:
+              je-deployment:
+                command: ["\(report)"]
+            """)
+        #expect(await daemon.waitFor("content") { $0.shipyardCommit == commit } != nil, "\(daemon.log)")
+        #expect(try daemon.ctl(["trigger", "delivery", "--project", "content", "--service", "svc"]).status == 0)
+        #expect(await eventually { FileManager.default.fileExists(atPath: dir.path + "/seen.txt") })
+        #expect(await eventually {
+            (try? daemon.ctl(["sequences"]).stdout.contains("finished  pass")) == true
+        }, "\(daemon.log)")
+        let seen = try String(contentsOfFile: dir.path + "/seen.txt", encoding: .utf8)
+        #expect(seen.contains("o   n   e  \\n   t   w   o  \\n"), "\(seen)")  // no \r added
+        #expect(seen.contains("/* $Id$ */"), "\(seen)")  // no ident expansion
+        #expect(seen.contains("-r-xr-x---\n-r--r-----\nnotes.txt\n0\n"), "\(seen)")  // nothing for others
+    }
+
+    /// A push cannot make the daemon inflate a huge shipyard.yaml: the size comes from the
+    /// object's header, and the last good shipyard stays.
+    @Test func aHugeShipyardIsRefusedFromItsHeader() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let good = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: big\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
+        #expect(await daemon.waitFor("big") { $0.shipyardCommit == good } != nil)
+        // 64 MiB of zeros compress to almost nothing in the push.
+        let huge = upstream.work + "/shipyard.yaml"
+        let fd = open(huge, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        #expect(ftruncate(fd, 64 << 20) == 0)
+        close(fd)
+        try upstream.git("add", "shipyard.yaml")
+        let bad = try upstream.commit([:], message: "huge")
+        let status = await daemon.waitFor("big") { $0.commit == bad && $0.error != nil }
+        #expect(status?.shipyardCommit == good)
+        #expect(status?.error?.message.contains("67108864") == true, "\(String(describing: status?.error))")
+    }
+
+    /// A fetch cut on the way leaves the mirror as it was: not deleted, not re-created.
+    @Test func aFailedFetchKeepsTheMirror() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let first = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: keep\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
+        #expect(await daemon.waitFor("keep") { $0.shipyardCommit == first } != nil)
+        let mirror = daemon.state + "/projects/keep/mirror.git"
+        var before = stat()
+        #expect(stat(mirror, &before) == 0)
+        // One of the next commit's objects is missing upstream: the fetch fails half-way.
+        let second = try upstream.commit(["shipyard.yaml": Self.oneStage + "\n", "blob.txt": "x\n"])
+        let blob = try Run.checked("/usr/bin/git", ["-C", upstream.bare, "rev-parse", "main:blob.txt"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let object = upstream.bare + "/objects/\(blob.prefix(2))/\(blob.dropFirst(2))"
+        #expect(rename(object, object + ".aside") == 0, "the pushed object is not loose: \(object)")
+        let failed = await daemon.waitFor("keep") { $0.error != nil }
+        #expect(rename(object + ".aside", object) == 0)
+        #expect(failed?.error != nil, "\(daemon.log)")
+        var after = stat()
+        #expect(stat(mirror, &after) == 0 && after.st_ino == before.st_ino, "the mirror was re-created")
+        #expect(!daemon.log.contains("re-created"), "\(daemon.log)")
+        #expect(await daemon.waitFor("keep") { $0.shipyardCommit == second } != nil)
+    }
+}
+
+/// A full disk under the state directory: new work is refused with the reason, the record keeps
+/// no torn line, a running task's result waits, and everything carries on once space is back,
+/// without a restart.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
+struct DiskFullTests {
+    @Test func theDaemonRecoversFromAFullDiskWithoutARestart() async throws {
+        let dir = try TemporaryDirectory()
+        let state = dir.path + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        try Run.checked("/bin/mount", ["-t", "tmpfs", "-o", "size=8m,mode=0750", "tmpfs", state])
+        defer { _ = try? Run.capture("/bin/umount", ["-l", state]) }
+        let upstream = try UpstreamRepository(in: dir.path)
+        let commit = try upstream.commit(["shipyard.yaml": EngineReviewTests.oneStage])
+        // The task writes its result (12 KiB of data, so that recording it needs new pages of
+        // the full tmpfs) before it says it started, then takes two seconds.
+        let payload = String(repeating: "x", count: 12_000)
+        let task = try dir.write("deploy", """
+            #!/bin/sh
+            printf '{"result":"pass","data":{"blob":"\(payload)"}}' > "$SHIPYARD_RESULT"
+            echo "$SHIPYARD_CONTEXT" >> \(dir.path)/started
+            sleep 2
+
+            """, mode: 0o755)
+        let daemon = try RunningDaemon(directory: dir.path, config: """
+            projects:
+              - name: disk
+                upstream: \(upstream.fileURL)
+                pollInterval: 1h
+            tasks:
+              je-deployment:
+                command: ["\(task)"]
+            """)
+        #expect(await daemon.waitFor("disk") { $0.shipyardCommit == commit } != nil)
+        func trigger() throws -> ProcessOutput {
+            try daemon.ctl(["trigger", "delivery", "--project", "disk", "--service", "svc", "--output", "json", "--timeout", "3"])
+        }
+        func finished(_ context: String) -> Bool {
+            ((try? daemon.ctl(["sequences"]).stdout) ?? "").split(separator: "\n").contains { $0.hasPrefix(context) && $0.contains("finished  pass") }
+        }
+        let pid = daemon.pid
+
+        // A delivery is running when the disk fills up.
+        let running = try #require(String(try trigger().stdout.split(separator: "\"")[3]))
+        #expect(await eventually { ((try? String(contentsOfFile: dir.path + "/started", encoding: .utf8)) ?? "").contains(running) })
+        _ = try Run.capture("/bin/dd", ["if=/dev/zero", "of=\(state)/filler", "bs=64k"])
+        let refused = try trigger()
+        #expect(refused.status == 1)
+        #expect(await eventually { daemon.log.contains("cannot write the record") }, "\(daemon.log)")
+
+        // Space is back: the running delivery's result is recorded, new work is taken.
+        unlink(state + "/filler")
+        #expect(await eventually(timeout: .seconds(30)) { finished(running) }, "\(daemon.log)")
+        let after = try trigger()
+        #expect(after.status == 0, "\(after.stderr)")
+        let context = try #require(String(after.stdout.split(separator: "\"")[3]))
+        #expect(await eventually(timeout: .seconds(30)) { finished(context) })
+        #expect(daemon.pid == pid && daemon.isRunning)
+        #expect(daemon.log.contains("the record can be written again"))
+        // The record has no torn line and nothing the refused trigger did.
+        let journal = try String(contentsOfFile: state + "/journal/events.jsonl", encoding: .utf8)
+        #expect(journal.hasSuffix("\n"))
+        let contexts = Set(journal.split(separator: "\n").compactMap { line -> String? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["shkeptncontext"] as? String
+        })
+        #expect(contexts == [running, context])
+    }
+}
