@@ -37,15 +37,7 @@ import Testing
             echo "$SHIPYARD_SERVICE $(find . -type f | wc -l) $(cat files/f2999.txt)" >> \(dir.path)/counts.txt
 
             """, mode: 0o755)
-        let daemon = try RunningDaemon(directory: dir.path, config: """
-            projects:
-              - name: bulk
-                upstream: \(upstream.fileURL)
-                pollInterval: 1h
-            tasks:
-              je-deployment:
-                command: ["\(count)"]
-            """)
+        let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "bulk", upstream: upstream.fileURL, program: count))
         #expect(await daemon.waitFor("bulk") { $0.shipyardCommit == commit } != nil)
         let services = (1...6).map { "service\($0)" }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -91,15 +83,7 @@ import Testing
         try upstream.git("add", "link", "dirlink", "state-link")
         let commit = try upstream.commit([:], message: "links")
         let task = try dir.write("task", "#!/bin/sh\nreadlink link > \(dir.path)/seen\n", mode: 0o755)
-        let daemon = try RunningDaemon(directory: dir.path, config: """
-            projects:
-              - name: links
-                upstream: \(upstream.fileURL)
-                pollInterval: 1h
-            tasks:
-              je-deployment:
-                command: ["\(task)"]
-            """)
+        let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "links", upstream: upstream.fileURL, program: task))
         #expect(await daemon.waitFor("links") { $0.shipyardCommit == commit } != nil)
         var before = stat()
         #expect(stat(daemon.state + "/requests", &before) == 0)

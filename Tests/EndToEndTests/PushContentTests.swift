@@ -31,15 +31,7 @@ import Testing
               [ -d vendor/lib ] && ls -A vendor/lib | wc -l; } > \(dir.path)/seen.txt 2>&1
 
             """, mode: 0o755)
-        let daemon = try RunningDaemon(directory: dir.path, config: """
-            projects:
-              - name: content
-                upstream: \(upstream.fileURL)
-                pollInterval: 1h
-            tasks:
-              je-deployment:
-                command: ["\(report)"]
-            """)
+        let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "content", upstream: upstream.fileURL, program: report))
         #expect(await daemon.waitFor("content") { $0.shipyardCommit == commit } != nil, "\(daemon.log)")
         #expect(try daemon.ctl(["trigger", "delivery", "--project", "content", "--service", "svc"]).status == 0)
         #expect(await eventually { FileManager.default.fileExists(atPath: dir.path + "/seen.txt") })
@@ -120,15 +112,7 @@ struct DiskFullTests {
             sleep 2
 
             """, mode: 0o755)
-        let daemon = try RunningDaemon(directory: dir.path, config: """
-            projects:
-              - name: disk
-                upstream: \(upstream.fileURL)
-                pollInterval: 1h
-            tasks:
-              je-deployment:
-                command: ["\(task)"]
-            """)
+        let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "disk", upstream: upstream.fileURL, program: task))
         #expect(await daemon.waitFor("disk") { $0.shipyardCommit == commit } != nil)
         func trigger() throws -> ProcessOutput {
             try daemon.ctl(["trigger", "delivery", "--project", "disk", "--service", "svc", "--output", "json", "--timeout", "3"])

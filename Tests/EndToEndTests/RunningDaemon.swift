@@ -37,6 +37,20 @@ final class RunningDaemon: @unchecked Sendable {
         process?.kill9()
     }
 
+    /// One project on `upstream` whose `je-deployment` runs `program`, polled every hour (tests
+    /// that need a poll ask for one).
+    static func oneTask(project: String, upstream: String, program: String) -> String {
+        """
+        projects:
+          - name: \(project)
+            upstream: \(upstream)
+            pollInterval: 1h
+        tasks:
+          je-deployment:
+            command: ["\(program)"]
+        """
+    }
+
     /// A config with `stateDirectory` set to this daemon's state folder.
     func write(config: String) throws {
         try Data("stateDirectory: \(state)\n\(config)".utf8).write(to: URL(fileURLWithPath: configPath))
