@@ -36,7 +36,11 @@ struct PollJob: Sendable {
         }
         let tip: BranchTip
         do {
-            tip = try lsRemoteBranch(access, branch: project.branch, cancel: cancel)
+            if let local = LocalUpstream.path(of: project.upstream) {
+                tip = try LocalUpstream.branchTip(local, branch: project.branch)
+            } else {
+                tip = try lsRemoteBranch(access, branch: project.branch, cancel: cancel)
+            }
         } catch {
             return .failed(error.message)
         }
@@ -50,13 +54,19 @@ struct PollJob: Sendable {
             return .failed("branch \(project.branch) does not exist upstream (\(list))")
         }
         if commit == lastCommit { return .unchanged(commit) }
-        return fetch(access, cancel: cancel, retryOnCorruption: true)
+        return fetch(access, tip: commit, cancel: cancel, retryOnCorruption: true)
     }
 
-    private func fetch(_ access: RemoteAccess, cancel: CancelToken, retryOnCorruption: Bool) -> Outcome {
+    private func fetch(_ access: RemoteAccess, tip: ObjectID, cancel: CancelToken, retryOnCorruption: Bool) -> Outcome {
         do {
             let recreated = try mirror.prepare()
-            let fetched = try mirror.fetch(access, branch: project.branch, cancel: cancel)
+            let fetched: ObjectID
+            if let local = LocalUpstream.path(of: project.upstream) {
+                try LocalUpstream.fetch(local, branch: project.branch, tip: tip, into: mirror)
+                fetched = tip
+            } else {
+                fetched = try mirror.fetch(access, branch: project.branch, cancel: cancel)
+            }
             let file = try readShipyard(at: fetched)
             return .fetched(commit: fetched, file: file, mirrorRecreated: recreated)
         } catch where error.kind == .other && retryOnCorruption && !cancel.isCancelled {
@@ -68,7 +78,7 @@ struct PollJob: Sendable {
             let fresh = Mirror(path: mirror.path + ".new")
             try? FileManager.default.removeItem(atPath: fresh.path)
             let rebuilt = PollJob(project: project, mirror: fresh, lastCommit: nil, loadedBlob: loadedBlob)
-            guard case .fetched(let commit, let file, _) = rebuilt.fetch(access, cancel: cancel, retryOnCorruption: false) else {
+            guard case .fetched(let commit, let file, _) = rebuilt.fetch(access, tip: tip, cancel: cancel, retryOnCorruption: false) else {
                 try? FileManager.default.removeItem(atPath: fresh.path)
                 return .failed(error.message)
             }

@@ -51,7 +51,7 @@ public struct Mirror: Sendable {
         git_repository_free(repo)
     }
 
-    private func withRepository<T>(_ body: (OpaquePointer) throws(GitError) -> T) throws(GitError) -> T {
+    func withRepository<T>(_ body: (OpaquePointer) throws(GitError) -> T) throws(GitError) -> T {
         Git.initialize()
         var repo: OpaquePointer?
         try GitError.check(git_repository_open_bare(&repo, path), "cannot open the mirror at \(path)")

@@ -64,6 +64,32 @@ import Testing
         #expect(status?.error?.message.contains("67108864") == true, "\(String(describing: status?.error))")
     }
 
+    /// A file:// upstream: a push to main copies main's new objects only, never those of a big
+    /// branch beside it (libgit2's local transport packed every ref's objects on each fetch).
+    @Test func aFileUpstreamCopiesOnlyTheWatchedBranch() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let first = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        // 8 MiB that do not compress, on another branch.
+        try upstream.git("checkout", "-q", "-b", "assets")
+        let noise = upstream.work + "/noise.bin"
+        try Run.checked("/bin/dd", ["if=/dev/urandom", "of=\(noise)", "bs=1M", "count=8", "status=none"])
+        try upstream.git("add", "noise.bin")
+        try upstream.commit([:], message: "assets", branch: "assets")
+        try upstream.git("checkout", "-q", "main")
+        let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: local\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
+        #expect(await daemon.waitFor("local") { $0.shipyardCommit == first } != nil, "\(daemon.log)")
+        var last = first
+        for i in 0..<3 {
+            last = try upstream.commit(["README": "\(i)\n"])
+            #expect(await daemon.waitFor("local") { $0.commit == last } != nil)
+        }
+        let size = try Run.checked("/usr/bin/du", ["-sk", daemon.state + "/projects/local/mirror.git"]).split(separator: "\t").first.flatMap { Int($0) } ?? -1
+        #expect(size >= 0 && size < 1024, "the mirror holds \(size) KiB: the other branch was copied")
+        // What the mirror holds is whole: the delivery's export has the commit's files.
+        #expect(await daemon.waitFor("local") { $0.error == nil && $0.commit == last } != nil)
+    }
+
     /// A fetch cut on the way leaves the mirror as it was: not deleted, not re-created.
     @Test func aFailedFetchKeepsTheMirror() async throws {
         let dir = try TemporaryDirectory()
@@ -103,13 +129,14 @@ struct DiskFullTests {
         let upstream = try UpstreamRepository(in: dir.path)
         let commit = try upstream.commit(["shipyard.yaml": EngineReviewTests.oneStage])
         // The task writes its result (12 KiB of data, so that recording it needs new pages of
-        // the full tmpfs) before it says it started, then takes two seconds.
+        // the full tmpfs) before it says it started, then waits for the test's go.
         let payload = String(repeating: "x", count: 12_000)
         let task = try dir.write("deploy", """
             #!/bin/sh
             printf '{"result":"pass","data":{"blob":"\(payload)"}}' > "$SHIPYARD_RESULT"
             echo "$SHIPYARD_CONTEXT" >> \(dir.path)/started
-            sleep 2
+            # Ends only once the test has filled the disk (or after a minute), whatever the load.
+            for i in $(seq 600); do [ -e \(dir.path)/go ] && break; sleep 0.1; done
 
             """, mode: 0o755)
         let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "disk", upstream: upstream.fileURL, program: task))
@@ -128,6 +155,7 @@ struct DiskFullTests {
         _ = try Run.capture("/bin/dd", ["if=/dev/zero", "of=\(state)/filler", "bs=64k"])
         let refused = try trigger()
         #expect(refused.status == 1)
+        try writeFile(dir.path + "/go", Data())
         #expect(await eventually { daemon.log.contains("cannot write the record") }, "\(daemon.log)")
 
         // Space is back: the running delivery's result is recorded, new work is taken.

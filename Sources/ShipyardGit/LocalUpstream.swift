@@ -1,0 +1,116 @@
+import CGit2
+import Foundation
+
+/// A `file://` upstream, read directly. libgit2's local transport lists every ref and packs the
+/// objects of all of them on each fetch, whatever the refspec: one large branch beside `main`
+/// was copied again at every push to `main`. Here only the watched branch's ref is read, and a
+/// fetch packs just the commits (and their trees and blobs) the mirror does not have yet.
+public enum LocalUpstream {
+    /// The repository path of a `file://` URL, or nil for any other URL.
+    public static func path(of url: String) -> String? {
+        guard url.hasPrefix("file://") else { return nil }
+        let path = String(url.dropFirst("file://".count))
+        return path.hasPrefix("/") ? path : nil
+    }
+
+    private static func withRepository<T>(_ path: String, _ body: (OpaquePointer) throws(GitError) -> T) throws(GitError) -> T {
+        Git.initialize()
+        var repo: OpaquePointer?
+        let flags = GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue
+        let opened = git_repository_open_ext(&repo, path, flags, nil)
+        if opened < 0 {
+            throw GitError.last(opened, "cannot reach file://\(path): not a repository")
+        }
+        defer { git_repository_free(repo) }
+        return try body(repo!)
+    }
+
+    /// Where the branch points, read from the upstream's own ref (a quiet poll costs one ref
+    /// lookup, however many other branches there are).
+    public static func branchTip(_ path: String, branch: String) throws(GitError) -> BranchTip {
+        try withRepository(path) { repo throws(GitError) -> BranchTip in
+            var oid = git_oid()
+            let found = git_reference_name_to_id(&oid, repo, "refs/heads/\(branch)")
+            if found == 0 {
+                // A branch pointing at a tag object or a tree is not a commit to run.
+                var object: OpaquePointer?
+                guard git_object_lookup(&object, repo, &oid, GIT_OBJECT_COMMIT) == 0 else {
+                    git_error_clear()
+                    throw GitError(.other, "refs/heads/\(branch) in file://\(path) does not point at a commit")
+                }
+                git_object_free(object)
+                return .commit(ObjectID(oid))
+            }
+            git_error_clear()
+            var others: [String] = []
+            var iterator: OpaquePointer?
+            if git_reference_iterator_glob_new(&iterator, repo, "refs/heads/*") == 0 {
+                defer { git_reference_iterator_free(iterator) }
+                var name: UnsafePointer<CChar>?
+                while others.count < 10, git_reference_next_name(&name, iterator) == 0, let name {
+                    others.append(String(String(cString: name).dropFirst("refs/heads/".count)))
+                }
+            }
+            git_error_clear()
+            // As over the network: no branch at all is an empty repository.
+            return others.isEmpty ? .emptyRepository : .missing(others: others.sorted())
+        }
+    }
+
+    /// Copies what `tip` needs and the mirror lacks into the mirror, as one pack, then points the
+    /// mirror's branch at it.
+    public static func fetch(_ path: String, branch: String, tip: ObjectID, into mirror: Mirror) throws(GitError) {
+        guard var tipOID = tip.raw else { throw GitError(.other, "\(tip) is not an object id") }
+        let ref = "refs/heads/\(branch)"
+        try mirror.withRepository { target throws(GitError) in
+            var odb: OpaquePointer?
+            try GitError.check(git_repository_odb(&odb, target), "cannot open the mirror's objects")
+            defer { git_odb_free(odb) }
+            if git_odb_exists(odb, &tipOID) == 0 {
+                try withRepository(path) { source throws(GitError) in
+                    var walk: OpaquePointer?
+                    try GitError.check(git_revwalk_new(&walk, source), "cannot walk file://\(path)")
+                    defer { git_revwalk_free(walk) }
+                    try GitError.check(git_revwalk_push(walk, &tipOID), "cannot read \(tip.short) in file://\(path)")
+                    // What the mirror already has (its branch, as far as upstream still knows it) is not sent again.
+                    var have = git_oid()
+                    if git_reference_name_to_id(&have, target, ref) == 0 {
+                        var object: OpaquePointer?
+                        if git_object_lookup(&object, source, &have, GIT_OBJECT_COMMIT) == 0 {
+                            git_object_free(object)
+                            _ = git_revwalk_hide(walk, &have)
+                        }
+                    }
+                    git_error_clear()
+                    var builder: OpaquePointer?
+                    try GitError.check(git_packbuilder_new(&builder, source), "cannot pack file://\(path)")
+                    defer { git_packbuilder_free(builder) }
+                    try GitError.check(git_packbuilder_insert_walk(builder, walk), "cannot pack \(tip.short) from file://\(path)")
+                    var writer: UnsafeMutablePointer<git_odb_writepack>?
+                    try GitError.check(git_odb_write_pack(&writer, odb, nil, nil), "cannot write a pack into the mirror")
+                    defer { writer?.pointee.free(writer) }
+                    var stats = git_indexer_progress()
+                    let sent = withUnsafeMutablePointer(to: &stats) { statsPointer in
+                        var sink = PackSink(writer: writer!, stats: statsPointer)
+                        return withUnsafeMutablePointer(to: &sink) { sinkPointer in
+                            git_packbuilder_foreach(builder, { data, size, payload in
+                                let sink = payload!.assumingMemoryBound(to: PackSink.self).pointee
+                                return sink.writer.pointee.append(sink.writer, data, size, sink.stats)
+                            }, sinkPointer)
+                        }
+                    }
+                    try GitError.check(sent, "cannot copy \(tip.short) from file://\(path) into the mirror")
+                    try GitError.check(writer!.pointee.commit(writer, &stats), "cannot store the pack of \(tip.short) in the mirror")
+                }
+            }
+            var reference: OpaquePointer?
+            try GitError.check(git_reference_create(&reference, target, ref, &tipOID, 1, "shipyardd: fetch \(branch)"), "cannot move \(ref) in the mirror")
+            git_reference_free(reference)
+        }
+    }
+
+    private struct PackSink {
+        var writer: UnsafeMutablePointer<git_odb_writepack>
+        var stats: UnsafeMutablePointer<git_indexer_progress>
+    }
+}
