@@ -60,13 +60,8 @@ struct PollJob: Sendable {
     private func fetch(_ access: RemoteAccess, tip: ObjectID, cancel: CancelToken, retryOnCorruption: Bool) -> Outcome {
         do {
             let recreated = try mirror.prepare()
-            let fetched: ObjectID
-            if let local = LocalUpstream.path(of: project.upstream) {
-                try LocalUpstream.fetch(local, branch: project.branch, tip: tip, into: mirror)
-                fetched = tip
-            } else {
-                fetched = try mirror.fetch(access, branch: project.branch, cancel: cancel)
-            }
+            // In a child process: libgit2's fetch leaks, and a child is killed cleanly on timeout.
+            let fetched = try FetchProcess.run(project: project, mirror: mirror, tip: tip, cancel: cancel)
             let file = try readShipyard(at: fetched)
             return .fetched(commit: fetched, file: file, mirrorRecreated: recreated)
         } catch where error.kind == .other && retryOnCorruption && !cancel.isCancelled {

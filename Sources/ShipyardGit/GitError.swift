@@ -2,7 +2,7 @@ import CGit2
 
 /// A failed libgit2 call, with libgit2's own message read on the thread that failed.
 public struct GitError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
         case notFound, authentication, certificate, cancelled, other
     }
 

@@ -59,6 +59,7 @@ struct Bench {
         print("  before \(before) KB, after \(after) KB, growth \(after - before) KB (target: under 2048 KB)")
 
         try SequenceBench.run(scratch: dir, repository: repo)
+        try FetchBench.run(scratch: dir, bin: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path)
     }
 
     struct Figures {

@@ -25,6 +25,9 @@ struct Shipyardd: AsyncParsableCommand {
     @Flag(name: .long, help: "Log debug messages too.")
     var verbose = false
 
+    @Flag(name: .customLong("fetch-child"), help: .hidden)
+    var fetchChild = false
+
     @Option(name: .customLong("reload"), help: ArgumentHelp(
         "Ask the running daemon with this pid to re-read its config, wait for its verdict, and exit 1 if it refused the config (the unit's ExecReload).",
         valueName: "pid"))
@@ -32,6 +35,11 @@ struct Shipyardd: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        if fetchChild {
+            // One fetch into a mirror, for the daemon (FetchProcess): JSON in, one JSON line out.
+            signal(SIGPIPE, SIG_IGN)
+            throw ExitCode(FetchProcess.child())
+        }
         if let reloadPID {
             try await reload(reloadPID, environment: environment)
             return
