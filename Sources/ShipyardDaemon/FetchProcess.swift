@@ -104,12 +104,16 @@ public enum FetchProcess {
                 username: input.username, passwordFile: input.passwordFile, sshKey: input.sshKey, knownHosts: input.knownHosts))
         let mirror = Mirror(path: input.mirror)
         do {
+            let tip: ObjectID
             if let local = LocalUpstream.path(of: input.url) {
                 try LocalUpstream.fetch(local, branch: input.branch, tip: ObjectID(hex: input.tip), into: mirror)
-                return answer(Output(tip: input.tip))
+                tip = ObjectID(hex: input.tip)
+            } else {
+                tip = try mirror.fetch(try PollJob.access(for: project), branch: input.branch)
             }
-            let access = try PollJob.access(for: project)
-            return answer(Output(tip: try mirror.fetch(access, branch: input.branch).hex))
+            // Keep the number of packs small; a failed repack leaves the mirror as it was.
+            _ = try? mirror.repackIfNeeded()
+            return answer(Output(tip: tip.hex))
         } catch let error as GitError {
             return answer(Output(error: error.message, kind: error.kind.rawValue))
         } catch {

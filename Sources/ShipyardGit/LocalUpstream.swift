@@ -114,3 +114,37 @@ public enum LocalUpstream {
         var stats: UnsafeMutablePointer<git_indexer_progress>
     }
 }
+
+extension Mirror {
+    /// Every fetch adds a pack (501 after 500 pushes), and every later read searches them all.
+    /// Past `maxPacks`, all of the mirror's objects (reachable or not: a commit no longer
+    /// upstream may still be pinned by a sequence) are written into one pack and the others go.
+    /// Returns how many packs were merged, or 0.
+    @discardableResult
+    public func repackIfNeeded(maxPacks: Int = 32) throws(GitError) -> Int {
+        let directory = path + "/objects/pack"
+        let packs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".pack") }
+        guard packs.count > maxPacks else { return 0 }
+        return try withRepository { repo throws(GitError) -> Int in
+            var odb: OpaquePointer?
+            try GitError.check(git_repository_odb(&odb, repo), "cannot open the mirror's objects")
+            defer { git_odb_free(odb) }
+            var builder: OpaquePointer?
+            try GitError.check(git_packbuilder_new(&builder, repo), "cannot repack the mirror")
+            defer { git_packbuilder_free(builder) }
+            let inserted = git_odb_foreach(odb, { id, payload in
+                git_packbuilder_insert(OpaquePointer(payload), id, nil)
+            }, UnsafeMutableRawPointer(builder))
+            try GitError.check(inserted, "cannot list the mirror's objects")
+            try GitError.check(git_packbuilder_write(builder, directory, 0, nil, nil), "cannot write the mirror's new pack")
+            guard let name = git_packbuilder_name(builder).map({ String(cString: $0) }) else { return 0 }
+            let kept = "pack-\(name)"
+            var merged = 0
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix("pack-") && !file.hasPrefix(kept) {
+                // Readers that have a pack open keep it until they close it (Linux unlink).
+                if unlink(directory + "/" + file) == 0, file.hasSuffix(".pack") { merged += 1 }
+            }
+            return merged
+        }
+    }
+}

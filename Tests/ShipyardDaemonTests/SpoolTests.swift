@@ -79,4 +79,26 @@ import Testing
         chmod(token, 0o400)
         #expect(ConfigLoader.load(config).diagnostics.isEmpty)
     }
+
+    /// Pruning removes what no sequence needs, never an export still being written.
+    @Test func pruningLeavesExportsInProgressAlone() async throws {
+        let dir = try TemporaryDirectory()
+        let worktrees = Worktrees(root: dir.path + "/worktrees")
+        let commit = String(repeating: "a", count: 40), other = String(repeating: "b", count: 40)
+        for name in [commit, other, Worktrees.partialPrefix + commit + "-x"] {
+            try FileManager.default.createDirectory(atPath: worktrees.root + "/" + name + "/sub", withIntermediateDirectories: true)
+            try writeFile(worktrees.root + "/" + name + "/sub/file", Data("x".utf8))
+        }
+        #expect(worktrees.prune(keeping: [other]).isEmpty)
+        #expect(await eventually {
+            ((try? FileManager.default.contentsOfDirectory(atPath: worktrees.root)) ?? []).sorted() == [Worktrees.partialPrefix + commit + "-x", other]
+        })
+    }
+
+    @Test func aShipyardPathMustNameAFileInTheRepository() {
+        for path in ["./shipyard.yaml", "a/./b.yaml", "../x.yaml", "/etc/x", "a//b", "x\u{0}.yaml"] {
+            let errors = ConfigLoader.load("projects:\n  - name: p\n    upstream: file:///r\n    shipyardPath: \"\(path.replacingOccurrences(of: "\u{0}", with: "\\0"))\"\n").diagnostics
+            #expect(errors.contains { $0.message.hasPrefix("shipyardPath must be a path inside the repository") }, "\(path): \(errors)")
+        }
+    }
 }
