@@ -241,10 +241,11 @@ actor Orchestrator {
         let mirror = Mirror(path: state.mirror(project: execution.project))
         let commit = execution.commit
         let worktrees = worktrees
+        let logger = logger
         Task {
             if !alreadyStarted { await self.answer(triggered, phase: "started", outcome: nil) }
             let outcome = await Self.onThread(name: "task-\(name)") {
-                if let failure = worktrees.ensure(mirror: mirror, commit: commit) {
+                if let failure = worktrees.ensure(mirror: mirror, commit: commit, tampered: { logger.warning("\($0)") }) {
                     return TaskProcess.Outcome(result: .fail, status: .errored, message: failure)
                 }
                 return process.run(cancel: cancel)

@@ -14,12 +14,23 @@ struct Worktrees: Sendable {
 
     func path(commit: String) -> String { root + "/" + commit }
 
+    /// Where the time an export was sealed (made read-only) is kept: the file's mtime.
+    func sealPath(commit: String) -> String { root + "/" + Self.sealPrefix + commit }
+    static let sealPrefix = ".sealed-"
+
     /// The export of `commit`, made now if it is not there yet. Returns a message on failure.
-    func ensure(mirror: Mirror, commit: String?) -> String? {
+    /// Tasks run as the daemon's user and could make a shared export writable again: an export
+    /// any entry of which changed after it was sealed is set aside, and the task gets a new one
+    /// (`tampered` says so).
+    func ensure(mirror: Mirror, commit: String?, tampered: (String) -> Void = { _ in }) -> String? {
         guard let commit else { return "the sequence has no commit to export" }
         guard Self.isCommitName(commit) else { return "\(commit) is not a commit id" }
         let final = path(commit: commit)
-        if Self.isDirectory(final) { return nil }
+        if Self.isDirectory(final) {
+            guard let changed = changedSinceSealed(commit) else { return nil }
+            tampered("the export of \(commit.prefix(12)) was changed after it was made (\(changed)); a task got a fresh one")
+            setAside(commit)
+        }
         let temporary = root + "/" + Self.partialPrefix + commit + "-" + UUID().uuidString.lowercased()
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -29,6 +40,9 @@ struct Worktrees: Sendable {
             return "cannot export the repository at \(commit.prefix(12)): \(error)"
         }
         Self.makeReadOnly(temporary)
+        // Sealed before it is published: every entry's ctime is at most the seal's mtime.
+        let seal = open(sealPath(commit: commit), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        if seal >= 0 { close(seal) }
         if rename(temporary, final) != 0 {
             let reason = String(cString: strerror(errno))
             Self.removeTree(temporary)
@@ -39,6 +53,33 @@ struct Worktrees: Sendable {
         return nil
     }
 
+    /// The first entry of the export whose metadata changed after the seal (chmod, a write, a new
+    /// file), or nil. An export without a seal (from an older release) counts as changed.
+    func changedSinceSealed(_ commit: String) -> String? {
+        var seal = stat()
+        guard stat(sealPath(commit: commit), &seal) == 0 else { return "it has no seal" }
+        let sealed = Double(seal.st_mtim.tv_sec) + Double(seal.st_mtim.tv_nsec) / 1e9
+        let final = path(commit: commit)
+        func changed(_ path: String) -> Bool {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return true }
+            return Double(info.st_ctim.tv_sec) + Double(info.st_ctim.tv_nsec) / 1e9 > sealed
+        }
+        if changed(final) { return "the folder itself" }
+        let walker = FileManager.default.enumerator(atPath: final)
+        while let name = walker?.nextObject() as? String {
+            if changed(final + "/" + name) { return name }
+        }
+        return nil
+    }
+
+    /// Out of the way at once (a rename), removed on a thread of its own.
+    private func setAside(_ commit: String) {
+        unlink(sealPath(commit: commit))
+        let doomed = root + "/" + Self.removingPrefix + commit + "-" + UUID().uuidString.lowercased()
+        if rename(path(commit: commit), doomed) == 0 { Thread { Self.removeTree(doomed) }.start() }
+    }
+
     /// Removes the exports no active sequence needs, and nothing else: exports still being
     /// written (hidden) are left to their writer. Returns the exports that could not be removed.
     @discardableResult
@@ -46,14 +87,9 @@ struct Worktrees: Sendable {
         var left: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         where Self.isCommitName(name) && !needed.contains(name) {
-            // Out of the way at once (a rename), removed on a thread of its own: a 100,000-file
-            // export takes seconds to delete, and the orchestrator must not wait for it.
-            let doomed = root + "/" + Self.removingPrefix + name + "-" + UUID().uuidString.lowercased()
-            guard rename(root + "/" + name, doomed) == 0 else {
-                left.append(root + "/" + name)
-                continue
-            }
-            Thread { Self.removeTree(doomed) }.start()
+            // A 100,000-file export takes seconds to delete: the orchestrator must not wait for it.
+            setAside(name)
+            if FileManager.default.fileExists(atPath: root + "/" + name) { left.append(root + "/" + name) }
         }
         return left
     }
@@ -63,7 +99,8 @@ struct Worktrees: Sendable {
     /// At start nothing is being exported: half-written exports of a previous run go.
     func removeAbandonedExports() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        where name.hasPrefix(Self.partialPrefix) || name.hasPrefix(Self.removingPrefix) {
+        where name.hasPrefix(Self.partialPrefix) || name.hasPrefix(Self.removingPrefix)
+            || (name.hasPrefix(Self.sealPrefix) && !Self.isDirectory(path(commit: String(name.dropFirst(Self.sealPrefix.count))))) {
             Self.removeTree(root + "/" + name)
         }
     }

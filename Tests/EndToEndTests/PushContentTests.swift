@@ -44,6 +44,39 @@ import Testing
         #expect(seen.contains("-r-xr-x---\n-r--r-----\nnotes.txt\n0\n"), "\(seen)")  // nothing for others
     }
 
+    /// A task runs as the daemon's user and can make the shared export writable: the next task
+    /// must still see the commit, not what the task left.
+    @Test func aTaskCannotChangeWhatTheNextTaskSees() async throws {
+        let world = try World(testCommand: { dir in
+            try writeFile(dir + "/test", Data("#!/bin/sh\ncat charts/helloservice/values.yaml > \(dir)/seen.txt\n".utf8), mode: 0o755)
+            return dir + "/test"
+        }, extraConfig: "")
+        #expect(await world.ready())
+        // je-deployment tampers: make the file writable, change it.
+        let tamper = try world.dir.write("tamper", """
+            #!/bin/sh
+            chmod u+w charts/helloservice/values.yaml && echo "replicas: 99" > charts/helloservice/values.yaml
+
+            """, mode: 0o755)
+        try world.daemon.write(config: """
+            projects:
+              - name: fulltour
+                upstream: \(world.upstream.fileURL)
+                pollInterval: 1s
+            tasks:
+              je-deployment:
+                command: ["\(tamper)"]
+              je-test:
+                command: ["\(world.dir.path)/test"]
+            """)
+        world.daemon.signal(SIGHUP)
+        #expect(await eventually { world.daemon.log.contains("config reloaded") })
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "qa", "finished"))
+        #expect(try String(contentsOfFile: world.dir.path + "/seen.txt", encoding: .utf8) == "replicas: 1\n")
+        #expect(world.daemon.log.contains("was changed after it was made"))
+    }
+
     /// A push cannot make the daemon inflate a huge shipyard.yaml: the size comes from the
     /// object's header, and the last good shipyard stays.
     @Test func aHugeShipyardIsRefusedFromItsHeader() async throws {
