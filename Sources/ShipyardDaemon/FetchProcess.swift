@@ -34,12 +34,70 @@ public enum FetchProcess {
         let input = Input(
             url: project.upstream, branch: project.branch, mirror: mirror.path, tip: tip.hex, username: project.credentials?.username,
             passwordFile: project.credentials?.passwordFile, sshKey: project.credentials?.sshKey, knownHosts: project.credentials?.knownHosts)
-        guard let request = try? JSON.encode(input) else { throw GitError(.other, "cannot describe the fetch") }
+        let answer: Output = try ChildProcess.run("--fetch-child", input, cancel: cancel)
+        if let hex = answer.tip { return ObjectID(hex: hex) }
+        throw GitError(GitError.Kind(rawValue: answer.kind ?? "") ?? .other, answer.error ?? "the fetch failed")
+    }
+
+    /// Writes the tree of `commit` into `directory` in a child process: a blob is inflated whole
+    /// by libgit2, so a 1 GiB file costs a gigabyte of memory, which the child returns when it ends.
+    static func export(mirror: Mirror, commit: ObjectID, to directory: String) throws(GitError) {
+        let answer: Output = try ChildProcess.run("--export-child", ExportInput(mirror: mirror.path, commit: commit.hex, directory: directory), cancel: CancelToken())
+        if answer.tip == nil { throw GitError(GitError.Kind(rawValue: answer.kind ?? "") ?? .other, answer.error ?? "the export failed") }
+    }
+
+    struct ExportInput: Codable {
+        var mirror: String
+        var commit: String
+        var directory: String
+    }
+
+    /// The export child's side.
+    public static func exportChild() -> Int32 {
+        ChildProcess.serve { (input: ExportInput) throws(GitError) -> Output in
+            try Mirror(path: input.mirror).export(ObjectID(hex: input.commit), to: input.directory)
+            return Output(tip: input.commit)
+        }
+    }
+
+    /// The fetch child's side: reads the input, fetches, prints one JSON line, exits.
+    public static func child() -> Int32 {
+        ChildProcess.serve { (input: Input) throws(GitError) -> Output in
+            let project = DaemonConfig.Project(
+                name: "fetch", upstream: input.url, branch: input.branch,
+                credentials: DaemonConfig.Credentials(
+                    username: input.username, passwordFile: input.passwordFile, sshKey: input.sshKey, knownHosts: input.knownHosts))
+            let mirror = Mirror(path: input.mirror)
+            let tip: ObjectID
+            if let local = LocalUpstream.path(of: input.url) {
+                try LocalUpstream.fetch(local, branch: input.branch, tip: ObjectID(hex: input.tip), into: mirror)
+                tip = ObjectID(hex: input.tip)
+            } else {
+                let access: RemoteAccess
+                do {
+                    access = try PollJob.access(for: project)
+                } catch {
+                    throw GitError(.other, "\(error)")
+                }
+                tip = try mirror.fetch(access, branch: input.branch)
+            }
+            // Keep the number of packs small; a failed repack leaves the mirror as it was.
+            _ = try? mirror.repackIfNeeded()
+            return Output(tip: tip.hex)
+        }
+    }
+}
+
+/// One job of the daemon's in a child process (`shipyardd --fetch-child` and the like): a JSON
+/// object on its standard input, one JSON line on its standard output.
+enum ChildProcess {
+    static func run<Input: Encodable, Output: Decodable>(_ flag: String, _ input: Input, cancel: CancelToken) throws(GitError) -> Output {
+        guard let request = try? JSON.encode(input) else { throw GitError(.other, "cannot describe the job for \(flag)") }
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw GitError(.other, "cannot create pipes for the fetch") }
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw GitError(.other, "cannot create pipes for \(flag)") }
         for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let arguments: [String] = [executable, "--fetch-child"]
+        let arguments: [String] = [executable, flag]
         let argv = arguments.map { strdup($0) } + [nil]
         let environment = ProcessInfo.processInfo.environment.filter { ["PATH", "LANG", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"].contains($0.key) }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -54,7 +112,7 @@ public enum FetchProcess {
         guard spawned == 0 else {
             close(toChild[1])
             close(fromChild[0])
-            throw GitError(.other, "cannot start the fetch: \(String(cString: strerror(spawned)))")
+            throw GitError(.other, "cannot start \(flag): \(String(cString: strerror(spawned)))")
         }
         _ = request.withUnsafeBytes { write(toChild[1], $0.baseAddress, $0.count) }
         close(toChild[1])
@@ -83,41 +141,27 @@ public enum FetchProcess {
         let lastLine = output.split(separator: 0x0A).last.map { Data($0) } ?? Data()
         guard let answer = try? JSON.decode(Output.self, from: lastLine) else {
             let signal = status & 0x7F
-            throw GitError(.other, signal != 0 ? "the fetch was killed by signal \(signal)" : "the fetch ended without an answer (exit \((status >> 8) & 0xFF))")
+            throw GitError(.other, signal != 0 ? "\(flag) was killed by signal \(signal)" : "\(flag) ended without an answer (exit \((status >> 8) & 0xFF))")
         }
-        if let hex = answer.tip { return ObjectID(hex: hex) }
-        throw GitError(GitError.Kind(rawValue: answer.kind ?? "") ?? .other, answer.error ?? "the fetch failed")
+        return answer
     }
 
-    /// The child's side: reads the input, fetches, prints one JSON line, exits.
-    public static func child() -> Int32 {
+    /// The child's side: decodes the input, runs the job, prints its answer (or the error) as
+    /// one JSON line; exit 0 when the job succeeded.
+    static func serve<Input: Decodable>(_ job: (Input) throws(GitError) -> FetchProcess.Output) -> Int32 {
         let data = FileHandle.standardInput.readDataToEndOfFile()
-        func answer(_ output: Output) -> Int32 {
-            let line = (try? JSON.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"cannot encode the answer"}"#
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-            return output.tip == nil ? 1 : 0
-        }
-        guard let input = try? JSON.decode(Input.self, from: data) else { return answer(Output(error: "unreadable fetch request")) }
-        let project = DaemonConfig.Project(
-            name: "fetch", upstream: input.url, branch: input.branch,
-            credentials: DaemonConfig.Credentials(
-                username: input.username, passwordFile: input.passwordFile, sshKey: input.sshKey, knownHosts: input.knownHosts))
-        let mirror = Mirror(path: input.mirror)
-        do {
-            let tip: ObjectID
-            if let local = LocalUpstream.path(of: input.url) {
-                try LocalUpstream.fetch(local, branch: input.branch, tip: ObjectID(hex: input.tip), into: mirror)
-                tip = ObjectID(hex: input.tip)
-            } else {
-                tip = try mirror.fetch(try PollJob.access(for: project), branch: input.branch)
+        let output: FetchProcess.Output
+        if let input = try? JSON.decode(Input.self, from: data) {
+            do {
+                output = try job(input)
+            } catch {
+                output = FetchProcess.Output(error: error.message, kind: error.kind.rawValue)
             }
-            // Keep the number of packs small; a failed repack leaves the mirror as it was.
-            _ = try? mirror.repackIfNeeded()
-            return answer(Output(tip: tip.hex))
-        } catch let error as GitError {
-            return answer(Output(error: error.message, kind: error.kind.rawValue))
-        } catch {
-            return answer(Output(error: "\(error)"))
+        } else {
+            output = FetchProcess.Output(error: "unreadable request")
         }
+        let line = (try? JSON.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"cannot encode the answer"}"#
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        return output.tip == nil ? 1 : 0
     }
 }

@@ -34,7 +34,7 @@ struct Worktrees: Sendable {
         let temporary = root + "/" + Self.partialPrefix + commit + "-" + UUID().uuidString.lowercased()
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            try mirror.export(ObjectID(hex: commit), to: temporary)
+            try FetchProcess.export(mirror: mirror, commit: ObjectID(hex: commit), to: temporary)
         } catch {
             Self.removeTree(temporary)
             return "cannot export the repository at \(commit.prefix(12)): \(error)"

@@ -61,7 +61,7 @@ enum SequenceBench {
             var request = SpoolRequest(kind: .trigger, project: "bench")
             request.sequence = "run"
             request.service = "svc-\(i % 20)"
-            try SpoolClient(state: spool).submit(request)
+            _ = try SpoolClient(state: spool).submit(request)
         }
         try waitUntil(timeout: 600) { finishedCount(state) >= sequences }
         let elapsed = Date().timeIntervalSince(begin)

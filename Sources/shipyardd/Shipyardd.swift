@@ -28,6 +28,9 @@ struct Shipyardd: AsyncParsableCommand {
     @Flag(name: .customLong("fetch-child"), help: .hidden)
     var fetchChild = false
 
+    @Flag(name: .customLong("export-child"), help: .hidden)
+    var exportChild = false
+
     @Option(name: .customLong("reload"), help: ArgumentHelp(
         "Ask the running daemon with this pid to re-read its config, wait for its verdict, and exit 1 if it refused the config (the unit's ExecReload).",
         valueName: "pid"))
@@ -39,6 +42,10 @@ struct Shipyardd: AsyncParsableCommand {
             // One fetch into a mirror, for the daemon (FetchProcess): JSON in, one JSON line out.
             signal(SIGPIPE, SIG_IGN)
             throw ExitCode(FetchProcess.child())
+        }
+        if exportChild {
+            signal(SIGPIPE, SIG_IGN)
+            throw ExitCode(FetchProcess.exportChild())
         }
         if let reloadPID {
             try await reload(reloadPID, environment: environment)

@@ -85,16 +85,20 @@ import Testing
         let good = try upstream.commit(["shipyard.yaml": Self.oneStage])
         let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: big\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
         #expect(await daemon.waitFor("big") { $0.shipyardCommit == good } != nil)
-        // 64 MiB of zeros compress to almost nothing in the push.
+        // 512 MiB of zeros (a sparse file) compress to almost nothing in the push.
         let huge = upstream.work + "/shipyard.yaml"
         let fd = open(huge, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        #expect(ftruncate(fd, 64 << 20) == 0)
+        #expect(ftruncate(fd, 512 << 20) == 0)
         close(fd)
         try upstream.git("add", "shipyard.yaml")
         let bad = try upstream.commit([:], message: "huge")
         let status = await daemon.waitFor("big") { $0.commit == bad && $0.error != nil }
         #expect(status?.shipyardCommit == good)
-        #expect(status?.error?.message.contains("67108864") == true, "\(String(describing: status?.error))")
+        #expect(status?.error?.message.contains("536870912") == true, "\(String(describing: status?.error))")
+        // The daemon never held it: its memory stays that of a daemon.
+        let resident = ((try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)) ?? "").split(separator: "\n")
+            .first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
+        #expect(resident > 0 && resident < 200_000, "shipyardd holds \(resident) KB")
     }
 
     /// A file:// upstream: a push to main copies main's new objects only, never those of a big
