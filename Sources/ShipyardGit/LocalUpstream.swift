@@ -85,7 +85,13 @@ public enum LocalUpstream {
                     var builder: OpaquePointer?
                     try GitError.check(git_packbuilder_new(&builder, source), "cannot pack file://\(path)")
                     defer { git_packbuilder_free(builder) }
-                    try GitError.check(git_packbuilder_insert_walk(builder, walk), "cannot pack \(tip.short) from file://\(path)")
+                    if FileManager.default.fileExists(atPath: path + "/shallow") || FileManager.default.fileExists(atPath: path + "/.git/shallow") {
+                        // A shallow clone lacks the parents a walk would read: the tip's commit and
+                        // tree are all a delivery needs.
+                        try GitError.check(git_packbuilder_insert_commit(builder, &tipOID), "cannot pack \(tip.short) from file://\(path)")
+                    } else {
+                        try GitError.check(git_packbuilder_insert_walk(builder, walk), "cannot pack \(tip.short) from file://\(path)")
+                    }
                     var writer: UnsafeMutablePointer<git_odb_writepack>?
                     try GitError.check(git_odb_write_pack(&writer, odb, nil, nil), "cannot write a pack into the mirror")
                     defer { writer?.pointee.free(writer) }

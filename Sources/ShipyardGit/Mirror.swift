@@ -85,6 +85,14 @@ public struct Mirror: Sendable {
             }
             var oid = git_oid()
             try GitError.check(git_reference_name_to_id(&oid, repo, ref), "the fetch did not bring \(ref)")
+            var object: OpaquePointer?
+            try GitError.check(git_object_lookup(&object, repo, &oid, GIT_OBJECT_ANY), "the fetch did not bring \(ref)'s object")
+            let type = git_object_type(object)
+            git_object_free(object)
+            guard type == GIT_OBJECT_COMMIT else {
+                let name = git_object_type2string(type).map { String(cString: $0) } ?? "non-commit"
+                throw GitError(.other, "\(ref) upstream points at a \(name) (\(ObjectID(oid).short)), not a commit: push a commit to \(branch)")
+            }
             return ObjectID(oid)
         }
     }

@@ -181,7 +181,16 @@ public func lsRemoteBranch(_ access: RemoteAccess, branch: String, cancel: Cance
     var callbacks = context.callbacks()
     let connected = git_remote_connect(remote, GIT_DIRECTION_FETCH, &callbacks, nil, nil)
     if connected < 0 {
-        throw context.translate(GitError.last(connected, "cannot reach \(access.redactedURL)"))
+        var error = context.translate(GitError.last(connected, "cannot reach \(access.redactedURL)"))
+        if error.message.contains("pkt-line") {
+            // The server answered, in a way libgit2 1.5 cannot read: a shallow repository sends
+            // "shallow" lines it does not know.
+            error = GitError(
+                .other,
+                "cannot read the refs of \(access.redactedURL): \(error.message.split(separator: ":").last.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""); "
+                    + "is the upstream a shallow clone? libgit2 1.5 cannot fetch from one: point the daemon at a full repository")
+        }
+        throw error
     }
     defer { git_remote_disconnect(remote) }
     var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?

@@ -127,6 +127,46 @@ import Testing
         #expect(await daemon.waitFor("local") { $0.error == nil && $0.commit == last } != nil)
     }
 
+    /// A shallow clone as upstream: read directly over file:// (the tip's commit and tree are all
+    /// a delivery needs); over git:// libgit2 1.5 cannot, and the message says why.
+    @Test func aShallowUpstreamWorksOverFileAndIsNamedOverTheNetwork() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        try upstream.commit(["README": "history\n"])
+        let tip = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        try Run.checked("/usr/bin/git", ["clone", "-q", "--bare", "--depth", "1", upstream.fileURL, dir.path + "/shallow.git"])
+        for daemon in ["a", "b"] { try FileManager.default.createDirectory(atPath: dir.path + "/" + daemon, withIntermediateDirectories: true) }
+        let local = try RunningDaemon(directory: dir.path + "/a", config: "projects:\n  - name: s\n    upstream: file://\(dir.path)/shallow.git\n    pollInterval: 1h\n")
+        #expect(await local.waitFor("s") { $0.shipyardCommit == tip } != nil, "\(local.log)")
+        let server = try GitDaemonServer(root: dir.path)
+        let remote = try RunningDaemon(directory: dir.path + "/b", config: "projects:\n  - name: s\n    upstream: \(server.url("shallow.git"))\n    pollInterval: 1h\n")
+        let status = await remote.waitFor("s") { $0.error != nil }
+        #expect(status?.error?.message.contains("is the upstream a shallow clone?") == true, "\(String(describing: status?.error))")
+    }
+
+    /// A branch that points at a tag object is named as such, not as a commit "not in the mirror".
+    @Test func aBranchPointingAtATagObjectIsNamed() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let good = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        try upstream.git("tag", "-a", "-m", "release", "v1")
+        try upstream.git("push", "-q", "origin", "v1")
+        for daemon in ["a", "b"] { try FileManager.default.createDirectory(atPath: dir.path + "/" + daemon, withIntermediateDirectories: true) }
+        let server = try GitDaemonServer(root: dir.path)
+        let remote = try RunningDaemon(directory: dir.path + "/b", config: "projects:\n  - name: t\n    upstream: \(server.url("upstream.git"))\n    pollInterval: 1s\n")
+        let local = try RunningDaemon(directory: dir.path + "/a", config: "projects:\n  - name: t\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
+        #expect(await remote.waitFor("t") { $0.shipyardCommit == good } != nil)
+        #expect(await local.waitFor("t") { $0.shipyardCommit == good } != nil)
+        let tag = try Run.checked("/usr/bin/git", ["-C", upstream.bare, "rev-parse", "refs/tags/v1"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // git itself refuses to do this; a server with a broken hook or a hand edit can.
+        try writeFile(upstream.bare + "/refs/heads/main", Data((tag + "\n").utf8))
+        let overNetwork = await remote.waitFor("t") { $0.error != nil }
+        #expect(overNetwork?.error?.message.contains("points at a tag") == true, "\(String(describing: overNetwork?.error))")
+        let overFile = await local.waitFor("t") { $0.error != nil }
+        #expect(overFile?.error?.message.contains("does not point at a commit") == true, "\(String(describing: overFile?.error))")
+        #expect(overNetwork?.shipyardCommit == good && overFile?.shipyardCommit == good)
+    }
+
     /// A fetch cut on the way leaves the mirror as it was: not deleted, not re-created.
     @Test func aFailedFetchKeepsTheMirror() async throws {
         let dir = try TemporaryDirectory()
