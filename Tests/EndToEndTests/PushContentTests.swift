@@ -167,6 +167,33 @@ import Testing
         #expect(overNetwork?.shipyardCommit == good && overFile?.shipyardCommit == good)
     }
 
+    /// A fetch cut mid-pack by the network keeps the mirror, which then takes the next fetch.
+    @Test func aFetchCutMidPackKeepsTheMirror() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let first = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        let server = try GitDaemonServer(root: dir.path)
+        let proxy = try CuttingProxy(to: server.port)
+        let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: cut\n    upstream: git://127.0.0.1:\(proxy.port)/upstream.git\n    pollInterval: 1s\n")
+        #expect(await daemon.waitFor("cut") { $0.shipyardCommit == first } != nil, "\(daemon.log)")
+        let mirror = daemon.state + "/projects/cut/mirror.git"
+        var before = stat()
+        #expect(stat(mirror, &before) == 0)
+        // 2 MiB that do not compress: the pack is cut after 64 KiB, the ref listing is not.
+        try Run.checked("/bin/dd", ["if=/dev/urandom", "of=\(upstream.work)/blob.bin", "bs=1M", "count=2", "status=none"])
+        try upstream.git("add", "blob.bin")
+        proxy.limit = 64 << 10
+        let second = try upstream.commit([:], message: "big")
+        let failed = await daemon.waitFor("cut") { $0.error != nil }
+        #expect(failed?.error?.kind == "upstream", "\(String(describing: failed?.error))")
+        #expect(failed?.shipyardCommit == first)
+        var after = stat()
+        #expect(stat(mirror, &after) == 0 && after.st_ino == before.st_ino, "the mirror was re-created")
+        proxy.limit = .max
+        #expect(await daemon.waitFor("cut", timeout: .seconds(60)) { $0.commit == second && $0.error == nil } != nil, "\(daemon.log)")
+        #expect(!daemon.log.contains("re-created"))
+    }
+
     /// A fetch cut on the way leaves the mirror as it was: not deleted, not re-created.
     @Test func aFailedFetchKeepsTheMirror() async throws {
         let dir = try TemporaryDirectory()

@@ -264,3 +264,67 @@ private func boundLoopbackSocket() throws -> (fd: Int32, port: Int) {
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
+
+/// A TCP relay on loopback to another port that cuts every connection once it has relayed
+/// `limit` bytes from the server: a fetch cut mid-pack. `limit` can change between connections.
+public final class CuttingProxy: @unchecked Sendable {
+    public let port: Int
+    private let listener: Int32
+    private let target: Int
+    private let lock = NSLock()
+    private var limitValue = Int.max
+
+    public var limit: Int {
+        get { lock.lock(); defer { lock.unlock() }; return limitValue }
+        set { lock.lock(); limitValue = newValue; lock.unlock() }
+    }
+
+    public init(to target: Int) throws {
+        self.target = target
+        (listener, port) = try boundLoopbackSocket()
+        guard listen(listener, 16) == 0 else { throw ProcessFailure(description: "cannot listen on loopback") }
+        Thread { [unowned self] in self.accepting() }.start()
+    }
+
+    deinit {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private func accepting() {
+        while true {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { return }
+            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(target).bigEndian)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else {
+                close(client)
+                close(server)
+                continue
+            }
+            let limit = self.limit
+            // client → server without a limit; server → client cut after `limit` bytes.
+            Thread { Self.relay(from: client, to: server, limit: .max) }.start()
+            Thread { Self.relay(from: server, to: client, limit: limit) }.start()
+        }
+    }
+
+    private static func relay(from source: Int32, to destination: Int32, limit: Int) {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var sent = 0
+        while sent < limit {
+            let n = read(source, &buffer, min(buffer.count, limit - sent))
+            guard n > 0 else { break }
+            guard write(destination, buffer, n) == n else { break }
+            sent += n
+        }
+        shutdown(source, Int32(SHUT_RDWR))
+        shutdown(destination, Int32(SHUT_RDWR))
+    }
+}
