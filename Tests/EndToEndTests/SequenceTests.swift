@@ -15,7 +15,10 @@ import Testing
         let commit: String
         var record: String { dir.path + "/runs.txt" }
 
-        /// `testCommand` replaces the je-test script, with `testTimeout`.
+        /// `testCommand` replaces the je-test script, with `testTimeout`. `seconds: "gate"` makes
+        /// every task wait until the test opens the gate (at most two minutes), so that a test
+        /// acts while a task runs whatever the machine's load, never against a timer.
+
         init(
             shipyard: String = GitWatchingTests.tutorial, testExit: Int = 0, seconds: String = "0",
             testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m", extraConfig: String = "",
@@ -32,7 +35,9 @@ import Testing
                 [ "$KEPTN_STAGE" = "$SHIPYARD_STAGE" ] && [ -f "$SHIPYARD_EVENT" ] && line="$line env=ok"
                 echo "$line" >> \(dir.path)/runs.txt
                 echo "$SHIPYARD_TRIGGERED_ID $(date +%s.%N)" >> \(dir.path)/starts.txt
-                sleep \(seconds)
+                \(seconds == "gate"
+                    ? "i=0; while [ ! -e \(dir.path)/go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+                    : "sleep \(seconds)")
 
                 """
             let deploy = try dir.write("tasks/deploy", script, mode: 0o755)
@@ -80,6 +85,9 @@ import Testing
         func waitState(_ context: String, _ stage: String, _ state: String, timeout: Duration = .seconds(30)) async -> Bool {
             await eventually(timeout: timeout, every: .milliseconds(100)) { (try? self.state(context, stage)) == state }
         }
+
+        func openGate() throws { try writeFile(dir.path + "/go", Data()) }
+        func closeGate() { unlink(dir.path + "/go") }
 
         var runs: [String] {
             ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
@@ -247,12 +255,14 @@ import Testing
     }
 
     @Test func aStopLetsARunningTaskFinishWithinTheGracePeriod() async throws {
-        let world = try World(seconds: "2", extraConfig: "stopGracePeriod: 20s")
+        let world = try World(seconds: "gate", extraConfig: "stopGracePeriod: 20s")
         #expect(await world.ready())
         let context = try world.trigger()
         #expect(await eventually { world.runs.count == 1 })
+        world.daemon.signal(SIGTERM)
+        #expect(await eventually { world.daemon.log.contains("waiting up to 20s for 1 running task(s) to finish") })
+        try world.openGate()
         #expect(await world.daemon.stop() == 0)
-        #expect(world.daemon.log.contains("waiting up to 20s for 1 running task(s) to finish"))
         #expect(world.daemon.log.contains("je-test not started: the daemon is stopping"))
         try world.daemon.start()
         #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)))
@@ -262,13 +272,15 @@ import Testing
     }
 
     @Test func aStopWhileATaskRunsRunsItAgainAtTheNextStart() async throws {
-        let world = try World(seconds: "3", extraConfig: "stopGracePeriod: 0s")
+        let world = try World(seconds: "gate", extraConfig: "stopGracePeriod: 0s")
         #expect(await world.ready())
         let context = try world.trigger()
         #expect(await eventually { world.runs.count == 1 })
         #expect(await world.daemon.stop() == 0)
         #expect(world.daemon.log.contains("task interrupted by the daemon's stop"))
         try world.daemon.start()
+        #expect(await eventually { world.runs.count == 2 })
+        try world.openGate()
         #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)))
         let deploys = world.runs.filter { $0.contains(" qa je-deployment ") }
         #expect(deploys.map { $0.split(separator: " ")[3] } == ["attempt=1", "attempt=2"])
@@ -278,11 +290,12 @@ import Testing
     }
 
     @Test func pauseResumeAndAbortFromTheCLI() async throws {
-        let world = try World(seconds: "2")
+        let world = try World(seconds: "gate")
         #expect(await world.ready())
         let context = try world.trigger()
         #expect(await eventually { world.runs.count == 1 })
         let paused = try world.daemon.ctl(["pause", context])
+        try world.openGate()
         #expect(paused.stdout == "paused \(context)\n")
         #expect(try world.state(context, "qa") == "paused")
         // The running je-deployment finishes; je-test does not start while paused. The engine
@@ -291,6 +304,7 @@ import Testing
         #expect(await eventually { world.events().contains { $0["type"] as? String == "sh.keptn.event.je-deployment.finished" } })
         #expect(!world.events().contains { $0["type"] as? String == "sh.keptn.event.je-test.triggered" })
         #expect(world.runs.count == 1)
+        world.closeGate()  // je-test will be running when the abort comes
         #expect(try world.daemon.ctl(["resume", context]).stdout == "resumed \(context)\n")
         #expect(await eventually { world.runs.count == 2 })
         let aborted = try world.daemon.ctl(["abort", context])

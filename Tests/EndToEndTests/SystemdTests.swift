@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func readyStatusWatchdogReloadAndStop() async throws {
-        let world = try SequenceTests.World(seconds: "5", extraConfig: "stopGracePeriod: 1s")
+        let world = try SequenceTests.World(seconds: "gate", extraConfig: "stopGracePeriod: 1s")
         #expect(await world.ready())
         #expect(await world.daemon.stop() == 0)
         let socket = try NotifySocket(path: world.dir.path + "/notify.sock")
@@ -91,6 +91,8 @@ import Testing
         #expect(socket.messages().contains("STOPPING=1"))
         try Data(config.utf8).write(to: URL(fileURLWithPath: world.daemon.configPath))
         try world.daemon.start()
+        #expect(await eventually { world.runs.count == 2 })
+        try world.openGate()
         #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)))
         #expect(world.runs.filter { $0.contains(" qa je-deployment ") }.map { $0.split(separator: " ")[3] } == ["attempt=1", "attempt=2"])
     }
