@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <unistd.h>
 
 int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                         const char *directory, int in_fd, int out_fd) {
@@ -42,4 +43,8 @@ int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *
 
 int shipyard_rename_noreplace(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+int shipyard_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }

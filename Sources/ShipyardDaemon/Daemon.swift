@@ -413,7 +413,9 @@ public actor Daemon {
                 }
                 data["labels"] = .object(labels.mapValues(JSONValue.string))
             }
-            if let earlier = await orchestrator.execution(forRequest: request.id) {
+            // Request ids are each user's own: another user's request with the same id is another request.
+            let requestKey = "\(requester):\(request.id)"
+            if let earlier = await orchestrator.execution(forRequest: requestKey) {
                 guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {
                     return SpoolOutcome(
                         id: request.id, ok: false,
@@ -424,7 +426,7 @@ public actor Daemon {
             }
             command = .trigger(TriggerRequest(
                 project: project, service: service, sequence: sequence, stage: request.stage, data: data,
-                source: "shipyardctl/\(Self.userName(requester))", requestID: request.id))
+                source: "shipyardctl/\(Self.userName(requester))", requestID: requestKey))
         case .pause, .resume, .abort:
             guard let context = request.context else {
                 return SpoolOutcome(id: request.id, ok: false, message: "name the sequence's context")

@@ -1,5 +1,6 @@
 import CSupport
 import Foundation
+import ShipyardCore
 import ShipyardGit
 
 /// A fetch into a project's mirror, run in a short-lived child process (`shipyardd
@@ -42,7 +43,8 @@ public enum FetchProcess {
     /// Writes the tree of `commit` into `directory` in a child process: a blob is inflated whole
     /// by libgit2, so a 1 GiB file costs a gigabyte of memory, which the child returns when it ends.
     static func export(mirror: Mirror, commit: ObjectID, to directory: String) throws(GitError) {
-        let answer: Output = try ChildProcess.run("--export-child", ExportInput(mirror: mirror.path, commit: commit.hex, directory: directory), cancel: CancelToken())
+        let answer: Output = try ChildProcess.run(
+            "--export-child", ExportInput(mirror: mirror.path, commit: commit.hex, directory: directory), cancel: CancelToken(), timeout: .seconds(1800))
         if answer.tip == nil { throw GitError(GitError.Kind(rawValue: answer.kind ?? "") ?? .other, answer.error ?? "the export failed") }
     }
 
@@ -91,13 +93,24 @@ public enum FetchProcess {
 /// One job of the daemon's in a child process (`shipyardd --fetch-child` and the like): a JSON
 /// object on its standard input, one JSON line on its standard output.
 enum ChildProcess {
-    static func run<Input: Encodable, Output: Decodable>(_ flag: String, _ input: Input, cancel: CancelToken) throws(GitError) -> Output {
+    static func run<Input: Encodable, Output: Decodable>(
+        _ flag: String, _ input: Input, cancel: CancelToken, timeout: Duration = .seconds(3600)
+    ) throws(GitError) -> Output {
+        let deadline = ContinuousClock.now + timeout
         guard let request = try? JSON.encode(input) else { throw GitError(.other, "cannot describe the job for \(flag)") }
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw GitError(.other, "cannot create pipes for \(flag)") }
-        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let arguments: [String] = [executable, flag]
+        // Close-on-exec from the start: a task spawned meanwhile by another thread must not hold
+        // the child's input open.
+        guard shipyard_pipe_cloexec(&toChild) == 0 else { throw GitError(.other, "cannot create pipes for \(flag)") }
+        guard shipyard_pipe_cloexec(&fromChild) == 0 else {
+            close(toChild[0])
+            close(toChild[1])
+            throw GitError(.other, "cannot create pipes for \(flag)")
+        }
+        // The running binary itself, even once an upgrade replaced the file (its name then ends in
+        // " (deleted)").
+        let executable = "/proc/self/exe"
+        let arguments: [String] = ["shipyardd", flag]
         let argv = arguments.map { strdup($0) } + [nil]
         let environment = ProcessInfo.processInfo.environment.filter { ["PATH", "LANG", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"].contains($0.key) }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -132,12 +145,18 @@ enum ChildProcess {
                 if output.count < 1 << 20 { output.append(contentsOf: buffer[0..<n]) }
             }
             if waitpid(pid, &status, WNOHANG) == pid { break }
-            if cancel.isCancelled, !killed {
+            if (cancel.isCancelled || ContinuousClock.now > deadline), !killed {
                 kill(-pid, SIGKILL)
                 killed = true
             }
         }
-        if killed { throw GitError(.cancelled, "the poll was cancelled: the remote took too long") }
+        // What the child wrote just before it exited.
+        while true {
+            let n = read(reader, &buffer, buffer.count)
+            guard n > 0 else { break }
+            if output.count < 1 << 20 { output.append(contentsOf: buffer[0..<n]) }
+        }
+        if killed { throw GitError(.cancelled, cancel.isCancelled ? "the poll was cancelled: the remote took too long" : "\(flag) took longer than \(GoDuration.format(timeout)) and was stopped") }
         let lastLine = output.split(separator: 0x0A).last.map { Data($0) } ?? Data()
         guard let answer = try? JSON.decode(Output.self, from: lastLine) else {
             let signal = status & 0x7F

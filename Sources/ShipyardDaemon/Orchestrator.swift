@@ -64,7 +64,13 @@ actor Orchestrator {
     /// The engine again from the record alone, after events that could not be recorded were
     /// applied in memory: what is running stays running, what was not recorded never happened.
     private func rebuildFromRecord() {
-        guard let loaded = try? Journal.read(directory: state.root + "/journal") else { return }
+        let loaded: Journal.Loaded
+        do {
+            loaded = try Journal.read(directory: state.root + "/journal")
+        } catch {
+            logger.critical("cannot read the record back after a failed write: \(error); restart the daemon once it can be written")
+            return
+        }
         var fresh = Engine()
         Self.configure(&fresh, configuration)
         for event in loaded.events { fresh.replay(event) }
@@ -243,7 +249,11 @@ actor Orchestrator {
         let worktrees = worktrees
         let logger = logger
         Task {
-            if !alreadyStarted { await self.answer(triggered, phase: "started", outcome: nil) }
+            // The program runs only once its .started is recorded.
+            if !alreadyStarted, await !self.answer(triggered, phase: "started", outcome: nil) {
+                await self.taskNotRun(triggered)
+                return
+            }
             let outcome = await Self.onThread(name: "task-\(name)") {
                 if let failure = worktrees.ensure(mirror: mirror, commit: commit, tampered: { logger.warning("\($0)") }) {
                     return TaskProcess.Outcome(result: .fail, status: .errored, message: failure)
@@ -263,8 +273,14 @@ actor Orchestrator {
         await answer(triggered, phase: "finished", outcome: outcome)
     }
 
+    private func taskNotRun(_ triggered: KeptnEvent) {
+        running[triggered.id] = nil
+    }
+
     /// Sends a task's `.started` or `.finished` through the engine, as any executor would.
-    private func answer(_ triggered: KeptnEvent, phase: String, outcome: TaskProcess.Outcome?) async {
+    /// Returns whether it was recorded.
+    @discardableResult
+    private func answer(_ triggered: KeptnEvent, phase: String, outcome: TaskProcess.Outcome?) async -> Bool {
         var data: JSONValue = .object([:])
         for key in ["project", "stage", "service"] { data[key] = triggered.data[key] }
         if let outcome {
@@ -283,6 +299,7 @@ actor Orchestrator {
         while true {
             do {
                 try await submit(.event(event))
+                return true
             } catch where recordUnavailable && !stopping {
                 // A full disk: the task's result is kept here and recorded once it can be.
                 try? await Task.sleep(for: .seconds(2))
@@ -290,8 +307,8 @@ actor Orchestrator {
             } catch {
                 // The sequence was aborted or timed out meanwhile: the answer is moot.
                 logger.info("\(name).\(phase) not applied: \(error.message)", metadata: ["context": "\(triggered.shkeptncontext)"])
+                return false
             }
-            return
         }
     }
 

@@ -102,10 +102,13 @@ struct RequestSpool: Sendable {
             guard lstat(path, &info) == 0 else { continue }
             let type = info.st_mode & S_IFMT
             let mtime = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+            // ctime, which no one can set back or ahead (touch can the mtime).
+            let ctime = Double(info.st_ctim.tv_sec) + Double(info.st_ctim.tv_nsec) / 1e9
             if name.hasPrefix(".") {
-                // The CLI's hidden temporary files live for milliseconds; a folder moved aside is
-                // left to an administrator.
-                guard !name.hasPrefix(Self.asidePrefix), now.timeIntervalSince1970 - mtime > 60 else { continue }
+                // The CLI's hidden temporary files live for milliseconds; a folder the daemon
+                // moved aside is left to an administrator (a file by that name is not).
+                if name.hasPrefix(Self.asidePrefix), type == S_IFDIR { continue }
+                guard now.timeIntervalSince1970 - ctime > 60 else { continue }
             } else if name.hasSuffix(".json"), type == S_IFREG || type == S_IFLNK {
                 byOwner[info.st_uid, default: []].append((name, mtime))
                 continue

@@ -17,6 +17,7 @@ struct Worktrees: Sendable {
     /// Where the time an export was sealed (made read-only) is kept: the file's mtime.
     func sealPath(commit: String) -> String { root + "/" + Self.sealPrefix + commit }
     static let sealPrefix = ".sealed-"
+    static let tamperedPrefix = ".tampered-"
 
     /// The export of `commit`, made now if it is not there yet. Returns a message on failure.
     /// Tasks run as the daemon's user and could make a shared export writable again: an export
@@ -29,7 +30,10 @@ struct Worktrees: Sendable {
         if Self.isDirectory(final) {
             guard let changed = changedSinceSealed(commit) else { return nil }
             tampered("the export of \(commit.prefix(12)) was changed after it was made (\(changed)); a task got a fresh one")
-            setAside(commit)
+            // Renamed, not removed: a task of the same commit may still be running in it. What
+            // was set aside goes at the next start.
+            unlink(sealPath(commit: commit))
+            _ = rename(final, root + "/" + Self.tamperedPrefix + commit + "-" + UUID().uuidString.lowercased())
         }
         let temporary = root + "/" + Self.partialPrefix + commit + "-" + UUID().uuidString.lowercased()
         do {
@@ -65,7 +69,11 @@ struct Worktrees: Sendable {
             guard lstat(path, &info) == 0 else { return true }
             return Double(info.st_ctim.tv_sec) + Double(info.st_ctim.tv_nsec) / 1e9 > sealed
         }
-        if changed(final) { return "the folder itself" }
+        // The folder itself was renamed into place after the seal (which changes its ctime): judge
+        // it by its mode, which nothing but a chmod changes.
+        var top = stat()
+        guard lstat(final, &top) == 0 else { return "the folder itself" }
+        if top.st_mode & 0o222 != 0 { return "the folder itself was made writable" }
         let walker = FileManager.default.enumerator(atPath: final)
         while let name = walker?.nextObject() as? String {
             if changed(final + "/" + name) { return name }
@@ -99,7 +107,7 @@ struct Worktrees: Sendable {
     /// At start nothing is being exported: half-written exports of a previous run go.
     func removeAbandonedExports() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        where name.hasPrefix(Self.partialPrefix) || name.hasPrefix(Self.removingPrefix)
+        where name.hasPrefix(Self.partialPrefix) || name.hasPrefix(Self.removingPrefix) || name.hasPrefix(Self.tamperedPrefix)
             || (name.hasPrefix(Self.sealPrefix) && !Self.isDirectory(path(commit: String(name.dropFirst(Self.sealPrefix.count))))) {
             Self.removeTree(root + "/" + name)
         }

@@ -145,6 +145,20 @@ extension Mirror {
             try GitError.check(git_packbuilder_write(builder, directory, 0, nil, nil), "cannot write the mirror's new pack")
             guard let name = git_packbuilder_name(builder).map({ String(cString: $0) }) else { return 0 }
             let kept = "pack-\(name)"
+            // The new pack on disk before the old ones go: a crash in between loses nothing.
+            for file in [kept + ".pack", kept + ".idx"] {
+                let fd = open(directory + "/" + file, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0, fsync(fd) == 0 else {
+                    if fd >= 0 { close(fd) }
+                    throw GitError(.other, "cannot make the mirror's new pack durable")
+                }
+                close(fd)
+            }
+            let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dirFD >= 0 {
+                fsync(dirFD)
+                close(dirFD)
+            }
             var merged = 0
             for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix("pack-") && !file.hasPrefix(kept) {
                 // Readers that have a pack open keep it until they close it (Linux unlink).

@@ -779,4 +779,19 @@ struct Harness {
         #expect(JSONValue.object(["a": .number(1)]).merging(.object(["a": .null])) == .object(["a": .number(1)]))
         #expect(JSONValue.array([.number(1)]).merging(.string("x")) == .string("x"))
     }
+
+    /// An external task's data cannot plant an approval strategy: the gate reads the shipyard's.
+    @Test func aPlantedApprovalStrategyIsIgnored() throws {
+        var h = try Harness(stages: """
+              stages:
+                - name: production
+                  sequences:
+                    - name: delivery
+                      tasks: [{name: check}, {name: approval, properties: {pass: manual}}, {name: je-deployment}]
+            """)
+        let context = try h.trigger()
+        try h.complete("check", .warning, data: ["approval": .object(["warning": .string("automatic"), "pass": .string("automatic")])], context: context)
+        #expect(h.state("production", context: context) == .waitingForApproval)
+        #expect(!h.types.contains("approval.finished"))
+    }
 }

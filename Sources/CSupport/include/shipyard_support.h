@@ -12,4 +12,6 @@ int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *
 /* rename(2) that fails with EEXIST instead of replacing `to` (renameat2 RENAME_NOREPLACE).
  * Returns 0, or -1 with errno set. */
 int shipyard_rename_noreplace(const char *from, const char *to);
+/* pipe2(fds, O_CLOEXEC): both ends close-on-exec from the start. Returns 0 or -1 (errno). */
+int shipyard_pipe_cloexec(int fds[2]);
 #endif

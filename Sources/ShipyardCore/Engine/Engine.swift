@@ -453,7 +453,7 @@ public struct Engine: Sendable {
             context: execution.context, triggeredid: execution.id, gitcommitid: execution.commit, data: data)
         emit(event, run: &run)
         if task.name == "approval" {
-            approve(event, run: &run, ids: &ids)
+            approve(event, strategies: task.properties, run: &run, ids: &ids)
         } else {
             run.effects.append(.runTask(event))
             run.effects.append(.wake(at: run.now.addingTimeInterval(taskStartTimeout)))
@@ -463,9 +463,13 @@ public struct Engine: Sendable {
     /// Keptn's approval service: started at once, then decided from the previous result and the
     /// task's strategies. A previous `fail` is declined, `automatic` passes, anything else
     /// (manual, a missing strategy, no previous result) waits for a person, with no timeout.
-    private mutating func approve(_ triggered: KeptnEvent, run: inout Run, ids: inout some IDGenerator) {
+    ///
+    /// The strategies are the task's own properties, pinned from the shipyard when the sequence
+    /// was triggered, never what the merged payload says under `approval`: an external task's
+    /// data could otherwise plant `approval: {warning: automatic}` and pass a gate unseen.
+    private mutating func approve(_ triggered: KeptnEvent, strategies: JSONValue?, run: inout Run, ids: inout some IDGenerator) {
         let previous = triggered.data["result"]?.string ?? triggered.data["evaluation"]?["result"]?.string ?? ""
-        let strategy = previous.isEmpty ? nil : triggered.data["approval"]?[previous]?.string
+        let strategy = previous.isEmpty ? nil : strategies?[previous]?.string
         let explained = "Approval strategy for result '\(previous)': \(strategy ?? "manual")"
         var data = baseData(of: triggered)
         data["status"] = .string("succeeded")
