@@ -27,6 +27,12 @@ public enum FetchProcess {
         var tip: String?
         var error: String?
         var kind: String?
+
+        /// The tip the child answered with, or its error as the parent's.
+        func tip(_ what: String) throws(GitError) -> ObjectID {
+            if let tip { return ObjectID(hex: tip) }
+            throw GitError(GitError.Kind(rawValue: kind ?? "") ?? .other, error ?? "\(what) failed")
+        }
     }
 
     /// Runs the fetch in a child and returns the mirror's new tip. Blocks: call it from a poll's
@@ -36,8 +42,7 @@ public enum FetchProcess {
             url: project.upstream, branch: project.branch, mirror: mirror.path, tip: tip.hex, username: project.credentials?.username,
             passwordFile: project.credentials?.passwordFile, sshKey: project.credentials?.sshKey, knownHosts: project.credentials?.knownHosts)
         let answer: Output = try ChildProcess.run("--fetch-child", input, cancel: cancel)
-        if let hex = answer.tip { return ObjectID(hex: hex) }
-        throw GitError(GitError.Kind(rawValue: answer.kind ?? "") ?? .other, answer.error ?? "the fetch failed")
+        return try answer.tip("the fetch")
     }
 
     /// Writes the tree of `commit` into `directory` in a child process: a blob is inflated whole
@@ -45,7 +50,7 @@ public enum FetchProcess {
     static func export(mirror: Mirror, commit: ObjectID, to directory: String) throws(GitError) {
         let answer: Output = try ChildProcess.run(
             "--export-child", ExportInput(mirror: mirror.path, commit: commit.hex, directory: directory), cancel: CancelToken(), timeout: .seconds(1800))
-        if answer.tip == nil { throw GitError(GitError.Kind(rawValue: answer.kind ?? "") ?? .other, answer.error ?? "the export failed") }
+        _ = try answer.tip("the export")
     }
 
     struct ExportInput: Codable {
@@ -136,26 +141,24 @@ enum ChildProcess {
         var buffer = [UInt8](repeating: 0, count: 4096)
         var status: Int32 = 0
         var killed = false
+        func drain() {
+            while true {
+                let n = read(reader, &buffer, buffer.count)
+                guard n > 0 else { return }
+                if output.count < 1 << 20 { output.append(contentsOf: buffer[0..<n]) }
+            }
+        }
         while true {
             var poller = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
             _ = poll(&poller, 1, 50)
-            while true {
-                let n = read(reader, &buffer, buffer.count)
-                guard n > 0 else { break }
-                if output.count < 1 << 20 { output.append(contentsOf: buffer[0..<n]) }
-            }
+            drain()
             if waitpid(pid, &status, WNOHANG) == pid { break }
             if (cancel.isCancelled || ContinuousClock.now > deadline), !killed {
                 kill(-pid, SIGKILL)
                 killed = true
             }
         }
-        // What the child wrote just before it exited.
-        while true {
-            let n = read(reader, &buffer, buffer.count)
-            guard n > 0 else { break }
-            if output.count < 1 << 20 { output.append(contentsOf: buffer[0..<n]) }
-        }
+        drain()  // what the child wrote just before it exited
         if killed { throw GitError(.cancelled, cancel.isCancelled ? "the poll was cancelled: the remote took too long" : "\(flag) took longer than \(GoDuration.format(timeout)) and was stopped") }
         let lastLine = output.split(separator: 0x0A).last.map { Data($0) } ?? Data()
         guard let answer = try? JSON.decode(Output.self, from: lastLine) else {

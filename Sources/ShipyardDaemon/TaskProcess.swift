@@ -79,10 +79,9 @@ struct TaskProcess: Sendable {
         }
         note("\(task) attempt \(attempt): \(command.joined(separator: " "))")
 
+        // Close-on-exec from the start: another thread's child must not inherit the write end.
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return Outcome(result: .fail, status: .errored, message: "cannot create a pipe") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        guard shipyard_pipe_cloexec(&fds) == 0 else { return Outcome(result: .fail, status: .errored, message: "cannot create a pipe") }
         let argv = command.map { strdup($0) } + [nil]
         let envp = environment().map { strdup($0) } + [nil]
         defer {
