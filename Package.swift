@@ -17,6 +17,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        // The event record: SQLite (Debian's libsqlite3, linked by GRDB's GRDBSQLite module).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; never vendored.
@@ -57,6 +59,8 @@ let package = Package(
                 "ShipyardGit",
                 "CSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),
@@ -91,6 +95,7 @@ let package = Package(
         // Real servers and repositories for tests: git daemon, git http-backend, sshd.
         .target(
             name: "ShipyardTestKit",
+            dependencies: ["ShipyardCore"],
             path: "Tests/ShipyardTestKit",
             swiftSettings: strict
         ),
@@ -106,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ShipyardDaemonTests",
-            dependencies: ["ShipyardDaemon", "ShipyardTestKit"],
+            dependencies: ["ShipyardDaemon", "ShipyardTestKit", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(

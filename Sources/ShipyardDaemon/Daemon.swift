@@ -415,7 +415,7 @@ public actor Daemon {
             }
             // Request ids are each user's own: another user's request with the same id is another request.
             let requestKey = "\(requester):\(request.id)"
-            if let earlier = await orchestrator.execution(forRequest: requestKey) {
+            if let earlier = await orchestrator.sequence(forRequest: requestKey) {
                 guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {
                     return SpoolOutcome(
                         id: request.id, ok: false,

@@ -26,6 +26,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var taskFinishTimeout: Duration? = .seconds(86400)
     /// How many sequences one context may run (`triggeredOn` loops stop there).
     public var maxSequencesPerContext = 50
+    /// How long ended deliveries stay in the record (`history: {keep: 180d}`); nil: forever.
+    public var historyKeep: Duration?
 
     public struct Project: Sendable, Equatable {
         public var name: String
@@ -147,7 +149,7 @@ private struct ConfigReader {
         var top: [String: YAMLPair] = [:]
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
-            "maxSequencesPerContext", "eventSenders", "sequenceControl",
+            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -178,7 +180,39 @@ private struct ConfigReader {
                 log.error("maxSequencesPerContext must be a whole number of at least 1", at: pair.value.mark)
             }
         }
+        config.historyKeep = readHistory(top["history"])
         return config
+    }
+
+    /// `history: {keep: 180d}`: a period in days (`d`), weeks (`w`) or a Go duration (`4320h`).
+    private mutating func readHistory(_ pair: YAMLPair?) -> Duration? {
+        guard let pair, !pair.value.isNull else { return nil }
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(pair.value, of: "history", allowed: ["keep"], log: &log, into: &fields) else { return nil }
+        guard let keep = fields["keep"], !keep.value.isNull else {
+            log.error("history needs 'keep:', how long ended deliveries stay in the record (e.g. keep: 180d); leave history out to keep them forever", at: pair.value.mark)
+            return nil
+        }
+        guard let text = keep.value.string else {
+            log.error("history.keep must be a period like \"180d\", \"26w\" or \"4320h\", not \(keep.value.kindDescription)", at: keep.value.mark)
+            return nil
+        }
+        let period: Duration
+        if let unit = text.last, unit == "d" || unit == "w", let count = Int(text.dropLast()), count >= 0, count < 100_000 {
+            period = .seconds(Int64(count) * (unit == "d" ? 86400 : 7 * 86400))
+        } else {
+            do {
+                period = try GoDuration.duration(text)
+            } catch {
+                log.error("history.keep: \"\(text)\" is not a period like \"180d\", \"26w\" or \"4320h\"", at: keep.value.mark)
+                return nil
+            }
+        }
+        guard period >= .seconds(3600) else {
+            log.error("history.keep must be at least 1h: ended deliveries are kept at least that long", at: keep.value.mark)
+            return nil
+        }
+        return period
     }
 
     // MARK: Projects

@@ -1,14 +1,16 @@
 import Foundation
 import Logging
-public import ShipyardCore
+import ShipyardCore
 import ShipyardGit
 
-/// Runs the engine for the daemon: every command's events are appended to the journal (and
-/// fsynced) before any of their effects happen, so a crash at any point leaves a journal from
-/// which the next start continues without a gap or a duplicate.
+/// Runs the engine for the daemon: every command's events, and the state of the sequences they
+/// changed, are committed to the store in one durable transaction before any of their effects
+/// happen, so a crash at any point leaves a record from which the next start continues without
+/// a gap or a duplicate. The engine holds only active work; the store answers for the rest.
 actor Orchestrator {
     private var engine = Engine()
-    private let journal: Journal
+    /// Opened by `start()`.
+    private var store: (any Store)!
     private var ids = UUIDGenerator()
     private let state: StateDirectory
     private var executors: [String: DaemonConfig.TaskExecutor]
@@ -19,8 +21,7 @@ actor Orchestrator {
     private var wakeTask: Task<Void, Never>?
     private var wakeAt: Date?
     private var failed: String?
-    /// Fault injection for the crash tests: SIGKILL this process right after this many journal
-    /// appends (`SHIPYARD_FAULT_KILL_AFTER_APPENDS`), i.e. after a step is durable and before
+    /// Fault injection for the crash tests: SIGKILL this process right after this many commits (`SHIPYARD_FAULT_KILL_AFTER_APPENDS`), i.e. after a step is durable and before
     /// anything acts on it.
     private var killAfterAppends = ProcessInfo.processInfo.environment["SHIPYARD_FAULT_KILL_AFTER_APPENDS"].flatMap(Int.init)
     /// Set when the daemon begins to stop: no new task program starts (it starts at the next run).
@@ -34,7 +35,6 @@ actor Orchestrator {
 
     init(state: StateDirectory, config: DaemonConfig, logger: Logger, shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
         self.state = state
-        self.journal = Journal(directory: state.root + "/journal")
         self.worktrees = Worktrees(root: state.root + "/worktrees")
         self.executors = config.tasks
         self.notify = config.notify
@@ -61,41 +61,69 @@ actor Orchestrator {
         engine.maxSequencesPerContext = config.maxSequencesPerContext
     }
 
+    /// An engine holding the store's active work, and those events.
+    private func engineFromRecord() throws -> (Engine, [KeptnEvent]) {
+        let work = try store.activeWork()
+        var fresh = Engine()
+        Self.configure(&fresh, configuration)
+        for event in work.events { fresh.replay(event) }
+        for (id, date) in work.queueReleases { fresh.restoreQueueRelease(of: id, at: date) }
+        _ = fresh.takeChanges()
+        return (fresh, work.events)
+    }
+
     /// The engine again from the record alone, after events that could not be recorded were
     /// applied in memory: what is running stays running, what was not recorded never happened.
     private func rebuildFromRecord() {
-        let loaded: Journal.Loaded
         do {
-            loaded = try Journal.read(directory: state.root + "/journal")
+            engine = try engineFromRecord().0
         } catch {
             logger.critical("cannot read the record back after a failed write: \(error); restart the daemon once it can be written")
-            return
         }
-        var fresh = Engine()
-        Self.configure(&fresh, configuration)
-        for event in loaded.events { fresh.replay(event) }
-        engine = fresh
     }
 
     /// Whether a task name runs as a local program here.
     func runsLocally(_ task: String) -> Bool { executors[task] != nil }
 
-    /// The sequence a request id already started (a request retried after a crash).
-    func execution(forRequest id: String) -> SequenceExecution? { engine.execution(forRequest: id) }
+    /// The sequence a request id already started (a request retried after a crash), whether it
+    /// is still active or long ended.
+    func sequence(forRequest id: String) -> StoredSequence? {
+        if let execution = engine.execution(forRequest: id) {
+            return StoredSequence(Engine.Change(execution: execution, state: engine.state(of: execution)))
+        }
+        return try? store.sequence(forRequest: id)
+    }
 
-    /// Why an incoming event would change nothing, if it would not (a retried event).
-    func duplicate(_ event: KeptnEvent) -> String? { engine.duplicate(event) }
+    /// Why an incoming event would change nothing, if it would not (a retried event, also of a
+    /// task that has ended since).
+    func duplicate(_ event: KeptnEvent) -> String? {
+        if let duplicate = engine.duplicate(event) { return duplicate }
+        guard let triggeredID = event.triggeredid, engine.task(triggeredID: triggeredID) == nil,
+            (try? store.containsEvent(id: event.id)) == true
+        else { return nil }
+        return "event \(event.id) was already applied"
+    }
 
-    /// Replays the journal, then carries on: tasks whose process was lost with the previous run
-    /// are run again with the next attempt number, pending approvals stay pending.
+    /// Opens the store (importing an earlier release's journal first), reads the active work,
+    /// then carries on: tasks whose process was lost with the previous run are run again with
+    /// the next attempt number, pending approvals stay pending.
     func start() async throws {
-        let loaded = try journal.open()
-        if let dropped = loaded.dropped { logger.warning("journal: \(dropped)") }
-        for event in loaded.events { engine.replay(event) }
-        logger.info("journal replayed", metadata: ["events": "\(loaded.events.count)", "active": "\(engine.active.count)"])
+        if let report = try JournalImport.run(journal: state.oldJournal, into: state.storeFile) {
+            if report.events > 0 {
+                logger.notice(
+                    "imported the journal of an earlier release into \(state.storeFile): \(report.events) events of \(report.sequences) sequences in \(String(format: "%.1f", report.seconds))s; the journal is kept as \(report.keptAs)")
+            } else {
+                logger.notice("the import of the old journal had completed; the journal is kept as \(report.keptAs)")
+            }
+            if let dropped = report.dropped { logger.warning("journal import: \(dropped)") }
+        }
+        store = try SQLiteStore(writingAt: state.storeFile)
+        let (fresh, events) = try engineFromRecord()
+        engine = fresh
+        logger.info("record read", metadata: ["events": "\(events.count)", "active": "\(engine.active.count)"])
         let unfinished = engine.unfinishedTasks
         let wanted = Set(unfinished.compactMap { $0.execution.tasks[$0.index].triggeredID })
-        let triggeredEvents = Dictionary(loaded.events.filter { wanted.contains($0.id) }.map { ($0.id, $0) }) { a, _ in a }
+        let triggeredEvents = Dictionary(events.filter { wanted.contains($0.id) }.map { ($0.id, $0) }) { a, _ in a }
         for (execution, index) in unfinished {
             let task = execution.tasks[index]
             guard let id = task.triggeredID, let triggered = triggeredEvents[id] else { continue }
@@ -110,6 +138,58 @@ actor Orchestrator {
         reconcileApprovals()
         worktrees.removeAbandonedExports()
         await perform(engine.resume(shipyards: await shipyards(), now: Date(), ids: &ids))
+        retentionTask = Task { [weak self] in
+            while !Task.isCancelled {
+                await self?.retain()
+                try? await Task.sleep(for: Self.retentionInterval)
+            }
+        }
+    }
+
+    // MARK: Retention
+
+    /// How often ended deliveries older than `history.keep` are looked for.
+    static let retentionInterval: Duration = .seconds(600)
+    /// Contexts removed per transaction: small, so that commands go on between batches.
+    static let retentionBatch = 50
+    private var retentionTask: Task<Void, Never>?
+    private var retaining = false
+
+    /// Removes the deliveries (contexts) whose sequences all ended longer than `history.keep`
+    /// ago, with their events and task logs, a small batch at a time; active sequences and
+    /// pending approvals are never touched. Then gives freed pages back. Returns how many went.
+    @discardableResult
+    func retain(now: Date = Date()) async -> Int {
+        guard let keep = configuration.historyKeep, !retaining, failed == nil else { return 0 }
+        retaining = true
+        defer { retaining = false }
+        let cutoff = now.addingTimeInterval(-keep.seconds)
+        var removed = 0
+        while !stopping {
+            let contexts: [String]
+            do {
+                contexts = try store.removeHistory(endedBefore: cutoff, limit: Self.retentionBatch)
+            } catch {
+                logger.error("history: cannot remove ended deliveries: \(error)")
+                break
+            }
+            for context in contexts where !context.contains("/") && context != ".." && context != "." && !context.isEmpty {
+                try? FileManager.default.removeItem(atPath: state.root + "/logs/" + context)
+            }
+            removed += contexts.count
+            if contexts.count < Self.retentionBatch { break }
+            // Other commands go first between batches.
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if removed > 0 {
+            do {
+                try store.reclaimSpace(pages: 10_000)
+            } catch {
+                logger.warning("history: cannot give free pages back: \(error)")
+            }
+            logger.info("history: removed \(removed) deliveries that ended before \(Timestamps.format(cutoff)) (history.keep \(GoDuration.format(keep)))")
+        }
+        return removed
     }
 
     /// `approvals/` holds exactly the pending approvals: a file left by a crash between the record
@@ -132,7 +212,12 @@ actor Orchestrator {
     @discardableResult
     func submit(_ command: Engine.Command) async throws(EngineError) -> [EngineEffect] {
         let current = await shipyards()
-        let effects = try engine.handle(command, shipyards: current, now: Date(), ids: &ids)
+        let effects: [EngineEffect]
+        do {
+            effects = try engine.handle(command, shipyards: current, now: Date(), ids: &ids)
+        } catch {
+            throw explained(error, command)
+        }
         guard await perform(effects) else {
             throw EngineError(
                 "nothing was done: the record cannot be written (\(failed ?? "?")); shipyardd carries on by itself once it can (free space in \(state.root))")
@@ -144,16 +229,36 @@ actor Orchestrator {
     /// and try again rather than be lost.
     var recordUnavailable: Bool { failed != nil }
 
+    /// A refusal about something the engine no longer holds, said from the record: the task or
+    /// the context has ended (and how), or never existed.
+    private func explained(_ error: EngineError, _ command: Engine.Command) -> EngineError {
+        switch command {
+        case .event(let event):
+            guard let id = event.triggeredid, engine.task(triggeredID: id) == nil,
+                let (sequence, task) = try? store.task(triggeredID: id)
+            else { return error }
+            let how = sequence.isActive ? "it \(task.state)" : "its sequence ended \(sequence.state.rawValue)\(sequence.result.map { " (\($0.rawValue))" } ?? "")"
+            return EngineError("task \(task.name) of \(sequence.stage).\(sequence.sequence) (\(sequence.context)) is no longer running: \(how)")
+        case .pause(let context, _, _), .resume(let context, _, _), .abort(let context, _, _):
+            guard engine.executions(inContext: context).isEmpty else { return error }
+            let known = (try? store.sequences(context: context)) ?? []
+            return EngineError(known.isEmpty ? "no sequence has the context \(context)" : "every sequence of context \(context) has ended")
+        case .trigger, .tick:
+            return error
+        }
+    }
+
     /// Records the effects' events, then acts on them. When the record cannot be written (a full
-    /// disk), nothing acts on them: the events are cut from the journal again, the engine is
-    /// rebuilt from what is recorded, and the next command tries again, so the daemon recovers
-    /// by itself once writes succeed.
+    /// disk), nothing acts on them: the transaction is rolled back, the engine is rebuilt from
+    /// what is recorded, and the next command tries again, so the daemon recovers by itself
+    /// once writes succeed.
     @discardableResult
     private func perform(_ effects: [EngineEffect]) async -> Bool {
         var records: [KeptnEvent] = []
         for case .record(let event) in effects { records.append(event) }
+        let changes = engine.takeChanges()
         do {
-            try journal.append(records)
+            try store.commit(events: records, changes: changes)
             if let failed {
                 logger.notice("the record can be written again (it could not: \(failed)); carrying on")
                 self.failed = nil
@@ -251,7 +356,7 @@ actor Orchestrator {
         Task {
             // The program runs only once its .started is recorded.
             if !alreadyStarted, await !self.answer(triggered, phase: "started", outcome: nil) {
-                await self.taskNotRun(triggered)
+                self.taskNotRun(triggered)
                 return
             }
             let outcome = await Self.onThread(name: "task-\(name)") {
@@ -421,19 +526,20 @@ actor Orchestrator {
             throw EngineError("give at least \(Self.minimumIDPrefix) characters of the approval's id, not \"\(prefix)\" (shipyardctl approvals lists them)")
         }
         var pending: [(String, SequenceExecution)] = []
-        var resolved: [(String, SequenceExecution, TaskRun)] = []
-        for execution in engine.ordered {
-            for task in execution.tasks where task.name == "approval" {
+        for execution in engine.active {
+            for task in execution.tasks where task.name == "approval" && task.phase == .started {
                 guard let id = task.triggeredID, id.hasPrefix(prefix) else { continue }
-                if execution.isActive, task.phase == .started { pending.append((id, execution)) } else { resolved.append((id, execution, task)) }
+                pending.append((id, execution))
             }
         }
         if pending.count == 1 { return pending[0] }
         if pending.count > 1 {
             throw EngineError("\(prefix) is ambiguous: it starts \(pending.map(\.0).joined(separator: ", ")); give more of the id")
         }
-        if let (id, execution, task) = resolved.first {
-            let how = task.phase == .finished ? (task.message.map { "it was resolved: \($0)" } ?? "it was resolved") : "its sequence ended \(engine.state(of: execution).rawValue)"
+        // Not pending: the record says what became of it.
+        if let (sequence, task) = ((try? store.approvals(idPrefix: prefix, limit: 1)) ?? []).first, let id = task.triggeredID {
+            let how = task.state == TaskRun.Phase.finished.rawValue
+                ? (task.message.map { "it was resolved: \($0)" } ?? "it was resolved") : "its sequence ended \(sequence.state.rawValue)"
             throw EngineError("approval \(id) is no longer pending; \(how)")
         }
         throw EngineError("no pending approval has the id \(prefix) (shipyardctl approvals lists them)")
@@ -458,6 +564,7 @@ actor Orchestrator {
         }
         stopping = true
         wakeTask?.cancel()
+        retentionTask?.cancel()
         for cancel in running.values {
             if let pid = cancel.pid { kill(-pid, SIGTERM) }
         }
@@ -508,13 +615,13 @@ public struct SequenceSummary: Codable, Sendable, Equatable {
     public var state: String
     public var result: String?
 
-    public init(_ execution: SequenceExecution, state: SequenceState) {
-        context = execution.context
-        project = execution.project
-        service = execution.service
-        sequence = execution.sequence
-        stage = execution.stage
-        self.state = state.rawValue
-        result = execution.result?.rawValue
+    public init(_ sequence: StoredSequence) {
+        context = sequence.context
+        project = sequence.project
+        service = sequence.service
+        self.sequence = sequence.sequence
+        stage = sequence.stage
+        state = sequence.state.rawValue
+        result = sequence.result?.rawValue
     }
 }

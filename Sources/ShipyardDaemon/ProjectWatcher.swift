@@ -254,7 +254,7 @@ extension SpoolOutcome {
 }
 
 extension Duration {
-    var seconds: Double {
+    public var seconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }

@@ -3,51 +3,93 @@ import Foundation
 import ShipyardCore
 import ShipyardDaemon
 
-/// The engine rebuilt from the journal, read-only: the CLI's view of every sequence.
-enum JournalView {
-    static func engine(_ options: StateOptions) throws -> (Engine, [KeptnEvent]) {
-        let loaded: Journal.Loaded
+/// The store, read-only: the CLI's view of every sequence and event. Opening it never blocks
+/// the daemon, and every query is indexed, so its cost does not grow with the history.
+enum RecordView {
+    /// nil: the daemon has not created the record yet.
+    static func open(_ options: StateOptions) throws -> SQLiteStore? {
+        let path = try options.readable().storeFile
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
         do {
-            loaded = try Journal.read(directory: try options.readable().root + "/journal")
+            return try SQLiteStore(readingAt: path)
         } catch {
-            throw CLIError("cannot read the journal: \(error)")
+            throw CLIError("\(error)")
         }
-        var engine = Engine()
-        for event in loaded.events { engine.replay(event) }
-        return (engine, loaded.events)
+    }
+
+    static func reading<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as StoreError {
+            throw CLIError(error.description)
+        }
     }
 }
 
+/// `--since`: an age (`24h`, `7d`, `2w`) or a date (`2026-11-01`, RFC 3339).
+struct Since: ExpressibleByArgument {
+    var date: Date
+
+    init?(argument: String) {
+        if let unit = argument.last, unit == "d" || unit == "w", let count = Int(argument.dropLast()), count >= 0 {
+            date = Date().addingTimeInterval(-Double(count) * (unit == "d" ? 86400 : 7 * 86400))
+        } else if let span = try? GoDuration.duration(argument) {
+            date = Date().addingTimeInterval(-span.seconds)
+        } else if let parsed = Timestamps.parse(argument) {
+            date = parsed
+        } else if argument.count == 10, let day = Timestamps.parse(argument + "T00:00:00Z") {
+            date = day
+        } else {
+            return nil
+        }
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
 struct Sequences: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List sequences with Keptn's state names, oldest first.")
+    static let configuration = CommandConfiguration(
+        abstract: "List sequences with Keptn's state names: the newest ones and every active one, oldest first.")
     @OptionGroup var options: StateOptions
     @Option(help: "Only this project.") var project: String?
+    @Option(help: "Only this service.") var service: String?
     @Option(help: "Only this state (triggered, started, waiting, waitingForApproval, paused, finished, aborted, timedOut).") var state: String?
+    @Option(help: ArgumentHelp("Only sequences triggered since then: an age (24h, 7d, 2w) or a date (2026-11-01, RFC 3339).", valueName: "age-or-date"))
+    var since: Since?
+    @Option(help: "Show the newest N sequences (active ones are always shown).") var limit: Int = Self.defaultLimit
+    @Flag(help: "Show every sequence in the record (overrides --limit).") var all = false
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+
+    static let defaultLimit = 50
 
     func validate() throws {
         if let state, SequenceState(rawValue: state) == nil {
             throw ValidationError("--state takes one of \(SequenceState.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        if limit < 1 { throw ValidationError("--limit takes a number of at least 1") }
     }
 
     func run() async throws {
         try await Self.failing {
-            let (engine, _) = try JournalView.engine(options)
-            let rows = engine.ordered.map { SequenceSummary($0, state: engine.state(of: $0)) }
-                .filter { project == nil || $0.project == project }
-                .filter { state == nil || $0.state == state }
+            let query = SequenceQuery(
+                project: project, service: service, state: state.flatMap(SequenceState.init), since: since?.date, limit: all ? nil : limit)
+            let page = try RecordView.open(options).map { store in try RecordView.reading { try store.sequences(query) } }
+            let rows = (page?.sequences ?? []).map(SequenceSummary.init)
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(rows), as: UTF8.self))
             case .table:
                 if rows.isEmpty {
-                    print("no sequences yet; start one with: shipyardctl trigger delivery --project P --service S --image IMG")
+                    let filtered = project != nil || service != nil || state != nil || since != nil
+                    print(filtered ? "no sequences match" : "no sequences yet; start one with: shipyardctl trigger delivery --project P --service S --image IMG")
                     return
                 }
                 print(Table.render([["CONTEXT", "PROJECT", "STAGE", "SEQUENCE", "SERVICE", "STATE", "RESULT"]] + rows.map {
                     [$0.context, $0.project, $0.stage, $0.sequence, $0.service, $0.state, $0.result ?? "-"]
                 }), terminator: "")
+            }
+            if page?.more == true {
+                FileHandle.standardError.write(Data("(older sequences not shown: the newest \(limit) and every active one are; use --limit N, --since or --all)\n".utf8))
             }
         }
     }
@@ -81,17 +123,14 @@ struct SequenceDetail: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let (engine, _) = try JournalView.engine(options)
-            let executions = engine.executions(inContext: context)
+            let executions = try RecordView.open(options).map { store in try RecordView.reading { try store.sequences(context: context) } } ?? []
             guard !executions.isEmpty else { throw CLIError("no sequence has the context \(context)") }
             let stages = executions.map { e in
                 StageJSON(
-                    stage: e.stage, sequence: e.sequence, service: e.service, state: engine.state(of: e).rawValue,
+                    stage: e.stage, sequence: e.sequence, service: e.service, state: e.state.rawValue,
                     result: e.result?.rawValue, message: e.message, commit: e.commit,
                     tasks: e.tasks.map { t in
-                        TaskJSON(
-                            name: t.name, state: t.phase.rawValue, result: t.phase == .finished ? t.result.rawValue : nil,
-                            status: t.phase == .finished ? t.status.rawValue : nil, message: t.message, triggeredID: t.triggeredID)
+                        TaskJSON(name: t.name, state: t.state, result: t.result?.rawValue, status: t.status?.rawValue, message: t.message, triggeredID: t.triggeredID)
                     })
             }
             switch output {
@@ -128,23 +167,25 @@ struct Events: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let path = options.state.root + "/journal/events.jsonl"
-            var offset = 0
+            var store = try RecordView.open(options)
+            if store == nil, !follow { throw CLIError("no event record at \(options.state.storeFile) yet: shipyardd creates it when it first starts") }
+            var position: Int64 = 0
+            let output = FileHandle.standardOutput
             repeat {
-                if let handle = FileHandle(forReadingAtPath: path) {
-                    try handle.seek(toOffset: UInt64(offset))
-                    let data = try handle.readToEnd() ?? Data()
-                    try? handle.close()
-                    // Only whole lines: a line being written is printed on the next round.
-                    if let last = data.lastIndex(of: 0x0A) {
-                        for line in data[data.startIndex...last].split(separator: 0x0A) {
-                            if let context, !String(decoding: line, as: UTF8.self).contains("\"shkeptncontext\":\"\(context)\"") { continue }
-                            FileHandle.standardOutput.write(Data(line) + Data([0x0A]))
+                if store == nil { store = try RecordView.open(options) }
+                if let store {
+                    // Pages of a bounded size: memory stays flat whatever the record holds.
+                    while true {
+                        let page = try RecordView.reading { try store.events(context: context, after: position, limit: 2000) }
+                        var chunk = Data()
+                        for event in page {
+                            chunk.append(event.json)
+                            chunk.append(0x0A)
                         }
-                        offset += last - data.startIndex + 1
+                        if !chunk.isEmpty { output.write(chunk) }
+                        position = page.last?.position ?? position
+                        if page.count < 2000 { break }
                     }
-                } else if !follow {
-                    throw CLIError("no event record at \(path)")
                 }
                 if follow { try await Task.sleep(for: .milliseconds(200)) }
             } while follow

@@ -57,7 +57,7 @@ import Testing
             let all = sequences()
             return all.count == 6 && all.allSatisfy { $0["state"] as? String == "finished" }
         })
-        let journal = ((try? String(contentsOfFile: daemon.state + "/journal/events.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+        let journal = ((try? daemon.ctl(["events"]).stdout) ?? "").split(separator: "\n")
             .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let failures = journal.filter { $0["type"] as? String == "sh.keptn.event.je-deployment.finished" }
             .compactMap { ($0["data"] as? [String: Any])?["message"] as? String }.filter { !$0.isEmpty }

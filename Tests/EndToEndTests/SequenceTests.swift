@@ -111,7 +111,7 @@ import Testing
         }
 
         func events() -> [[String: Any]] {
-            let text = (try? String(contentsOfFile: daemon.state + "/journal/events.jsonl", encoding: .utf8)) ?? ""
+            let text = (try? daemon.ctl(["events"]).stdout) ?? ""
             return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         }
     }

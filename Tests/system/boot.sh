@@ -11,7 +11,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 configuration=${CONFIGURATION:-debug}
 cache=$repo/.build/nspawn
 root=$cache/bookworm
-packages=systemd,systemd-sysv,dbus,git,libgit2-1.5,libyaml-0-2,passwd
+packages=systemd,systemd-sysv,dbus,git,libgit2-1.5,libyaml-0-2,libsqlite3-0,passwd
 mkdir -p "$cache"
 if [ ! -f "$root/.shipyard-root-$packages" ]; then
   rm -rf "$root" "$root.tmp"

@@ -76,18 +76,43 @@ public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
 /// for the shell to record and act on; `replay` applies recorded events, so the journal alone
 /// rebuilds the engine after a restart.
 public struct Engine: Sendable {
+    /// The executions the engine holds: the active ones, and those that ended since the last
+    /// `takeChanges()`. Ended executions live on in the store, not here, so memory and the work
+    /// per command follow the active work, never the history.
     public private(set) var executions: [String: SequenceExecution] = [:]
     private var taskOwner: [String: String] = [:]
-    /// Who started each context (the first trigger's source), for follow-on stages.
-    private var contextOrigin: [String: String] = [:]
+    /// What the engine knows of each context that has a sequence it holds.
+    private var contexts: [String: ContextInfo] = [:]
     /// Executions that have not ended: the engine's work per command is proportional to these,
     /// not to the history.
     private var activeIDs: Set<String> = []
     private var nextOrder = 0
-    /// How many sequences each context has run: `triggeredOn` loops stop at `maxSequencesPerContext`.
-    private var sequencesInContext: [String: Int] = [:]
-    /// The context each `shipyardctl` request started.
+    /// The context each `shipyardctl` request started (while the context is held).
     private var requestContexts: [String: String] = [:]
+    /// Executions changed since the last `takeChanges()`, in the order they first changed.
+    private var changed: [String] = []
+    private var changedSet: Set<String> = []
+
+    private struct ContextInfo: Sendable {
+        /// Who started the context (the first trigger's source), for follow-on stages.
+        var origin: String
+        /// How many sequences it has run: `triggeredOn` loops stop at `maxSequencesPerContext`.
+        var sequences = 0
+        /// The executions of it the engine holds.
+        var members: Set<String> = []
+        var requests: [String] = []
+    }
+
+    /// An execution as it is now, with its derived state: what the store keeps current.
+    public struct Change: Sendable, Equatable {
+        public var execution: SequenceExecution
+        public var state: SequenceState
+
+        public init(execution: SequenceExecution, state: SequenceState) {
+            self.execution = execution
+            self.state = state
+        }
+    }
     /// How long a triggered task may go without a `.started` or `.finished` (Keptn: 10 minutes).
     public var taskStartTimeout: TimeInterval = 600
     /// How long a task that an external service started may go without its `.finished` (Keptn
@@ -175,6 +200,48 @@ public struct Engine: Sendable {
             return "\(task.name) was already started by \(event.source)"
         }
         return nil
+    }
+
+    /// The executions that changed since the last call, with their state now, and lets go of
+    /// those that ended (and of contexts with nothing active left): the shell stores the changes,
+    /// and from then on the store, not the engine, answers for what ended.
+    public mutating func takeChanges() -> [Change] {
+        let ids = changed
+        changed = []
+        changedSet = []
+        let changes = ids.compactMap { id in executions[id].map { Change(execution: $0, state: state(of: $0)) } }
+        for change in changes where !change.execution.isActive {
+            forget(change.execution)
+        }
+        return changes
+    }
+
+    /// After a start that replayed only the contexts with active work: when a queued execution
+    /// left the queue (the sequence that released it may belong to a context not replayed).
+    public mutating func restoreQueueRelease(of id: String, at date: Date) {
+        guard var execution = executions[id], execution.isActive, execution.queueReleasedAt == nil else { return }
+        execution.queueReleasedAt = date
+        executions[id] = execution
+    }
+
+    private mutating func forget(_ execution: SequenceExecution) {
+        executions[execution.id] = nil
+        for task in execution.tasks {
+            if let id = task.triggeredID { taskOwner[id] = nil }
+        }
+        guard var info = contexts[execution.context] else { return }
+        info.members.remove(execution.id)
+        if info.members.contains(where: { activeIDs.contains($0) }) {
+            contexts[execution.context] = info
+        } else {
+            for id in info.members { executions[id] = nil }
+            for request in info.requests { requestContexts[request] = nil }
+            contexts[execution.context] = nil
+        }
+    }
+
+    private mutating func markChanged(_ id: String) {
+        if changedSet.insert(id).inserted { changed.append(id) }
     }
 
     /// Tasks that were triggered and have not finished: after a restart, these are re-dispatched.
@@ -502,7 +569,7 @@ public struct Engine: Sendable {
                 where trigger.stage == finished.stage && trigger.sequence == finished.sequence
                     && Self.matches(trigger, result: result, lastTask: lastTask)
                 {
-                    let count = sequencesInContext[finished.context, default: 0]
+                    let count = contexts[finished.context]?.sequences ?? 0
                     var data = finished.data
                     data["stage"] = .string(stage.name)
                     data["result"] = .string(result.rawValue)
@@ -580,7 +647,7 @@ public struct Engine: Sendable {
 
     private func activeExecutions(_ context: String) throws(EngineError) -> [SequenceExecution] {
         let all = executions(inContext: context)
-        guard !all.isEmpty else { throw EngineError("no sequence has the context \(context)") }
+        guard !all.isEmpty else { throw EngineError("no active sequence has the context \(context)") }
         let active = all.filter(\.isActive)
         guard !active.isEmpty else { throw EngineError("every sequence of context \(context) has ended") }
         return active
@@ -613,8 +680,8 @@ public struct Engine: Sendable {
             case "triggered":
                 guard executions[event.id] == nil else { return }
                 // A follow-on stage keeps the person who started the delivery.
-                let origin = contextOrigin[event.shkeptncontext] ?? event.source
-                contextOrigin[event.shkeptncontext] = origin
+                var info = contexts[event.shkeptncontext] ?? ContextInfo(origin: event.source)
+                let origin = info.origin
                 executions[event.id] = SequenceExecution(
                     id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
                     stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
@@ -622,8 +689,14 @@ public struct Engine: Sendable {
                     requestID: event.shipyardrequestid)
                 activeIDs.insert(event.id)
                 nextOrder += 1
-                sequencesInContext[event.shkeptncontext, default: 0] += 1
-                if let request = event.shipyardrequestid { requestContexts[request] = event.shkeptncontext }
+                info.sequences += 1
+                info.members.insert(event.id)
+                if let request = event.shipyardrequestid {
+                    requestContexts[request] = event.shkeptncontext
+                    info.requests.append(request)
+                }
+                contexts[event.shkeptncontext] = info
+                markChanged(event.id)
             case "finished":
                 guard let id = event.triggeredid, var execution = executions[id] else { return }
                 execution.result = event.data["result"]?.string.flatMap(TaskResult.init)
@@ -633,6 +706,7 @@ public struct Engine: Sendable {
                 execution.phase = execution.status == .aborted ? .aborted : event.data["state"]?.string == "timedOut" ? .timedOut : .finished
                 executions[id] = execution
                 activeIDs.remove(id)
+                markChanged(id)
                 // Sequences of other contexts queued behind it may go now: their first task's
                 // `triggeredAfter` counts from here.
                 for waiting in activeIDs {
@@ -642,17 +716,21 @@ public struct Engine: Sendable {
                     else { continue }
                     other.queueReleasedAt = max(other.queueReleasedAt ?? time, time)
                     executions[waiting] = other
+                    // Its derived state (waiting) may have changed with this.
+                    markChanged(waiting)
                 }
             case "paused":
                 guard let id = event.triggeredid, var execution = executions[id], execution.isActive else { return }
                 if execution.phase != .paused { execution.pausedFrom = execution.phase }
                 execution.phase = .paused
                 executions[id] = execution
+                markChanged(id)
             case "resumed":
                 guard let id = event.triggeredid, var execution = executions[id], execution.phase == .paused else { return }
                 execution.phase = execution.pausedFrom ?? .started
                 execution.pausedFrom = nil
                 executions[id] = execution
+                markChanged(id)
             default:
                 return
             }
@@ -670,6 +748,7 @@ public struct Engine: Sendable {
                 if execution.pausedFrom == .triggered { execution.pausedFrom = .started }
                 taskOwner[event.id] = owner
                 executions[owner] = execution
+                markChanged(owner)
             case "started", "finished":
                 guard let triggeredID = event.triggeredid, let owner = taskOwner[triggeredID], var execution = executions[owner],
                     let index = execution.tasks.firstIndex(where: { $0.triggeredID == triggeredID })
@@ -698,6 +777,7 @@ public struct Engine: Sendable {
                 }
                 execution.tasks[index] = task
                 executions[owner] = execution
+                markChanged(owner)
             default:
                 return
             }

@@ -1,0 +1,219 @@
+public import Foundation
+public import ShipyardCore
+
+/// The durable record and the questions people ask of it, behind one protocol: the daemon
+/// writes through it, the CLI (and later the web view) reads through it. `SQLiteStore` is the
+/// implementation; a second one (PostgreSQL, for more than one host) implements the same
+/// protocol without the engine knowing.
+public protocol Store: AnyObject {
+    // MARK: Writing (the daemon only)
+
+    /// Commits these events, in order, and the current state of the executions they changed,
+    /// in one durable transaction: when this returns, all of it survives a crash; when it
+    /// throws, none of it was recorded.
+    func commit(events: [KeptnEvent], changes: [Engine.Change]) throws
+
+    /// What the daemon needs to carry on after a start: every event of each context that has
+    /// a sequence still active, in record order. Its cost follows the active work.
+    func activeWork() throws -> ActiveWork
+
+    /// Removes at most `limit` contexts whose sequences all ended before `cutoff`, with their
+    /// events, sequences and tasks, in one transaction. Returns the contexts removed.
+    func removeHistory(endedBefore cutoff: Date, limit: Int) throws -> [String]
+
+    /// Gives free pages back to the file system, a few at a time.
+    func reclaimSpace(pages: Int) throws
+
+    // MARK: Reading
+
+    /// Sequences, newest first as the query bounds them, returned oldest first.
+    func sequences(_ query: SequenceQuery) throws -> SequencePage
+
+    /// Every sequence of a context, in arrival order, with its tasks.
+    func sequences(context: String) throws -> [StoredSequence]
+
+    /// The sequence a `shipyardctl trigger` request started, if one did.
+    func sequence(forRequest id: String) throws -> StoredSequence?
+
+    /// The task a `.triggered` event id started, and its sequence.
+    func task(triggeredID: String) throws -> (sequence: StoredSequence, task: StoredTask)?
+
+    /// Approval tasks whose `.triggered` id starts with `prefix` (at most `limit`).
+    func approvals(idPrefix prefix: String, limit: Int) throws -> [(sequence: StoredSequence, task: StoredTask)]
+
+    /// Whether an event with this id was recorded.
+    func containsEvent(id: String) throws -> Bool
+
+    /// Events in record order after the position `after`, as the JSON they were recorded as,
+    /// optionally of one context only.
+    func events(context: String?, after: Int64, limit: Int) throws -> [RecordedEvent]
+}
+
+/// The start-up input of the engine.
+public struct ActiveWork: Sendable {
+    public var events: [KeptnEvent]
+    /// When active sequences left the queue (kept in the store, since the sequence that
+    /// released them may belong to a context that is not replayed).
+    public var queueReleases: [String: Date]
+
+    public init(events: [KeptnEvent], queueReleases: [String: Date]) {
+        self.events = events
+        self.queueReleases = queueReleases
+    }
+}
+
+public struct RecordedEvent: Sendable {
+    /// The event's place in the record (increasing; `events --follow` continues after it).
+    public var position: Int64
+    public var context: String
+    public var json: Data
+}
+
+/// `shipyardctl sequences`' filters.
+public struct SequenceQuery: Sendable {
+    public var project: String?
+    public var service: String?
+    public var state: SequenceState?
+    /// Only sequences triggered at or after this time.
+    public var since: Date?
+    /// The newest `limit` sequences that match (nil: all of them); active sequences that match
+    /// are returned as well, however old.
+    public var limit: Int?
+
+    public init(project: String? = nil, service: String? = nil, state: SequenceState? = nil, since: Date? = nil, limit: Int? = nil) {
+        self.project = project
+        self.service = service
+        self.state = state
+        self.since = since
+        self.limit = limit
+    }
+}
+
+public struct SequencePage: Sendable {
+    /// Oldest first.
+    public var sequences: [StoredSequence]
+    /// Whether older matching sequences were left out by the limit.
+    public var more: Bool
+}
+
+/// One sequence execution as the store keeps it: current after every commit.
+public struct StoredSequence: Codable, Sendable, Equatable {
+    public var id: String
+    public var context: String
+    public var project: String
+    public var stage: String
+    public var service: String
+    public var sequence: String
+    public var commit: String?
+    public var state: SequenceState
+    public var result: TaskResult?
+    public var status: TaskStatus?
+    public var message: String?
+    public var triggeredBy: String?
+    public var requestID: String?
+    public var triggeredAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var queueReleasedAt: Date?
+    /// Filled by `sequences(context:)` and `task(triggeredID:)`; empty in listings.
+    public var tasks: [StoredTask]
+
+    public var isActive: Bool { !state.isTerminal }
+
+    public init(_ change: Engine.Change) {
+        let e = change.execution
+        id = e.id
+        context = e.context
+        project = e.project
+        stage = e.stage
+        service = e.service
+        sequence = e.sequence
+        commit = e.commit
+        state = change.state
+        result = e.result
+        status = e.status
+        message = e.message
+        triggeredBy = e.triggeredBy
+        requestID = e.requestID
+        triggeredAt = e.triggeredAt
+        startedAt = e.startedAt
+        finishedAt = e.finishedAt
+        queueReleasedAt = e.queueReleasedAt
+        tasks = e.tasks.enumerated().map { StoredTask($0.element, position: $0.offset) }
+    }
+
+    init(
+        id: String, context: String, project: String, stage: String, service: String, sequence: String, commit: String?,
+        state: SequenceState, result: TaskResult?, status: TaskStatus?, message: String?, triggeredBy: String?, requestID: String?,
+        triggeredAt: Date, startedAt: Date?, finishedAt: Date?, queueReleasedAt: Date?
+    ) {
+        self.id = id
+        self.context = context
+        self.project = project
+        self.stage = stage
+        self.service = service
+        self.sequence = sequence
+        self.commit = commit
+        self.state = state
+        self.result = result
+        self.status = status
+        self.message = message
+        self.triggeredBy = triggeredBy
+        self.requestID = requestID
+        self.triggeredAt = triggeredAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.queueReleasedAt = queueReleasedAt
+        tasks = []
+    }
+}
+
+public struct StoredTask: Codable, Sendable, Equatable {
+    public var position: Int
+    public var name: String
+    /// pending, triggered, started or finished.
+    public var state: String
+    public var result: TaskResult?
+    public var status: TaskStatus?
+    public var message: String?
+    public var triggeredID: String?
+    public var triggeredAt: Date?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    init(_ task: TaskRun, position: Int) {
+        self.position = position
+        name = task.name
+        state = task.phase.rawValue
+        let finished = task.phase == .finished
+        result = finished ? task.result : nil
+        status = finished ? task.status : nil
+        message = task.message
+        triggeredID = task.triggeredID
+        triggeredAt = task.triggeredAt
+        startedAt = task.startedAt
+        finishedAt = task.finishedAt
+    }
+
+    init(
+        position: Int, name: String, state: String, result: TaskResult?, status: TaskStatus?, message: String?, triggeredID: String?,
+        triggeredAt: Date?, startedAt: Date?, finishedAt: Date?
+    ) {
+        self.position = position
+        self.name = name
+        self.state = state
+        self.result = result
+        self.status = status
+        self.message = message
+        self.triggeredID = triggeredID
+        self.triggeredAt = triggeredAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+/// Why the store cannot be used: said so that an operator knows what to do.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
