@@ -57,7 +57,11 @@ public actor Daemon {
             await self?.pinnedShipyards() ?? [:]
         }
         self.orchestrator = orchestrator
-        try await orchestrator.start()
+        let systemd = systemd
+        try await orchestrator.start { imported in
+            // An import of years of journal may outlast the unit's start timeout: ask for more.
+            _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
+        }
         installSignals()
         spoolWatcher = SpoolWatcher(directory: state.requests) { [weak self] in
             Task { await self?.drainSpool() }

@@ -107,8 +107,8 @@ actor Orchestrator {
     /// Opens the store (importing an earlier release's journal first), reads the active work,
     /// then carries on: tasks whose process was lost with the previous run are run again with
     /// the next attempt number, pending approvals stay pending.
-    func start() async throws {
-        if let report = try JournalImport.run(journal: state.oldJournal, into: state.storeFile) {
+    func start(importProgress: (Int) -> Void = { _ in }) async throws {
+        if let report = try JournalImport.run(journal: state.oldJournal, into: state.storeFile, progress: importProgress) {
             if report.events > 0 {
                 logger.notice(
                     "imported the journal of an earlier release into \(state.storeFile): \(report.events) events of \(report.sequences) sequences in \(String(format: "%.1f", report.seconds))s; the journal is kept as \(report.keptAs)")

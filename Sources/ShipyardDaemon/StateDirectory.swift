@@ -13,7 +13,7 @@ public struct StateDirectory: Sendable {
     public var outcomes: String { root + "/outcomes" }
     public var reloadFile: String { root + "/reload.json" }
     /// The event record: sequences, tasks and events (SQLite, with its -wal and -shm files).
-    public var storeFile: String { root + "/store/shipyard.db" }
+    public var storeFile: String { root + "/shipyard.db" }
     /// Where earlier releases kept the record; imported into the store at the first start.
     public var oldJournal: String { root + "/journal/events.jsonl" }
     /// The daemon's answer to one user's request.
@@ -34,7 +34,7 @@ public struct StateDirectory: Sendable {
     public func prepare() throws {
         for (path, mode) in [
             (root, 0o2750), (root + "/projects", 0o2750), (outcomes, 0o2750), (root + "/approvals", 0o2750), (root + "/logs", 0o2750),
-            (root + "/store", 0o2750), (home, 0o700), (requests, Self.spoolMode),
+            (home, 0o700), (requests, Self.spoolMode),
         ] as [(String, mode_t)] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             // A folder tmpfiles.d made, or an older release: put the mode right where we own it.

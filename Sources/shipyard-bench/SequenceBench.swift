@@ -66,42 +66,14 @@ enum SequenceBench {
         try waitUntil(timeout: 600) { finishedCount(state) >= sequences }
         let elapsed = Date().timeIntervalSince(begin)
         print("")
-        print("Sequences: \(sequences) one-task sequences (task /bin/true, 20 services) in \(String(format: "%.1f", elapsed))s: \(String(format: "%.0f", Double(sequences) / elapsed)) tasks/s, each fsynced to the journal")
+        print("Sequences: \(sequences) one-task sequences (task /bin/true, 20 services) in \(String(format: "%.1f", elapsed))s: \(String(format: "%.0f", Double(sequences) / elapsed)) tasks/s, each step committed durably to the record")
         print("  (Keptn needs a Kubernetes cluster, NATS and MongoDB for the same; there is no like-for-like local figure)")
         try approvalLatency(bin: bin, state: state, scratch: scratch)
         daemon.signal(SIGTERM)
         daemon.wait()
         try approvalsListing(bin: bin, scratch: scratch)
 
-        // Start-up: 10,000 finished sequences and 1,000 waiting ones on disk.
-        let history = scratch + "/history-state"
-        try FileManager.default.createDirectory(atPath: history + "/journal", withIntermediateDirectories: true)
-        let events = try historyEvents(finished: 10_000, waiting: 1_000)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = Data()
-        for event in events {
-            data.append(try encoder.encode(event))
-            data.append(0x0A)
-        }
-        try data.write(to: URL(fileURLWithPath: history + "/journal/events.jsonl"))
-        try FileManager.default.copyItem(atPath: state + "/projects", toPath: history + "/projects")
-        try """
-            stateDirectory: \(history)
-            projects:
-              - name: bench
-                upstream: file://\(repository)
-                pollInterval: 1h
-
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let t0 = Date()
-        daemon = try start(bin: bin, config: config, scratch: scratch)
-        try waitUntil(timeout: 120) { readyLogged(scratch) }
-        let startup = Date().timeIntervalSince(t0)
-        let rss = residentKB(daemon.pid)
-        print("Start-up with 10,000 finished and 1,000 waiting sequences (\(events.count) events, \(data.count / 1_048_576) MiB journal): ready in \(String(format: "%.2f", startup))s, \(rss / 1024) MB resident (targets: under 2 s, under 100 MB)")
-        daemon.signal(SIGTERM)
-        daemon.wait()
+        try HistoryBench.run(scratch: scratch, repository: repository, bin: bin)
     }
 
     /// From `shipyardctl approve` returning to the next task's process starting.
@@ -178,8 +150,8 @@ enum SequenceBench {
     }
 
     static func finishedCount(_ state: String) -> Int {
-        guard let text = try? String(contentsOfFile: state + "/journal/events.jsonl", encoding: .utf8) else { return 0 }
-        return text.components(separatedBy: "\"type\":\"sh.keptn.event.bench.run.finished\"").count - 1
+        let store = try? SQLiteStore(readingAt: StateDirectory(state).storeFile)
+        return (try? store?.sequences(SequenceQuery(state: .finished)).sequences.count) ?? 0
     }
 
     static func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) throws {
@@ -188,37 +160,6 @@ enum SequenceBench {
             guard Date() < deadline else { throw ProcessFailure(description: "bench: timed out") }
             usleep(20_000)
         }
-    }
-
-    /// A journal as the engine would have written it.
-    static func historyEvents(finished: Int, waiting: Int) throws -> [KeptnEvent] {
-        let document = ShipyardLoader.load(shipyard)
-        guard let parsed = document.shipyard else { throw ProcessFailure(description: "bench shipyard invalid") }
-        let shipyards = ["bench": PinnedShipyard(shipyard: parsed, commit: "0000000000000000000000000000000000000000")]
-        var engine = Engine()
-        var ids = UUIDGenerator()
-        var events: [KeptnEvent] = []
-        var now = Date().addingTimeInterval(-86_400)
-        func record(_ effects: [EngineEffect]) {
-            for case .record(let event) in effects { events.append(event) }
-        }
-        for i in 0..<finished {
-            now += 1
-            let effects = try engine.handle(.trigger(TriggerRequest(project: "bench", service: "svc-\(i % 50)", sequence: "run")), shipyards: shipyards, now: now, ids: &ids)
-            record(effects)
-            for case .runTask(let triggered) in effects {
-                for phase in ["started", "finished"] {
-                    let answer = KeptnEvent(
-                        id: ids.next(), type: "sh.keptn.event.noop.\(phase)", time: Timestamps.format(now), context: triggered.shkeptncontext,
-                        triggeredid: triggered.id, data: .object(["result": .string("pass"), "status": .string("succeeded")]))
-                    record(try engine.handle(.event(answer), shipyards: shipyards, now: now, ids: &ids))
-                }
-            }
-        }
-        for _ in 0..<waiting {
-            record(try engine.handle(.trigger(TriggerRequest(project: "bench", service: "held", sequence: "hold")), shipyards: shipyards, now: Date(), ids: &ids))
-        }
-        return events
     }
 
     static func residentKB(_ pid: pid_t) -> Int {

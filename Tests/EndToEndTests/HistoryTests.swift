@@ -119,7 +119,7 @@ struct HistoryTests {
             let original = try Data(contentsOf: URL(fileURLWithPath: Self.journal(state)))
             #expect(await eventually(timeout: .seconds(60)) { !world.daemon.isRunning }, "killed at \(point)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: Self.journal(state))) == original)
-            #expect(FileManager.default.fileExists(atPath: state + "/store/shipyard.db") == (point == "renamed"))
+            #expect(FileManager.default.fileExists(atPath: state + "/shipyard.db") == (point == "renamed"))
 
             world.daemon.environment = [:]
             try world.daemon.start()
@@ -128,22 +128,39 @@ struct HistoryTests {
             let sequences = try world.sequences()
             #expect(sequences.count == 800, "\(point)")
             #expect(Set(sequences.compactMap { $0["context"] as? String }) == Set(history.finished))
-            #expect(!FileManager.default.fileExists(atPath: state + "/store/shipyard.db.importing"))
+            #expect(!FileManager.default.fileExists(atPath: state + "/shipyard.db.importing"))
             #expect(FileManager.default.fileExists(atPath: Self.journal(state) + ".imported"))
         }
+    }
+
+    /// A long import must not be killed by systemd's start timeout and begun again forever.
+    @Test func anImportAsksSystemdForMoreTimeAsItGoes() async throws {
+        var socket: SystemdTests.NotifySocket?
+        let notifyPath = FileManager.default.temporaryDirectory.path + "/shipyard-notify-\(UUID().uuidString.prefix(8)).sock"
+        defer { unlink(notifyPath) }
+        let world = try World(environment: ["NOTIFY_SOCKET": notifyPath]) { state, _ in
+            socket = try SystemdTests.NotifySocket(path: notifyPath)
+            try HistoryJournal.write(to: Self.journal(state), project: "shop", deliveries: 700, start: Date().addingTimeInterval(-Self.day), spacing: 60)
+        }
+        let messages = try #require(await socket?.waitFor(.seconds(60)) { $0.contains { $0.hasPrefix("READY=1") } })
+        let extensions = messages.filter { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") }
+        #expect(extensions.count >= 2, "\(messages)")
+        #expect(extensions.allSatisfy { $0.contains("STATUS=importing the journal of an earlier release: ") && $0.hasSuffix(" events so far") })
+        #expect(messages.firstIndex { $0.hasPrefix("READY=1") }! > messages.firstIndex { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") }!)
+        #expect(await world.ready())
     }
 
     @Test func aDamagedRecordStopsTheDaemonWithWhatToDo() async throws {
         let garbage = Data((0..<20000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let world = try World { state, _ in
-            try FileManager.default.createDirectory(atPath: state + "/store", withIntermediateDirectories: true)
-            try garbage.write(to: URL(fileURLWithPath: state + "/store/shipyard.db"))
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            try garbage.write(to: URL(fileURLWithPath: state + "/shipyard.db"))
         }
         #expect(await eventually(timeout: .seconds(30)) { !world.daemon.isRunning })
         let log = world.daemon.log
-        #expect(log.contains("shipyardd: the event record \(world.daemon.state)/store/shipyard.db is damaged"), "\(log)")
+        #expect(log.contains("shipyardd: the event record \(world.daemon.state)/shipyard.db is damaged"), "\(log)")
         #expect(log.contains("Restore it from a backup, or move it aside (mv "))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: world.daemon.state + "/store/shipyard.db")) == garbage)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: world.daemon.state + "/shipyard.db")) == garbage)
         let cli = try world.daemon.ctl(["sequences"])
         #expect(cli.status == 1 && cli.stderr.contains("is damaged"), "\(cli.stderr)")
     }

@@ -26,8 +26,12 @@ public enum JournalImport {
         if ProcessInfo.processInfo.environment["SHIPYARD_FAULT_KILL_IMPORT"] == point { kill(getpid(), SIGKILL) }
     }
 
-    /// Imports the journal when there is one to import; nil when there is none.
-    public static func run(journal: String, into database: String, batch: Int = 5000) throws -> Report? {
+    /// Imports the journal when there is one to import; nil when there is none. `progress` is
+    /// told the number of events imported so far after each batch (systemd's start timeout is
+    /// extended with it: a long import must not be killed and begun again forever).
+    public static func run(
+        journal: String, into database: String, batch: Int = 5000, progress: (Int) -> Void = { _ in }
+    ) throws -> Report? {
         var info = stat()
         guard stat(journal, &info) == 0 else { return nil }
         let signature = "\(info.st_size) bytes, modified \(info.st_mtim.tv_sec)"
@@ -72,6 +76,7 @@ public enum JournalImport {
                 }
                 counts.events += events.count
                 batches += 1
+                progress(counts.events)
                 fault("batch:\(batches)")
                 events.removeAll(keepingCapacity: true)
                 bodies.removeAll(keepingCapacity: true)

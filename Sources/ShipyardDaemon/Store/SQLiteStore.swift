@@ -3,7 +3,7 @@ import GRDB
 import GRDBSQLite
 public import ShipyardCore
 
-/// The store in one SQLite file (`<state>/store/shipyard.db`), in WAL mode: the daemon is its
+/// The store in one SQLite file (`<state>/shipyard.db`, with its -wal and -shm files), in WAL mode: the daemon is its
 /// only writer and commits with `synchronous=FULL`; the CLI opens it read-only and never
 /// blocks the daemon. The tables answer the questions asked of them through indexes, so that
 /// every read and write costs the same after years of history as on the first day.
