@@ -32,7 +32,6 @@ public final class SQLiteStore: Store {
                 );
                 CREATE INDEX events_by_context ON events(context, position);
                 CREATE INDEX events_by_triggeredid ON events(triggeredid) WHERE triggeredid IS NOT NULL;
-                CREATE INDEX events_by_type ON events(type, position);
 
                 CREATE TABLE sequences (
                     position INTEGER PRIMARY KEY,
