@@ -80,6 +80,17 @@ struct HistoryTests {
         let listing = try world.daemon.ctl(["sequences"])
         #expect(listing.stdout.split(separator: "\n").count == 51)
         #expect(listing.stderr.contains("older sequences not shown"))
+        // Filters: an age (300 s away from any delivery: the 121st onwards), a date, a service, a limit.
+        #expect((try world.json(["sequences", "--since", "41995m", "--all"]) as? [[String: Any]])?.count == 2 * (300 - 121 + 2))
+        let tomorrow = Timestamps.format(Date().addingTimeInterval(Self.day))
+        #expect((try world.json(["sequences", "--since", tomorrow]) as? [[String: Any]])?.isEmpty == true)
+        #expect(try world.daemon.ctl(["sequences", "--since", tomorrow]).stdout == "no sequences match\n")
+        let unreadable = try world.daemon.ctl(["sequences", "--since", "yesterday"])
+        #expect(unreadable.status != 0 && unreadable.stderr.contains("--since"), "\(unreadable.stderr)")
+        let held = try world.json(["sequences", "--service", "held-1"]) as? [[String: Any]] ?? []
+        #expect(held.map { $0["stage"] as? String } == ["qa", "production"])
+        let three = try world.daemon.ctl(["sequences", "--limit", "3"])
+        #expect(three.stdout.split(separator: "\n").count == 4 && three.stderr.contains("older sequences not shown"))
         let old = try world.stages(history.finished[0])
         #expect(old.map { $0["state"] as? String } == ["finished", "finished"])
 
