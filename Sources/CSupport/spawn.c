@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <unistd.h>
 
 int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
@@ -47,4 +48,10 @@ int shipyard_rename_noreplace(const char *from, const char *to) {
 
 int shipyard_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int shipyard_set_thread_name(const char *name) {
+    char truncated[16];
+    snprintf(truncated, sizeof truncated, "%s", name);
+    return pthread_setname_np(pthread_self(), truncated);
 }

@@ -17,6 +17,13 @@ public actor Daemon {
     private let startedAt = Date()
     private var watchers: [String: ProjectWatcher] = [:]
     private var watcherTasks: [String: Task<Void, Never>] = [:]
+    /// Polls run on these threads, however many projects there are.
+    private let pollPool: BlockingPool
+    /// Each project's latest status, as its watcher reported it.
+    private var projectStatuses: [String: ProjectStatus] = [:]
+    /// When `status.json` is next written (changes are gathered, not written one by one).
+    private var statusWriteAt: Date?
+    private var statusWriter: Task<Void, Never>?
     private var spoolWatcher: SpoolWatcher?
     private var signalSources: [any DispatchSourceSignal] = []
     private var stopping = false
@@ -37,6 +44,7 @@ public actor Daemon {
         self.state = StateDirectory(config.stateDirectory)
         self.logger = logger
         self.systemd = SystemdNotifier(environment: environment)
+        self.pollPool = BlockingPool(name: "poll", size: config.pollThreads ?? BlockingPool.defaultSize)
     }
 
     /// Runs until SIGTERM or SIGINT.
@@ -49,8 +57,13 @@ public actor Daemon {
             "shipyardd \(Self.version) starting",
             metadata: ["state": "\(state.root)", "projects": "\(config.projects.count)", "git": "\(Git.libraryDescription)"])
         let previous = (try? Data(contentsOf: URL(fileURLWithPath: state.statusFile))).flatMap { try? JSON.decode(DaemonStatus.self, from: $0) }
+        let restoring = Dictionary((previous?.projects ?? []).map { ($0.name, $0.shipyardCommit) }) { a, _ in a }
         for project in config.projects {
-            await startWatcher(project, restoring: previous?.projects.first { $0.name == project.name }?.shipyardCommit)
+            // A few projects are polled at once; many are spread over their interval (20 ms
+            // each, at most one interval), so that a thousand do not hit the Git server together.
+            let spread = min(project.pollInterval.seconds, Double(config.projects.count) * 0.02)
+            let first: Duration = config.projects.count <= 1 ? .zero : .milliseconds(Int64(Double.random(in: 0..<spread) * 1000))
+            await startWatcher(project, restoring: restoring[project.name] ?? nil, firstDelay: first)
         }
         try FileManager.default.createDirectory(atPath: state.root + "/logs", withIntermediateDirectories: true)
         let orchestrator = Orchestrator(state: state, config: config, logger: logger) { [weak self] in
@@ -107,13 +120,14 @@ public actor Daemon {
         stopped = nil
     }
 
-    private func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?) async {
-        let watcher = ProjectWatcher(project: project, state: state, logger: logger) { [weak self] in
-            await self?.publishStatus()
+    private func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?, firstDelay: Duration = .zero) async {
+        let watcher = ProjectWatcher(project: project, state: state, pool: pollPool, logger: logger) { [weak self] status in
+            await self?.received(status)
         }
         await watcher.restore(shipyardCommit: commit)
         watchers[project.name] = watcher
-        watcherTasks[project.name] = Task { await watcher.run() }
+        projectStatuses[project.name] = await watcher.status
+        watcherTasks[project.name] = Task { await watcher.run(firstDelay: firstDelay) }
     }
 
     // MARK: Signals and reload
@@ -180,6 +194,7 @@ public actor Daemon {
             await watcher.stop()
             watchers[name] = nil
             watcherTasks[name] = nil
+            projectStatuses[name] = nil
             logger.info("project removed from the config", metadata: ["project": "\(name)"])
         }
         for project in new.projects {
@@ -191,6 +206,8 @@ public actor Daemon {
             }
         }
         config.projects = new.projects
+        config.pollThreads = new.pollThreads
+        pollPool.size = new.pollThreads ?? BlockingPool.defaultSize
         config.tasks = new.tasks
         config.notify = new.notify
         config.stopGracePeriod = new.stopGracePeriod
@@ -224,8 +241,7 @@ public actor Daemon {
     /// One line for `systemctl status`: projects, running sequences, pending approvals.
     private func statusLine() async -> String {
         let active: (running: Int, approvals: Int) = await orchestrator?.activeSummary ?? (running: 0, approvals: 0)
-        var errors = 0
-        for watcher in watchers.values where await watcher.status.error != nil { errors += 1 }
+        let errors = projectStatuses.values.filter { $0.error != nil }.count
         if await orchestrator?.recordUnavailable == true {
             return "the record cannot be written (disk full?): nothing new is done until it can; see the journal"
         }
@@ -550,11 +566,46 @@ public actor Daemon {
 
     // MARK: Status
 
-    public func publishStatus() async {
-        var projects: [ProjectStatus] = []
-        for project in config.projects {
-            if let watcher = watchers[project.name] { projects.append(await watcher.status) }
+    /// A project's new status: a change people look for (a commit, an error, a failure count, a
+    /// first poll) is written within 100 ms; a quiet poll that only moved its times waits for
+    /// the next write, at most 5 s away. A quiet poll thus costs O(1) here, whatever the number
+    /// of projects, and `status.json` is written at most ten times a second.
+    private func received(_ status: ProjectStatus) {
+        let before = projectStatuses[status.name]
+        projectStatuses[status.name] = status
+        let quiet = before.map { Self.timesAside($0) == Self.timesAside(status) } ?? false
+        scheduleStatusWrite(in: quiet ? 5 : 0.1)
+    }
+
+    private static func timesAside(_ status: ProjectStatus) -> ProjectStatus {
+        var status = status
+        // Only whether there was a poll matters here, not when.
+        status.lastPollAt = status.lastPollAt.map { _ in "" }
+        status.lastSuccessAt = status.lastSuccessAt.map { _ in "" }
+        status.nextPollAt = nil
+        if var error = status.error {
+            error.since = ""
+            status.error = error
         }
+        return status
+    }
+
+    private func scheduleStatusWrite(in seconds: TimeInterval) {
+        let due = Date().addingTimeInterval(seconds)
+        if let at = statusWriteAt, at <= due { return }
+        statusWriteAt = due
+        statusWriter?.cancel()
+        statusWriter = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            guard !Task.isCancelled else { return }
+            await self?.publishStatus()
+        }
+    }
+
+    public func publishStatus() async {
+        statusWriteAt = nil
+        statusWriter = nil
+        let projects = config.projects.compactMap { projectStatuses[$0.name] }
         let status = DaemonStatus(
             pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), projects: projects)
         do {

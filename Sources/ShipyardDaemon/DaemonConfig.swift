@@ -28,6 +28,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxSequencesPerContext = 50
     /// How long ended deliveries stay in the record (`history: {keep: 180d}`); nil: forever.
     public var historyKeep: Duration?
+    /// How many threads poll upstreams at most (nil: 4 per core, at least 4, at most 64).
+    public var pollThreads: Int?
 
     public struct Project: Sendable, Equatable {
         public var name: String
@@ -149,7 +151,7 @@ private struct ConfigReader {
         var top: [String: YAMLPair] = [:]
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
-            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history",
+            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -174,14 +176,30 @@ private struct ConfigReader {
             config.taskFinishTimeout = finish == .zero ? nil : finish
         }
         if let pair = top["maxSequencesPerContext"], !pair.value.isNull {
-            if let text = pair.value.string, let count = Int(text), count >= 1 {
+            if let count = Self.wholeNumber(pair.value), count >= 1 {
                 config.maxSequencesPerContext = count
             } else {
                 log.error("maxSequencesPerContext must be a whole number of at least 1", at: pair.value.mark)
             }
         }
         config.historyKeep = readHistory(top["history"])
+        if let pair = top["pollThreads"], !pair.value.isNull {
+            if let count = Self.wholeNumber(pair.value), (1...256).contains(count) {
+                config.pollThreads = count
+            } else {
+                log.error("pollThreads must be a whole number from 1 to 256 (the threads that poll upstreams; leave it out for 4 per core)", at: pair.value.mark)
+            }
+        }
         return config
+    }
+
+    /// A YAML integer (`50`), or a string holding one (`"50"`).
+    static func wholeNumber(_ node: YAMLNode) -> Int? {
+        switch node.scalar?.resolved {
+        case .int(let value)?: return Int(exactly: value)
+        case .string(let text)?: return Int(text)
+        default: return nil
+        }
     }
 
     /// `history: {keep: 180d}`: a period in days (`d`), weeks (`w`) or a Go duration (`4320h`).

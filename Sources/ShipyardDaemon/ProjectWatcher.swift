@@ -18,7 +18,9 @@ actor ProjectWatcher {
     private(set) var project: DaemonConfig.Project
     private let mirror: Mirror
     private let logger: Logger
-    private let publish: @Sendable () async -> Void
+    /// Told this project's status after each poll (one project's, never every project's).
+    private let publish: @Sendable (ProjectStatus) async -> Void
+    private let pool: BlockingPool
     private let doorbell = Doorbell()
 
     private(set) var loaded: LoadedShipyard?
@@ -35,8 +37,12 @@ actor ProjectWatcher {
     private var stopped = false
     private var syncWaiters: [@Sendable (SpoolOutcome.Partial) -> Void] = []
 
-    init(project: DaemonConfig.Project, state: StateDirectory, logger: Logger, publish: @escaping @Sendable () async -> Void) {
+    init(
+        project: DaemonConfig.Project, state: StateDirectory, pool: BlockingPool, logger: Logger,
+        publish: @escaping @Sendable (ProjectStatus) async -> Void
+    ) {
         self.project = project
+        self.pool = pool
         self.mirror = Mirror(path: state.mirror(project: project.name))
         var logger = logger
         logger[metadataKey: "project"] = "\(project.name)"
@@ -108,11 +114,14 @@ actor ProjectWatcher {
         answerWaiters(ok: false, message: "\(project.name): the daemon is stopping")
     }
 
-    func run() async {
-        var delay: Duration = .zero
+    /// Polls until stopped. The first poll comes after `firstDelay` (the daemon spreads a
+    /// thousand projects over their interval rather than polling them in one instant); then one
+    /// every poll interval, give or take 5% so that projects started together drift apart.
+    func run(firstDelay: Duration = .zero) async {
+        var delay = firstDelay
         while !stopped {
             nextPollAt = Date().addingTimeInterval(delay.seconds)
-            if delay > .zero { await publish() }
+            await publish(status)
             _ = await doorbell.wait(for: delay)
             if stopped { break }
             if busy {
@@ -129,15 +138,17 @@ actor ProjectWatcher {
         let token = CancelToken()
         busy = true
         let timeout = project.pollTimeout
-        let outcome = await BlockingThread.run(
-            name: "poll-\(project.name)", timeout: timeout, cancel: token,
-            { job.run(cancel: token) },
+        let outcome = await pool.run(
+            timeout: timeout, cancel: token, { job.run(cancel: token) },
             finished: { [weak self] in Task { await self?.threadFinished() } })
         if outcome != nil { busy = false }
         let result = apply(outcome ?? .failed("the poll timed out after \(GoDuration.format(timeout)): the upstream did not answer"))
         answerWaiters(ok: result.ok, message: result.message)
-        await publish()
-        return upstreamError == nil ? project.pollInterval : backoff()
+        return upstreamError == nil ? Self.jittered(project.pollInterval) : backoff()
+    }
+
+    static func jittered(_ interval: Duration) -> Duration {
+        .milliseconds(Int64(interval.seconds * Double.random(in: 0.95...1.05) * 1000))
     }
 
     private func threadFinished() {

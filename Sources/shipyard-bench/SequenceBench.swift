@@ -53,7 +53,7 @@ enum SequenceBench {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         try writeFile(scratch + "/marker", Data("#!/bin/sh\ndate +%s.%N > \(scratch)/markers/$SHIPYARD_CONTEXT\n".utf8), mode: 0o755)
         try FileManager.default.createDirectory(atPath: scratch + "/markers", withIntermediateDirectories: true)
-        var daemon = try start(bin: bin, config: config, scratch: scratch)
+        let daemon = try start(bin: bin, config: config, scratch: scratch)
         try waitUntil(timeout: 30) { loadedShipyard(state) }
         let spool = StateDirectory(state)
         let begin = Date()

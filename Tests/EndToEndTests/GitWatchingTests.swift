@@ -171,6 +171,47 @@ import Testing
         #expect(status?.error == nil)
     }
 
+    /// Polls share a bounded pool of threads: a stuck remote among 200 projects holds up none
+    /// of the others, and the daemon has no more poll threads than the pool's size.
+    @Test func aStuckRemoteAmong200ProjectsHoldsUpNoneAndThePoolBoundsTheThreads() async throws {
+        let dir = try TemporaryDirectory()
+        let silent = try SilentServer()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let good = try upstream.commit(["shipyard.yaml": Self.tutorial])
+        let names = (1...199).map { "p-\($0)" }
+        let config = """
+            pollThreads: 4
+            projects:
+              - name: stuck
+                upstream: git://127.0.0.1:\(silent.port)/x.git
+                pollInterval: 1s
+                pollTimeout: 3s
+            \(names.map { "  - name: \($0)\n    upstream: \(upstream.fileURL)\n    pollInterval: 2s" }.joined(separator: "\n"))
+            """
+        let daemon = try RunningDaemon(directory: dir.path, config: config)
+        func all(_ condition: (ProjectStatus) -> Bool) -> Bool {
+            guard let status = daemon.status(), status.pid == daemon.pid else { return false }
+            let others = status.projects.filter { $0.name != "stuck" }
+            return others.count == 199 && others.allSatisfy(condition)
+        }
+        #expect(await eventually(timeout: .seconds(60)) { all { $0.shipyardCommit == good } }, "\(daemon.log)")
+        let stuck = await daemon.waitFor("stuck") { $0.error != nil }
+        #expect(stuck?.error?.message == "the poll timed out after 3s: the upstream did not answer")
+
+        // A push reaches all 199 by their next polls while "stuck" keeps timing out.
+        let next = try upstream.commit(["README": "x\n"])
+        #expect(await eventually(timeout: .seconds(30)) { all { $0.commit == next } }, "\(daemon.log)")
+        #expect((daemon.project("stuck")?.consecutiveFailures ?? 0) >= 1)
+
+        // Poll threads: at most the pool's 4, whatever the number of projects.
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/task")) ?? []
+        let threadNames = tasks.compactMap { try? String(contentsOfFile: "/proc/\(daemon.pid)/task/\($0)/comm", encoding: .utf8) }
+        let pollThreads = threadNames.filter { $0.hasPrefix("poll-") }
+        #expect(!pollThreads.isEmpty && pollThreads.count <= 4, "\(threadNames)")
+        #expect(tasks.count < 40, "\(threadNames)")
+        #expect(await daemon.stop() == 0)
+    }
+
     @Test func aSilentRemoteTimesOutWithoutBlockingOtherProjectsOrTheCLI() async throws {
         let dir = try TemporaryDirectory()
         let silent = try SilentServer()

@@ -1,3 +1,4 @@
+import Foundation
 import ShipyardGit
 import ShipyardTestKit
 import Synchronization
@@ -6,13 +7,15 @@ import Testing
 @testable import ShipyardDaemon
 
 @Suite struct BlockingThreadTests {
+    let pool = BlockingPool(name: "test", size: 2)
+
     @Test func aSilentRemoteTimesOutAndItsThreadIsInterruptedFree() async throws {
         let server = try SilentServer()
         let token = CancelToken()
         let finished = Atomic<Bool>(false)
         let access = RemoteAccess(url: "git://127.0.0.1:\(server.port)/x.git")
-        let result = await BlockingThread.run(
-            name: "silent", timeout: .milliseconds(300), cancel: token,
+        let result = await pool.run(
+            timeout: .milliseconds(300), cancel: token,
             { Result { () throws(GitError) in try lsRemoteBranch(access, branch: "main", cancel: token) } },
             finished: { finished.store(true, ordering: .relaxed) })
         #expect(result == nil)
@@ -22,8 +25,50 @@ import Testing
     }
 
     @Test func fastWorkReturnsItsValue() async {
-        let value = await BlockingThread.run(name: "fast", timeout: .seconds(10), cancel: CancelToken(), { 42 })
+        let value = await pool.run(timeout: .seconds(10), cancel: CancelToken(), { 42 })
         #expect(value == 42)
+    }
+
+    /// However much work comes, the pool runs it on at most its size of threads; a stuck remote
+    /// holds one of them until its timeout, and the rest of the work goes on meanwhile.
+    @Test func thePoolBoundsItsThreadsAndAStuckJobHoldsOnlyOne() async throws {
+        let pool = BlockingPool(name: "bounded", size: 3)
+        let server = try SilentServer()
+        let access = RemoteAccess(url: "git://127.0.0.1:\(server.port)/x.git")
+        let token = CancelToken()
+        final class Gauge: Sendable {
+            let running = Atomic<Int>(0)
+            let most = Atomic<Int>(0)
+        }
+        let gauge = Gauge()
+        async let stuck = pool.run(timeout: .seconds(3), cancel: token, {
+            Result { () throws(GitError) in try lsRemoteBranch(access, branch: "main", cancel: token) }
+        })
+        // The stuck work is queued first (the queue is first come, first served).
+        #expect(await eventually(timeout: .seconds(10), every: .milliseconds(1)) { pool.threadCount == 1 })
+        let done = await withTaskGroup(of: Int?.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    await pool.run(timeout: .seconds(60), cancel: CancelToken(), {
+                        let now = gauge.running.add(1, ordering: .relaxed).newValue
+                        gauge.most.max(now, ordering: .relaxed)
+                        usleep(2000)
+                        gauge.running.subtract(1, ordering: .relaxed)
+                        return i
+                    })
+                }
+            }
+            var values: [Int] = []
+            for await value in group { if let value { values.append(value) } }
+            return values
+        }
+        // All 200 finished while the stuck one still held its thread (its timeout is 3 s).
+        #expect(done.sorted() == Array(0..<200))
+        #expect(!token.isCancelled, "the other work did not wait for the stuck remote's timeout")
+        #expect(gauge.most.load(ordering: .relaxed) <= 2, "one thread is stuck, two serve the rest")
+        #expect(pool.threadCount <= 3)
+        #expect(await stuck == nil)
+        #expect(token.isCancelled)
     }
 
     @Test func aDoorbellCutsASleepShort() async {

@@ -49,6 +49,34 @@ import Testing
         #expect(config.approvers == DaemonConfig.Approvers(users: ["alice"], groups: ["release-managers"]))
     }
 
+    /// Numbers as YAML writes them (an integer, not a string), and retention periods.
+    @Test func limitsPoolAndHistory() throws {
+        let text = """
+            projects:
+              - name: a
+                upstream: file:///srv/a.git
+            maxSequencesPerContext: 10
+            pollThreads: 12
+            history:
+              keep: 180d
+            """
+        let config = try #require(ConfigLoader.load(text).config, "\(lint(text))")
+        #expect(config.maxSequencesPerContext == 10)
+        #expect(config.pollThreads == 12)
+        #expect(config.historyKeep == .seconds(180 * 86400))
+        let base = "projects:\n  - name: a\n    upstream: file:///srv/a.git\n"
+        #expect(ConfigLoader.load(base + "history: {keep: 26w}\n").config?.historyKeep == .seconds(26 * 7 * 86400))
+        #expect(ConfigLoader.load(base + "history: {keep: 4320h}\n").config?.historyKeep == .seconds(4320 * 3600))
+        #expect(ConfigLoader.load(base).config?.historyKeep == nil)
+        #expect(ConfigLoader.load(base).config?.pollThreads == nil)
+        #expect(lint(base + "pollThreads: 0\n") == [
+            "4:14: error: pollThreads must be a whole number from 1 to 256 (the threads that poll upstreams; leave it out for 4 per core)"])
+        #expect(lint(base + "maxSequencesPerContext: many\n") == ["4:25: error: maxSequencesPerContext must be a whole number of at least 1"])
+        #expect(lint(base + "history:\n  keep: 10m\n") == ["5:9: error: history.keep must be at least 1h: ended deliveries are kept at least that long"])
+        #expect(lint(base + "history:\n  keep: soon\n") == ["5:9: error: history.keep: \"soon\" is not a period like \"180d\", \"26w\" or \"4320h\""])
+        #expect(lint(base + "history: {}\n").first?.contains("history needs 'keep:'") == true)
+    }
+
     @Test func stateDirectoryComesFromSystemdWhenNotSet() throws {
         let text = "projects:\n  - name: a\n    upstream: file:///srv/a.git\n"
         #expect(ConfigLoader.load(text).config?.stateDirectory == "/var/lib/shipyardd")

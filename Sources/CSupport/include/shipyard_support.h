@@ -14,4 +14,7 @@ int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *
 int shipyard_rename_noreplace(const char *from, const char *to);
 /* pipe2(fds, O_CLOEXEC): both ends close-on-exec from the start. Returns 0 or -1 (errno). */
 int shipyard_pipe_cloexec(int fds[2]);
+/// Names the calling thread (at most 15 bytes are kept), as top -H and /proc show it.
+int shipyard_set_thread_name(const char *name);
+
 #endif
