@@ -107,42 +107,106 @@ final class BlockingPool: @unchecked Sendable {
     }
 
     /// Returns the work's value, or nil when `timeout` (counted from when a thread takes the
-    /// work) passed first. `finished` is called on the work's thread once it really ends.
+    /// work) passed first. `finished` is called on the work's thread when work that timed out
+    /// really ends (work that ends in time has returned its value, which says as much).
     func run<T: Sendable>(
         timeout: Duration, cancel: CancelToken, _ work: @escaping @Sendable () -> T, finished: @escaping @Sendable () -> Void = {}
     ) async -> T? {
-        let call = Call<T>()
+        let once = ResumeOnce<T?>()
         return await withCheckedContinuation { continuation in
-            call.once.set(continuation)
-            submit {
-                call.running.withLock { $0 = pthread_self() }
-                let watchdog = Task {
-                    do { try await Task.sleep(for: timeout) } catch { return }
-                    guard call.once.resume(nil) else { return }
-                    cancel.cancel()
-                    // Keep interrupting until the work notices; each signal ends one blocked call.
-                    for _ in 0..<600 {
-                        let alive = call.running.withLock { thread -> Bool in
-                            guard let thread else { return false }
-                            pthread_kill(thread, Self.interruptSignal)
-                            return true
-                        }
-                        if !alive { return }
-                        try? await Task.sleep(for: .milliseconds(100))
-                    }
+            once.set(continuation)
+            submit { [self] in
+                let slot = Slot(deadline: ContinuousClock.now + timeout, thread: pthread_self()) {
+                    if once.resume(nil) { cancel.cancel() }
                 }
+                watch(slot)
                 let value = work()
-                call.running.withLock { $0 = nil }
-                watchdog.cancel()
-                call.once.resume(value)
-                finished()
+                unwatch(slot)
+                if !once.resume(value) { finished() }
             }
         }
     }
 
-    private final class Call<T: Sendable>: Sendable {
-        let once = ResumeOnce<T?>()
-        let running = Mutex<pthread_t?>(nil)
+    // MARK: Timeouts
+
+    /// Work running on a thread, with its deadline. Guarded by `watcher`.
+    private final class Slot: @unchecked Sendable {
+        let deadline: ContinuousClock.Instant
+        let thread: pthread_t
+        let expire: @Sendable () -> Void
+        var expired = false
+
+        init(deadline: ContinuousClock.Instant, thread: pthread_t, expire: @escaping @Sendable () -> Void) {
+            self.deadline = deadline
+            self.thread = thread
+            self.expire = expire
+        }
+    }
+
+    private let watcher = NSCondition()
+    private var slots: [ObjectIdentifier: Slot] = [:]
+    private var watching = false
+    /// When the timeout thread wakes next (nil: when told).
+    private var wakeAt: ContinuousClock.Instant?
+
+    /// One thread for all timeouts: it sleeps until the earliest deadline, and after one passed
+    /// it interrupts that work's thread every 100 ms until the work ends. No timer per call.
+    private func watch(_ slot: Slot) {
+        watcher.lock()
+        slots[ObjectIdentifier(slot)] = slot
+        if !watching {
+            watching = true
+            let thread = Thread { [self] in
+                _ = shipyard_set_thread_name("\(name)-timeouts")
+                watchTimeouts()
+            }
+            thread.start()
+        } else if wakeAt.map({ slot.deadline < $0 }) ?? true {
+            watcher.signal()
+        }
+        watcher.unlock()
+    }
+
+    private func unwatch(_ slot: Slot) {
+        watcher.lock()
+        slots[ObjectIdentifier(slot)] = nil
+        watcher.unlock()
+    }
+
+    private func watchTimeouts() {
+        watcher.lock()
+        while true {
+            let now = ContinuousClock.now
+            var expiring: [Slot] = []
+            var next: ContinuousClock.Instant?
+            for slot in slots.values {
+                if slot.deadline <= now {
+                    if !slot.expired {
+                        slot.expired = true
+                        expiring.append(slot)
+                    }
+                    // Still running after its deadline: each signal ends one blocked call. The
+                    // slot is removed under this lock, so the signal never reaches other work.
+                    pthread_kill(slot.thread, Self.interruptSignal)
+                    next = min(next ?? now + .milliseconds(100), now + .milliseconds(100))
+                } else {
+                    next = min(next ?? slot.deadline, slot.deadline)
+                }
+            }
+            wakeAt = next
+            if !expiring.isEmpty {
+                watcher.unlock()
+                for slot in expiring { slot.expire() }
+                watcher.lock()
+                continue
+            }
+            if let next {
+                let seconds = Double((next - now).components.seconds) + Double((next - now).components.attoseconds) / 1e18
+                _ = watcher.wait(until: Date().addingTimeInterval(max(0, seconds)))
+            } else {
+                watcher.wait()
+            }
+        }
     }
 }
 
@@ -183,7 +247,6 @@ final class Doorbell: Sendable {
         var rung = false
         var waiter: CheckedContinuation<Bool, Never>?
         var generation = 0
-        var timer: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -193,7 +256,6 @@ final class Doorbell: Sendable {
         state.withLock { s in
             if let waiter = s.waiter {
                 s.waiter = nil
-                s.timer?.cancel()
                 waiter.resume(returning: true)
             } else {
                 s.rung = true
@@ -213,8 +275,10 @@ final class Doorbell: Sendable {
                 s.generation += 1
                 let generation = s.generation
                 s.waiter = continuation
-                s.timer = Task { [weak self] in
-                    do { try await Task.sleep(for: duration) } catch { return }
+                // A timer on Dispatch's heap, not a task per wait: a thousand projects waiting
+                // cost a thousand heap entries, and a wait that was rung finds its generation gone.
+                let nanoseconds = max(0, Int(duration.components.seconds) * 1_000_000_000 + Int(duration.components.attoseconds / 1_000_000_000))
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
                     self?.expire(generation)
                 }
             }

@@ -19,8 +19,8 @@ public actor Daemon {
     private var watcherTasks: [String: Task<Void, Never>] = [:]
     /// Polls run on these threads, however many projects there are.
     private let pollPool: BlockingPool
-    /// Each project's latest status, as its watcher reported it.
-    private var projectStatuses: [String: ProjectStatus] = [:]
+    /// Each project's latest status, posted by its watcher without a hop through this actor.
+    private nonisolated let board = StatusBoard()
     /// When `status.json` is next written (changes are gathered, not written one by one).
     private var statusWriteAt: Date?
     private var statusWriter: Task<Void, Never>?
@@ -51,6 +51,9 @@ public actor Daemon {
     public func run() async throws {
         // Nothing the daemon writes is for others than its own group, whatever umask it inherited.
         umask(0o027)
+        board.whenUrgent { [weak self] in
+            Task { await self?.scheduleStatusWrite(in: 0.1) }
+        }
         try state.prepare()
         Git.initialize()
         logger.info(
@@ -89,6 +92,13 @@ public actor Daemon {
             }
         }
         await drainSpool()
+        // Quiet polls only move their projects' times: status.json takes them every 5 s.
+        Task { [weak self] in
+            while let self, await !self.stopping {
+                try? await Task.sleep(for: .seconds(5))
+                if self.board.isDirty { await self.publishStatus() }
+            }
+        }
         // Answers nobody waits for any more, and leftovers of the spool, go even when no request comes.
         Task { [weak self] in
             while let self, await !self.stopping {
@@ -121,12 +131,13 @@ public actor Daemon {
     }
 
     private func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?, firstDelay: Duration = .zero) async {
-        let watcher = ProjectWatcher(project: project, state: state, pool: pollPool, logger: logger) { [weak self] status in
-            await self?.received(status)
-        }
+        let board = board
+        let watcher = ProjectWatcher(
+            project: project, state: state, pool: pollPool, logger: logger, publish: { status in board.post(status) },
+            flush: { [weak self] in await self?.publishStatus() })
         await watcher.restore(shipyardCommit: commit)
         watchers[project.name] = watcher
-        projectStatuses[project.name] = await watcher.status
+        board.post(await watcher.status)
         watcherTasks[project.name] = Task { await watcher.run(firstDelay: firstDelay) }
     }
 
@@ -194,7 +205,7 @@ public actor Daemon {
             await watcher.stop()
             watchers[name] = nil
             watcherTasks[name] = nil
-            projectStatuses[name] = nil
+            board.remove(name)
             logger.info("project removed from the config", metadata: ["project": "\(name)"])
         }
         for project in new.projects {
@@ -241,7 +252,7 @@ public actor Daemon {
     /// One line for `systemctl status`: projects, running sequences, pending approvals.
     private func statusLine() async -> String {
         let active: (running: Int, approvals: Int) = await orchestrator?.activeSummary ?? (running: 0, approvals: 0)
-        let errors = projectStatuses.values.filter { $0.error != nil }.count
+        let errors = board.errorCount
         if await orchestrator?.recordUnavailable == true {
             return "the record cannot be written (disk full?): nothing new is done until it can; see the journal"
         }
@@ -566,30 +577,6 @@ public actor Daemon {
 
     // MARK: Status
 
-    /// A project's new status: a change people look for (a commit, an error, a failure count, a
-    /// first poll) is written within 100 ms; a quiet poll that only moved its times waits for
-    /// the next write, at most 5 s away. A quiet poll thus costs O(1) here, whatever the number
-    /// of projects, and `status.json` is written at most ten times a second.
-    private func received(_ status: ProjectStatus) {
-        let before = projectStatuses[status.name]
-        projectStatuses[status.name] = status
-        let quiet = before.map { Self.timesAside($0) == Self.timesAside(status) } ?? false
-        scheduleStatusWrite(in: quiet ? 5 : 0.1)
-    }
-
-    private static func timesAside(_ status: ProjectStatus) -> ProjectStatus {
-        var status = status
-        // Only whether there was a poll matters here, not when.
-        status.lastPollAt = status.lastPollAt.map { _ in "" }
-        status.lastSuccessAt = status.lastSuccessAt.map { _ in "" }
-        status.nextPollAt = nil
-        if var error = status.error {
-            error.since = ""
-            status.error = error
-        }
-        return status
-    }
-
     private func scheduleStatusWrite(in seconds: TimeInterval) {
         let due = Date().addingTimeInterval(seconds)
         if let at = statusWriteAt, at <= due { return }
@@ -602,14 +589,26 @@ public actor Daemon {
         }
     }
 
+    /// `status.json`: one line per project, each encoded when it last changed, so that a
+    /// thousand projects cost one encoding per change, not a thousand per write.
+    private func statusDocument() throws -> Data {
+        let header = try JSON.encode(DaemonStatus(pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), projects: []))
+        let empty = Data(#""projects":[]"#.utf8)
+        guard let slot = header.range(of: empty) else { return header }
+        var document = Data(header[..<slot.lowerBound])
+        document.append(Data("\"projects\":[\n".utf8))
+        document.append(try board.entries(order: config.projects.map(\.name)))
+        document.append(Data("\n]".utf8))
+        document.append(header[slot.upperBound...])
+        document.append(0x0A)
+        return document
+    }
+
     public func publishStatus() async {
         statusWriteAt = nil
         statusWriter = nil
-        let projects = config.projects.compactMap { projectStatuses[$0.name] }
-        let status = DaemonStatus(
-            pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), projects: projects)
         do {
-            try AtomicFile.write(try JSON.encode(status, pretty: true), to: state.statusFile, mode: 0o640, durable: false)
+            try AtomicFile.write(try statusDocument(), to: state.statusFile, mode: 0o640, durable: false)
         } catch {
             logger.error("cannot write status.json: \(error)")
         }

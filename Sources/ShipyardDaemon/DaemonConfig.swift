@@ -30,6 +30,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var historyKeep: Duration?
     /// How many threads poll upstreams at most (nil: 4 per core, at least 4, at most 64).
     public var pollThreads: Int?
+    /// The poll pool's size when `pollThreads` is not set, on this machine.
+    public static var defaultPollThreads: Int { BlockingPool.defaultSize }
 
     public struct Project: Sendable, Equatable {
         public var name: String

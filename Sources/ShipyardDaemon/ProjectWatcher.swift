@@ -19,7 +19,9 @@ actor ProjectWatcher {
     private let mirror: Mirror
     private let logger: Logger
     /// Told this project's status after each poll (one project's, never every project's).
-    private let publish: @Sendable (ProjectStatus) async -> Void
+    private let publish: @Sendable (ProjectStatus) -> Void
+    /// Writes `status.json` now: a `shipyardctl sync` is answered only once status shows its poll.
+    private let flush: @Sendable () async -> Void
     private let pool: BlockingPool
     private let doorbell = Doorbell()
 
@@ -39,10 +41,11 @@ actor ProjectWatcher {
 
     init(
         project: DaemonConfig.Project, state: StateDirectory, pool: BlockingPool, logger: Logger,
-        publish: @escaping @Sendable (ProjectStatus) async -> Void
+        publish: @escaping @Sendable (ProjectStatus) -> Void, flush: @escaping @Sendable () async -> Void = {}
     ) {
         self.project = project
         self.pool = pool
+        self.flush = flush
         self.mirror = Mirror(path: state.mirror(project: project.name))
         var logger = logger
         logger[metadataKey: "project"] = "\(project.name)"
@@ -121,7 +124,7 @@ actor ProjectWatcher {
         var delay = firstDelay
         while !stopped {
             nextPollAt = Date().addingTimeInterval(delay.seconds)
-            await publish(status)
+            publish(status)
             _ = await doorbell.wait(for: delay)
             if stopped { break }
             if busy {
@@ -143,6 +146,10 @@ actor ProjectWatcher {
             finished: { [weak self] in Task { await self?.threadFinished() } })
         if outcome != nil { busy = false }
         let result = apply(outcome ?? .failed("the poll timed out after \(GoDuration.format(timeout)): the upstream did not answer"))
+        if !syncWaiters.isEmpty {
+            publish(status)
+            await flush()
+        }
         answerWaiters(ok: result.ok, message: result.message)
         return upstreamError == nil ? Self.jittered(project.pollInterval) : backoff()
     }

@@ -120,8 +120,11 @@ public enum AtomicFile {
 
 /// Timestamps as operators read them in JSON: RFC 3339 in UTC.
 enum Timestamp {
+    private static let style = Date.ISO8601FormatStyle.iso8601.year().month().day().timeZone(separator: .omitted)
+        .time(includingFractionalSeconds: false).timeSeparator(.colon).dateSeparator(.dash)
+
     static func string(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().timeZone(separator: .omitted).time(includingFractionalSeconds: false).timeSeparator(.colon).dateSeparator(.dash))
+        style.format(date)
     }
 }
 

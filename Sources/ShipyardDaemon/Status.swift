@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// `status.json`: what the daemon is doing, for `shipyardctl status` and for monitoring.
 public struct DaemonStatus: Codable, Sendable, Equatable {
@@ -106,5 +107,83 @@ public enum JSON {
 
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         try JSONDecoder().decode(type, from: data)
+    }
+}
+
+/// Every project's latest status, posted by the watchers as they poll (a lock, no actor hop:
+/// a quiet poll costs O(1) here) and read by the daemon when it writes `status.json`.
+final class StatusBoard: Sendable {
+    private struct State {
+        var statuses: [String: ProjectStatus] = [:]
+        /// Each project's entry of `status.json`, encoded once per change.
+        var fragments: [String: Data] = [:]
+        var dirty = false
+    }
+
+    private let state = Mutex(State())
+    /// Called when a change people look for was posted (a commit, an error, a failure count,
+    /// a first poll): the daemon writes `status.json` soon. Other changes (times only) wait
+    /// for its next periodic write.
+    private let urgent = Mutex<@Sendable () -> Void>({})
+
+    func whenUrgent(_ action: @escaping @Sendable () -> Void) {
+        urgent.withLock { $0 = action }
+    }
+
+    func post(_ status: ProjectStatus) {
+        let isUrgent = state.withLock { s -> Bool in
+            let before = s.statuses.updateValue(status, forKey: status.name)
+            s.fragments[status.name] = nil
+            s.dirty = true
+            return before.map { Self.timesAside($0) != Self.timesAside(status) } ?? true
+        }
+        if isUrgent { urgent.withLock { $0 }() }
+    }
+
+    func remove(_ name: String) {
+        state.withLock { s in
+            s.statuses[name] = nil
+            s.fragments[name] = nil
+            s.dirty = true
+        }
+    }
+
+    var errorCount: Int { state.withLock { s in s.statuses.values.filter { $0.error != nil }.count } }
+
+    /// Whether anything was posted since the last `entries`.
+    var isDirty: Bool { state.withLock { $0.dirty } }
+
+    /// The projects' entries in this order, one JSON object per line, without the brackets.
+    func entries(order: [String]) throws -> Data {
+        try state.withLock { s in
+            s.dirty = false
+            var document = Data()
+            for name in order {
+                guard let status = s.statuses[name] else { continue }
+                let fragment: Data
+                if let cached = s.fragments[name] {
+                    fragment = cached
+                } else {
+                    fragment = try JSON.encode(status)
+                    s.fragments[name] = fragment
+                }
+                if !document.isEmpty { document.append(Data(",\n".utf8)) }
+                document.append(fragment)
+            }
+            return document
+        }
+    }
+
+    private static func timesAside(_ status: ProjectStatus) -> ProjectStatus {
+        var status = status
+        // Only whether there was a poll matters here, not when.
+        status.lastPollAt = status.lastPollAt.map { _ in "" }
+        status.lastSuccessAt = status.lastSuccessAt.map { _ in "" }
+        status.nextPollAt = nil
+        if var error = status.error {
+            error.since = ""
+            status.error = error
+        }
+        return status
     }
 }

@@ -29,6 +29,16 @@ struct Bench {
         let server = try GitDaemonServer(root: dir)
         let port = server.port
 
+        let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        // BENCH_ONLY=projects runs that section alone (with the libgit2 poll it is compared to).
+        let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
+        if only == "projects" {
+            let access = RemoteAccess(url: "git://127.0.0.1:\(port)/upstream.git")
+            let alone = measure(200) { _ = try? lsRemoteBranch(access, branch: "main") }
+            try ProjectsBench.run(scratch: dir, port: port, bin: bin, libgit2PollCPU: alone.cpu)
+            return
+        }
+        var libgit2PollCPU = 0.0
         let remotes = [("git://", "git://127.0.0.1:\(port)/upstream.git"), ("file://", "file://" + repo)]
         print("One no-change poll (median of 200; CPU is user+system of this process or of the git child):")
         print(pad("remote", 10) + pad("method", 34) + pad("wall", 12) + "CPU")
@@ -39,6 +49,7 @@ struct Bench {
             let fetch = measure(200, child: true) {
                 try? run("/usr/bin/git", ["-C", dir + "/fetcher.git", "fetch", "-q", url, "+refs/heads/main:refs/heads/main"])
             }
+            if label == "git://" { libgit2PollCPU = ours.cpu }
             print(pad(label, 10) + pad("shipyardd (libgit2 connect + ls)", 34) + pad(ms(ours.wall), 12) + ms(ours.cpu))
             print(pad(label, 10) + pad("git ls-remote (Argo CD)", 34) + pad(ms(lsRemote.wall), 12) + ms(lsRemote.cpu))
             print(pad(label, 10) + pad("git fetch (git-sync)", 34) + pad(ms(fetch.wall), 12) + ms(fetch.cpu))
@@ -59,7 +70,8 @@ struct Bench {
         print("  before \(before) KB, after \(after) KB, growth \(after - before) KB (target: under 2048 KB)")
 
         try SequenceBench.run(scratch: dir, repository: repo)
-        try FetchBench.run(scratch: dir, bin: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path)
+        try FetchBench.run(scratch: dir, bin: bin)
+        try ProjectsBench.run(scratch: dir, port: port, bin: bin, libgit2PollCPU: libgit2PollCPU)
     }
 
     struct Figures {
