@@ -29,27 +29,27 @@ import Testing
         #expect(value == 42)
     }
 
-    /// However much work comes, the pool runs it on at most its size of threads; a stuck remote
-    /// holds one of them until its timeout, and the rest of the work goes on meanwhile.
+    /// However much work comes, the pool runs it on at most its size of threads; work that is
+    /// stuck holds one of them, and the rest of the work goes on meanwhile.
     @Test func thePoolBoundsItsThreadsAndAStuckJobHoldsOnlyOne() async throws {
         let pool = BlockingPool(name: "bounded", size: 3)
-        let server = try SilentServer()
-        let access = RemoteAccess(url: "git://127.0.0.1:\(server.port)/x.git")
-        let token = CancelToken()
         final class Gauge: Sendable {
             let running = Atomic<Int>(0)
             let most = Atomic<Int>(0)
+            let gate = DispatchSemaphore(value: 0)
         }
         let gauge = Gauge()
-        async let stuck = pool.run(timeout: .seconds(3), cancel: token, {
-            Result { () throws(GitError) in try lsRemoteBranch(access, branch: "main", cancel: token) }
+        // Stuck until the test lets it go, however long the rest takes on a loaded machine.
+        async let stuck = pool.run(timeout: .seconds(600), cancel: CancelToken(), {
+            gauge.gate.wait()
+            return -1
         })
         // The stuck work is queued first (the queue is first come, first served).
         #expect(await eventually(timeout: .seconds(10), every: .milliseconds(1)) { pool.threadCount == 1 })
         let done = await withTaskGroup(of: Int?.self) { group in
             for i in 0..<200 {
                 group.addTask {
-                    await pool.run(timeout: .seconds(60), cancel: CancelToken(), {
+                    await pool.run(timeout: .seconds(600), cancel: CancelToken(), {
                         let now = gauge.running.add(1, ordering: .relaxed).newValue
                         gauge.most.max(now, ordering: .relaxed)
                         usleep(2000)
@@ -62,13 +62,11 @@ import Testing
             for await value in group { if let value { values.append(value) } }
             return values
         }
-        // All 200 finished while the stuck one still held its thread (its timeout is 3 s).
         #expect(done.sorted() == Array(0..<200))
-        #expect(!token.isCancelled, "the other work did not wait for the stuck remote's timeout")
-        #expect(gauge.most.load(ordering: .relaxed) <= 2, "one thread is stuck, two serve the rest")
+        #expect(gauge.most.load(ordering: .relaxed) <= 2, "one thread is stuck, at most two serve the rest")
         #expect(pool.threadCount <= 3)
-        #expect(await stuck == nil)
-        #expect(token.isCancelled)
+        gauge.gate.signal()
+        #expect(await stuck == -1)
     }
 
     @Test func aDoorbellCutsASleepShort() async {
