@@ -106,28 +106,49 @@ final class BlockingPool: @unchecked Sendable {
         }
     }
 
-    /// Returns the work's value, or nil when `timeout` (counted from when a thread takes the
-    /// work) passed first. `finished` is called on the work's thread when work that timed out
-    /// really ends (work that ends in time has returned its value, which says as much).
+    /// Runs `work` on a pool thread. Exactly one of `timedOut` (when `timeout`, counted from
+    /// when a thread takes the work, passes first; the token is cancelled and the thread is
+    /// interrupted until the work ends) and an in-time `completed` happens; `completed` is
+    /// always called on the work's thread when it ends, with whether it ended in time.
+    func start<T: Sendable>(
+        timeout: Duration, cancel: CancelToken, _ work: @escaping @Sendable () -> T,
+        timedOut: @escaping @Sendable () -> Void, completed: @escaping @Sendable (T, _ inTime: Bool) -> Void
+    ) {
+        submit { [self] in
+            let decided = Decided()
+            let slot = Slot(deadline: ContinuousClock.now + timeout, thread: pthread_self()) {
+                guard decided.claim() else { return }
+                cancel.cancel()
+                timedOut()
+            }
+            watch(slot)
+            let value = work()
+            unwatch(slot)
+            completed(value, decided.claim())
+        }
+    }
+
+    /// Returns the work's value, or nil when `timeout` passed first. `finished` is called on the
+    /// work's thread when work that timed out really ends.
     func run<T: Sendable>(
         timeout: Duration, cancel: CancelToken, _ work: @escaping @Sendable () -> T, finished: @escaping @Sendable () -> Void = {}
     ) async -> T? {
         let once = ResumeOnce<T?>()
         return await withCheckedContinuation { continuation in
             once.set(continuation)
-            submit { [self] in
-                let slot = Slot(deadline: ContinuousClock.now + timeout, thread: pthread_self()) {
-                    if once.resume(nil) { cancel.cancel() }
-                }
-                watch(slot)
-                let value = work()
-                unwatch(slot)
-                if !once.resume(value) { finished() }
+            start(timeout: timeout, cancel: cancel, work, timedOut: { once.resume(nil) }) { value, inTime in
+                if inTime { once.resume(value) } else { finished() }
             }
         }
     }
 
     // MARK: Timeouts
+
+    /// Whoever claims first decides: the timeout or the work's end.
+    private final class Decided: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func claim() -> Bool { !flag.exchange(true, ordering: .acquiringAndReleasing) }
+    }
 
     /// Work running on a thread, with its deadline. Guarded by `watcher`.
     private final class Slot: @unchecked Sendable {
@@ -182,12 +203,15 @@ final class BlockingPool: @unchecked Sendable {
             for slot in slots.values {
                 if slot.deadline <= now {
                     if !slot.expired {
+                        // Expired first, interrupted after: the interrupted call's error must
+                        // never pass for the work's own result.
                         slot.expired = true
                         expiring.append(slot)
+                    } else {
+                        // Still running after its deadline: each signal ends one blocked call.
+                        // The slot is removed under this lock, so no signal reaches other work.
+                        pthread_kill(slot.thread, Self.interruptSignal)
                     }
-                    // Still running after its deadline: each signal ends one blocked call. The
-                    // slot is removed under this lock, so the signal never reaches other work.
-                    pthread_kill(slot.thread, Self.interruptSignal)
                     next = min(next ?? now + .milliseconds(100), now + .milliseconds(100))
                 } else {
                     next = min(next ?? slot.deadline, slot.deadline)
@@ -291,5 +315,99 @@ final class Doorbell: Sendable {
             s.waiter = nil
             waiter.resume(returning: false)
         }
+    }
+}
+
+/// One thread that starts every project's polls when they are due: a thousand projects waiting
+/// cost a thousand entries in a heap, not a thousand timers, and a due poll goes straight to the
+/// poll pool without passing through Swift's executors.
+final class PollScheduler: @unchecked Sendable {
+    private struct Entry {
+        var due: ContinuousClock.Instant
+        var fire: @Sendable () -> Void
+    }
+
+    private let name: String
+    private let condition = NSCondition()
+    /// A binary min-heap on `due`.
+    private var heap: [Entry] = []
+    private var running = false
+    private var wakeAt: ContinuousClock.Instant?
+
+    init(name: String) {
+        self.name = name
+    }
+
+    /// Calls `fire` (on the scheduler's thread: it must only hand work on) once `delay` passed.
+    func schedule(after delay: Duration, _ fire: @escaping @Sendable () -> Void) {
+        let due = ContinuousClock.now + delay
+        condition.lock()
+        push(Entry(due: due, fire: fire))
+        if !running {
+            running = true
+            let thread = Thread { [self] in
+                _ = shipyard_set_thread_name(name)
+                loop()
+            }
+            thread.start()
+        } else if wakeAt.map({ due < $0 }) ?? true {
+            condition.signal()
+        }
+        condition.unlock()
+    }
+
+    private func loop() {
+        condition.lock()
+        while true {
+            let now = ContinuousClock.now
+            var due: [Entry] = []
+            while let first = heap.first, first.due <= now { due.append(pop()) }
+            if !due.isEmpty {
+                wakeAt = nil
+                condition.unlock()
+                for entry in due { entry.fire() }
+                condition.lock()
+                continue
+            }
+            if let first = heap.first {
+                wakeAt = first.due
+                let wait = first.due - now
+                let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+                _ = condition.wait(until: Date().addingTimeInterval(seconds))
+            } else {
+                wakeAt = nil
+                condition.wait()
+            }
+        }
+    }
+
+    private func push(_ entry: Entry) {
+        heap.append(entry)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].due < heap[parent].due else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private func pop() -> Entry {
+        let top = heap[0]
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < heap.count, heap[left].due < heap[smallest].due { smallest = left }
+                if right < heap.count, heap[right].due < heap[smallest].due { smallest = right }
+                if smallest == parent { break }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return top
     }
 }

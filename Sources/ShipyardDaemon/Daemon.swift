@@ -16,9 +16,10 @@ public actor Daemon {
     private let logger: Logger
     private let startedAt = Date()
     private var watchers: [String: ProjectWatcher] = [:]
-    private var watcherTasks: [String: Task<Void, Never>] = [:]
     /// Polls run on these threads, however many projects there are.
     private let pollPool: BlockingPool
+    /// Starts each project's polls when they are due.
+    private let pollScheduler = PollScheduler(name: "poll-schedule")
     /// Each project's latest status, posted by its watcher without a hop through this actor.
     private nonisolated let board = StatusBoard()
     /// When `status.json` is next written (changes are gathered, not written one by one).
@@ -114,8 +115,13 @@ public actor Daemon {
             if stopping { continuation.resume() } else { stopped = continuation }
         }
         await orchestrator.shutdown(grace: config.stopGracePeriod)
-        for watcher in watchers.values { await watcher.stop() }
-        for task in watcherTasks.values { await task.value }
+        for watcher in watchers.values { watcher.stop() }
+        // A poll under way ends (a stuck one is interrupted at its pollTimeout) before the exit.
+        let longest = config.projects.map(\.pollTimeout).max() ?? .zero
+        let deadline = ContinuousClock.now + longest + .seconds(2)
+        while watchers.values.contains(where: \.isPolling), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         spoolWatcher?.stop()
         await publishStatus()
         logger.info("stopped")
@@ -133,12 +139,12 @@ public actor Daemon {
     private func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?, firstDelay: Duration = .zero) async {
         let board = board
         let watcher = ProjectWatcher(
-            project: project, state: state, pool: pollPool, logger: logger, publish: { status in board.post(status) },
-            flush: { [weak self] in await self?.publishStatus() })
-        await watcher.restore(shipyardCommit: commit)
+            project: project, state: state, pool: pollPool, scheduler: pollScheduler, logger: logger,
+            publish: { status in board.post(status) }, flush: { [weak self] in await self?.publishStatus() })
+        watcher.restore(shipyardCommit: commit)
         watchers[project.name] = watcher
-        board.post(await watcher.status)
-        watcherTasks[project.name] = Task { await watcher.run(firstDelay: firstDelay) }
+        board.post(watcher.status)
+        watcher.start(firstDelay: firstDelay)
     }
 
     // MARK: Signals and reload
@@ -193,7 +199,7 @@ public actor Daemon {
         } catch {
             logger.error("cannot write \(state.reloadFile): \(error)")
         }
-        for watcher in watchers.values { await watcher.syncNow() }
+        for watcher in watchers.values { watcher.syncNow() }
     }
 
     private func apply(_ new: DaemonConfig) async {
@@ -202,15 +208,14 @@ public actor Daemon {
         }
         let names = Set(new.projects.map(\.name))
         for (name, watcher) in watchers where !names.contains(name) {
-            await watcher.stop()
+            watcher.stop()
             watchers[name] = nil
-            watcherTasks[name] = nil
             board.remove(name)
             logger.info("project removed from the config", metadata: ["project": "\(name)"])
         }
         for project in new.projects {
             if let watcher = watchers[project.name] {
-                await watcher.update(project)
+                watcher.update(project)
             } else {
                 logger.info("project added to the config", metadata: ["project": "\(project.name)"])
                 await startWatcher(project, restoring: nil)
@@ -335,7 +340,7 @@ public actor Daemon {
             let collector = SyncCollector(id: request.id, requester: taken.requester, expected: targets.count, spool: spool)
             if targets.isEmpty { collector.finish() }
             for watcher in targets {
-                await watcher.syncNow(honourBackoff: true) { partial in collector.add(partial) }
+                watcher.syncNow(honourBackoff: true) { partial in collector.add(partial) }
             }
         case .trigger, .pause, .resume, .abort, .event:
             answer(await sequenceCommand(request, requester: taken.requester), kind: request.kind.rawValue)
@@ -568,7 +573,7 @@ public actor Daemon {
     func pinnedShipyards() async -> [String: PinnedShipyard] {
         var result: [String: PinnedShipyard] = [:]
         for (name, watcher) in watchers {
-            if let loaded = await watcher.loaded {
+            if let loaded = watcher.loaded {
                 result[name] = PinnedShipyard(shipyard: loaded.shipyard, commit: loaded.commit.hex)
             }
         }

@@ -14,8 +14,18 @@ public struct LoadedShipyard: Sendable {
 /// Watches one project's upstream branch: polls on its interval (or at once when asked), backs
 /// off with jitter while the upstream fails, and keeps the last good shipyard when a new one is
 /// invalid. Logs one line per change of state, never one per quiet poll.
-actor ProjectWatcher {
-    private(set) var project: DaemonConfig.Project
+///
+/// A quiet poll runs from start to end on the poll pool: the scheduler hands it to a pool
+/// thread when due, the thread polls, records the outcome under this watcher's lock, posts the
+/// status and schedules the next poll. No task, actor hop or timer is created per poll, so a
+/// thousand projects cost about what their libgit2 polls cost.
+final class ProjectWatcher: @unchecked Sendable {
+    private let lock = NSLock()
+    private var project: DaemonConfig.Project {
+        didSet { redactedUpstream = RemoteAccess.redact(project.upstream) }
+    }
+    /// The upstream as status shows it, worked out once per change of the project.
+    private var redactedUpstream: String
     private let mirror: Mirror
     private let logger: Logger
     /// Told this project's status after each poll (one project's, never every project's).
@@ -23,9 +33,9 @@ actor ProjectWatcher {
     /// Writes `status.json` now: a `shipyardctl sync` is answered only once status shows its poll.
     private let flush: @Sendable () async -> Void
     private let pool: BlockingPool
-    private let doorbell = Doorbell()
+    private let scheduler: PollScheduler
 
-    private(set) var loaded: LoadedShipyard?
+    private var loadedShipyard: LoadedShipyard?
     private var lastCommit: ObjectID?
     private var lastSeenTip: ObjectID?
     private var lastPollAt: Date?
@@ -34,17 +44,27 @@ actor ProjectWatcher {
     private var failures = 0
     private var upstreamError: StatusError?
     private var shipyardError: StatusError?
-    /// A poll thread is running; after a timeout it may still be stuck in the network.
+    /// A poll is running on the pool; after a timeout its thread may still be stuck in the network.
     private var busy = false
+    /// The running poll timed out: its thread is being interrupted free.
+    private var abandoned = false
     private var stopped = false
+    /// Only the newest scheduled poll fires; older ones (a sync, a reload moved it) do nothing.
+    private var generation = 0
+    /// Waiting for the next poll to start (a sync), and for the running one to end.
     private var syncWaiters: [@Sendable (SpoolOutcome.Partial) -> Void] = []
+    private var pollWaiters: [@Sendable (SpoolOutcome.Partial) -> Void] = []
+    /// A sync or a reload asked for a poll while one was running: another follows at once.
+    private var pollAgain = false
 
     init(
-        project: DaemonConfig.Project, state: StateDirectory, pool: BlockingPool, logger: Logger,
+        project: DaemonConfig.Project, state: StateDirectory, pool: BlockingPool, scheduler: PollScheduler, logger: Logger,
         publish: @escaping @Sendable (ProjectStatus) -> Void, flush: @escaping @Sendable () async -> Void = {}
     ) {
         self.project = project
+        self.redactedUpstream = RemoteAccess.redact(project.upstream)
         self.pool = pool
+        self.scheduler = scheduler
         self.flush = flush
         self.mirror = Mirror(path: state.mirror(project: project.name))
         var logger = logger
@@ -53,13 +73,26 @@ actor ProjectWatcher {
         self.publish = publish
     }
 
-    var status: ProjectStatus {
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    var status: ProjectStatus { locked { currentStatus } }
+
+    var loaded: LoadedShipyard? { locked { loadedShipyard } }
+
+    /// Whether a poll is running (for the daemon's stop).
+    var isPolling: Bool { locked { busy } }
+
+    private var currentStatus: ProjectStatus {
         var s = ProjectStatus(
-            name: project.name, upstream: RemoteAccess.redact(project.upstream), branch: project.branch,
+            name: project.name, upstream: redactedUpstream, branch: project.branch,
             shipyardPath: project.shipyardPath)
         s.commit = lastSeenTip?.hex
-        s.shipyardCommit = loaded?.commit.hex
-        s.stages = loaded?.shipyard.stages.map(\.name) ?? []
+        s.shipyardCommit = loadedShipyard?.commit.hex
+        s.stages = loadedShipyard?.shipyard.stages.map(\.name) ?? []
         s.lastPollAt = lastPollAt.map(Timestamp.string)
         s.lastSuccessAt = lastSuccessAt.map(Timestamp.string)
         s.nextPollAt = nextPollAt.map(Timestamp.string)
@@ -71,101 +104,155 @@ actor ProjectWatcher {
     /// Loads the shipyard the previous run had in force straight from the mirror, so the daemon
     /// has a shipyard at once after a restart even when the upstream is down.
     func restore(shipyardCommit: String?) {
+        let (project, mirror) = locked { (self.project, self.mirror) }
         guard let hex = shipyardCommit, mirror.tip(branch: project.branch) != nil else { return }
         let commit = ObjectID(hex: hex)
         guard case .blob(let blob, let bytes)? = try? mirror.file(at: commit, path: project.shipyardPath),
             let shipyard = ShipyardLoader.load(bytes).shipyard
         else { return }
-        loaded = LoadedShipyard(shipyard: shipyard, commit: commit, blob: blob)
+        locked { loadedShipyard = LoadedShipyard(shipyard: shipyard, commit: commit, blob: blob) }
         logger.info("restored the shipyard from the mirror", metadata: ["commit": "\(commit.short)"])
     }
 
-    /// Applies a changed project definition from a reloaded config.
+    /// Starts polling: the first poll after `firstDelay` (the daemon spreads a thousand projects
+    /// over their interval rather than polling them in one instant).
+    func start(firstDelay: Duration = .zero) {
+        locked { schedule(after: firstDelay) }
+    }
+
+    /// Applies a changed project definition from a reloaded config, and polls at once.
     func update(_ new: DaemonConfig.Project) {
-        guard new != project else { return }
-        let moved = new.upstream != project.upstream || new.branch != project.branch || new.shipyardPath != project.shipyardPath
-        project = new
-        if moved {
-            lastCommit = nil
-            upstreamError = nil
-            shipyardError = nil
-            failures = 0
+        locked {
+            guard new != project else { return }
+            let moved = new.upstream != project.upstream || new.branch != project.branch || new.shipyardPath != project.shipyardPath
+            project = new
+            if moved {
+                lastCommit = nil
+                upstreamError = nil
+                shipyardError = nil
+                failures = 0
+            }
+            if busy { pollAgain = true } else { schedule(after: .zero) }
         }
-        doorbell.ring()
     }
 
     /// Polls now; `reply` gets the poll's outcome. While the upstream fails, a sync from the CLI
     /// (`honourBackoff`) does not connect sooner than a poll interval (at least 5 s) after the
     /// last attempt: a wrong password tried in a loop can lock the account out.
     func syncNow(honourBackoff: Bool = false, reply: (@Sendable (SpoolOutcome.Partial) -> Void)? = nil) {
-        if honourBackoff, failures > 0, let error = upstreamError, let last = lastPollAt,
-            Date().timeIntervalSince(last) < max(project.pollInterval.seconds, 5)
-        {
-            let next = nextPollAt.map { " next attempt at \(Timestamp.string($0))" } ?? ""
-            reply?(SpoolOutcome.Partial(
-                ok: false,
-                message: "\(project.name): the upstream failed \(failures) time\(failures == 1 ? "" : "s") in a row (\(error.message)); not polled again so soon, to spare the account a lockout;\(next)"))
-            return
+        let refusal: SpoolOutcome.Partial? = locked {
+            if honourBackoff, failures > 0, let error = upstreamError, let last = lastPollAt,
+                Date().timeIntervalSince(last) < max(project.pollInterval.seconds, 5)
+            {
+                let next = nextPollAt.map { " next attempt at \(Timestamp.string($0))" } ?? ""
+                return SpoolOutcome.Partial(
+                    ok: false,
+                    message: "\(project.name): the upstream failed \(failures) time\(failures == 1 ? "" : "s") in a row (\(error.message)); not polled again so soon, to spare the account a lockout;\(next)")
+            }
+            if stopped { return SpoolOutcome.Partial(ok: false, message: "\(project.name): the daemon is stopping") }
+            if busy, abandoned {
+                return SpoolOutcome.Partial(ok: false, message: "\(project.name): the previous poll is still waiting for the upstream")
+            }
+            if let reply { syncWaiters.append(reply) }
+            // A poll already running may have listed the refs before the push being synced for:
+            // the next one, right after it, answers.
+            if busy { pollAgain = true } else { schedule(after: .zero) }
+            return nil
         }
-        if let reply { syncWaiters.append(reply) }
-        doorbell.ring()
+        if let refusal { reply?(refusal) }
     }
 
     func stop() {
-        stopped = true
-        doorbell.ring()
-        answerWaiters(ok: false, message: "\(project.name): the daemon is stopping")
-    }
-
-    /// Polls until stopped. The first poll comes after `firstDelay` (the daemon spreads a
-    /// thousand projects over their interval rather than polling them in one instant); then one
-    /// every poll interval, give or take 5% so that projects started together drift apart.
-    func run(firstDelay: Duration = .zero) async {
-        var delay = firstDelay
-        while !stopped {
-            nextPollAt = Date().addingTimeInterval(delay.seconds)
-            publish(status)
-            _ = await doorbell.wait(for: delay)
-            if stopped { break }
-            if busy {
-                answerWaiters(ok: false, message: "\(project.name): the previous poll is still waiting for the upstream")
-                delay = .seconds(1)
-                continue
+        let waiters: [@Sendable (SpoolOutcome.Partial) -> Void] = locked {
+            stopped = true
+            generation += 1
+            defer {
+                syncWaiters = []
+                pollWaiters = []
             }
-            delay = await pollOnce()
+            return syncWaiters + pollWaiters
+        }
+        for waiter in waiters { waiter(SpoolOutcome.Partial(ok: false, message: "\(project.name): the daemon is stopping")) }
+    }
+
+    // MARK: Polling (under the lock unless said otherwise)
+
+    private func schedule(after delay: Duration) {
+        generation += 1
+        let current = generation
+        nextPollAt = Date().addingTimeInterval(delay.seconds)
+        publish(currentStatus)
+        scheduler.schedule(after: delay) { [weak self] in self?.due(current) }
+    }
+
+    /// On the scheduler's thread: hands the poll to the pool.
+    private func due(_ scheduled: Int) {
+        lock.lock()
+        guard scheduled == generation, !stopped else {
+            lock.unlock()
+            return
+        }
+        if busy {
+            // The previous poll's thread is still being interrupted free: look again shortly.
+            schedule(after: .seconds(1))
+            lock.unlock()
+            return
+        }
+        busy = true
+        abandoned = false
+        pollAgain = false
+        pollWaiters = syncWaiters
+        syncWaiters = []
+        let job = PollJob(project: project, mirror: mirror, lastCommit: lastCommit, loadedBlob: loadedShipyard?.blob)
+        let timeout = project.pollTimeout
+        lock.unlock()
+        let token = CancelToken()
+        pool.start(
+            timeout: timeout, cancel: token, { job.run(cancel: token) },
+            timedOut: { [weak self] in
+                self?.ended(.failed("the poll timed out after \(GoDuration.format(timeout)): the upstream did not answer"), threadFree: false)
+            },
+            completed: { [weak self] outcome, inTime in
+                if inTime { self?.ended(outcome, threadFree: true) } else { self?.threadFreed() }
+            })
+    }
+
+    /// On a pool thread (or the timeout thread): records a poll's outcome and schedules the next.
+    private func ended(_ outcome: PollJob.Outcome, threadFree: Bool) {
+        lock.lock()
+        if threadFree { busy = false } else { abandoned = true }
+        let ok = apply(outcome)
+        // After a timeout no poll can start until the stuck thread is free: those waiting for
+        // the next one are told now, with the timeout.
+        let waiters = pollWaiters + (threadFree ? [] : syncWaiters)
+        let told = waiters.isEmpty ? "" : message(for: outcome)
+        pollWaiters = []
+        if !threadFree { syncWaiters = [] }
+        if !stopped {
+            if pollAgain, threadFree {
+                schedule(after: .zero)
+            } else {
+                schedule(after: upstreamError == nil ? Self.jittered(project.pollInterval) : backoff())
+            }
+        }
+        lock.unlock()
+        guard !waiters.isEmpty else { return }
+        let flush = flush
+        Task {
+            await flush()
+            for waiter in waiters { waiter(SpoolOutcome.Partial(ok: ok, message: told)) }
         }
     }
 
-    private func pollOnce() async -> Duration {
-        let job = PollJob(project: project, mirror: mirror, lastCommit: lastCommit, loadedBlob: loaded?.blob)
-        let token = CancelToken()
-        busy = true
-        let timeout = project.pollTimeout
-        let outcome = await pool.run(
-            timeout: timeout, cancel: token, { job.run(cancel: token) },
-            finished: { [weak self] in Task { await self?.threadFinished() } })
-        if outcome != nil { busy = false }
-        let result = apply(outcome ?? .failed("the poll timed out after \(GoDuration.format(timeout)): the upstream did not answer"))
-        if !syncWaiters.isEmpty {
-            publish(status)
-            await flush()
+    private func threadFreed() {
+        locked {
+            busy = false
+            abandoned = false
         }
-        answerWaiters(ok: result.ok, message: result.message)
-        return upstreamError == nil ? Self.jittered(project.pollInterval) : backoff()
     }
 
     static func jittered(_ interval: Duration) -> Duration {
         .milliseconds(Int64(interval.seconds * Double.random(in: 0.95...1.05) * 1000))
-    }
-
-    private func threadFinished() {
-        busy = false
-    }
-
-    private func answerWaiters(ok: Bool, message: String) {
-        let waiters = syncWaiters
-        syncWaiters = []
-        for waiter in waiters { waiter(SpoolOutcome.Partial(ok: ok, message: message)) }
     }
 
     /// Jittered exponential backoff: the poll interval doubled per consecutive failure, capped at
@@ -177,7 +264,20 @@ actor ProjectWatcher {
         return .milliseconds(Int64(base * Double.random(in: 0.8...1.2) * 1000))
     }
 
-    private func apply(_ outcome: PollJob.Outcome) -> (ok: Bool, message: String) {
+    /// What a sync is told of a poll (built only when someone waits for it).
+    private func message(for outcome: PollJob.Outcome) -> String {
+        switch outcome {
+        case .failed(let message):
+            return "\(project.name): \(message)"
+        case .unchanged(let commit):
+            return "\(project.name): \(project.branch) is at \(commit.short), unchanged" + shipyardSummary
+        case .fetched(let commit, _, _):
+            return "\(project.name): \(project.branch) is at \(commit.short)" + shipyardSummary
+        }
+    }
+
+    /// Records a poll's outcome; returns whether all is well.
+    private func apply(_ outcome: PollJob.Outcome) -> Bool {
         let now = Date()
         lastPollAt = now
         switch outcome {
@@ -187,18 +287,18 @@ actor ProjectWatcher {
                 logger.error("upstream poll failed: \(message)", metadata: ["failures": "\(failures)"])
                 upstreamError = StatusError(kind: "upstream", message: message, since: Timestamp.string(now))
             }
-            return (false, "\(project.name): \(message)")
+            return false
         case .unchanged(let commit):
             recovered(now)
             lastSeenTip = commit
-            return (shipyardError == nil, "\(project.name): \(project.branch) is at \(commit.short), unchanged" + shipyardSummary)
+            return shipyardError == nil
         case .fetched(let commit, let file, let recreated):
             recovered(now)
             if recreated { logger.warning("the mirror was unreadable and has been re-created from the upstream") }
             lastCommit = commit
             lastSeenTip = commit
             apply(file, at: commit)
-            return (shipyardError == nil, "\(project.name): \(project.branch) is at \(commit.short)" + shipyardSummary)
+            return shipyardError == nil
         }
     }
 
@@ -206,7 +306,7 @@ actor ProjectWatcher {
         if let error = shipyardError {
             return "; \(error.message)"
         }
-        guard let loaded else { return "" }
+        guard let loaded = loadedShipyard else { return "" }
         return "; shipyard from \(loaded.commit.short) (stages: \(loaded.shipyard.stages.map(\.name).joined(separator: ", ")))"
     }
 
@@ -221,16 +321,16 @@ actor ProjectWatcher {
 
     private func apply(_ file: PollJob.FileOutcome, at commit: ObjectID) {
         let path = project.shipyardPath
-        let keeping = loaded.map { "[keeping the shipyard from \($0.commit.short)]" } ?? "[no shipyard is loaded yet]"
+        let keeping = loadedShipyard.map { "[keeping the shipyard from \($0.commit.short)]" } ?? "[no shipyard is loaded yet]"
         switch file {
         case .sameBlob:
-            if loaded?.commit != commit {
+            if loadedShipyard?.commit != commit {
                 logger.info("\(project.branch) moved; \(path) is unchanged", metadata: ["commit": "\(commit.short)"])
             }
-            loaded?.commit = commit
+            loadedShipyard?.commit = commit
             shipyardError = nil
         case .valid(let shipyard, let blob, let warnings):
-            loaded = LoadedShipyard(shipyard: shipyard, commit: commit, blob: blob)
+            loadedShipyard = LoadedShipyard(shipyard: shipyard, commit: commit, blob: blob)
             shipyardError = nil
             logger.info(
                 "loaded \(path)",

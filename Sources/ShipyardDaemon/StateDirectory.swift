@@ -120,11 +120,14 @@ public enum AtomicFile {
 
 /// Timestamps as operators read them in JSON: RFC 3339 in UTC.
 enum Timestamp {
-    private static let style = Date.ISO8601FormatStyle.iso8601.year().month().day().timeZone(separator: .omitted)
-        .time(includingFractionalSeconds: false).timeSeparator(.colon).dateSeparator(.dash)
-
+    /// `2026-11-27T20:50:00Z`, from the C library's calendar: status carries three per poll,
+    /// and a thousand projects poll.
     static func string(_ date: Date) -> String {
-        style.format(date)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }
 

@@ -121,6 +121,12 @@ final class StatusBoard: Sendable {
     }
 
     private let state = Mutex(State())
+    /// One encoder for every entry (made once: making one costs more than using it).
+    private let encoder = Mutex<JSONEncoder>({
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }())
     /// Called when a change people look for was posted (a commit, an error, a failure count,
     /// a first poll): the daemon writes `status.json` soon. Other changes (times only) wait
     /// for its next periodic write.
@@ -135,7 +141,7 @@ final class StatusBoard: Sendable {
             let before = s.statuses.updateValue(status, forKey: status.name)
             s.fragments[status.name] = nil
             s.dirty = true
-            return before.map { Self.timesAside($0) != Self.timesAside(status) } ?? true
+            return before.map { !Self.onlyTimesDiffer($0, status) } ?? true
         }
         if isUrgent { urgent.withLock { $0 }() }
     }
@@ -164,7 +170,7 @@ final class StatusBoard: Sendable {
                 if let cached = s.fragments[name] {
                     fragment = cached
                 } else {
-                    fragment = try JSON.encode(status)
+                    fragment = try encoder.withLock { try $0.encode(status) }
                     s.fragments[name] = fragment
                 }
                 if !document.isEmpty { document.append(Data(",\n".utf8)) }
@@ -174,16 +180,12 @@ final class StatusBoard: Sendable {
         }
     }
 
-    private static func timesAside(_ status: ProjectStatus) -> ProjectStatus {
-        var status = status
-        // Only whether there was a poll matters here, not when.
-        status.lastPollAt = status.lastPollAt.map { _ in "" }
-        status.lastSuccessAt = status.lastSuccessAt.map { _ in "" }
-        status.nextPollAt = nil
-        if var error = status.error {
-            error.since = ""
-            status.error = error
-        }
-        return status
+    /// Whether two statuses of a project differ only in when things happened (a quiet poll):
+    /// whether there was a poll, a success or an error matters, not when.
+    static func onlyTimesDiffer(_ a: ProjectStatus, _ b: ProjectStatus) -> Bool {
+        a.commit == b.commit && a.shipyardCommit == b.shipyardCommit && a.consecutiveFailures == b.consecutiveFailures
+            && (a.lastPollAt == nil) == (b.lastPollAt == nil) && (a.lastSuccessAt == nil) == (b.lastSuccessAt == nil)
+            && a.error?.message == b.error?.message && a.error?.kind == b.error?.kind && a.error?.commit == b.error?.commit
+            && a.stages == b.stages && a.upstream == b.upstream && a.branch == b.branch && a.shipyardPath == b.shipyardPath
     }
 }
