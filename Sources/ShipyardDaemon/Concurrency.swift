@@ -361,7 +361,8 @@ final class PollScheduler: @unchecked Sendable {
         while true {
             let now = ContinuousClock.now
             var due: [Entry] = []
-            while let first = heap.first, first.due <= now { due.append(pop()) }
+            // Polls due within the next 20 ms go now too: one wake-up starts them all.
+            while let first = heap.first, first.due <= now + .milliseconds(20) { due.append(pop()) }
             if !due.isEmpty {
                 wakeAt = nil
                 condition.unlock()

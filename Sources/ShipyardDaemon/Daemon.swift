@@ -93,10 +93,10 @@ public actor Daemon {
             }
         }
         await drainSpool()
-        // Quiet polls only move their projects' times: status.json takes them every 5 s.
+        // Quiet polls only move their projects' times: status.json takes them every 15 s.
         Task { [weak self] in
             while let self, await !self.stopping {
-                try? await Task.sleep(for: .seconds(5))
+                try? await Task.sleep(for: .seconds(15))
                 if self.board.isDirty { await self.publishStatus() }
             }
         }
