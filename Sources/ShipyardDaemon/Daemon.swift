@@ -55,6 +55,10 @@ public actor Daemon {
         board.whenUrgent { [weak self] in
             Task { await self?.scheduleStatusWrite(in: 0.1) }
         }
+        // From the start: a SIGTERM during start-up (a long import, say) stops the daemon cleanly,
+        // and a SIGHUP is ignored until there is a running config to reload.
+        signal(SIGHUP, SIG_IGN)
+        installSignals([(SIGTERM, "stop"), (SIGINT, "stop")])
         try state.prepare()
         Git.initialize()
         logger.info(
@@ -79,7 +83,6 @@ public actor Daemon {
             // An import of years of journal may outlast the unit's start timeout: ask for more.
             _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
         }
-        installSignals()
         spoolWatcher = SpoolWatcher(directory: state.requests) { [weak self] in
             Task { await self?.drainSpool() }
         }
@@ -108,6 +111,7 @@ public actor Daemon {
             }
         }
         await publishStatus()
+        installSignals([(SIGHUP, "reload")])
         logger.info("ready")
         systemd.send("READY=1\nSTATUS=\(await statusLine())")
         startWatchdog()
@@ -149,8 +153,8 @@ public actor Daemon {
 
     // MARK: Signals and reload
 
-    private func installSignals() {
-        for (signo, action) in [(SIGHUP, "reload"), (SIGTERM, "stop"), (SIGINT, "stop")] {
+    private func installSignals(_ signals: [(Int32, String)]) {
+        for (signo, action) in signals {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler { [weak self] in
