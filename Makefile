@@ -6,14 +6,17 @@ BIN := .build/debug
 
 # Tests also run real servers: sshd (openssh-server) and a small Python HTTP server for git
 # http-backend, check the unit with systemd-analyze, and boot a minimal Debian under a real
-# systemd (debootstrap, systemd-nspawn from systemd-container) to install and use the unit.
-TEST_PACKAGES := openssh-server python3 systemd debootstrap systemd-container
+# systemd (debootstrap, systemd-nspawn from systemd-container) to install and use the unit, and
+# check the .deb with lintian.
+TEST_PACKAGES := openssh-server python3 systemd debootstrap systemd-container lintian
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
 # example config, man pages and shell completions. make uninstall removes them.
 PREFIX ?= /usr/local
 DESTDIR ?=
 CONFIGURATION ?= release
+# Release binaries carry the Swift runtime, and bind every symbol at start (RELRO, BIND_NOW).
+RELEASE_FLAGS := --static-swift-stdlib -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
 BINDIR := $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
@@ -22,7 +25,7 @@ MANDIR := $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 MANSRC := .build/plugins/GenerateManual/outputs
 
-.PHONY: all deps test-deps build test run lint bench clean install install-files man uninstall
+.PHONY: all deps test-deps build test run lint bench clean install install-files man uninstall release deb
 
 all: build
 
@@ -35,8 +38,11 @@ test-deps:
 build: deps
 	$(SWIFT) build
 
+# The packaging tests check the release binaries and the .deb, built first (SwiftPM holds the
+# build folder while the tests run).
 test: test-deps
 	$(SWIFT) build --build-tests
+	$(MAKE) deb
 	$(SWIFT) test
 
 lint: build
@@ -48,15 +54,26 @@ run: build
 
 # Performance figures beside the tools users would otherwise run (release build).
 bench: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
 	.build/release/shipyard-bench
 
 man: deps
 	$(SWIFT) package --allow-writing-to-package-directory generate-manual --multi-page --configuration $(CONFIGURATION)
 
+# Release binaries carry the Swift runtime (--static-swift-stdlib): a host needs Debian's
+# libgit2, libyaml and libsqlite3 and nothing of the Swift toolchain.
+release: deps
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
+
 install: deps man
-	$(SWIFT) build -c $(CONFIGURATION)
+	$(SWIFT) build -c $(CONFIGURATION) $(if $(filter release,$(CONFIGURATION)),$(RELEASE_FLAGS))
 	$(MAKE) install-files
+
+# make deb: shipyard_<version>_<arch>.deb (apt install ./shipyard_….deb); see scripts/make-deb.
+deb: deps
+	$(MAKE) man CONFIGURATION=release
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
+	scripts/make-deb
 
 # Copies what is built; does not build (tests call it while SwiftPM holds the build folder).
 install-files:

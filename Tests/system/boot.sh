@@ -5,24 +5,11 @@
 #
 #   Tests/system/boot.sh [BIN_DIR]       (as root; BIN_DIR defaults to .build/debug)
 #
-# The root is made once with debootstrap --variant=minbase and cached in .build/nspawn/.
+# The root is made once by debian-root.sh (debootstrap --variant=minbase, cached in .build/nspawn/).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 configuration=${CONFIGURATION:-debug}
-cache=$repo/.build/nspawn
-root=$cache/bookworm
-packages=systemd,systemd-sysv,dbus,git,libgit2-1.5,libyaml-0-2,libsqlite3-0,passwd
-mkdir -p "$cache"
-if [ ! -f "$root/.shipyard-root-$packages" ]; then
-  rm -rf "$root" "$root.tmp"
-  echo "boot.sh: debootstrap --variant=minbase bookworm into $root (once)" >&2
-  if ! debootstrap --variant=minbase --include="$packages" bookworm "$root.tmp" http://deb.debian.org/debian > "$cache/debootstrap.log" 2>&1; then
-    tail -20 "$cache/debootstrap.log" >&2
-    exit 2
-  fi
-  mv "$root.tmp" "$root"
-  touch "$root/.shipyard-root-$packages"
-fi
+root=$("$repo/Tests/system/debian-root.sh")
 
 work=$(mktemp -d /tmp/shipyard-boot.XXXXXX)
 trap 'rm -rf "$work"' EXIT
