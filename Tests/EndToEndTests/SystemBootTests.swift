@@ -48,6 +48,21 @@ import Testing
         #expect(lines.filter { $0.hasPrefix("ok ") }.count >= 22, "\(run.stdout)")
     }
 
+    /// The package's maintainer scripts under a booted systemd (Tests/system/package-boot.sh):
+    /// without a config the daemon stays off, with one it is enabled and started, an upgrade
+    /// restarts it, remove stops it and keeps config and record, purge deletes them.
+    @Test(.enabled(if: canBoot && package != nil, "needs root, systemd-nspawn, debootstrap and the package (make test builds it)"), .timeLimit(.minutes(10)))
+    func thePackageStartsOnlyWithAConfigAndRestartsOnUpgrade() throws {
+        let deb = try #require(Self.package)
+        let script = Repository.root.appendingPathComponent("Tests/system/package-boot.sh").path
+        let run = try Run.capture("/bin/bash", [script, deb])
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(lines.filter { $0.hasPrefix("FAIL") }.isEmpty, "\(run.stdout)")
+        #expect(lines.contains("done"), "\(run.stdout)")
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count >= 14, "\(run.stdout)")
+    }
+
     /// Debian's package checker: no error and no warning (the ones silenced are explained in
     /// packaging/deb/lintian-overrides).
     @Test(.enabled(if: package != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/lintian"), "needs lintian and the package (make test has both)"))
