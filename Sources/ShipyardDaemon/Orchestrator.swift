@@ -234,7 +234,7 @@ actor Orchestrator {
     private func explained(_ error: EngineError, _ command: Engine.Command) -> EngineError {
         switch command {
         case .event(let event):
-            guard let id = event.triggeredid, engine.task(triggeredID: id) == nil,
+            guard error.message.hasPrefix("no triggered task has the id"), let id = event.triggeredid,
                 let (sequence, task) = try? store.task(triggeredID: id)
             else { return error }
             let how = sequence.isActive ? "it \(task.state)" : "its sequence ended \(sequence.state.rawValue)\(sequence.result.map { " (\($0.rawValue))" } ?? "")"
