@@ -224,12 +224,7 @@ final class BlockingPool: @unchecked Sendable {
                 watcher.lock()
                 continue
             }
-            if let next {
-                let seconds = Double((next - now).components.seconds) + Double((next - now).components.attoseconds) / 1e18
-                _ = watcher.wait(until: Date().addingTimeInterval(max(0, seconds)))
-            } else {
-                watcher.wait()
-            }
+            watcher.sleep(until: next)
         }
     }
 }
@@ -265,56 +260,11 @@ final class ResumeOnce<T: Sendable>: Sendable {
     }
 }
 
-/// A sleep that can be cut short: the poll loop waits on it, `shipyardctl sync` rings it.
-final class Doorbell: Sendable {
-    private struct State {
-        var rung = false
-        var waiter: CheckedContinuation<Bool, Never>?
-        var generation = 0
-    }
-
-    private let state = Mutex(State())
-
-    /// Wakes the current or next waiter.
-    func ring() {
-        state.withLock { s in
-            if let waiter = s.waiter {
-                s.waiter = nil
-                waiter.resume(returning: true)
-            } else {
-                s.rung = true
-            }
-        }
-    }
-
-    /// Waits up to `duration`; true when rung, false when the time ran out.
-    func wait(for duration: Duration) async -> Bool {
-        await withCheckedContinuation { continuation in
-            state.withLock { s in
-                if s.rung {
-                    s.rung = false
-                    continuation.resume(returning: true)
-                    return
-                }
-                s.generation += 1
-                let generation = s.generation
-                s.waiter = continuation
-                // A timer on Dispatch's heap, not a task per wait: a thousand projects waiting
-                // cost a thousand heap entries, and a wait that was rung finds its generation gone.
-                let nanoseconds = max(0, Int(duration.components.seconds) * 1_000_000_000 + Int(duration.components.attoseconds / 1_000_000_000))
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
-                    self?.expire(generation)
-                }
-            }
-        }
-    }
-
-    private func expire(_ generation: Int) {
-        state.withLock { s in
-            guard s.generation == generation, let waiter = s.waiter else { return }
-            s.waiter = nil
-            waiter.resume(returning: false)
-        }
+extension NSCondition {
+    /// Waits, with the lock held, until signalled or `instant` (nil: until signalled).
+    func sleep(until instant: ContinuousClock.Instant?) {
+        guard let instant else { return wait() }
+        _ = wait(until: Date().addingTimeInterval(max(0, (instant - .now).seconds)))
     }
 }
 
@@ -370,15 +320,8 @@ final class PollScheduler: @unchecked Sendable {
                 condition.lock()
                 continue
             }
-            if let first = heap.first {
-                wakeAt = first.due
-                let wait = first.due - now
-                let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
-                _ = condition.wait(until: Date().addingTimeInterval(seconds))
-            } else {
-                wakeAt = nil
-                condition.wait()
-            }
+            wakeAt = heap.first?.due
+            condition.sleep(until: wakeAt)
         }
     }
 

@@ -111,6 +111,16 @@ struct Bench {
     static func ms(_ seconds: Double) -> String { String(format: "%.3f ms", seconds * 1000) }
     static func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: n, withPad: " ", startingAt: 0) }
 
+    /// The sizes a section measures: `variable` from the environment (`100,1000`), else `defaults`.
+    static func sizes(_ variable: String, _ defaults: String) -> [Int] {
+        (ProcessInfo.processInfo.environment[variable] ?? defaults).split(separator: ",").compactMap { Int($0) }
+    }
+
+    /// One line of a side-by-side table: the label, then each column's figure.
+    static func row<Column>(_ label: String, _ columns: [Column], width: Int, _ value: (Column) -> String) {
+        print(pad("  " + label, width) + columns.map { pad(value($0), 14) }.joined())
+    }
+
     /// Runs a program to completion with its output discarded (no pipes, so no reader threads
     /// distort the timing); it is reaped, so its CPU time lands in RUSAGE_CHILDREN.
     static func run(_ path: String, _ args: [String]) throws {

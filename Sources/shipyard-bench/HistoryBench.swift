@@ -20,7 +20,7 @@ enum HistoryBench {
     }
 
     static func run(scratch: String, repository: String, bin: String) throws {
-        let sizes = (ProcessInfo.processInfo.environment["BENCH_HISTORY"] ?? "0,1000,40000").split(separator: ",").compactMap { Int($0) }
+        let sizes = Bench.sizes("BENCH_HISTORY", "0,1000,40000")
         let commit = try Run.checked("/usr/bin/git", ["--git-dir", repository, "rev-parse", "main"]).trimmingCharacters(in: .whitespacesAndNewlines)
         var columns: [Column] = []
         for size in sizes {
@@ -28,9 +28,7 @@ enum HistoryBench {
         }
         print("")
         print("History: two-stage deliveries over one year (16 events each) and 20 waiting for approval, imported from an earlier release's journal:")
-        func row(_ label: String, _ value: (Column) -> String) {
-            print(Bench.pad("  " + label, 46) + columns.map { Bench.pad(value($0), 14) }.joined())
-        }
+        func row(_ label: String, _ value: (Column) -> String) { Bench.row(label, columns, width: 46, value) }
         row("deliveries in the history") { $0.deliveries == 0 ? "none" : "\($0.deliveries)" }
         row("old journal") { String(format: "%.1f MB", $0.journalMB) }
         row("import at the first start") { String(format: "%.1f s", $0.importSeconds) }

@@ -18,7 +18,7 @@ enum ProjectsBench {
     static let interval = 30.0
 
     static func run(scratch: String, port: Int, bin: String, libgit2PollCPU: Double) throws {
-        let sizes = (ProcessInfo.processInfo.environment["BENCH_PROJECTS"] ?? "100,1000").split(separator: ",").compactMap { Int($0) }
+        let sizes = Bench.sizes("BENCH_PROJECTS", "100,1000")
         let window = Double(ProcessInfo.processInfo.environment["BENCH_PROJECTS_WINDOW"] ?? "") ?? 60
         var columns: [Column] = []
         for size in sizes {
@@ -26,9 +26,7 @@ enum ProjectsBench {
         }
         print("")
         print("Projects: N projects on one loopback git daemon, polled every \(Int(interval))s, nothing changing upstream (CPU over \(Int(window))s once all were polled):")
-        func row(_ label: String, _ value: (Column) -> String) {
-            print(Bench.pad("  " + label, 48) + columns.map { Bench.pad(value($0), 14) }.joined())
-        }
+        func row(_ label: String, _ value: (Column) -> String) { Bench.row(label, columns, width: 48, value) }
         row("projects") { "\($0.projects)" }
         row("ready (target < 2 s at 1,000)") { String(format: "%.2f s", $0.ready) }
         row("CPU, % of one core (< 3% at 1,000)") { String(format: "%.2f %%", $0.cpuPerSecond * 100) }

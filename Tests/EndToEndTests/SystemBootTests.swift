@@ -15,15 +15,20 @@ import Testing
 
     @Test(.enabled(if: canBoot, "needs root, systemd-nspawn and debootstrap (make test installs them)"), .timeLimit(.minutes(15)))
     func readmeInstallationUnderARealSystemd() throws {
-        let script = Repository.root.appendingPathComponent("Tests/system/boot.sh").path
-        let run = try Run.capture("/bin/bash", [script])
+        try Self.scenario("boot.sh", steps: 29)
+    }
+
+    /// Runs a script of Tests/system that prints "ok …"/"FAIL …" lines and "done": it passed,
+    /// and ran at least `steps` steps (a step that silently vanished would not be a pass).
+    static func scenario(_ script: String, _ arguments: [String] = [], steps: Int) throws {
+        let path = Repository.root.appendingPathComponent("Tests/system/" + script).path
+        let run = try Run.capture("/bin/bash", [path] + arguments)
         let lines = run.stdout.split(separator: "\n").map(String.init)
         let failed = lines.filter { $0.hasPrefix("FAIL") }
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         #expect(failed.isEmpty, "\(failed.joined(separator: "\n"))")
         #expect(lines.contains("done"), "\(run.stdout)")
-        // The scenario ran every step (a step that silently vanished would not be a pass).
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count >= 29, "\(run.stdout)")
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count >= steps, "\(run.stdout)")
     }
 
     /// The package `make deb` built (make test builds it before the tests run).
@@ -38,14 +43,7 @@ import Testing
     /// state made, the example config a conffile, remove keeps state and config, purge deletes.
     @Test(.enabled(if: canBoot && package != nil, "needs root, systemd-nspawn, debootstrap and the package (make test builds it)"), .timeLimit(.minutes(10)))
     func theDebianPackageInstallsRemovesAndPurges() throws {
-        let deb = try #require(Self.package)
-        let script = Repository.root.appendingPathComponent("Tests/system/package.sh").path
-        let run = try Run.capture("/bin/bash", [script, deb])
-        let lines = run.stdout.split(separator: "\n").map(String.init)
-        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
-        #expect(lines.filter { $0.hasPrefix("FAIL") }.isEmpty, "\(run.stdout)")
-        #expect(lines.contains("done"), "\(run.stdout)")
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count >= 22, "\(run.stdout)")
+        try Self.scenario("package.sh", [try #require(Self.package)], steps: 22)
     }
 
     /// The package's maintainer scripts under a booted systemd (Tests/system/package-boot.sh):
@@ -53,14 +51,7 @@ import Testing
     /// restarts it, remove stops it and keeps config and record, purge deletes them.
     @Test(.enabled(if: canBoot && package != nil, "needs root, systemd-nspawn, debootstrap and the package (make test builds it)"), .timeLimit(.minutes(10)))
     func thePackageStartsOnlyWithAConfigAndRestartsOnUpgrade() throws {
-        let deb = try #require(Self.package)
-        let script = Repository.root.appendingPathComponent("Tests/system/package-boot.sh").path
-        let run = try Run.capture("/bin/bash", [script, deb])
-        let lines = run.stdout.split(separator: "\n").map(String.init)
-        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
-        #expect(lines.filter { $0.hasPrefix("FAIL") }.isEmpty, "\(run.stdout)")
-        #expect(lines.contains("done"), "\(run.stdout)")
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count >= 14, "\(run.stdout)")
+        try Self.scenario("package-boot.sh", [try #require(Self.package)], steps: 14)
     }
 
     /// Debian's package checker: no error and no warning (the ones silenced are explained in
