@@ -121,6 +121,8 @@ public struct Engine: Sendable {
     public var taskFinishTimeout: TimeInterval? = 86400
     /// Task names the daemon runs as local programs.
     public var locallyRunTasks: Set<String> = []
+    /// The sequence (and task) every stage has when its shipyard does not define it.
+    public static let evaluationSequence = "evaluation"
     /// At most this many sequences run in one context: a sequence that `triggeredOn` would start
     /// beyond it (a remediation loop that never heals) ends at once with a message instead.
     public var maxSequencesPerContext = 50
@@ -331,14 +333,22 @@ public struct Engine: Sendable {
                 throw EngineError("no stage \"\(name)\" in project \(request.project) (stages: \(shipyard.stages.map(\.name).joined(separator: ", ")))")
             }
             stage = found
-        } else {
-            guard let first = shipyard.stages.first(where: { $0.sequence(named: request.sequence) != nil }) else {
-                let all = Set(shipyard.stages.flatMap { $0.sequences.map(\.name) }).sorted()
-                throw EngineError("no sequence \"\(request.sequence)\" in project \(request.project) (sequences: \(all.joined(separator: ", ")))")
-            }
+        } else if let first = shipyard.stages.first(where: { $0.sequence(named: request.sequence) != nil }) {
             stage = first
+        } else if request.sequence == Self.evaluationSequence, let first = shipyard.stages.first {
+            stage = first
+        } else {
+            let all = Set(shipyard.stages.flatMap { $0.sequences.map(\.name) }).sorted()
+            throw EngineError("no sequence \"\(request.sequence)\" in project \(request.project) (sequences: \(all.joined(separator: ", ")))")
         }
-        guard let sequence = stage.sequence(named: request.sequence) else {
+        let planned: [PlannedTask]
+        if let sequence = stage.sequence(named: request.sequence) {
+            planned = sequence.tasks.map(PlannedTask.init)
+        } else if request.sequence == Self.evaluationSequence {
+            // Keptn: every stage has an `evaluation` sequence of one `evaluation` task (a
+            // quality-gate-only project), unless the shipyard defines its own.
+            planned = [PlannedTask(name: Self.evaluationSequence)]
+        } else {
             throw EngineError("no sequence \"\(request.sequence)\" in stage \(stage.name) (it has: \(stage.sequences.map(\.name).joined(separator: ", ")))")
         }
         guard EntityName.check(request.service) == .valid else {
@@ -349,9 +359,9 @@ public struct Engine: Sendable {
         data["stage"] = .string(stage.name)
         data["service"] = .string(request.service)
         var event = KeptnEvent(
-            id: ids.next(), source: request.source, type: "\(KeptnEvent.prefix)\(stage.name).\(sequence.name).triggered",
+            id: ids.next(), source: request.source, type: "\(KeptnEvent.prefix)\(stage.name).\(request.sequence).triggered",
             time: Timestamps.format(run.now), context: context, gitcommitid: pinned.commit,
-            shipyardtasks: sequence.tasks.map(PlannedTask.init), data: data)
+            shipyardtasks: planned, data: data)
         event.shipyardrequestid = request.requestID
         emit(event, run: &run)
     }

@@ -61,6 +61,21 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    public var array: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var bool: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var number: Double? {
+        if case .number(let n) = self { return n }
+        return nil
+    }
+
     /// The value as compact JSON, at most 120 characters, for messages.
     public var compactDescription: String {
         let text = (try? String(decoding: JSONEncoder().encode(self), as: UTF8.self)) ?? "?"

@@ -3,6 +3,27 @@
 public struct SchemaReader: Sendable {
     public init() {}
 
+    /// Parses a file whose top level must be a mapping; nil (with the error logged) when it is
+    /// not YAML, empty, or something else. `empty` and `what` complete the messages.
+    public func document(_ bytes: some Collection<UInt8>, empty: String, what: String, log: inout DiagnosticLog) -> YAMLNode? {
+        let root: YAMLNode?
+        do {
+            root = try YAMLParser().parse(bytes)
+        } catch {
+            log.error(error.message, at: error.mark)
+            return nil
+        }
+        guard let root, !root.isNull else {
+            log.error("the file is empty; \(empty)", at: .start)
+            return nil
+        }
+        guard root.mapping != nil else {
+            log.error("\(what), not \(root.kindDescription)", at: root.mark)
+            return nil
+        }
+        return root
+    }
+
     /// Reads a mapping whose keys must be among `allowed`. Unknown keys are errors, with a
     /// suggestion when one is a likely typo: a misspelt `triggeredOn` must never be ignored.
     /// Returns false when the node is not a mapping at all.
