@@ -9,6 +9,11 @@
 
 int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                         const char *directory, int in_fd, int out_fd) {
+    return shipyard_spawn_task_split(pid, path, argv, envp, directory, in_fd, out_fd, out_fd);
+}
+
+int shipyard_spawn_task_split(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                              const char *directory, int in_fd, int out_fd, int err_fd) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
     sigset_t empty, all;
@@ -24,7 +29,7 @@ int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *
     else
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
     if (directory) posix_spawn_file_actions_addchdir_np(&actions, directory);
 
     sigemptyset(&empty);

@@ -77,6 +77,10 @@ public actor Daemon {
         let orchestrator = Orchestrator(state: state, config: config, logger: logger) { [weak self] in
             await self?.pinnedShipyards() ?? [:]
         }
+        let board = board
+        await orchestrator.onPassWithoutSLO { project, message, context in
+            board.notePassWithoutSLO(project: project, message: message, context: context)
+        }
         self.orchestrator = orchestrator
         let systemd = systemd
         try await orchestrator.start { imported in
@@ -350,6 +354,25 @@ public actor Daemon {
             answer(await sequenceCommand(request, requester: taken.requester), kind: request.kind.rawValue)
         case .approve, .reject:
             answer(await decide(request, requester: taken.requester), kind: request.kind.rawValue)
+        case .invalidate:
+            answer(await invalidate(request, requester: taken.requester), kind: request.kind.rawValue)
+        }
+    }
+
+    /// `shipyardctl evaluations invalidate`: what later quality gates compare with is as much a
+    /// decision as an approval, so the approvers make it.
+    private func invalidate(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
+        guard let orchestrator else { return SpoolOutcome(id: request.id, ok: false, message: "the daemon is starting") }
+        let user = Self.userName(requester)
+        if let approvers = config.approvers, !Self.isAdministrator(requester), !approvers.admits(user: user, groups: Self.groupNames(requester)) {
+            return SpoolOutcome(id: request.id, ok: false, message: "\(user) may not invalidate evaluations: approvers are \(approvers.description)")
+        }
+        let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        guard !reason.isEmpty else { return SpoolOutcome(id: request.id, ok: false, message: "an invalidation needs a reason (--reason)") }
+        do {
+            return SpoolOutcome(id: request.id, ok: true, message: try await orchestrator.invalidate(request.evaluationID ?? "", by: user, reason: reason))
+        } catch {
+            return SpoolOutcome(id: request.id, ok: false, message: error.message)
         }
     }
 
@@ -453,6 +476,12 @@ public actor Daemon {
                 }
                 data["labels"] = .object(labels.mapValues(JSONValue.string))
             }
+            if let window = request.evaluation {
+                switch Self.evaluationData(window) {
+                case .success(let value): data["evaluation"] = value
+                case .failure(let problem): return SpoolOutcome(id: request.id, ok: false, message: problem.message)
+                }
+            }
             // Request ids are each user's own: another user's request with the same id is another request.
             let requestKey = "\(requester):\(request.id)"
             if let earlier = await orchestrator.sequence(forRequest: requestKey) {
@@ -503,7 +532,7 @@ public actor Daemon {
                 if Self.builtInTasks.contains(name) {
                     return SpoolOutcome(
                         id: request.id, ok: false,
-                        message: "\(name) is decided by shipyardd itself\(name == "approval" ? " and by people through shipyardctl approve/reject, which check approvers" : ""); it takes no events from outside")
+                        message: "\(name) is decided by shipyardd itself\(name == "approval" ? " and by people through shipyardctl approve/reject, which check approvers" : " from the project's SLO and SLI provider"); it takes no events from outside")
                 }
                 if await orchestrator.runsLocally(name) {
                     return SpoolOutcome(
@@ -520,7 +549,7 @@ public actor Daemon {
                 return SpoolOutcome(id: request.id, ok: true, message: "\(duplicate); nothing changed")
             }
             command = .event(event)
-        case .sync, .approve, .reject:
+        case .sync, .approve, .reject, .invalidate:
             return SpoolOutcome(id: request.id, ok: false, message: "not a sequence command")
         }
         do {
@@ -557,9 +586,33 @@ public actor Daemon {
         return "shipyardctl/\(user)" + (kept.isEmpty ? "" : "/" + kept)
     }
 
-    /// Tasks the daemon itself carries out (`evaluation` joins them once it is built in; until
-    /// then an external service answers it like any other task).
-    static let builtInTasks: Set<String> = ["approval"]
+    /// Tasks the daemon itself carries out.
+    static let builtInTasks: Set<String> = ["approval", Engine.evaluationSequence]
+
+    /// `--timeframe 5m`, or `--start T --end T` (Keptn's `data.evaluation`), checked here so that
+    /// a bad one is refused at once rather than failing the evaluation later.
+    static func evaluationData(_ window: SpoolRequest.EvaluationWindow) -> Result<JSONValue, EngineError> {
+        var value: [String: JSONValue] = [:]
+        if let timeframe = window.timeframe {
+            guard let duration = try? GoDuration.duration(timeframe), duration >= .seconds(60) else {
+                return .failure(EngineError("--timeframe \(Untrusted.printable(timeframe, limit: 40)) is not a duration of at least 1m, like 5m or 1h30m"))
+            }
+            value["timeframe"] = .string(timeframe)
+        }
+        for (name, text) in [("start", window.start), ("end", window.end)] {
+            guard let text else { continue }
+            guard Timestamps.parse(text) != nil else {
+                return .failure(EngineError("--\(name) \(Untrusted.printable(text, limit: 40)) is not a time like 2026-11-27T10:00:00Z"))
+            }
+            value[name] = .string(text)
+        }
+        if window.end != nil, window.start == nil { return .failure(EngineError("--end needs --start")) }
+        if window.end != nil, window.timeframe != nil { return .failure(EngineError("give --timeframe or --end, not both")) }
+        if let start = window.start.flatMap(Timestamps.parse), let end = window.end.flatMap(Timestamps.parse), end.timeIntervalSince(start) < 60 {
+            return .failure(EngineError("--end must be at least 1 minute after --start"))
+        }
+        return .success(.object(value))
+    }
 
     /// Root, and the daemon's own user: they can change the state directly anyway, so the
     /// config's lists do not apply to them (approvals excepted: those always name a person).

@@ -43,6 +43,23 @@ public struct DaemonConfig: Sendable, Equatable {
         /// network timeout of its own).
         public var pollTimeout: Duration
         public var credentials: Credentials?
+        /// Where `evaluation` gets its SLI values; nil: Keptn's "no SLI provider configured" pass.
+        public var sliProvider: SLIProvider?
+        /// The SLO file in the repository, `{stage}` and `{service}` expanded.
+        public var sloPath = "{stage}/{service}/slo.yaml"
+        /// The SLI files, merged in order (a later one wins); nil: the provider's default.
+        public var sliPaths: [String]?
+        /// Whether an evaluation without an SLO file fails (Keptn passes it).
+        public var requireSLO = false
+
+        /// The SLI files read for this project, before `{stage}`/`{service}` are expanded.
+        public var effectiveSLIPaths: [String] {
+            if let sliPaths { return sliPaths }
+            switch sliProvider {
+            case .prometheus?: return ["prometheus/sli.yaml", "{stage}/prometheus/sli.yaml", "{stage}/{service}/prometheus/sli.yaml"]
+            case .command?, nil: return []
+            }
+        }
 
         public init(
             name: String, upstream: String, branch: String = "main", shipyardPath: String = "shipyard.yaml",
@@ -75,6 +92,33 @@ public struct DaemonConfig: Sendable, Equatable {
     public struct TaskExecutor: Sendable, Equatable {
         public var command: [String]
         public var timeout: Duration
+    }
+
+    /// A project's SLI provider: a local program, or the built-in Prometheus client.
+    public enum SLIProvider: Sendable, Equatable {
+        case command(TaskExecutor)
+        case prometheus(Prometheus)
+
+        public var name: String {
+            switch self {
+            case .command: return "command"
+            case .prometheus: return "prometheus"
+            }
+        }
+    }
+
+    public struct Prometheus: Sendable, Equatable {
+        /// The server's base URL (http or https), e.g. http://127.0.0.1:9090.
+        public var url: String
+        public var timeout: Duration = .seconds(30)
+        public var username: String?
+        /// HTTP Basic password, or with `bearerTokenFile` a token; read at each evaluation.
+        public var passwordFile: String?
+        public var bearerTokenFile: String?
+
+        public init(url: String) {
+            self.url = url
+        }
     }
 
     /// Users and groups allowed to do something (approve, send events, pause/resume/abort).
@@ -264,7 +308,7 @@ private struct ConfigReader {
         var fields: [String: YAMLPair] = [:]
         guard schema.mapping(
             node, of: "a project",
-            allowed: ["name", "upstream", "branch", "shipyardPath", "pollInterval", "pollTimeout", "credentials"],
+            allowed: ["name", "upstream", "branch", "shipyardPath", "pollInterval", "pollTimeout", "credentials", "sliProvider", "sloPath", "sliPath", "requireSLO"],
             log: &log, into: &fields)
         else { return nil }
 
@@ -298,16 +342,8 @@ private struct ConfigReader {
         }
 
         var shipyardPath = "shipyard.yaml"
-        if let pair = fields["shipyardPath"], !pair.value.isNull, let text = schema.string(pair.value, what: "shipyardPath", log: &log) {
-            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-            // Git's tree paths: no empty, "." or ".." component, no NUL (it would never match).
-            if text.hasPrefix("/") || text.isEmpty || parts.contains("..") || parts.contains(".") || parts.contains("")
-                || text.contains("\u{0}")
-            {
-                log.error("shipyardPath must be a path inside the repository, like \"shipyard.yaml\" or \"deploy/shipyard.yaml\"", at: pair.value.mark)
-            } else {
-                shipyardPath = text
-            }
+        if let pair = fields["shipyardPath"], !pair.value.isNull, let text = repositoryPath(pair.value, what: "shipyardPath", example: "\"shipyard.yaml\" or \"deploy/shipyard.yaml\"") {
+            shipyardPath = text
         }
 
         let pollInterval = duration(fields["pollInterval"], what: "pollInterval", minimum: .seconds(1)) ?? .seconds(30)
@@ -319,9 +355,93 @@ private struct ConfigReader {
                 at: fields["credentials"]?.key.mark ?? fields["upstream"]?.value.mark ?? node.mark)
         }
         guard let name, let upstream else { return nil }
-        return DaemonConfig.Project(
+        var project = DaemonConfig.Project(
             name: name, upstream: upstream, branch: branch, shipyardPath: shipyardPath,
             pollInterval: pollInterval, pollTimeout: pollTimeout, credentials: credentials)
+        readEvaluation(fields, into: &project)
+        return project
+    }
+
+    /// A path inside the repository: Git's tree paths have no empty, "." or ".." component and
+    /// no NUL (it would never match).
+    private mutating func repositoryPath(_ node: YAMLNode, what: String, example: String) -> String? {
+        guard let text = schema.string(node, what: what, log: &log) else { return nil }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        if text.hasPrefix("/") || text.isEmpty || parts.contains("..") || parts.contains(".") || parts.contains("") || text.contains("\u{0}") {
+            log.error("\(what) must be a path inside the repository, like \(example)", at: node.mark)
+            return nil
+        }
+        return text
+    }
+
+    // MARK: Quality gates
+
+    private mutating func readEvaluation(_ fields: [String: YAMLPair], into project: inout DaemonConfig.Project) {
+        if let pair = fields["sliProvider"], !pair.value.isNull {
+            project.sliProvider = readSLIProvider(pair.value)
+        }
+        let example = "\"{stage}/{service}/slo.yaml\""
+        if let pair = fields["sloPath"], !pair.value.isNull, let path = repositoryPath(pair.value, what: "sloPath", example: example) {
+            project.sloPath = path
+        }
+        if let pair = fields["sliPath"], !pair.value.isNull {
+            let nodes = pair.value.sequence ?? [pair.value]
+            project.sliPaths = nodes.compactMap { repositoryPath($0, what: "sliPath", example: "\"{stage}/{service}/prometheus/sli.yaml\"") }
+        }
+        if let pair = fields["requireSLO"], !pair.value.isNull {
+            if case .bool(let value)? = pair.value.scalar?.resolved {
+                project.requireSLO = value
+            } else {
+                log.error("requireSLO must be true or false", at: pair.value.mark)
+            }
+        }
+    }
+
+    /// `{command: [...], timeout: 1m}` or `{prometheus: {url, timeout, username, passwordFile, bearerTokenFile}}`.
+    private mutating func readSLIProvider(_ node: YAMLNode) -> DaemonConfig.SLIProvider? {
+        guard let pairs = node.mapping else {
+            log.error("sliProvider must be {command: [\"/path/to/program\"], timeout: 1m} or {prometheus: {url: http://127.0.0.1:9090}}, not \(node.kindDescription)", at: node.mark)
+            return nil
+        }
+        let keys = pairs.compactMap { $0.key.scalar?.text }
+        if keys.contains("prometheus") {
+            var fields: [String: YAMLPair] = [:]
+            guard schema.mapping(node, of: "sliProvider", allowed: ["prometheus"], log: &log, into: &fields),
+                let settings = fields["prometheus"]?.value
+            else { return nil }
+            var options: [String: YAMLPair] = [:]
+            guard schema.mapping(settings, of: "sliProvider.prometheus", allowed: ["url", "timeout", "username", "passwordFile", "bearerTokenFile"], log: &log, into: &options) else {
+                return nil
+            }
+            guard let urlPair = options["url"], let url = schema.string(urlPair.value, what: "sliProvider.prometheus.url", log: &log) else {
+                if options["url"] == nil { log.error("sliProvider.prometheus needs url: (e.g. http://127.0.0.1:9090)", at: settings.mark) }
+                return nil
+            }
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8, !url.contains("?"), !url.contains("#") else {
+                log.error("sliProvider.prometheus.url must be an http:// or https:// URL of the server, like http://127.0.0.1:9090", at: urlPair.value.mark)
+                return nil
+            }
+            if let scheme = url.range(of: "://"), url[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+                log.error("sliProvider.prometheus.url holds credentials; use username and passwordFile (or bearerTokenFile)", at: urlPair.value.mark)
+                return nil
+            }
+            var prometheus = DaemonConfig.Prometheus(url: url.hasSuffix("/") ? String(url.dropLast()) : url)
+            if let timeout = duration(options["timeout"], what: "sliProvider.prometheus.timeout", minimum: .seconds(1)) { prometheus.timeout = timeout }
+            if let pair = options["username"], !pair.value.isNull { prometheus.username = schema.string(pair.value, what: "username", log: &log) }
+            for key in ["passwordFile", "bearerTokenFile"] {
+                guard let pair = options[key], !pair.value.isNull, let path = absolutePath(pair.value, what: key) else { continue }
+                checkSecret(path, what: key, at: pair.value.mark)
+                if key == "passwordFile" { prometheus.passwordFile = path } else { prometheus.bearerTokenFile = path }
+            }
+            if prometheus.passwordFile != nil, prometheus.username == nil {
+                log.error("passwordFile needs a username beside it (HTTP Basic authentication)", at: options["passwordFile"]!.key.mark)
+            }
+            if prometheus.passwordFile != nil, prometheus.bearerTokenFile != nil {
+                log.error("give either passwordFile (HTTP Basic) or bearerTokenFile, not both", at: options["bearerTokenFile"]!.key.mark)
+            }
+            return .prometheus(prometheus)
+        }
+        return readExecutor(node, what: "sliProvider", defaultTimeout: .seconds(60)).map(DaemonConfig.SLIProvider.command)
     }
 
     private mutating func readUpstream(_ node: YAMLNode) -> String? {
@@ -404,6 +524,10 @@ private struct ConfigReader {
             let name = entry.key.scalar?.text ?? ""
             if name == "approval" {
                 log.error("approval is built in and cannot be given a command", at: entry.key.mark)
+                continue
+            }
+            if name == "evaluation" {
+                log.error("evaluation is built in (Keptn's quality gate); give the project an sliProvider instead of a command", at: entry.key.mark)
                 continue
             }
             if let executor = readExecutor(entry.value, what: "task \"\(name)\"", defaultTimeout: DaemonConfig.defaultTaskTimeout) {

@@ -6,6 +6,21 @@ public import ShipyardCore
 public struct SpoolRequest: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         case sync, trigger, pause, resume, abort, event, approve, reject
+        /// Marks an evaluation so that later evaluations no longer compare with it.
+        case invalidate
+    }
+
+    /// trigger: Keptn's `data.evaluation`, the timeframe an evaluation scores.
+    public struct EvaluationWindow: Codable, Sendable, Equatable {
+        public var timeframe: String?
+        public var start: String?
+        public var end: String?
+
+        public init(timeframe: String? = nil, start: String? = nil, end: String? = nil) {
+            self.timeframe = timeframe
+            self.start = start
+            self.end = end
+        }
     }
 
     public var id: String
@@ -18,10 +33,13 @@ public struct SpoolRequest: Codable, Sendable, Equatable {
     public var stage: String?
     public var image: String?
     public var labels: [String: String]?
+    public var evaluation: EvaluationWindow?
     /// pause, resume, abort.
     public var context: String?
     /// event: a Keptn CloudEvent (`shipyardctl send event`).
     public var event: KeptnEvent?
+    /// invalidate: the evaluation's id (its `.triggered` or `.finished` event) or a unique prefix.
+    public var evaluationID: String?
     /// approve, reject: the approval's id or a unique prefix of it, and why.
     public var approval: String?
     public var reason: String?

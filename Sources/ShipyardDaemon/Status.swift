@@ -1,4 +1,5 @@
 public import Foundation
+import ShipyardCore
 import Synchronization
 
 /// `status.json`: what the daemon is doing, for `shipyardctl status` and for monitoring.
@@ -32,6 +33,8 @@ public struct ProjectStatus: Codable, Sendable, Equatable {
     public var nextPollAt: String?
     public var consecutiveFailures: Int
     public var error: StatusError?
+    /// Quality gates that passed without measuring anything (no SLO file), since the daemon started.
+    public var qualityGate: QualityGateNotice?
 
     public init(name: String, upstream: String, branch: String, shipyardPath: String) {
         self.name = name
@@ -44,7 +47,7 @@ public struct ProjectStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, upstream, branch, shipyardPath, commit, shipyardCommit, stages, lastPollAt, lastSuccessAt
-        case nextPollAt, consecutiveFailures, error
+        case nextPollAt, consecutiveFailures, error, qualityGate
     }
 
     /// Every key is always present (null when unknown), so scripts can rely on the shape.
@@ -62,6 +65,24 @@ public struct ProjectStatus: Codable, Sendable, Equatable {
         try c.encode(nextPollAt, forKey: .nextPollAt)
         try c.encode(consecutiveFailures, forKey: .consecutiveFailures)
         try c.encode(error, forKey: .error)
+        try c.encode(qualityGate, forKey: .qualityGate)
+    }
+}
+
+/// Keptn passes an evaluation that has no SLO file; Shipyard does too, and says so here, so that
+/// a gate that checks nothing does not go unnoticed (keptn#1212).
+public struct QualityGateNotice: Codable, Sendable, Equatable {
+    /// Evaluations that passed without an SLO file since the daemon started.
+    public var passedWithoutSLO: Int
+    public var lastMessage: String
+    public var lastContext: String
+    public var lastAt: String
+
+    public init(passedWithoutSLO: Int, lastMessage: String, lastContext: String, lastAt: String) {
+        self.passedWithoutSLO = passedWithoutSLO
+        self.lastMessage = lastMessage
+        self.lastContext = lastContext
+        self.lastAt = lastAt
     }
 }
 
@@ -115,6 +136,7 @@ public enum JSON {
 final class StatusBoard: Sendable {
     private struct State {
         var statuses: [String: ProjectStatus] = [:]
+        var notices: [String: QualityGateNotice] = [:]
         /// Each project's entry of `status.json`, encoded once per change.
         var fragments: [String: Data] = [:]
         var dirty = false
@@ -138,6 +160,8 @@ final class StatusBoard: Sendable {
 
     func post(_ status: ProjectStatus) {
         let isUrgent = state.withLock { s -> Bool in
+            var status = status
+            status.qualityGate = s.notices[status.name]
             let before = s.statuses.updateValue(status, forKey: status.name)
             s.fragments[status.name] = nil
             s.dirty = true
@@ -146,10 +170,29 @@ final class StatusBoard: Sendable {
         if isUrgent { urgent.withLock { $0 }() }
     }
 
+    /// An evaluation of the project passed without an SLO file.
+    func notePassWithoutSLO(project: String, message: String, context: String) {
+        state.withLock { s in
+            var notice = s.notices[project] ?? QualityGateNotice(passedWithoutSLO: 0, lastMessage: "", lastContext: "", lastAt: "")
+            notice.passedWithoutSLO += 1
+            notice.lastMessage = message
+            notice.lastContext = context
+            notice.lastAt = Timestamps.format(Date())
+            s.notices[project] = notice
+            guard var status = s.statuses[project] else { return }
+            status.qualityGate = notice
+            s.statuses[project] = status
+            s.fragments[project] = nil
+            s.dirty = true
+        }
+        urgent.withLock { $0 }()
+    }
+
     func remove(_ name: String) {
         state.withLock { s in
             s.statuses[name] = nil
             s.fragments[name] = nil
+            s.notices[name] = nil
             s.dirty = true
         }
     }

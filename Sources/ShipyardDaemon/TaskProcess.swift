@@ -20,6 +20,11 @@ struct TaskProcess: Sendable {
     /// `HOME` for the program (`<state>/home`); nil leaves it unset.
     var home: String? = nil
     var logFile: String
+    /// A file given to the program as its standard input (else /dev/null).
+    var input: String? = nil
+    /// A file that takes the program's standard output apart from its log (its standard error
+    /// still goes to the log); the caller reads it. Without it, no result file is read either.
+    var output: String? = nil
 
     /// How long to wait before each new try of a spawn that failed with ETXTBSY (about 3 s in all).
     var busyRetryDelays: [TimeInterval] = [0.05, 0.1, 0.2, 0.4, 0.8, 1.5]
@@ -88,8 +93,32 @@ struct TaskProcess: Sendable {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        var inputFD: Int32 = -1
+        var outputFD = fds[1]
+        defer {
+            if inputFD >= 0 { close(inputFD) }
+            if outputFD != fds[1] { close(outputFD) }
+        }
+        if let input {
+            inputFD = open(input, O_RDONLY | O_CLOEXEC)
+            guard inputFD >= 0 else {
+                close(fds[0]); close(fds[1])
+                return Outcome(result: .fail, status: .errored, message: "cannot open \(input): \(String(cString: strerror(errno)))")
+            }
+        }
+        if let output {
+            outputFD = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+            guard outputFD >= 0 else {
+                outputFD = fds[1]
+                close(fds[0]); close(fds[1])
+                return Outcome(result: .fail, status: .errored, message: "cannot create \(output): \(String(cString: strerror(errno)))")
+            }
+        }
+        func spawn(_ pid: inout pid_t) -> Int32 {
+            shipyard_spawn_task_split(&pid, command[0], argv, envp, worktree, inputFD, outputFD, fds[1])
+        }
         var pid: pid_t = 0
-        var spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, -1, fds[1])
+        var spawned = spawn(&pid)
         // ETXTBSY: the program is open for writing somewhere (a deployment tool replacing it right
         // now, or a child that inherited a descriptor). That passes: try again for a short while.
         var waited: TimeInterval = 0
@@ -99,7 +128,7 @@ struct TaskProcess: Sendable {
             Thread.sleep(forTimeInterval: delay)
             waited += delay
             tries += 1
-            spawned = shipyard_spawn_task(&pid, command[0], argv, envp, worktree, -1, fds[1])
+            spawned = spawn(&pid)
         }
         close(fds[1])
         guard spawned == 0 else {
@@ -171,6 +200,8 @@ struct TaskProcess: Sendable {
             ended = Outcome(result: .fail, status: .errored, message: "\(task) was killed by signal \(signal)")
         } else if code != 0 {
             ended = Outcome(result: .fail, status: .errored, message: "\(task) exited with status \(code); its output is in \(logFile)")
+        } else if output != nil {
+            ended = Outcome(result: .pass, status: .succeeded, message: "")
         } else {
             ended = readResultFile()
         }

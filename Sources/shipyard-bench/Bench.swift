@@ -32,6 +32,10 @@ struct Bench {
         let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
         // BENCH_ONLY=projects runs that section alone (with the libgit2 poll it is compared to).
         let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
+        if only == "evaluation" {
+            try EvaluationBench.run(scratch: dir)
+            return
+        }
         if only == "projects" {
             let access = RemoteAccess(url: "git://127.0.0.1:\(port)/upstream.git")
             let alone = measure(200) { _ = try? lsRemoteBranch(access, branch: "main") }
@@ -69,6 +73,7 @@ struct Bench {
         print("Resident memory over \(polls) no-change polls over git:// (\(String(format: "%.1f", Date().timeIntervalSince(start)))s, \(failures) failed):")
         print("  before \(before) KB, after \(after) KB, growth \(after - before) KB (target: under 2048 KB)")
 
+        try EvaluationBench.run(scratch: dir)
         try SequenceBench.run(scratch: dir, repository: repo)
         try FetchBench.run(scratch: dir, bin: bin)
         try ProjectsBench.run(scratch: dir, port: port, bin: bin, libgit2PollCPU: libgit2PollCPU)

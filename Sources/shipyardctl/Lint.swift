@@ -4,11 +4,13 @@ import ShipyardCore
 
 struct Lint: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate shipyard files (Keptn spec 0.2.0 to 0.2.4).",
+        abstract: "Validate shipyard files (Keptn spec 0.2.0 to 0.2.4) and Keptn's slo.yaml and sli.yaml files.",
         discussion: """
             Prints every finding as FILE:LINE:COLUMN: error|warning: MESSAGE, in file order.
             Exits 0 when no file has an error (warnings are printed but allowed), 1 when any file \
-            has one, 2 on a usage error. Use - to read standard input.
+            has one, 2 on a usage error. Use - to read standard input. SLO and SLI files are \
+            recognised by their content (objectives, indicators); given together, every objective \
+            must have a query in the SLI files.
             """
     )
 
@@ -22,7 +24,15 @@ struct Lint: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing for files without findings.")
     var quiet = false
 
-    @Argument(help: "Shipyard files to check (- for standard input).")
+    enum Kind { case shipyard, slo, sli }
+
+    static func kind(_ root: YAMLNode) -> Kind {
+        if SLOFile.recognizes(root) { return .slo }
+        if SLIFile.recognizes(root) { return .sli }
+        return .shipyard
+    }
+
+    @Argument(help: "Shipyard, slo.yaml and sli.yaml files to check (- for standard input).")
     var files: [String]
 
     func validate() throws {
@@ -31,16 +41,44 @@ struct Lint: ParsableCommand {
 
     func run() throws {
         var reports: [LintReport.File] = []
+        var slos: [(index: Int, slo: SLO)] = []
+        var slis: [(name: String, file: SLIFile)] = []
         for file in files {
             let name = file == "-" ? "<stdin>" : file
-            let diagnostics: [Diagnostic]
+            var diagnostics: [Diagnostic]
             do {
                 let bytes = try InputFile.read(file, limit: YAMLParser.Limits().maxBytes)
-                diagnostics = ShipyardLoader.load(bytes).diagnostics
+                // Recognised by content: Keptn's slo.yaml and sli.yaml, else a shipyard.
+                let root = (try? YAMLParser().parse(bytes)).flatMap { $0 }
+                switch root.map(Self.kind) {
+                case .slo?:
+                    let loaded = SLOFile.load(bytes)
+                    diagnostics = loaded.diagnostics
+                    if let slo = loaded.slo { slos.append((reports.count, slo)) }
+                case .sli?:
+                    let loaded = SLIFile.load(bytes)
+                    diagnostics = loaded.diagnostics
+                    if let sli = loaded.sli { slis.append((name, sli)) }
+                case .shipyard?, nil:
+                    diagnostics = ShipyardLoader.load(bytes).diagnostics
+                }
             } catch {
                 diagnostics = [Diagnostic(.error, "\(error)", at: .start)]
             }
             reports.append(LintReport.File(file: name, diagnostics: diagnostics))
+        }
+        // An objective whose SLI none of the SLI files given defines would fail at every evaluation.
+        if !slis.isEmpty {
+            let merged = SLIFile.merged(slis.map(\.file))
+            let names = slis.map(\.name).joined(separator: ", ")
+            for (index, slo) in slos {
+                for objective in slo.objectives where merged.indicators[objective.sli] == nil {
+                    reports[index].diagnostics.append(Diagnostic(
+                        .error, "objective \"\(objective.sli)\" has no query in the SLI files given (\(names)); add it under indicators:",
+                        at: objective.mark))
+                }
+                reports[index].diagnostics.sort { $0.mark < $1.mark }
+            }
         }
         let report = LintReport(files: reports)
         switch output {

@@ -49,6 +49,9 @@ struct Trigger: AsyncParsableCommand {
     @Option(help: "Start in this stage instead of the first that has the sequence.") var stage: String?
     @Option(help: "The artifact to deliver (data.configurationChange.values.image, SHIPYARD_IMAGE).") var image: String?
     @Option(name: .customLong("label"), help: "A label KEY=VALUE (repeatable; tasks see LABELS_KEY).") var labels: [String] = []
+    @Option(help: "For an evaluation: score the last DURATION before the trigger (data.evaluation.timeframe, e.g. 5m).") var timeframe: String?
+    @Option(help: "For an evaluation: the timeframe's start (RFC 3339; with --end or --timeframe).") var start: String?
+    @Option(help: "For an evaluation: the timeframe's end (RFC 3339; needs --start).") var end: String?
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
     @Option(help: "An id for this request (lowercase letters, digits and -, e.g. a UUID): a trigger sent again with the same id starts nothing new and answers with the first one's context.")
     var requestID: String?
@@ -66,6 +69,14 @@ struct Trigger: AsyncParsableCommand {
                 throw ValidationError(problem)
             }
         }
+        if end != nil, start == nil { throw ValidationError("--end needs --start") }
+        if end != nil, timeframe != nil { throw ValidationError("give --timeframe or --end, not both") }
+        if let timeframe, (try? GoDuration.duration(timeframe)) == nil {
+            throw ValidationError("--timeframe takes a duration like 5m or 1h30m, not \(timeframe)")
+        }
+        for (name, value) in [("--start", start), ("--end", end)] {
+            if let value, Timestamps.parse(value) == nil { throw ValidationError("\(name) takes a time like 2026-11-27T10:00:00Z, not \(value)") }
+        }
         if let requestID, !SpoolRequest.isValidID(requestID) {
             throw ValidationError("--request-id takes lowercase letters, digits and -, at most 64, not \(requestID)")
         }
@@ -78,6 +89,9 @@ struct Trigger: AsyncParsableCommand {
             spool.service = service
             spool.stage = stage
             spool.image = image
+            if timeframe != nil || start != nil || end != nil {
+                spool.evaluation = SpoolRequest.EvaluationWindow(timeframe: timeframe, start: start, end: end)
+            }
             spool.labels = Dictionary(labels.map { label in
                 let parts = label.split(separator: "=", maxSplits: 1)
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")

@@ -51,6 +51,10 @@ struct Status: AsyncParsableCommand {
             if p.consecutiveFailures > 0 { line += " [\(p.consecutiveFailures) failed polls; next at \(p.nextPollAt ?? "?")]" }
             out += line + "\n"
         }
+        for p in status.projects {
+            guard let gate = p.qualityGate else { continue }
+            out += "\(p.name): \(gate.passedWithoutSLO) evaluation(s) passed without an SLO file since shipyardd started; the last (\(gate.lastContext), \(gate.lastAt)): \(gate.lastMessage)\n"
+        }
         return out
     }
 }

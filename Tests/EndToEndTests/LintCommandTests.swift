@@ -144,3 +144,76 @@ import Testing
         #expect(lines[3].contains("junk.yaml:2:1: error") && lines[3].contains("not valid UTF-8"))
     }
 }
+
+/// `shipyardctl lint` on Keptn's slo.yaml and sli.yaml, recognised by their content.
+@Suite struct QualityGateLintTests {
+    let demo = Repository.root.appendingPathComponent("examples/demo")
+
+    @Test func theDemoSLOAndSLIFilesAreClean() throws {
+        let files = ["qa/helloservice/slo.yaml", "prometheus/sli.yaml", "shipyard-with-quality-gate.yaml"].map { demo.appendingPathComponent($0).path }
+        let result = try Command.run("shipyardctl", ["lint"] + files)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout == files.map { "\($0): ok\n" }.joined())
+    }
+
+    @Test func everyMistakeOfAnSLOAtItsLineAndColumn() throws {
+        let dir = try TemporaryDirectory()
+        let slo = try dir.write("slo.yaml", """
+            spec_version: "1.0"
+            comparison:
+              compare_with: "several_results"
+              aggregate_function: "avg"
+            objectives:
+              - sli: "response_time_p95"
+                pass:
+                  - criteria:
+                      - "<=+10%"
+                      - "<6oo"
+                weight: "heavy"
+              - sli: "error_rate"
+                key_slo: true
+                pass:
+                  - criteria:
+                      - "<=1"
+              - sli: "throughput"
+            total_score:
+              pass: "ninety"
+              warning: "75%"
+
+            """)
+        let sli = try dir.write("sli.yaml", """
+            spec_version: "1.0"
+            indicators:
+              response_time_p95: "histogram_quantile(0.95, rate(http_seconds_bucket[$DURATION_SECONDS]))"
+              throughput: "sum(rate(http_requests_total[$DURATION_SECONDS]))"
+
+            """)
+        let result = try Command.run("shipyardctl", ["lint", slo, sli])
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        // Each finding where an editor should jump.
+        #expect(lines.contains { $0.hasPrefix("\(slo):10:13: error:") && $0.contains("<6oo") }, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("\(slo):11:13: error:") && $0.contains("weight") }, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("\(slo):12:5: error:") && $0.contains("error_rate") && $0.contains("SLI files") }, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("\(slo):13:5: error:") && $0.contains("key_slo") && $0.contains("key_sli") }, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("\(slo):19:9: error:") && $0.contains("ninety") }, "\(result.stdout)")
+        #expect(lines.contains("\(sli): ok"))
+
+        // Without the SLI file, the objectives are not checked against it.
+        let alone = try Command.run("shipyardctl", ["lint", slo])
+        #expect(!alone.stdout.contains("SLI files"))
+    }
+
+    @Test func anSLIFileWithAQueryThatIsNotAString() throws {
+        let dir = try TemporaryDirectory()
+        let sli = try dir.write("sli.yaml", """
+            indicators:
+              response_time_p95:
+                query: "up"
+
+            """)
+        let result = try Command.run("shipyardctl", ["lint", sli])
+        #expect(result.status == 1)
+        #expect(result.stdout == "\(sli):3:5: error: the query for \"response_time_p95\" must be a string, not a mapping\n")
+    }
+}

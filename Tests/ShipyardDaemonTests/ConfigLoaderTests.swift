@@ -137,6 +137,86 @@ import Testing
         ])
     }
 
+    @Test func qualityGateSettings() throws {
+        let config = try #require(ConfigLoader.load("""
+            projects:
+              - name: a
+                upstream: file:///srv/a.git
+                sliProvider:
+                  command: ["/usr/local/bin/sli", "--fast"]
+                  timeout: 20s
+                sloPath: "gates/{stage}-{service}.yaml"
+                requireSLO: true
+              - name: b
+                upstream: file:///srv/b.git
+                sliProvider:
+                  prometheus:
+                    url: http://127.0.0.1:9090/
+              - name: c
+                upstream: file:///srv/c.git
+                sliProvider:
+                  prometheus: {url: "https://prom.example.com", timeout: 5s, bearerTokenFile: /etc/shipyardd/prom-token}
+                sliPath: "{stage}/sli.yaml"
+            """).config)
+        #expect(config.projects[0].sliProvider == .command(DaemonConfig.TaskExecutor(command: ["/usr/local/bin/sli", "--fast"], timeout: .seconds(20))))
+        #expect(config.projects[0].sloPath == "gates/{stage}-{service}.yaml")
+        #expect(config.projects[0].requireSLO)
+        #expect(config.projects[0].effectiveSLIPaths == [])
+        var prometheus = DaemonConfig.Prometheus(url: "http://127.0.0.1:9090")
+        #expect(config.projects[1].sliProvider == .prometheus(prometheus))
+        #expect(config.projects[1].sloPath == "{stage}/{service}/slo.yaml")
+        #expect(!config.projects[1].requireSLO)
+        #expect(config.projects[1].effectiveSLIPaths == ["prometheus/sli.yaml", "{stage}/prometheus/sli.yaml", "{stage}/{service}/prometheus/sli.yaml"])
+        prometheus = DaemonConfig.Prometheus(url: "https://prom.example.com")
+        prometheus.timeout = .seconds(5)
+        prometheus.bearerTokenFile = "/etc/shipyardd/prom-token"
+        #expect(config.projects[2].sliProvider == .prometheus(prometheus))
+        #expect(config.projects[2].effectiveSLIPaths == ["{stage}/sli.yaml"])
+    }
+
+    @Test func qualityGateMistakesAtTheirLine() {
+        #expect(lint("""
+            projects:
+              - name: a
+                upstream: file:///srv/a.git
+                sliProvider:
+                  prometheus:
+                    url: prometheus:9090
+              - name: b
+                upstream: file:///srv/b.git
+                sliProvider:
+                  prometheus:
+                    url: https://admin:secret@prom.example.com
+                sloPath: /etc/slo.yaml
+                requireSLO: "yes"
+              - name: c
+                upstream: file:///srv/c.git
+                sliProvider:
+                  command: ["sli.sh"]
+                sliPath: ["ok.yaml", "../out.yaml"]
+              - name: d
+                upstream: file:///srv/d.git
+                sliProvider:
+                  prometheus:
+                    url: http://127.0.0.1:9090
+                    passwordFile: /etc/pw
+                    tokenFile: /etc/token
+            tasks:
+              evaluation:
+                command: ["/bin/true"]
+            """) == [
+            "6:14: error: sliProvider.prometheus.url must be an http:// or https:// URL of the server, like http://127.0.0.1:9090",
+            "11:14: error: sliProvider.prometheus.url holds credentials; use username and passwordFile (or bearerTokenFile)",
+            "12:14: error: sloPath must be a path inside the repository, like \"{stage}/{service}/slo.yaml\"",
+            "13:17: error: requireSLO must be true or false",
+            "17:17: error: the program \"sli.sh\" must be an absolute path (no shell and no PATH lookup is used)",
+            "18:26: error: sliPath must be a path inside the repository, like \"{stage}/{service}/prometheus/sli.yaml\"",
+            "24:9: error: passwordFile needs a username beside it (HTTP Basic authentication)",
+            "25:9: error: unknown key \"tokenFile\" in sliProvider.prometheus (it takes url, timeout, username, passwordFile, bearerTokenFile)",
+            "27:3: error: evaluation is built in (Keptn's quality gate); give the project an sliProvider instead of a command",
+        ])
+    }
+
     @Test func emptyAndBrokenFiles() {
         #expect(lint("") == ["1:1: error: the config file is empty; it needs at least a 'projects:' list"])
         #expect(lint("projects: []\n") == ["1:11: error: projects is empty; add at least one project with a name and an upstream"])

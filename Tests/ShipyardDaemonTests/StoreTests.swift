@@ -125,14 +125,14 @@ struct StoreTests {
         let path = dir.path + "/shipyard.db"
         _ = try SQLiteStore(writingAt: path)
         try DatabaseQueue(path: path).write { db in
-            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('2-from-the-future')")
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('9-from-the-future')")
         }
-        let message = "was written by a newer shipyardd (its schema has 2-from-the-future, which this one does not know)"
+        let message = "was written by a newer shipyardd (its schema has 9-from-the-future, which this one does not know)"
         #expect { try SQLiteStore(writingAt: path) } throws: { "\($0)".contains(message) }
         #expect { try SQLiteStore(readingAt: path) } throws: { "\($0)".contains(message) }
         // Nothing was changed by the refusal.
         let migrations = try DatabaseQueue(path: path).read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }
-        #expect(migrations == ["1-events-sequences-tasks", "2-from-the-future"])
+        #expect(migrations == ["1-events-sequences-tasks", "2-evaluations", "9-from-the-future"])
     }
 
     @Test func retentionRemovesExactlyTheDeliveriesThatEndedBeforeTheCutoff() throws {
@@ -163,6 +163,77 @@ struct StoreTests {
         #expect(try store.task(triggeredID: summary.approvals[0])?.task.state == "started")
         #expect(try store.removeHistory(endedBefore: now, limit: 1000).count == 30)
         #expect(Set(try store.activeWork().events.map(\.shkeptncontext)) == Set(summary.waiting))
+    }
+
+    static func evaluation(
+        _ index: Int, context: String, service: String = "cart", result: String, source: String = Evaluations.source, value: Double = 300
+    ) -> KeptnEvent {
+        KeptnEvent(
+            id: "finished-\(index)", source: source, type: Evaluations.finishedType, time: Timestamps.format(Date()), context: context,
+            triggeredid: "triggered-\(index)",
+            data: .object([
+                "project": .string("shop"), "stage": .string("qa"), "service": .string(service), "result": .string(result),
+                "evaluation": .object(["indicatorResults": .array([.object(["value": .object([
+                    "metric": .string("response_time"), "value": .number(value), "success": .bool(true),
+                ])])])]),
+            ]))
+    }
+
+    @Test func previousEvaluationsComeNewestFirstByResultWithoutInvalidatedOnesAndGoWithTheirDelivery() throws {
+        let dir = try TemporaryDirectory()
+        let (store, summary, _) = try imported(dir, deliveries: 10, start: Date().addingTimeInterval(-20 * Self.day), spacing: Self.day)
+        let results = ["pass", "warning", "pass", "fail", "pass", "pass"]
+        var events = results.enumerated().map { index, result in
+            Self.evaluation(index, context: summary.finished[index], result: result, value: Double(100 * index))
+        }
+        // Another service's, and one another source sent (never compared with).
+        events.append(Self.evaluation(6, context: summary.finished[6], service: "other", result: "pass"))
+        events.append(Self.evaluation(7, context: summary.finished[7], result: "pass", source: "shipyardctl/mallory"))
+        try store.commit(events: events, changes: [])
+
+        func ids(_ results: Set<String>?, limit: Int, invalidated: Bool = false) throws -> [String] {
+            try store.evaluations(EvaluationQuery(project: "shop", stage: "qa", service: "cart", results: results, includeInvalidated: invalidated, limit: limit)).map(\.eventID)
+        }
+        #expect(try ids(nil, limit: 10) == ["finished-5", "finished-4", "finished-3", "finished-2", "finished-1", "finished-0"])
+        #expect(try ids(["pass"], limit: 3) == ["finished-5", "finished-4", "finished-2"])
+        #expect(try ids(["pass", "warning"], limit: 10) == ["finished-5", "finished-4", "finished-2", "finished-1", "finished-0"])
+        let newest = try #require(try store.evaluations(EvaluationQuery(project: "shop", stage: "qa", service: "cart", limit: 1)).first)
+        #expect(PreviousEvaluation(id: newest.eventID, data: newest.data).values == ["response_time": 500])
+
+        // Invalidated by its .triggered id: no longer compared with, still listed on request.
+        let invalidation = KeptnEvent(
+            id: "invalidated-4", source: "shipyardctl/alice", type: Evaluations.invalidatedType, time: Timestamps.format(Date()),
+            context: summary.finished[4], triggeredid: "triggered-4", data: .object(["project": .string("shop")]))
+        try store.commit(events: [invalidation], changes: [])
+        #expect(try ids(["pass"], limit: 3) == ["finished-5", "finished-2", "finished-0"])
+        #expect(try ids(["pass"], limit: 3, invalidated: true) == ["finished-5", "finished-4", "finished-2"])
+        #expect(try store.evaluations(idPrefix: "triggered-4", limit: 2).map(\.invalidated) == [true])
+        #expect(try store.evaluations(idPrefix: "finished-3", limit: 2).map(\.triggeredID) == ["triggered-3"])
+        #expect(try store.evaluations(idPrefix: "triggered-", limit: 10).count == 7)
+
+        // Retention takes a delivery's evaluations with it.
+        #expect(try store.removeHistory(endedBefore: Date(), limit: 1000).count == 10)
+        #expect(try ids(nil, limit: 10).isEmpty)
+        #expect(try store.evaluations(idPrefix: "triggered-", limit: 10).isEmpty)
+    }
+
+    @Test func aRecordOfTheFirstSchemaGainsTheEvaluationIndexWithItsEvaluations() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/shipyard.db"
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try SQLiteStore.migrator.migrate(queue, upTo: "1-events-sequences-tasks")
+            let events = [Self.evaluation(0, context: "c0", result: "pass"), Self.evaluation(1, context: "c1", result: "fail", source: "someone/else")]
+            let bodies = try events.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+            try queue.write { db in
+                let statement = try db.makeStatement(sql: "INSERT INTO events (id, context, type, triggeredid, time, project, stage, service, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                for (event, body) in zip(events, bodies) {
+                    try statement.execute(arguments: [event.id, event.shkeptncontext, event.type, event.triggeredid, event.time, "shop", "qa", "cart", body])
+                }
+            }
+        }
+        let store = try SQLiteStore(writingAt: path)
+        #expect(try store.evaluations(EvaluationQuery(project: "shop", stage: "qa", service: "cart", limit: 10)).map(\.eventID) == ["finished-0"])
     }
 
     /// A steady load with retention: the file reaches a size and stays there.

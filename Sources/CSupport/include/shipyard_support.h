@@ -9,6 +9,10 @@
  * Returns 0 and sets *pid, or an errno value. */
 int shipyard_spawn_task(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                         const char *directory, int in_fd, int out_fd);
+
+/// As shipyard_spawn_task, with standard output and standard error apart.
+int shipyard_spawn_task_split(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                              const char *directory, int in_fd, int out_fd, int err_fd);
 /* rename(2) that fails with EEXIST instead of replacing `to` (renameat2 RENAME_NOREPLACE).
  * Returns 0, or -1 with errno set. */
 int shipyard_rename_noreplace(const char *from, const char *to);

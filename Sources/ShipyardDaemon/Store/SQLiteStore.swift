@@ -82,6 +82,35 @@ public final class SQLiteStore: Store {
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
                 """)
         }
+        // Quality gates: one row per lighthouse evaluation.finished, so that the comparison with
+        // previous evaluations reads only the few rows it compares with.
+        migrator.registerMigration("2-evaluations") { db in
+            try db.execute(sql: """
+                CREATE TABLE evaluations (
+                    position INTEGER PRIMARY KEY,
+                    event_id TEXT NOT NULL UNIQUE,
+                    triggered_id TEXT NOT NULL,
+                    context TEXT NOT NULL,
+                    project TEXT NOT NULL,
+                    stage TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    time TEXT NOT NULL,
+                    result TEXT NOT NULL,
+                    invalidated INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX evaluations_by_service ON evaluations(project, stage, service, position);
+                CREATE INDEX evaluations_by_triggered_id ON evaluations(triggered_id);
+                CREATE INDEX evaluations_by_context ON evaluations(context);
+                """)
+            // Evaluations recorded before this table existed (none from shipyardd's own lighthouse).
+            try db.execute(sql: """
+                INSERT INTO evaluations (event_id, triggered_id, context, project, stage, service, time, result)
+                SELECT id, triggeredid, context, project, stage, service, time, json_extract(body, '$.data.result') FROM events
+                WHERE type = '\(Evaluations.finishedType)' AND json_extract(body, '$.source') = '\(Evaluations.source)'
+                  AND triggeredid IS NOT NULL AND project IS NOT NULL AND stage IS NOT NULL AND service IS NOT NULL
+                ORDER BY position
+                """)
+        }
         return migrator
     }
 
@@ -231,6 +260,7 @@ public final class SQLiteStore: Store {
                 event.id, event.shkeptncontext, event.type, event.triggeredid, event.time, event.data["project"]?.string,
                 event.data["stage"]?.string, event.data["service"]?.string, body,
             ])
+            try Evaluations.index(event, db)
         }
     }
 
@@ -300,6 +330,7 @@ public final class SQLiteStore: Store {
                 let list = contexts.map { _ in "?" }.joined(separator: ",")
                 let arguments = StatementArguments(contexts)
                 try db.execute(sql: "DELETE FROM events WHERE context IN (\(list))", arguments: arguments)
+                try db.execute(sql: "DELETE FROM evaluations WHERE context IN (\(list))", arguments: arguments)
                 try db.execute(sql: "DELETE FROM tasks WHERE sequence_id IN (SELECT id FROM sequences WHERE context IN (\(list)))", arguments: arguments)
                 try db.execute(sql: "DELETE FROM sequences WHERE context IN (\(list))", arguments: arguments)
                 return contexts
@@ -475,5 +506,50 @@ public final class SQLiteStore: Store {
                 return rows.map { RecordedEvent(position: $0[0], context: $0[1], json: Data(($0[2] as String).utf8)) }
             }
         }
+    }
+
+    // MARK: Evaluations
+
+    public func evaluations(_ query: EvaluationQuery) throws -> [StoredEvaluation] {
+        try run {
+            try pool.read { db in
+                var sql = """
+                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, e.body
+                    FROM evaluations AS v INDEXED BY evaluations_by_service JOIN events AS e ON e.id = v.event_id
+                    WHERE v.project = ? AND v.stage = ? AND v.service = ?
+                    """
+                var arguments: StatementArguments = [query.project, query.stage, query.service]
+                if !query.includeInvalidated { sql += " AND v.invalidated = 0" }
+                if let results = query.results {
+                    sql += " AND v.result IN (\(results.map { _ in "?" }.joined(separator: ",")))"
+                    for result in results.sorted() { arguments += [result] }
+                }
+                sql += " ORDER BY v.position DESC LIMIT ?"
+                arguments += [query.limit]
+                return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.evaluation)
+            }
+        }
+    }
+
+    public func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation] {
+        try run {
+            try pool.read { db in
+                let upper = prefix + "\u{10FFFF}"
+                return try Row.fetchAll(db, sql: """
+                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, e.body
+                    FROM evaluations AS v JOIN events AS e ON e.id = v.event_id
+                    WHERE (v.triggered_id >= ? AND v.triggered_id < ?) OR (v.event_id >= ? AND v.event_id < ?)
+                    ORDER BY v.position LIMIT ?
+                    """, arguments: [prefix, upper, prefix, upper, limit]).map(Self.evaluation)
+            }
+        }
+    }
+
+    private static func evaluation(_ row: Row) -> StoredEvaluation {
+        let body: String = row[6]
+        let event = try? JSONDecoder().decode(KeptnEvent.self, from: Data(body.utf8))
+        return StoredEvaluation(
+            eventID: row[0], triggeredID: row[1], context: row[2], time: row[3], result: row[4], invalidated: (row[5] as Int) != 0,
+            data: event?.data ?? .object([:]))
     }
 }

@@ -47,6 +47,44 @@ public protocol Store: AnyObject {
     /// Events in record order after the position `after`, as the JSON they were recorded as,
     /// optionally of one context only.
     func events(context: String?, after: Int64, limit: Int) throws -> [RecordedEvent]
+
+    /// Lighthouse evaluations of one project, stage and service, newest first.
+    func evaluations(_ query: EvaluationQuery) throws -> [StoredEvaluation]
+
+    /// Evaluations whose `.triggered` or `.finished` id starts with `prefix`.
+    func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation]
+}
+
+/// Which evaluations `evaluations(_:)` returns.
+public struct EvaluationQuery: Sendable {
+    public var project: String
+    public var stage: String
+    public var service: String
+    /// Only evaluations whose overall result (`data.result`) is one of these; nil: any.
+    public var results: Set<String>?
+    public var includeInvalidated = false
+    public var limit: Int
+
+    public init(project: String, stage: String, service: String, results: Set<String>? = nil, includeInvalidated: Bool = false, limit: Int) {
+        self.project = project
+        self.stage = stage
+        self.service = service
+        self.results = results
+        self.includeInvalidated = includeInvalidated
+        self.limit = limit
+    }
+}
+
+/// One `evaluation.finished` of shipyardd's lighthouse, as recorded.
+public struct StoredEvaluation: Sendable, Equatable {
+    public var eventID: String
+    public var triggeredID: String
+    public var context: String
+    public var time: String
+    public var result: String
+    public var invalidated: Bool
+    /// The event's data: Keptn's `evaluation.finished` payload.
+    public var data: JSONValue
 }
 
 /// The start-up input of the engine.

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import ShipyardCore
+import ShipyardDaemon
+
+/// `shipyardctl evaluations`: the quality-gate history of one service in one stage (Bridge's
+/// heatmap, in the terminal), and invalidating an evaluation.
+struct EvaluationsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluations",
+        abstract: "Show the quality-gate evaluations of a service in a stage, or invalidate one.",
+        subcommands: [EvaluationHistory.self, InvalidateEvaluation.self],
+        defaultSubcommand: EvaluationHistory.self)
+}
+
+struct EvaluationHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "A table of SLIs by evaluation, oldest left: each cell the value and its status (pass, warning, fail, info).",
+        discussion: """
+            The SCORE row gives each evaluation's score and result, as Keptn's Bridge heatmap does; \
+            columns are labelled by the buildId label when the trigger had one (--label buildId=…), \
+            else by the evaluation's time. Invalidated evaluations are left out unless --include-invalidated.
+            """)
+    @OptionGroup var options: StateOptions
+    @Option(help: "The project.") var project: String
+    @Option(help: "The stage.") var stage: String
+    @Option(help: "The service.") var service: String
+    @Option(help: "Show the newest N evaluations.") var limit: Int = 10
+    @Flag(help: "Show invalidated evaluations too (marked *).") var includeInvalidated = false
+    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+
+    func validate() throws {
+        if limit < 1 || limit > 1000 { throw ValidationError("--limit takes a number from 1 to 1000") }
+    }
+
+    struct Row: Encodable {
+        var id: String
+        var eventID: String
+        var context: String
+        var time: String
+        var result: String
+        var invalidated: Bool
+        var message: String?
+        var labels: JSONValue?
+        var evaluation: JSONValue?
+    }
+
+    func run() async throws {
+        try await Self.failing {
+            let query = EvaluationQuery(project: project, stage: stage, service: service, includeInvalidated: includeInvalidated, limit: limit)
+            let found = try RecordView.open(options).map { store in try RecordView.reading { try store.evaluations(query) } } ?? []
+            let rows = found.reversed().map { e in
+                Row(id: e.triggeredID, eventID: e.eventID, context: e.context, time: e.time, result: e.result, invalidated: e.invalidated,
+                    message: e.data["message"]?.string, labels: e.data["labels"], evaluation: e.data["evaluation"])
+            }
+            switch output {
+            case .json:
+                print(String(decoding: try JSON.encode(rows), as: UTF8.self))
+            case .table:
+                guard !rows.isEmpty else {
+                    print("no evaluations of \(service) in \(project)/\(stage) yet; run one with: shipyardctl trigger evaluation --project \(project) --stage \(stage) --service \(service) --timeframe 5m")
+                    return
+                }
+                print(Self.heatmap(rows), terminator: "")
+            }
+        }
+    }
+
+    /// Rows: SCORE, then each SLI in the order the newest evaluation lists them; a cell is the
+    /// value and its status letter (P pass, W warning, F fail, I info), `-` where an evaluation
+    /// did not have that SLI.
+    static func heatmap(_ rows: [Row]) -> String {
+        var metrics: [String] = []
+        for row in rows.reversed() {
+            for indicator in row.evaluation?["indicatorResults"]?.array ?? [] {
+                if let metric = indicator["value"]?["metric"]?.string, !metrics.contains(metric) { metrics.append(metric) }
+            }
+        }
+        var table: [[String]] = [["", ] + rows.map { String($0.id.prefix(8)) + ($0.invalidated ? "*" : "") }]
+        table.append(["LABEL"] + rows.map { row in
+            row.labels?["buildId"]?.string ?? String(row.time.prefix(16)).replacingOccurrences(of: "T", with: " ")
+        })
+        table.append(["SCORE"] + rows.map { row in
+            let score = row.evaluation?["score"]?.number.map(format) ?? "-"
+            return "\(score) \(letter(row.result))"
+        })
+        for metric in metrics {
+            table.append([metric] + rows.map { row in
+                guard let indicator = row.evaluation?["indicatorResults"]?.array?.first(where: { $0["value"]?["metric"]?.string == metric }) else {
+                    return "-"
+                }
+                let success = indicator["value"]?["success"]?.bool ?? false
+                let value = success ? (indicator["value"]?["value"]?.number).map(format) ?? "?" : "n/a"
+                return "\(value) \(letter(indicator["status"]?.string ?? "fail"))"
+            })
+        }
+        var out = Table.render(table)
+        out += "P pass, W warning, F fail, I info (no pass criteria); newest on the right"
+        out += rows.contains(where: \.invalidated) ? "; * invalidated\n" : "\n"
+        if let newest = rows.last, let message = newest.message, !message.isEmpty {
+            out += "newest (\(newest.id.prefix(8))): \(Untrusted.printable(message, limit: 1000))\n"
+        }
+        return out
+    }
+
+    static func letter(_ status: String) -> String {
+        switch status {
+        case "pass": return "P"
+        case "warning": return "W"
+        case "info": return "I"
+        default: return "F"
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.rounded() == value, abs(value) < 1e12 { return String(Int64(value)) }
+        return String(format: "%.2f", value)
+    }
+}
+
+struct InvalidateEvaluation: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invalidate",
+        abstract: "Mark an evaluation so that later evaluations no longer compare with it (Keptn's evaluation.invalidated).")
+    @OptionGroup var options: StateOptions
+    @OptionGroup var request: RequestOptions
+    @Argument(help: "The evaluation's id, or a unique prefix of at least 4 characters (the column heads of shipyardctl evaluations).")
+    var id: String
+    @Option(help: "Why (recorded with your name).") var reason: String
+
+    func run() async throws {
+        try await Self.failing {
+            var spool = SpoolRequest(kind: .invalidate)
+            spool.evaluationID = id
+            spool.reason = reason
+            print(Output.safe(try await options.send(spool, timeout: request.timeout).message))
+        }
+    }
+}
