@@ -601,14 +601,15 @@ public actor Daemon {
         }
         for (name, text) in [("start", window.start), ("end", window.end)] {
             guard let text else { continue }
-            guard Timestamps.parse(text) != nil else {
+            guard KeptnTime.parse(text) != nil else {
                 return .failure(EngineError("--\(name) \(Untrusted.printable(text, limit: 40)) is not a time like 2026-11-27T10:00:00Z"))
             }
             value[name] = .string(text)
         }
         if window.end != nil, window.start == nil { return .failure(EngineError("--end needs --start")) }
+        if window.start != nil, window.end == nil, window.timeframe == nil { return .failure(EngineError("--start needs --end or --timeframe")) }
         if window.end != nil, window.timeframe != nil { return .failure(EngineError("give --timeframe or --end, not both")) }
-        if let start = window.start.flatMap(Timestamps.parse), let end = window.end.flatMap(Timestamps.parse), end.timeIntervalSince(start) < 60 {
+        if let start = window.start.flatMap(KeptnTime.parse), let end = window.end.flatMap(KeptnTime.parse), end.timeIntervalSince(start) < 60 {
             return .failure(EngineError("--end must be at least 1 minute after --start"))
         }
         return .success(.object(value))

@@ -464,7 +464,11 @@ actor Orchestrator {
                 await self.evaluationEnded(triggered, decided)
                 return
             }
-            guard let slo = plan.slo, let provider = project.sliProvider else { return }
+            guard let slo = plan.slo, let provider = project.sliProvider else {
+                let outcome = Lighthouse.decided(.fail, message: "internal error: an evaluation plan without an SLO or a provider", errored: true, timeStart: plan.start, timeEnd: plan.end)
+                await self.evaluationEnded(triggered, outcome)
+                return
+            }
             let previous = self.previousEvaluations(slo, execution: execution)
             let request = Evaluator.request(plan: plan, slo: slo, triggered: triggered, execution: execution, provider: provider)
             let getSLI = self.recordGetSLI(request, triggered: triggered)
@@ -478,11 +482,21 @@ actor Orchestrator {
                     return PrometheusSLIProvider(settings: settings).fetch(request, deployment: deployment, cancel: cancel)
                 }
             }
-            self.recordGetSLIFinished(answer, request: request, triggered: getSLI)
+            // A stop interrupts the provider: nothing is recorded, the next start asks again.
+            if self.stopping {
+                await self.evaluationEnded(triggered, Lighthouse.decided(.fail, message: "interrupted", timeStart: plan.start, timeEnd: plan.end))
+                return
+            }
+            self.recordGetSLIFinished(answer, request: request, triggered: getSLI, aborted: cancel.isCancelled)
             var outcome = Lighthouse.evaluate(
                 slo, values: answer.values, previous: previous, timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes,
                 sliFailure: answer.failure, precedingFailed: triggered.data["result"]?.string == TaskResult.fail.rawValue)
-            if answer.failure == nil { outcome.message = Self.scoreLine(outcome, slo) + (outcome.message.isEmpty ? "" : "; \(outcome.message)") }
+            if answer.failure == nil {
+                outcome.message = Self.scoreLine(outcome, slo) + (outcome.message.isEmpty ? "" : "; \(outcome.message)")
+            } else {
+                // The provider failed: nothing was measured (Keptn: errored).
+                outcome.errored = true
+            }
             await self.evaluationEnded(triggered, outcome)
         }
     }
@@ -534,12 +548,12 @@ actor Orchestrator {
         return getSLI
     }
 
-    private func recordGetSLIFinished(_ answer: SLIAnswer, request: SLIRequest, triggered getSLI: KeptnEvent) {
+    private func recordGetSLIFinished(_ answer: SLIAnswer, request: SLIRequest, triggered getSLI: KeptnEvent, aborted: Bool) {
         var data: JSONValue = .object(["project": .string(request.project), "stage": .string(request.stage), "service": .string(request.service)])
         let failed = answer.failure != nil
         let anyFailed = answer.values.contains { !$0.success }
         data["result"] = .string(failed ? "fail" : anyFailed ? "warning" : "pass")
-        data["status"] = .string(failed ? TaskStatus.errored.rawValue : TaskStatus.succeeded.rawValue)
+        data["status"] = .string(aborted ? TaskStatus.aborted.rawValue : failed ? TaskStatus.errored.rawValue : TaskStatus.succeeded.rawValue)
         data["message"] = .string(answer.failure ?? answer.message ?? "")
         let values = (try? JSON.decode(JSONValue.self, from: JSON.encode(answer.values))) ?? .array([])
         data["get-sli"] = .object([

@@ -73,8 +73,10 @@ struct Lint: ParsableCommand {
             let names = slis.map(\.name).joined(separator: ", ")
             for (index, slo) in slos {
                 for objective in slo.objectives where merged.indicators[objective.sli] == nil {
+                    // An informational objective (no pass criteria) never fails an evaluation.
                     reports[index].diagnostics.append(Diagnostic(
-                        .error, "objective \"\(objective.sli)\" has no query in the SLI files given (\(names)); add it under indicators:",
+                        objective.pass.isEmpty ? .warning : .error,
+                        "objective \"\(objective.sli)\" has no query in the SLI files given (\(names)); add it under indicators:",
                         at: objective.mark))
                 }
                 reports[index].diagnostics.sort { $0.mark < $1.mark }

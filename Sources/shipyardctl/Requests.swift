@@ -49,7 +49,7 @@ struct Trigger: AsyncParsableCommand {
     @Option(help: "Start in this stage instead of the first that has the sequence.") var stage: String?
     @Option(help: "The artifact to deliver (data.configurationChange.values.image, SHIPYARD_IMAGE).") var image: String?
     @Option(name: .customLong("label"), help: "A label KEY=VALUE (repeatable; tasks see LABELS_KEY).") var labels: [String] = []
-    @Option(help: "For an evaluation: score the last DURATION before the trigger (data.evaluation.timeframe, e.g. 5m).") var timeframe: String?
+    @Option(help: "For an evaluation: score the last DURATION before the trigger (data.evaluation.timeframe; trigger evaluation's default is 5m).") var timeframe: String?
     @Option(help: "For an evaluation: the timeframe's start (RFC 3339; with --end or --timeframe).") var start: String?
     @Option(help: "For an evaluation: the timeframe's end (RFC 3339; needs --start).") var end: String?
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
@@ -74,8 +74,9 @@ struct Trigger: AsyncParsableCommand {
         if let timeframe, (try? GoDuration.duration(timeframe)) == nil {
             throw ValidationError("--timeframe takes a duration like 5m or 1h30m, not \(timeframe)")
         }
+        if start != nil, end == nil, timeframe == nil { throw ValidationError("--start needs --end or --timeframe") }
         for (name, value) in [("--start", start), ("--end", end)] {
-            if let value, Timestamps.parse(value) == nil { throw ValidationError("\(name) takes a time like 2026-11-27T10:00:00Z, not \(value)") }
+            if let value, KeptnTime.parse(value) == nil { throw ValidationError("\(name) takes a time like 2026-11-27T10:00:00Z, not \(value)") }
         }
         if let requestID, !SpoolRequest.isValidID(requestID) {
             throw ValidationError("--request-id takes lowercase letters, digits and -, at most 64, not \(requestID)")
@@ -91,6 +92,9 @@ struct Trigger: AsyncParsableCommand {
             spool.image = image
             if timeframe != nil || start != nil || end != nil {
                 spool.evaluation = SpoolRequest.EvaluationWindow(timeframe: timeframe, start: start, end: end)
+            } else if sequence == "evaluation" {
+                // As `keptn trigger evaluation`: the last 5 minutes unless told otherwise.
+                spool.evaluation = SpoolRequest.EvaluationWindow(timeframe: "5m")
             }
             spool.labels = Dictionary(labels.map { label in
                 let parts = label.split(separator: "=", maxSplits: 1)

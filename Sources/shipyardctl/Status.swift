@@ -53,7 +53,7 @@ struct Status: AsyncParsableCommand {
         }
         for p in status.projects {
             guard let gate = p.qualityGate else { continue }
-            out += "\(p.name): \(gate.passedWithoutSLO) evaluation(s) passed without an SLO file since shipyardd started; the last (\(gate.lastContext), \(gate.lastAt)): \(gate.lastMessage)\n"
+            out += "\(p.name): \(gate.passedWithoutSLO) evaluation(s) passed without an SLO file since shipyardd started; the last (\(gate.lastContext), \(gate.lastAt)): \(Untrusted.printable(gate.lastMessage, limit: 1000))\n"
         }
         return out
     }

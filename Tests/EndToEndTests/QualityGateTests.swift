@@ -233,7 +233,8 @@ import Testing
         let invalidated = try world.daemon.ctl(["evaluations", "invalidate", String(firstTriggered.prefix(8)), "--reason", "measured during an outage"])
         #expect(invalidated.status == 0, "\(invalidated.stderr)")
         #expect(invalidated.stdout.contains("invalidated"))
-        let alone = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice", "--timeframe", "5m"])
+        // Without a window, the last 5 minutes (as keptn trigger evaluation).
+        let alone = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice"])
         #expect(await world.waitState(alone, "qa", "finished"))
         let fifth = world.evaluation(alone)
         #expect(compared(fifth) == [try #require(world.evaluationEventID(again))])
@@ -308,6 +309,20 @@ import Testing
         #expect(world.evaluation(bad)?["result"] as? String == "fail")
         #expect(message.hasPrefix("qa/broken/slo.yaml:"), "\(message)")
         #expect(message.contains("<=!1"), "\(message)")
+
+        // A window that cannot be scored is refused at once.
+        let startOnly = try world.daemon.ctl(["trigger", "evaluation", "--project", "fulltour", "--stage", "qa", "--service", "x", "--start", "2026-11-27T10:00:00Z"])
+        #expect(startOnly.status == 2)
+        #expect(startOnly.stderr.contains("--start needs --end or --timeframe"))
+
+        // A folder of the path that is a symbolic link is not "no SLO file".
+        try FileManager.default.createSymbolicLink(atPath: world.upstream.work + "/qa/linked", withDestinationPath: "helloservice")
+        try world.upstream.git("add", "qa/linked")
+        let folder = try world.upstream.commit([:], message: "a linked folder")
+        #expect(await world.daemon.waitFor("fulltour") { $0.commit == folder } != nil)
+        let linkedFolder = try world.trigger(["evaluation", "--stage", "qa", "--service", "linked", "--timeframe", "5m"])
+        #expect(await world.waitState(linkedFolder, "qa", "finished"))
+        #expect((world.evaluation(linkedFolder)?["message"] as? String)?.contains("is under qa/linked, which is a symbolic link") == true)
 
         // A symbolic link in place of the SLO is never followed.
         try world.upstream.git("rm", "-q", "qa/helloservice/slo.yaml")
@@ -385,5 +400,54 @@ import Testing
         #expect(message.contains("Prometheus at \(prometheus.url)"), "\(message)")
         #expect(world.daemon.isRunning)
         #expect(try world.daemon.ctl(["status"]).status == 0)
+    }
+
+    /// OpenBSD's bcrypt test vector: "U*U" with the salt "CCCC…"; Prometheus's web config takes it.
+    static let prometheusUser = (user: "shipyard", password: "U*U", bcrypt: "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW")
+
+    @Test(.enabled(if: PrometheusServer.isInstalled, "Debian's prometheus package is not installed (make test installs it)"))
+    func prometheusCredentialsComeFromAFileAndNeverShow() async throws {
+        let scratch = try TemporaryDirectory()
+        let exporter = try MetricsExporter(scratch: scratch.path, metrics: """
+            app_response_time_p95_ms{service="helloservice",stage="qa"} 300
+            app_error_rate_percent{service="helloservice",stage="qa"} 0
+
+            """)
+        let prometheus = try PrometheusServer(scratch: scratch.path, job: "helloservice", targets: ["127.0.0.1:\(exporter.port)"], basicAuth: Self.prometheusUser)
+        #expect(await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+            prometheus.query(#"app_response_time_p95_ms{service="helloservice",stage="qa"}"#) == 300
+        })
+        let passwordFile = try scratch.write("prometheus-password", "\(Self.prometheusUser.password)\n", mode: 0o600)
+        let world = try World(
+            provider: { _ in
+                """
+                    sliProvider:
+                      prometheus:
+                        url: \(prometheus.url)
+                        username: shipyard
+                        passwordFile: \(passwordFile)
+                """
+            },
+            files: ["prometheus/sli.yaml": Self.prometheusSLI])
+        #expect(await world.ready())
+        let good = try world.delivery()
+        #expect(await world.waitState(good, "production", "finished"))
+        #expect(world.evaluation(good)?["result"] as? String == "pass")
+
+        // A wrong password (read at each evaluation: no reload needed) is refused, and said so.
+        try writeFile(passwordFile, Data("not-it\n".utf8))
+        let refused = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice", "--timeframe", "5m"])
+        #expect(await world.waitState(refused, "qa", "finished"))
+        let message = world.evaluation(refused)?["message"] as? String ?? ""
+        #expect(world.evaluation(refused)?["result"] as? String == "fail")
+        #expect(message.contains("refused the credentials (HTTP 401)"), "\(message)")
+
+        // Neither password is anywhere in the record or the log.
+        let record = try world.daemon.ctl(["events"]).stdout
+        #expect(!record.isEmpty)
+        for secret in [Self.prometheusUser.password, "not-it", "c2hpcHlhcmQ6VSpV"] {
+            #expect(!record.contains(secret))
+            #expect(!world.daemon.log.contains(secret))
+        }
     }
 }

@@ -53,7 +53,17 @@ public final class PrometheusServer: BackgroundServer, @unchecked Sendable {
     public static let binary = "/usr/bin/prometheus"
     public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
-    public init(scratch: String, job: String, targets: [String]) throws {
+    /// `basicAuth`: (user, bcrypt hash) that every request must present.
+    public let basicAuth: (user: String, password: String)?
+
+    public init(scratch: String, job: String, targets: [String], basicAuth: (user: String, password: String, bcrypt: String)? = nil) throws {
+        self.basicAuth = basicAuth.map { ($0.user, $0.password) }
+        var web: [String] = []
+        if let basicAuth {
+            let file = scratch + "/web.yml"
+            try writeFile(file, Data("basic_auth_users:\n  \(basicAuth.user): \(basicAuth.bcrypt)\n".utf8))
+            web = ["--web.config.file=\(file)"]
+        }
         let config = scratch + "/prometheus.yml"
         try writeFile(config, Data("""
             global:
@@ -69,7 +79,7 @@ public final class PrometheusServer: BackgroundServer, @unchecked Sendable {
         try super.init(log: scratch + "/prometheus.log") { port in
             (Self.binary, [
                 "--config.file=\(config)", "--storage.tsdb.path=\(data)", "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
-            ])
+            ] + web)
         }
     }
 
@@ -79,8 +89,15 @@ public final class PrometheusServer: BackgroundServer, @unchecked Sendable {
     public func query(_ expression: String) -> Double? {
         var components = URLComponents(string: url + "/api/v1/query")!
         components.queryItems = [URLQueryItem(name: "query", value: expression)]
-        let get = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
-        guard let python = try? HTTPGitServer.python(), let out = try? Run.checked(python, ["-c", get, components.url!.absoluteString]),
+        let get = """
+            import base64, sys, urllib.request
+            request = urllib.request.Request(sys.argv[1])
+            if len(sys.argv) > 2:
+                request.add_header("Authorization", "Basic " + base64.b64encode(sys.argv[2].encode()).decode())
+            sys.stdout.write(urllib.request.urlopen(request, timeout=5).read().decode())
+            """
+        let credentials = basicAuth.map { ["\($0.user):\($0.password)"] } ?? []
+        guard let python = try? HTTPGitServer.python(), let out = try? Run.checked(python, ["-c", get, components.url!.absoluteString] + credentials),
             let json = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
             let data = json["data"] as? [String: Any], let result = data["result"] as? [[String: Any]], result.count == 1,
             let value = result[0]["value"] as? [Any], value.count == 2, let text = value[1] as? String

@@ -105,8 +105,10 @@ public enum EvaluationTimeframe {
 
 /// go-utils `timeutils.ParseTimestamp`: `2006-01-02T15:04:05.000Z`, RFC 3339, or
 /// `2006-01-02T15:04:05` (read as UTC); like Go, any fraction of a second is accepted.
-enum KeptnTime {
-    static func parse(_ text: String) -> Date? {
+/// Keptn's three time formats (`…T15:04:05.000Z`, RFC 3339, `…T15:04:05`): what an evaluation's
+/// `start` and `end` may be written as; the CLI and the daemon check them with this too.
+public enum KeptnTime {
+    public static func parse(_ text: String) -> Date? {
         let chars = Array(text.utf8)
         var i = 0
         func number(_ count: Int) -> Int? {

@@ -116,7 +116,17 @@ enum Evaluator {
         do {
             switch try mirror.file(at: commit, path: path, limit: maxFileBytes) {
             case .blob(_, let bytes): return .success(bytes)
-            case .missing: return .success(nil)
+            case .missing:
+                // A folder of the path that is a symbolic link hides the file from Git's tree:
+                // say so, rather than pass the gate as if there were no file.
+                var prefix = ""
+                for component in path.split(separator: "/").dropLast() {
+                    prefix += (prefix.isEmpty ? "" : "/") + component
+                    if case .notAFile(let kind) = try mirror.file(at: commit, path: prefix, limit: 0), kind == Mirror.symbolicLink {
+                        return .failure(EvaluationFailure("the \(what) \(path) at commit \(commit.short) is under \(prefix), which is a symbolic link; only regular files and folders are read"))
+                    }
+                }
+                return .success(nil)
             case .notAFile(let kind): return .failure(EvaluationFailure("the \(what) \(path) at commit \(commit.short) is \(kind), not a file; only regular files are read"))
             case .tooLarge(let size): return .failure(EvaluationFailure("the \(what) \(path) at commit \(commit.short) is \(size) bytes; at most \(maxFileBytes) are read"))
             }

@@ -129,14 +129,6 @@ struct PrometheusSLIProvider: Sendable {
         } catch {
             return .failed("\(error)")
         }
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = settings.timeout.seconds
-        configuration.timeoutIntervalForResource = settings.timeout.seconds
-        configuration.httpMaximumConnectionsPerHost = 1
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        let session = URLSession(configuration: configuration)
-        defer { session.invalidateAndCancel() }
         let deadline = Date().addingTimeInterval(settings.timeout.seconds)
         var values: [SLIResult] = []
         for indicator in request.indicators {
@@ -152,7 +144,7 @@ struct PrometheusSLIProvider: Sendable {
             guard remaining > 0 else {
                 return .failed("Prometheus at \(settings.url) did not answer all queries within \(GoDuration.format(settings.timeout)) (sliProvider.prometheus.timeout)")
             }
-            switch get(expanded, at: request.endDate, authorization: authorization, session: session, timeout: remaining) {
+            switch get(expanded, at: request.endDate, authorization: authorization, timeout: remaining) {
             case .unreachable(let message):
                 return .failed(message)
             case .answered(let status, let body):
@@ -178,7 +170,12 @@ struct PrometheusSLIProvider: Sendable {
         case unreachable(String)
     }
 
-    private func get(_ query: String, at end: Date, authorization: String?, session: URLSession, timeout: TimeInterval) -> Response {
+    private func get(_ query: String, at end: Date, authorization: String?, timeout: TimeInterval) -> Response {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = timeout
+        configuration.timeoutIntervalForResource = timeout
+        configuration.urlCache = nil
+        configuration.httpCookieStorage = nil
         guard var components = URLComponents(string: settings.url + "/api/v1/query") else {
             return .unreachable("sliProvider.prometheus.url \(settings.url) is not a URL")
         }
@@ -189,24 +186,24 @@ struct PrometheusSLIProvider: Sendable {
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.setValue("application/json", forHTTPHeaderField: "Accept")
         if let authorization { request.setValue(authorization, forHTTPHeaderField: "Authorization") }
-        let box = ResponseBox()
-        let done = DispatchSemaphore(value: 0)
-        let task = session.dataTask(with: request) { data, response, error in
-            if let error {
-                box.set(.unreachable("Prometheus at \(settings.url) cannot be reached: \(error.localizedDescription)"))
-            } else if let http = response as? HTTPURLResponse {
-                box.set(.answered(http.statusCode, Array((data ?? Data()).prefix(4 << 20))))
-            } else {
-                box.set(.unreachable("Prometheus at \(settings.url) gave no HTTP answer"))
-            }
-            done.signal()
-        }
+        let fetch = BoundedFetch(limit: Self.maxResponse)
+        let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        let task = session.dataTask(with: request)
         task.resume()
-        if done.wait(timeout: .now() + timeout + 1) == .timedOut {
+        if fetch.done.wait(timeout: .now() + timeout + 1) == .timedOut {
             task.cancel()
             return .unreachable("Prometheus at \(settings.url) did not answer within \(GoDuration.format(settings.timeout)) (sliProvider.prometheus.timeout)")
         }
-        return box.value ?? .unreachable("Prometheus at \(settings.url) gave no answer")
+        let (status, body, tooLarge, error) = fetch.result
+        if tooLarge {
+            return .unreachable("Prometheus at \(settings.url) answered with more than \(Self.maxResponse >> 20) MiB for one query; an SLI query must give one sample")
+        }
+        if (300..<400).contains(status) {
+            return .unreachable("Prometheus at \(settings.url) answered with a redirect (HTTP \(status)), which is not followed (credentials stay with the configured URL); give the final URL")
+        }
+        if let error { return .unreachable("Prometheus at \(settings.url) cannot be reached: \(error)") }
+        return .answered(status, body)
     }
 
     /// The Authorization header, read from the secret's file at each evaluation (a rotated secret
@@ -231,10 +228,66 @@ struct PrometheusSLIProvider: Sendable {
         return text
     }
 
-    private final class ResponseBox: @unchecked Sendable {
+    /// The most of one query's answer that is read: a query from the repository that matches
+    /// every series must not exhaust the daemon's memory.
+    static let maxResponse = 4 << 20
+
+    /// One request's answer, read as it arrives: cancelled past `limit`, redirects not followed.
+    private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+        let limit: Int
+        let done = DispatchSemaphore(value: 0)
         private let lock = NSLock()
-        private var stored: Response?
-        func set(_ value: Response) { lock.withLock { stored = value } }
-        var value: Response? { lock.withLock { stored } }
+        private var status = 0
+        private var body = Data()
+        private var tooLarge = false
+        private var error: String?
+
+        init(limit: Int) {
+            self.limit = limit
+        }
+
+        var result: (status: Int, body: [UInt8], tooLarge: Bool, error: String?) {
+            lock.withLock { (status, Array(body), tooLarge, error) }
+        }
+
+        func urlSession(
+            _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+            completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
+        ) {
+            let large = response.expectedContentLength > Int64(limit)
+            lock.withLock {
+                status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                if large { tooLarge = true }
+            }
+            completionHandler(large ? .cancel : .allow)
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+            let over = lock.withLock { () -> Bool in
+                guard !tooLarge else { return true }
+                body.append(data)
+                if body.count > limit {
+                    tooLarge = true
+                    body = Data()
+                }
+                return tooLarge
+            }
+            if over { dataTask.cancel() }
+        }
+
+        func urlSession(
+            _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+            completionHandler: @escaping (URLRequest?) -> Void
+        ) {
+            lock.withLock { status = response.statusCode }
+            completionHandler(nil)
+        }
+
+        func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+            lock.withLock {
+                if let error, !tooLarge { self.error = error.localizedDescription }
+            }
+            done.signal()
+        }
     }
 }

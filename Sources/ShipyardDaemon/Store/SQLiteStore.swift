@@ -514,7 +514,7 @@ public final class SQLiteStore: Store {
         try run {
             try pool.read { db in
                 var sql = """
-                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, e.body
+                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, json_remove(e.body, '$.data.evaluation.sloFileContent')
                     FROM evaluations AS v INDEXED BY evaluations_by_service JOIN events AS e ON e.id = v.event_id
                     WHERE v.project = ? AND v.stage = ? AND v.service = ?
                     """
@@ -536,7 +536,7 @@ public final class SQLiteStore: Store {
             try pool.read { db in
                 let upper = prefix + "\u{10FFFF}"
                 return try Row.fetchAll(db, sql: """
-                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, e.body
+                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, json_remove(e.body, '$.data.evaluation.sloFileContent')
                     FROM evaluations AS v JOIN events AS e ON e.id = v.event_id
                     WHERE (v.triggered_id >= ? AND v.triggered_id < ?) OR (v.event_id >= ? AND v.event_id < ?)
                     ORDER BY v.position LIMIT ?

@@ -83,7 +83,8 @@ public struct StoredEvaluation: Sendable, Equatable {
     public var time: String
     public var result: String
     public var invalidated: Bool
-    /// The event's data: Keptn's `evaluation.finished` payload.
+    /// The event's data: Keptn's `evaluation.finished` payload, without `evaluation.sloFileContent`
+    /// (up to a megabyte each; `events --context` has it).
     public var data: JSONValue
 }
 
