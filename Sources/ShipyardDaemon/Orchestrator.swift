@@ -520,7 +520,7 @@ actor Orchestrator {
             project: execution.project, stage: execution.stage, service: execution.service, results: slo.comparison.acceptedResults,
             limit: slo.comparison.resultsToCompare)
         do {
-            return try store.evaluations(query).map { PreviousEvaluation(id: $0.eventID, data: $0.data) }
+            return try store.previousEvaluations(query)
         } catch {
             logger.error("cannot read previous evaluations of \(execution.service) in \(execution.stage): \(error); comparing with none")
             return []

@@ -90,7 +90,7 @@ enum EvaluationBench {
         try store.commit(events: batch, changes: [])
         let query = EvaluationQuery(project: "bench", stage: "qa", service: "service-1", results: ["pass"], limit: 100)
         return Bench.measure(50) {
-            _ = try? store.evaluations(query).map { PreviousEvaluation(id: $0.eventID, data: $0.data) }
+            _ = try? store.previousEvaluations(query)
         }.wall
     }
 }

@@ -173,9 +173,11 @@ struct StoreTests {
             triggeredid: "triggered-\(index)",
             data: .object([
                 "project": .string("shop"), "stage": .string("qa"), "service": .string(service), "result": .string(result),
-                "evaluation": .object(["indicatorResults": .array([.object(["value": .object([
-                    "metric": .string("response_time"), "value": .number(value), "success": .bool(true),
-                ])])])]),
+                "evaluation": .object(["indicatorResults": .array([
+                    .object(["value": .object(["metric": .string("response_time"), "value": .number(value), "success": .bool(true)])]),
+                    // A value the provider could not get is never a baseline (keptn#1263).
+                    .object(["value": .object(["metric": .string("errors"), "value": .number(9), "success": .bool(false)])]),
+                ])]),
             ]))
     }
 
@@ -199,6 +201,13 @@ struct StoreTests {
         #expect(try ids(["pass", "warning"], limit: 10) == ["finished-5", "finished-4", "finished-2", "finished-1", "finished-0"])
         let newest = try #require(try store.evaluations(EvaluationQuery(project: "shop", stage: "qa", service: "cart", limit: 1)).first)
         #expect(PreviousEvaluation(id: newest.eventID, data: newest.data).values == ["response_time": 500])
+        // What a comparison reads: the same evaluations, their values read by SQLite.
+        let previous = try store.previousEvaluations(EvaluationQuery(project: "shop", stage: "qa", service: "cart", results: ["pass"], limit: 3))
+        #expect(previous == [
+            PreviousEvaluation(id: "finished-5", result: "pass", values: ["response_time": 500]),
+            PreviousEvaluation(id: "finished-4", result: "pass", values: ["response_time": 400]),
+            PreviousEvaluation(id: "finished-2", result: "pass", values: ["response_time": 200]),
+        ])
 
         // Invalidated by its .triggered id: no longer compared with, still listed on request.
         let invalidation = KeptnEvent(

@@ -531,6 +531,39 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func previousEvaluations(_ query: EvaluationQuery) throws -> [PreviousEvaluation] {
+        try run {
+            try pool.read { db in
+                var filter = "project = ? AND stage = ? AND service = ?"
+                var arguments: StatementArguments = [query.project, query.stage, query.service]
+                if !query.includeInvalidated { filter += " AND invalidated = 0" }
+                if let results = query.results {
+                    filter += " AND result IN (\(results.map { _ in "?" }.joined(separator: ",")))"
+                    for result in results.sorted() { arguments += [result] }
+                }
+                arguments += [query.limit]
+                // The values are read by SQLite's JSON functions, never decoded whole: the rows
+                // hold every indicator result and the SLO file.
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT v.event_id, v.result, json_extract(r.value, '$.value.metric'), json_extract(r.value, '$.value.value')
+                    FROM (SELECT event_id, result, position FROM evaluations INDEXED BY evaluations_by_service
+                          WHERE \(filter) ORDER BY position DESC LIMIT ?) AS v
+                    JOIN events AS e ON e.id = v.event_id
+                    LEFT JOIN json_each(e.body, '$.data.evaluation.indicatorResults') AS r
+                      ON json_extract(r.value, '$.value.success') = 1
+                    ORDER BY v.position DESC
+                    """, arguments: arguments)
+                var previous: [PreviousEvaluation] = []
+                for row in rows {
+                    let id: String = row[0]
+                    if previous.last?.id != id { previous.append(PreviousEvaluation(id: id, result: row[1], values: [:])) }
+                    if let metric: String = row[2], let value: Double = row[3] { previous[previous.count - 1].values[metric] = value }
+                }
+                return previous
+            }
+        }
+    }
+
     public func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation] {
         try run {
             try pool.read { db in

@@ -51,6 +51,10 @@ public protocol Store: AnyObject {
     /// Lighthouse evaluations of one project, stage and service, newest first.
     func evaluations(_ query: EvaluationQuery) throws -> [StoredEvaluation]
 
+    /// What the comparison of a new evaluation needs of the previous ones, newest first: their
+    /// ids, overall results and the values of their successful SLIs.
+    func previousEvaluations(_ query: EvaluationQuery) throws -> [PreviousEvaluation]
+
     /// Evaluations whose `.triggered` or `.finished` id starts with `prefix`.
     func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation]
 }
