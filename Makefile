@@ -8,7 +8,7 @@ BIN := .build/debug
 # http-backend, check the unit with systemd-analyze, and boot a minimal Debian under a real
 # systemd (debootstrap, systemd-nspawn from systemd-container) to install and use the unit, and
 # check the .deb with lintian; quality gates query a real Prometheus (Debian's prometheus).
-TEST_PACKAGES := openssh-server python3 systemd debootstrap systemd-container lintian prometheus
+TEST_PACKAGES := openssh-server python3 systemd debootstrap systemd-container lintian prometheus python3-prometheus-client
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
 # example config, man pages and shell completions. make uninstall removes them.

@@ -19,6 +19,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // The event record: SQLite (Debian's libsqlite3, linked by GRDB's GRDBSQLite module).
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // The web view and API (optional at run time: `http:` in the config).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        // /metrics: the registry and the text format.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; never vendored.
@@ -61,6 +68,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The web view: pages, Server-Sent Events, the JSON API and /metrics, in the daemon's
+        // process, a client of its engine and the store's queries, never a second source of truth.
+        .target(
+            name: "ShipyardWeb",
+            dependencies: [
+                "ShipyardCore",
+                "ShipyardDaemon",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -69,6 +94,7 @@ let package = Package(
             name: "shipyardd",
             dependencies: [
                 "ShipyardDaemon",
+                "ShipyardWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ShipyardCore", "ShipyardDaemon", "ShipyardTestKit"],
+            dependencies: ["ShipyardCore", "ShipyardDaemon", "ShipyardTestKit", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth")],
             swiftSettings: strict
         ),
     ]

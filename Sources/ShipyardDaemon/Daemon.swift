@@ -37,8 +37,20 @@ public actor Daemon {
     private var reloadGeneration = 0
     private var limiter = RequestLimiter()
     private var refusals = RefusalLog()
+    /// `/metrics`, counted as things happen.
+    public nonisolated let metrics = DaemonMetrics()
+    /// Open pages are told of each change.
+    public nonisolated let feed = ChangeFeed()
+    /// The web view, when the config has `http:` and the binary has one.
+    private let makeFrontend: (@Sendable (Daemon, DaemonConfig.HTTP) throws -> any DaemonFrontend)?
+    private var frontend: Task<Void, Never>?
+    private var ready = false
 
-    public init(config: DaemonConfig, configPath: String?, environment: [String: String], logger: Logger) {
+    public init(
+        config: DaemonConfig, configPath: String?, environment: [String: String], logger: Logger,
+        frontend: (@Sendable (Daemon, DaemonConfig.HTTP) throws -> any DaemonFrontend)? = nil
+    ) {
+        self.makeFrontend = frontend
         self.config = config
         self.configPath = configPath
         self.environment = environment
@@ -74,7 +86,7 @@ public actor Daemon {
             await startWatcher(project, restoring: restoring[project.name] ?? nil, firstDelay: first)
         }
         try FileManager.default.createDirectory(atPath: state.root + "/logs", withIntermediateDirectories: true)
-        let orchestrator = Orchestrator(state: state, config: config, logger: logger) { [weak self] in
+        let orchestrator = Orchestrator(state: state, config: config, logger: logger, metrics: metrics, feed: feed) { [weak self] in
             await self?.pinnedShipyards() ?? [:]
         }
         let board = board
@@ -116,12 +128,18 @@ public actor Daemon {
         }
         await publishStatus()
         installSignals([(SIGHUP, "reload")])
+        startFrontend()
+        ready = true
+        metrics.up.set(to: 1)
         logger.info("ready")
         systemd.send("READY=1\nSTATUS=\(await statusLine())")
         startWatchdog()
         await withCheckedContinuation { continuation in
             if stopping { continuation.resume() } else { stopped = continuation }
         }
+        ready = false
+        metrics.up.set(to: 0)
+        frontend?.cancel()
         await orchestrator.shutdown(grace: config.stopGracePeriod)
         for watcher in watchers.values { watcher.stop() }
         // A poll under way ends (a stuck one is interrupted at its pollTimeout) before the exit.
@@ -133,6 +151,48 @@ public actor Daemon {
         spoolWatcher?.stop()
         await publishStatus()
         logger.info("stopped")
+    }
+
+    // MARK: The web view
+
+    /// The state the web view reads, as the CLI does.
+    public nonisolated var stateDirectory: StateDirectory { state }
+    public var currentConfig: DaemonConfig { config }
+    /// Ready: the record is read and requests are taken (`/readyz`).
+    public var isReady: Bool { ready && !stopping }
+    public nonisolated var log: Logger { logger }
+
+    private var webAddress: String?
+
+    /// The web view is listening here (with port 0 in the config, the port it was given).
+    public func webListening(_ address: String) async {
+        webAddress = address
+        logger.info("web view listening on \(address)")
+        await publishStatus()
+    }
+
+    private func startFrontend() {
+        guard let http = config.http else { return }
+        guard let makeFrontend else {
+            logger.warning("http is configured but this build of shipyardd has no web view")
+            return
+        }
+        let server: any DaemonFrontend
+        do {
+            server = try makeFrontend(self, http)
+        } catch {
+            logger.error("the web view cannot start: \(error)")
+            return
+        }
+        let logger = logger
+        frontend = Task {
+            do {
+                try await server.run()
+            } catch is CancellationError {
+            } catch {
+                logger.error("the web view stopped: \(error)")
+            }
+        }
     }
 
     public func shutdown() {
@@ -147,7 +207,7 @@ public actor Daemon {
     private func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?, firstDelay: Duration = .zero) async {
         let board = board
         let watcher = ProjectWatcher(
-            project: project, state: state, pool: pollPool, scheduler: pollScheduler, logger: logger,
+            project: project, state: state, pool: pollPool, scheduler: pollScheduler, logger: logger, metrics: metrics,
             publish: { status in board.post(status) }, flush: { [weak self] in await self?.publishStatus() })
         watcher.restore(shipyardCommit: commit)
         watchers[project.name] = watcher
@@ -239,6 +299,12 @@ public actor Daemon {
         config.approvers = new.approvers
         config.eventSenders = new.eventSenders
         config.sequenceControl = new.sequenceControl
+        if new.http?.listen != config.http?.listen {
+            logger.warning("http.listen changed in the config; that takes a restart, the web view keeps \(config.http.map { "\($0.listen)" } ?? "off")")
+        } else if let http = new.http {
+            // Who may log in and act applies from now on.
+            config.http = http
+        }
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()
     }
@@ -311,7 +377,9 @@ public actor Daemon {
     private func handle(_ taken: RequestSpool.Taken, spool: RequestSpool) async {
         let user = Self.userName(taken.requester)
         let who: Logger.Metadata = ["user": "\(user)", "uid": "\(taken.requester)"]
+        let metrics = metrics
         func answer(_ outcome: SpoolOutcome, kind: String) {
+            metrics.request(kind, outcome: outcome.ok ? "accepted" : "refused")
             if outcome.ok {
                 logger.info("request \(kind) accepted: \(outcome.message)", metadata: who)
             } else {
@@ -379,22 +447,58 @@ public actor Daemon {
     /// `shipyardctl approve|reject`: the requester is the request file's owner, checked against
     /// `approvers`; the decision (who, when, why) becomes the approval's `.finished` event.
     private func decide(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
-        guard let orchestrator else { return SpoolOutcome(id: request.id, ok: false, message: "the daemon is starting") }
-        let approve = request.kind == .approve
-        let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        if !approve, reason.isEmpty {
-            return SpoolOutcome(id: request.id, ok: false, message: "a rejection needs a reason (--reason)")
+        await decide(
+            Decision(approve: request.kind == .approve, approval: request.approval ?? "", reason: request.reason, user: Self.userName(requester), groups: Self.groupNames(requester), via: "cli"),
+            requestID: request.id)
+    }
+
+    /// A person's decision on an approval, from the CLI (the request file's owner) or the web
+    /// (the logged-in user): checked against `approvers` the same way, recorded with who, when,
+    /// why and how.
+    public struct Decision: Sendable {
+        public var approve: Bool
+        public var approval: String
+        public var reason: String?
+        public var user: String
+        /// The user's groups on this host.
+        public var groups: Set<String>
+        /// `cli` or `web`.
+        public var via: String
+
+        public init(approve: Bool, approval: String, reason: String?, user: String, groups: Set<String>, via: String) {
+            self.approve = approve
+            self.approval = approval
+            self.reason = reason
+            self.user = user
+            self.groups = groups
+            self.via = via
         }
-        let user = Self.userName(requester)
+    }
+
+    /// Whether this user may decide approvals at all (the web shows buttons only to them).
+    public func mayDecide(user: String, groups: Set<String>) -> Bool {
+        config.approvers?.admits(user: user, groups: groups) ?? true
+    }
+
+    public func decide(_ decision: Decision, requestID: String = SpoolRequest.newID()) async -> SpoolOutcome {
+        guard let orchestrator else { return SpoolOutcome(id: requestID, ok: false, message: "the daemon is starting") }
+        let approve = decision.approve
+        let reason = decision.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        if !approve, reason.isEmpty {
+            return SpoolOutcome(id: requestID, ok: false, message: "a rejection needs a reason\(decision.via == "cli" ? " (--reason)" : "")")
+        }
+        let user = decision.user
         if let approvers = config.approvers {
-            guard approvers.admits(user: user, groups: Self.groupNames(requester)) else {
+            guard approvers.admits(user: user, groups: decision.groups) else {
                 return SpoolOutcome(
-                    id: request.id, ok: false,
+                    id: requestID, ok: false,
                     message: "\(user) may not resolve approvals: approvers are \(approvers.description)")
             }
         }
+        let request = (id: requestID, approval: decision.approval)
+        let via = decision.via
         do {
-            let (id, execution) = try await orchestrator.pendingApproval(request.approval ?? "")
+            let (id, execution) = try await orchestrator.pendingApproval(request.approval)
             let decision = approve ? "approved" : "declined"
             var data: JSONValue = .object([
                 "project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service),
@@ -404,12 +508,13 @@ public actor Daemon {
             let now = Date()
             data["approval"] = .object([
                 "decision": .string(decision), "by": .string(user), "at": .string(Timestamps.format(now)), "reason": .string(reason),
+                "via": .string(via),
             ])
             let event = KeptnEvent(
-                id: SpoolRequest.newID(), source: "shipyardctl/\(user)", type: "\(KeptnEvent.prefix)approval.finished",
+                id: SpoolRequest.newID(), source: via == "web" ? "web/\(user)" : "shipyardctl/\(user)", type: "\(KeptnEvent.prefix)approval.finished",
                 time: Timestamps.format(now), context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
             let effects = try await orchestrator.submit(.event(event))
-            logger.info("approval \(decision)", metadata: ["by": "\(user)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+            logger.info("approval \(decision)", metadata: ["by": "\(user)", "via": "\(via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
             return SpoolOutcome(id: request.id, ok: true, message: Self.whatHappensNext(decision: decision, execution: execution, effects: effects), context: execution.context)
         } catch {
             return SpoolOutcome(id: request.id, ok: false, message: error.message)
@@ -439,7 +544,17 @@ public actor Daemon {
 
     static func groupNames(_ uid: uid_t) -> Set<String> {
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return [] }
-        let primary = entry.pointee.pw_gid
+        return groupNames(name, primary: entry.pointee.pw_gid)
+    }
+
+    /// The groups of a user named by the web (a login or a proxy's header), from the host's
+    /// group database; none when the host has no such user.
+    public static func groupNames(user: String) -> Set<String> {
+        guard let entry = getpwnam(user) else { return [] }
+        return groupNames(user, primary: entry.pointee.pw_gid)
+    }
+
+    private static func groupNames(_ name: UnsafePointer<CChar>, primary: gid_t) -> Set<String> {
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
         if getgrouplist(name, primary, &groups, &count) < 0 {
@@ -655,7 +770,7 @@ public actor Daemon {
     /// `status.json`: one line per project, each encoded when it last changed, so that a
     /// thousand projects cost one encoding per change, not a thousand per write.
     private func statusDocument() throws -> Data {
-        let header = try JSON.encode(DaemonStatus(pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), projects: []))
+        let header = try JSON.encode(DaemonStatus(pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), web: webAddress, projects: []))
         let empty = Data(#""projects":[]"#.utf8)
         guard let slot = header.range(of: empty) else { return header }
         var document = Data(header[..<slot.lowerBound])

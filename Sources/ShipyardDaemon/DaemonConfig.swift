@@ -30,6 +30,101 @@ public struct DaemonConfig: Sendable, Equatable {
     public var historyKeep: Duration?
     /// How many threads poll upstreams at most (nil: 4 per core, at least 4, at most 64).
     public var pollThreads: Int?
+    /// The web view, API and /metrics; nil: no HTTP server.
+    public var http: HTTP?
+
+    /// `http: {listen: 127.0.0.1:8420, auth: …}`.
+    public struct HTTP: Sendable, Equatable {
+        public enum Listen: Sendable, Equatable, CustomStringConvertible {
+            case tcp(host: String, port: Int)
+            case unix(path: String)
+
+            public var description: String {
+                switch self {
+                case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                case .unix(let path): return "unix:\(path)"
+                }
+            }
+        }
+
+        /// Who may act in the browser and through the API; without it the web view is read-only.
+        public enum Auth: Sendable, Equatable {
+            /// Users and bcrypt hashes (`htpasswd -B`), with a login form and a session cookie,
+            /// and HTTP Basic for scripts.
+            case htpasswd(path: String)
+            /// A reverse proxy that authenticated the user (SSO) names them in this header; it is
+            /// believed only from these addresses (and always on a unix socket, whose file
+            /// permissions say who may connect).
+            case proxy(header: String, trusted: [CIDR])
+        }
+
+        public var listen: Listen
+        public var auth: Auth?
+        /// The address people open (https://… behind a TLS proxy): cookies are `Secure` when it
+        /// is https. Optional.
+        public var publicURL: String?
+
+        public init(listen: Listen, auth: Auth? = nil, publicURL: String? = nil) {
+            self.listen = listen
+            self.auth = auth
+            self.publicURL = publicURL
+        }
+
+        public var secureCookies: Bool { publicURL?.hasPrefix("https://") ?? false }
+    }
+
+    /// An address range: `10.0.0.0/8`, `::1/128`, or one address.
+    public struct CIDR: Sendable, Equatable, CustomStringConvertible {
+        public var address: [UInt8]
+        public var prefix: Int
+
+        public init?(_ text: String) {
+            let parts = text.split(separator: "/", maxSplits: 1)
+            guard let bytes = Self.bytes(String(parts[0])) else { return nil }
+            let bits = bytes.count * 8
+            if parts.count == 2 {
+                guard let prefix = Int(parts[1]), (0...bits).contains(prefix) else { return nil }
+                self.prefix = prefix
+            } else {
+                prefix = bits
+            }
+            address = bytes
+        }
+
+        /// An IPv4 or IPv6 address as bytes (an IPv4-mapped IPv6 address as IPv4).
+        public static func bytes(_ text: String) -> [UInt8]? {
+            var v4 = in_addr()
+            if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+            var v6 = in6_addr()
+            if inet_pton(AF_INET6, text, &v6) == 1 {
+                let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+                if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF { return Array(bytes[12...]) }
+                return bytes
+            }
+            return nil
+        }
+
+        public func contains(_ text: String) -> Bool {
+            guard let other = Self.bytes(text), other.count == address.count else { return false }
+            var remaining = prefix
+            for (a, b) in zip(address, other) {
+                guard remaining > 0 else { return true }
+                let bits = min(8, remaining)
+                let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+                if a & mask != b & mask { return false }
+                remaining -= bits
+            }
+            return true
+        }
+
+        public var description: String {
+            let family = address.count == 4 ? AF_INET : AF_INET6
+            var buffer = [CChar](repeating: 0, count: 64)
+            var raw = address
+            _ = inet_ntop(family, &raw, &buffer, 64)
+            return String(cString: buffer) + "/\(prefix)"
+        }
+    }
     /// The poll pool's size when `pollThreads` is not set, on this machine.
     public static var defaultPollThreads: Int { BlockingPool.defaultSize }
 
@@ -197,7 +292,7 @@ private struct ConfigReader {
         var top: [String: YAMLPair] = [:]
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
-            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads",
+            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads", "http",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -229,6 +324,7 @@ private struct ConfigReader {
             }
         }
         config.historyKeep = readHistory(top["history"])
+        if let pair = top["http"], !pair.value.isNull { config.http = readHTTP(pair.value) }
         if let pair = top["pollThreads"], !pair.value.isNull {
             if let count = Self.wholeNumber(pair.value), (1...256).contains(count) {
                 config.pollThreads = count
@@ -246,6 +342,76 @@ private struct ConfigReader {
         case .string(let text)?: return Int(text)
         default: return nil
         }
+    }
+
+    /// `http: {listen, auth: {htpasswd} | {proxyHeader, trustedProxies}, publicURL}`.
+    private mutating func readHTTP(_ node: YAMLNode) -> DaemonConfig.HTTP? {
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(node, of: "http", allowed: ["listen", "auth", "publicURL"], log: &log, into: &fields) else { return nil }
+        guard let pair = fields["listen"], !pair.value.isNull, let text = pair.value.string else {
+            log.error("http needs listen: an address and port (127.0.0.1:8420) or a unix socket path (/run/shipyardd/http.sock)", at: fields["listen"]?.value.mark ?? node.mark)
+            return nil
+        }
+        let listen: DaemonConfig.HTTP.Listen
+        if text.hasPrefix("/") {
+            listen = .unix(path: text)
+        } else if let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) {
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard DaemonConfig.CIDR.bytes(host) != nil else {
+                log.error("http.listen: \"\(host)\" is not an IP address; listen on 127.0.0.1 (or an address of this host) and put a reverse proxy in front for a name", at: pair.value.mark)
+                return nil
+            }
+            listen = .tcp(host: host, port: port)
+        } else {
+            log.error("http.listen must be ADDRESS:PORT (127.0.0.1:8420, [::1]:8420) or an absolute unix socket path, not \"\(text)\"", at: pair.value.mark)
+            return nil
+        }
+        var http = DaemonConfig.HTTP(listen: listen)
+        if let pair = fields["publicURL"], !pair.value.isNull, let url = schema.string(pair.value, what: "http.publicURL", log: &log) {
+            if url.hasPrefix("http://") || url.hasPrefix("https://") {
+                http.publicURL = url
+            } else {
+                log.error("http.publicURL must be the http:// or https:// address people open", at: pair.value.mark)
+            }
+        }
+        if let pair = fields["auth"], !pair.value.isNull {
+            var auth: [String: YAMLPair] = [:]
+            guard schema.mapping(pair.value, of: "http.auth", allowed: ["htpasswd", "proxyHeader", "trustedProxies"], log: &log, into: &auth) else { return http }
+            if let file = auth["htpasswd"], !file.value.isNull {
+                if auth["proxyHeader"] != nil {
+                    log.error("http.auth takes htpasswd or proxyHeader, not both", at: pair.value.mark)
+                }
+                if let path = absolutePath(file.value, what: "http.auth.htpasswd") {
+                    checkSecret(path, what: "http.auth.htpasswd", at: file.value.mark)
+                    http.auth = .htpasswd(path: path)
+                }
+            } else if let header = auth["proxyHeader"], !header.value.isNull {
+                guard let name = schema.string(header.value, what: "http.auth.proxyHeader", log: &log) else { return http }
+                guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }) else {
+                    log.error("http.auth.proxyHeader must be a header name like X-Forwarded-User", at: header.value.mark)
+                    return http
+                }
+                var trusted: [DaemonConfig.CIDR] = []
+                if let list = auth["trustedProxies"], !list.value.isNull, let items = schema.list(list.value, what: "http.auth.trustedProxies", log: &log) {
+                    for item in items {
+                        guard let text = schema.string(item, what: "a trusted proxy", log: &log) else { continue }
+                        if let range = DaemonConfig.CIDR(text) {
+                            trusted.append(range)
+                        } else {
+                            log.error("\"\(text)\" is not an address or range like 127.0.0.1/32 or ::1/128", at: item.mark)
+                        }
+                    }
+                }
+                if trusted.isEmpty, case .tcp = listen {
+                    log.error("http.auth.proxyHeader needs trustedProxies, the addresses of the reverse proxy (e.g. [127.0.0.1/32]): the header is believed only from them", at: header.value.mark)
+                }
+                http.auth = .proxy(header: name, trusted: trusted)
+            } else {
+                log.error("http.auth needs htpasswd: FILE, or proxyHeader: X-Forwarded-User with trustedProxies", at: pair.value.mark)
+            }
+        }
+        return http
     }
 
     /// `history: {keep: 180d}`: a period in days (`d`), weeks (`w`) or a Go duration (`4320h`).

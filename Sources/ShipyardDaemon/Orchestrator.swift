@@ -33,7 +33,15 @@ actor Orchestrator {
     private let worktrees: Worktrees
     private var configuration: DaemonConfig
 
-    init(state: StateDirectory, config: DaemonConfig, logger: Logger, shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]) {
+    private let metrics: DaemonMetrics?
+    private let feed: ChangeFeed?
+
+    init(
+        state: StateDirectory, config: DaemonConfig, logger: Logger, metrics: DaemonMetrics? = nil, feed: ChangeFeed? = nil,
+        shipyards: @escaping @Sendable () async -> [String: PinnedShipyard]
+    ) {
+        self.metrics = metrics
+        self.feed = feed
         self.state = state
         self.worktrees = Worktrees(root: state.root + "/worktrees")
         self.executors = config.tasks
@@ -257,6 +265,7 @@ actor Orchestrator {
     private func perform(_ effects: [EngineEffect]) async -> Bool {
         var records: [KeptnEvent] = []
         for case .record(let event) in effects { records.append(event) }
+        let ended = metrics == nil ? [] : endedTasks(records)
         let changes = engine.takeChanges()
         do {
             try store.commit(events: records, changes: changes)
@@ -274,6 +283,18 @@ actor Orchestrator {
             return false
         }
         for event in records { log(event) }
+        if let metrics, !records.isEmpty {
+            for (task, result, duration) in ended { metrics.taskEnded(task, result: result, duration: duration) }
+            for event in records {
+                guard case .sequence(_, _, "finished")? = event.kind else { continue }
+                let state = event.data["status"]?.string == TaskStatus.aborted.rawValue ? "aborted" : event.data["state"]?.string == "timedOut" ? "timedOut" : "finished"
+                metrics.sequenceEnded(state: state, result: event.data["result"]?.string ?? "fail")
+            }
+            var counts: [String: Int] = [:]
+            for execution in engine.active { counts[engine.state(of: execution).rawValue, default: 0] += 1 }
+            metrics.activeSequences(counts)
+        }
+        if !records.isEmpty { feed?.publish() }
         if !records.isEmpty, let remaining = killAfterAppends {
             killAfterAppends = remaining - 1
             if remaining <= 1 { kill(getpid(), SIGKILL) }
@@ -304,6 +325,17 @@ actor Orchestrator {
             pruneRuns()
         }
         return true
+    }
+
+    /// The tasks these records finish, with how long each ran (from its `.started`).
+    private func endedTasks(_ records: [KeptnEvent]) -> [(String, String, Duration?)] {
+        records.compactMap { event in
+            guard case .task(let name, "finished")? = event.kind, let id = event.triggeredid else { return nil }
+            let started = engine.task(triggeredID: id).flatMap { $0.execution.tasks[$0.index].startedAt }
+            var duration: Duration?
+            if let started, let finished = event.date { duration = .milliseconds(Int64(max(0, finished.timeIntervalSince(started)) * 1000)) }
+            return (name, event.data["result"]?.string ?? "fail", duration)
+        }
     }
 
     private func log(_ event: KeptnEvent) {
@@ -585,6 +617,7 @@ actor Orchestrator {
         do {
             try store.commit(events: events, changes: [])
             for event in events { logger.debug("\(event.type)", metadata: ["context": "\(event.shkeptncontext)"]) }
+            feed?.publish()
         } catch {
             logger.error("cannot record \(events.map(\.type).joined(separator: ", ")): \(error)")
         }

@@ -57,10 +57,15 @@ final class ProjectWatcher: @unchecked Sendable {
     /// A sync or a reload asked for a poll while one was running: another follows at once.
     private var pollAgain = false
 
+    /// `/metrics`: this project's polls and shipyard loads.
+    private let metrics: DaemonMetrics.Project?
+    private var pollStarted = ContinuousClock.now
+
     init(
         project: DaemonConfig.Project, state: StateDirectory, pool: BlockingPool, scheduler: PollScheduler, logger: Logger,
-        publish: @escaping @Sendable (ProjectStatus) -> Void, flush: @escaping @Sendable () async -> Void = {}
+        metrics: DaemonMetrics? = nil, publish: @escaping @Sendable (ProjectStatus) -> Void, flush: @escaping @Sendable () async -> Void = {}
     ) {
+        self.metrics = metrics?.project(project.name)
         self.project = project
         self.redactedUpstream = RemoteAccess.redact(project.upstream)
         self.pool = pool
@@ -205,6 +210,7 @@ final class ProjectWatcher: @unchecked Sendable {
         syncWaiters = []
         let job = PollJob(project: project, mirror: mirror, lastCommit: lastCommit, loadedBlob: loadedShipyard?.blob)
         let timeout = project.pollTimeout
+        pollStarted = ContinuousClock.now
         lock.unlock()
         let token = CancelToken()
         pool.start(
@@ -280,6 +286,20 @@ final class ProjectWatcher: @unchecked Sendable {
     private func apply(_ outcome: PollJob.Outcome) -> Bool {
         let now = Date()
         lastPollAt = now
+        if let metrics {
+            metrics.duration.record(ContinuousClock.now - pollStarted)
+            switch outcome {
+            case .failed: metrics.failed.increment()
+            case .unchanged: metrics.unchanged.increment()
+            case .fetched(_, let file, _):
+                metrics.fetched.increment()
+                switch file {
+                case .sameBlob: break
+                case .valid: metrics.reloads.increment()
+                case .invalid, .missing, .notAFile, .tooLarge: metrics.rejected.increment()
+                }
+            }
+        }
         switch outcome {
         case .failed(let message):
             failures += 1

@@ -7,12 +7,15 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var pid: Int32
     public var version: String
     public var startedAt: String
+    /// Where the web view listens (`http://127.0.0.1:8420/`, `unix:/run/…`); absent without `http:`.
+    public var web: String?
     public var projects: [ProjectStatus]
 
-    public init(pid: Int32, version: String, startedAt: String, projects: [ProjectStatus]) {
+    public init(pid: Int32, version: String, startedAt: String, web: String? = nil, projects: [ProjectStatus]) {
         self.pid = pid
         self.version = version
         self.startedAt = startedAt
+        self.web = web
         self.projects = projects
     }
 }

@@ -101,42 +101,15 @@ struct SequenceDetail: AsyncParsableCommand {
     @Argument(help: "The context id.") var context: String
     @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
 
-    struct TaskJSON: Encodable {
-        var name: String
-        var state: String
-        var result: String?
-        var status: String?
-        var message: String?
-        var triggeredID: String?
-    }
-
-    struct StageJSON: Encodable {
-        var stage: String
-        var sequence: String
-        var service: String
-        var state: String
-        var result: String?
-        var message: String?
-        var commit: String?
-        var tasks: [TaskJSON]
-    }
-
     func run() async throws {
         try await Self.failing {
             let executions = try RecordView.open(options).map { store in try RecordView.reading { try store.sequences(context: context) } } ?? []
             guard !executions.isEmpty else { throw CLIError("no sequence has the context \(context)") }
-            let stages = executions.map { e in
-                StageJSON(
-                    stage: e.stage, sequence: e.sequence, service: e.service, state: e.state.rawValue,
-                    result: e.result?.rawValue, message: e.message, commit: e.commit,
-                    tasks: e.tasks.map { t in
-                        TaskJSON(name: t.name, state: t.state, result: t.result?.rawValue, status: t.status?.rawValue, message: t.message, triggeredID: t.triggeredID)
-                    })
-            }
+            let view = DeliveryView(context: context, executions: executions)
+            let stages = view.stages
             switch output {
             case .json:
-                struct Body: Encodable { var context: String; var project: String; var stages: [StageJSON] }
-                print(String(decoding: try JSON.encode(Body(context: context, project: executions[0].project, stages: stages)), as: UTF8.self))
+                print(String(decoding: try JSON.encode(view), as: UTF8.self))
             case .table:
                 var out = "context \(Untrusted.printable(context)), project \(executions[0].project), service \(executions[0].service)\n"
                 for stage in stages {
@@ -236,18 +209,7 @@ struct Approvals: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let directory = try options.readable().root + "/approvals"
-            let names: [String]
-            do {
-                names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }
-            } catch where FileManager.default.fileExists(atPath: directory) {
-                throw CLIError("cannot read \(directory): \(error.localizedDescription)")
-            } catch {
-                names = []  // the daemon has not written an approval yet
-            }
-            let requests = names.compactMap { name -> ApprovalRequest? in
-                FileManager.default.contents(atPath: directory + "/" + name).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
-            }.filter { project == nil || $0.project == project }.sorted { $0.requestedAt < $1.requestedAt }
+            let requests = try RecordView.reading { try PendingApprovals.read(try options.readable(), project: project) }
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(requests), as: UTF8.self))

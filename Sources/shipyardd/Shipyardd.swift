@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ShipyardCore
 import ShipyardDaemon
+import ShipyardWeb
 
 @main
 struct Shipyardd: AsyncParsableCommand {
@@ -68,7 +69,9 @@ struct Shipyardd: AsyncParsableCommand {
         DaemonLogHandler.bootstrap(environment: environment, level: verbose ? .debug : .info)
         let (document, ok) = load(config, environment: environment)
         guard ok, let loaded = document.config else { throw ExitCode(1) }
-        let daemon = Daemon(config: loaded, configPath: config, environment: environment, logger: Logger(label: "shipyardd"))
+        let daemon = Daemon(config: loaded, configPath: config, environment: environment, logger: Logger(label: "shipyardd")) { daemon, http in
+            WebServer(daemon: daemon, http: http)
+        }
         do {
             try await daemon.run()
         } catch {

@@ -564,6 +564,32 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// The newest evaluation of each of these contexts, in short: `{stage, result, evaluation: {score, result}}`
+    /// (what an approval shows of the result it judges), read without decoding whole events.
+    public func latestEvaluations(contexts: [String]) throws -> [String: JSONValue] {
+        var latest: [String: JSONValue] = [:]
+        for chunk in stride(from: 0, to: contexts.count, by: 500).map({ Array(contexts[$0..<min($0 + 500, contexts.count)]) }) {
+            try run {
+                try pool.read { db in
+                    let rows = try Row.fetchAll(db, sql: """
+                        SELECT v.context, v.stage, v.result, json_extract(e.body, '$.data.evaluation.score'), json_extract(e.body, '$.data.evaluation.result')
+                        FROM evaluations AS v INDEXED BY evaluations_by_context JOIN events AS e ON e.id = v.event_id
+                        WHERE v.context IN (\(chunk.map { _ in "?" }.joined(separator: ","))) ORDER BY v.position
+                        """, arguments: StatementArguments(chunk))
+                    for row in rows {
+                        let score: Double? = row[3]
+                        let evaluationResult: String? = row[4]
+                        latest[row[0]] = .object([
+                            "stage": .string(row[1]), "result": .string(row[2]),
+                            "evaluation": .object(["score": score.map(JSONValue.number) ?? .null, "result": evaluationResult.map(JSONValue.string) ?? .null]),
+                        ])
+                    }
+                }
+            }
+        }
+        return latest
+    }
+
     public func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation] {
         try run {
             try pool.read { db in

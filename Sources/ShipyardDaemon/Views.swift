@@ -1,0 +1,62 @@
+public import Foundation
+public import ShipyardCore
+
+/// `shipyardctl sequence CONTEXT --output json` and `/api/v1/sequences/{context}`: one delivery,
+/// every stage with its tasks, in the order they were triggered.
+public struct DeliveryView: Codable, Sendable, Equatable {
+    public var context: String
+    public var project: String
+    public var stages: [StageView]
+
+    public struct StageView: Codable, Sendable, Equatable {
+        public var stage: String
+        public var sequence: String
+        public var service: String
+        public var state: String
+        public var result: String?
+        public var message: String?
+        public var commit: String?
+        public var tasks: [TaskView]
+    }
+
+    public struct TaskView: Codable, Sendable, Equatable {
+        public var name: String
+        public var state: String
+        public var result: String?
+        public var status: String?
+        public var message: String?
+        public var triggeredID: String?
+    }
+
+    public init(context: String, executions: [StoredSequence]) {
+        self.context = context
+        project = executions.first?.project ?? ""
+        stages = executions.map { e in
+            StageView(
+                stage: e.stage, sequence: e.sequence, service: e.service, state: e.state.rawValue, result: e.result?.rawValue,
+                message: e.message, commit: e.commit,
+                tasks: e.tasks.map { t in
+                    TaskView(name: t.name, state: t.state, result: t.result?.rawValue, status: t.status?.rawValue, message: t.message, triggeredID: t.triggeredID)
+                })
+        }
+    }
+}
+
+/// The pending approvals, as `shipyardctl approvals` and `/api/v1/approvals` list them: the files
+/// in `<state>/approvals/`, oldest first.
+public enum PendingApprovals {
+    public static func read(_ state: StateDirectory, project: String? = nil) throws -> [ApprovalRequest] {
+        let directory = state.root + "/approvals"
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }
+        } catch where FileManager.default.fileExists(atPath: directory) {
+            throw StoreError("cannot read \(directory): \(error.localizedDescription)")
+        } catch {
+            return []  // the daemon has not written an approval yet
+        }
+        return names.compactMap { name -> ApprovalRequest? in
+            FileManager.default.contents(atPath: directory + "/" + name).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
+        }.filter { project == nil || $0.project == project }.sorted { $0.requestedAt < $1.requestedAt }
+    }
+}

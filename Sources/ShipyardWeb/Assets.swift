@@ -1,0 +1,98 @@
+/// The page's stylesheet and its one small script, served from `/static/` (no CDN, no build chain;
+/// the Content-Security-Policy allows no inline script or style).
+enum Assets {
+    static let css = """
+        :root { --pass: #2e9e4f; --warning: #e6a700; --fail: #d64242; --approval: #2ab6f4; --aborted: #b7b7b7; --running: #6b74d6; --ink: #1d2330; --muted: #6b7280; }
+        * { box-sizing: border-box; }
+        body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: #f6f7f9; }
+        header { background: #1d2330; }
+        nav { display: flex; gap: 1.2em; align-items: center; padding: .6em 1.2em; }
+        nav a { color: #cfd6e4; text-decoration: none; }
+        nav a.active, nav a:hover { color: #fff; }
+        nav .brand { font-weight: 700; color: #fff; margin-right: 1em; }
+        nav .who { margin-left: auto; color: #cfd6e4; }
+        nav .who strong { color: #fff; }
+        form.inline { display: inline; margin-left: .6em; }
+        main { padding: 1em 1.2em 3em; max-width: 1400px; }
+        h1 { font-size: 1.4em; margin: .2em 0 .6em; }
+        h2 { font-size: 1.1em; margin: 0 0 .3em; display: flex; gap: .6em; align-items: center; }
+        table { border-collapse: collapse; width: 100%; background: #fff; margin-bottom: 1em; }
+        th, td { text-align: left; padding: .4em .6em; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
+        th { font-weight: 600; color: var(--muted); font-size: .9em; }
+        td.message { max-width: 40em; overflow-wrap: anywhere; }
+        code { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; }
+        .state { display: inline-block; padding: .05em .55em; border-radius: 1em; color: #fff; font-size: .85em; white-space: nowrap; }
+        .state.pass { background: var(--pass); } .state.warning { background: var(--warning); } .state.fail { background: var(--fail); }
+        .state.approval { background: var(--approval); } .state.aborted { background: var(--aborted); } .state.running { background: var(--running); }
+        .state.waiting, .state.paused { background: #fff; color: var(--muted); border: 1px solid #c7ccd6; }
+        .state.pending { background: #fff; color: var(--muted); border: 1px dashed #c7ccd6; }
+        .stage { background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: .8em 1em; margin-bottom: 1em; }
+        .stage[data-state="waitingForApproval"] { border-color: var(--approval); }
+        .times, .summary, .note, .more, .empty { color: var(--muted); }
+        .why { color: var(--fail); font-weight: 600; }
+        .decision { margin-top: .3em; }
+        .evaluation { margin-top: .4em; }
+        .evaluation table { font-size: .9em; }
+        .violated { color: var(--fail); } .met { color: var(--pass); }
+        form.decide { display: flex; gap: .4em; margin: .5em 0; }
+        form.decide .reason { flex: 1; min-width: 14em; padding: .3em; }
+        button { cursor: pointer; padding: .3em .9em; border-radius: 4px; border: 1px solid #c7ccd6; background: #fff; }
+        button.approve { background: var(--pass); color: #fff; border-color: var(--pass); }
+        button.reject { background: var(--fail); color: #fff; border-color: var(--fail); }
+        .filters { display: flex; gap: 1em; align-items: end; margin-bottom: 1em; }
+        .filters label { display: flex; flex-direction: column; font-size: .85em; color: var(--muted); }
+        .flash { background: #e8f4fd; border: 1px solid var(--approval); padding: .5em .8em; border-radius: 4px; }
+        .flash.error, .error { color: var(--fail); }
+        .flash.error { background: #fdecec; border-color: var(--fail); }
+        .login { display: flex; flex-direction: column; gap: .8em; max-width: 20em; }
+        .login label { display: flex; flex-direction: column; }
+        pre { background: #111827; color: #e5e7eb; padding: .6em; max-height: 24em; overflow: auto; font-size: 12px; }
+        details.events { margin-top: 1.5em; }
+        """
+
+    /// Keeps a page live without reloading it: on each change the daemon announces (Server-Sent
+    /// Events), the page is fetched again and its `<main>` swapped in, unless the user is typing
+    /// in it. A running task's log is refreshed every two seconds.
+    static let js = """
+        (function () {
+          "use strict";
+          var main = document.getElementById("main");
+          if (!main || !window.EventSource) return;
+          var pending = false, busy = false, last = 0;
+          function typing() {
+            var active = document.activeElement;
+            if (active && main.contains(active) && (active.tagName === "INPUT" || active.tagName === "SELECT" || active.tagName === "TEXTAREA")) return true;
+            var inputs = main.querySelectorAll("input.reason");
+            for (var i = 0; i < inputs.length; i++) if (inputs[i].value) return true;
+            return false;
+          }
+          function refresh() {
+            if (busy) { pending = true; return; }
+            if (typing()) { pending = true; return; }
+            var wait = 300 - (Date.now() - last);
+            if (wait > 0) { pending = true; setTimeout(flush, wait); return; }
+            busy = true; pending = false; last = Date.now();
+            fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+              .then(function (r) { return r.ok ? r.text() : null; })
+              .then(function (text) {
+                if (!text) return;
+                var doc = new DOMParser().parseFromString(text, "text/html");
+                var fresh = doc.getElementById("main");
+                if (!fresh || typing()) { pending = true; return; }
+                var open = {};
+                main.querySelectorAll("details").forEach(function (d, i) { open[i] = d.open; });
+                main.innerHTML = fresh.innerHTML;
+                main.querySelectorAll("details").forEach(function (d, i) { if (i in open) d.open = open[i]; });
+                document.title = doc.title;
+              })
+              .catch(function () {})
+              .then(function () { busy = false; if (pending) setTimeout(flush, 300); });
+          }
+          function flush() { if (pending) refresh(); }
+          document.addEventListener("focusout", function () { setTimeout(flush, 50); });
+          var source = new EventSource("/events/stream");
+          source.addEventListener("change", refresh);
+          setInterval(function () { if (main.querySelector("[data-running]")) refresh(); }, 2000);
+        })();
+        """
+}

@@ -1,0 +1,339 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import ShipyardCore
+import ShipyardDaemon
+import Synchronization
+
+extension Site {
+    func routes(_ router: Router<WebContext>) {
+        router.get("/") { _, _ in self.redirect("/deliveries") }
+        router.get("/static/app.css") { _, _ in
+            self.response(type: "text/css; charset=utf-8", body: Assets.css, extra: [(.cacheControl, "max-age=300")])
+        }
+        router.get("/static/app.js") { _, _ in
+            self.response(type: "text/javascript; charset=utf-8", body: Assets.js, extra: [(.cacheControl, "max-age=300")])
+        }
+        router.get("/healthz") { _, _ in self.response(type: "text/plain", body: "ok\n") }
+        router.get("/readyz") { _, _ in
+            await self.daemon.isReady
+                ? self.response(type: "text/plain", body: "ready\n")
+                : self.response(.serviceUnavailable, type: "text/plain", body: "not ready\n")
+        }
+        router.get("/metrics") { _, _ in self.metrics() }
+        router.get("/events/stream") { request, _ in self.stream(request) }
+
+        // Pages.
+        router.get("/projects") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            return self.page(Pages.projects(self.status(), viewer: await self.viewer(identity)), identity: identity)
+        }
+        router.get("/deliveries") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            let query = request.uri.queryParameters
+            func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0) } }
+            let filter = Pages.DeliveryFilter(project: value("project"), service: value("service"), state: value("state"))
+            let page = (try? self.store?.sequences(SequenceQuery(
+                project: filter.project, service: filter.service, state: filter.state.flatMap(SequenceState.init), limit: 200))) ?? nil
+            let projects = await self.daemon.currentConfig.projects.map(\.name)
+            let html = Pages.deliveries(page?.sequences ?? [], more: page?.more ?? false, filter: filter, projects: projects, viewer: await self.viewer(identity))
+            return self.page(html, identity: identity)
+        }
+        router.get("/deliveries/:context") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            let id = context.parameters.get("context") ?? ""
+            let executions = Site.validContext(id) ? ((try? self.store?.sequences(context: id)) ?? []) : []
+            let viewer = await self.viewer(identity)
+            guard !executions.isEmpty else {
+                let html = Pages.layout(title: "Not found", active: "/deliveries", viewer: viewer) { html in
+                    html.raw("<h1>No delivery has the context <code>")
+                    html.add(id)
+                    html.raw("</code></h1>")
+                }
+                return self.page(html, identity: identity, status: .notFound)
+            }
+            let events = self.events(context: id)
+            var extras: [String: Pages.TaskExtras] = [:]
+            for execution in executions {
+                for task in execution.tasks {
+                    guard let triggered = task.triggeredID else { continue }
+                    var extra = Pages.TaskExtras()
+                    if let finished = events.last(where: { $0.triggeredid == triggered && $0.type.hasSuffix(".finished") }) {
+                        if task.name == "approval" { extra.decision = finished.data["approval"] }
+                        if task.name == "evaluation" { extra.evaluation = finished.data }
+                    }
+                    extra.log = self.logTail(context: id, stage: execution.stage, task: task.name)
+                    extras[triggered] = extra
+                }
+            }
+            let flash = self.takeFlash(identity)
+            return self.page(Pages.delivery(context: id, executions: executions, extras: extras, events: events, viewer: viewer, flash: flash), identity: identity)
+        }
+        router.get("/approvals") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            let pending = (try? PendingApprovals.read(self.state)) ?? []
+            let evaluations = (try? self.store?.latestEvaluations(contexts: pending.map(\.context))) ?? [:]
+            let flash = self.takeFlash(identity)
+            return self.page(Pages.approvals(pending, evaluations: evaluations, viewer: await self.viewer(identity), flash: flash), identity: identity)
+        }
+        router.post("/approvals/:id/:decision") { request, context in
+            await self.decideFromForm(request, context: context)
+        }
+
+        // Signing in (htpasswd).
+        router.get("/login") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            guard self.passwords != nil else { return self.redirect("/deliveries", identity: identity) }
+            return self.page(Pages.login(viewer: await self.viewer(identity), error: nil, user: ""), identity: identity)
+        }
+        router.post("/login") { request, context in await self.login(request, context: context) }
+        router.post("/logout") { request, context in
+            var request = request
+            let identity = self.identify(request, context: context, makeSession: false)
+            let form = Site.form(String(buffer: (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()))
+            guard let token = identity.token, Site.same(form["csrf"], identity.session?.csrf), !Site.crossSite(request) else {
+                return self.refusal("refused: no valid session or CSRF token")
+            }
+            self.sessions.end(token)
+            return self.redirect("/deliveries", extra: [(.setCookie, self.cookie("", expire: true))])
+        }
+
+        // The JSON API: the CLI's keys.
+        router.get("/api/v1/status") { _, _ in
+            guard let data = FileManager.default.contents(atPath: self.state.root + "/status.json") else {
+                return self.refusal("no status yet", status: .serviceUnavailable)
+            }
+            return self.response(type: "application/json", body: String(decoding: data, as: UTF8.self))
+        }
+        router.get("/api/v1/sequences") { request, _ in
+            let query = request.uri.queryParameters
+            func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0) } }
+            if let state = value("state"), SequenceState(rawValue: state) == nil {
+                return self.refusal("state takes one of \(SequenceState.allCases.map(\.rawValue).joined(separator: ", "))", status: .badRequest)
+            }
+            let limit = value("limit").flatMap(Int.init) ?? 50
+            let page = try? self.store?.sequences(SequenceQuery(
+                project: value("project"), service: value("service"), state: value("state").flatMap(SequenceState.init),
+                since: value("since").flatMap(Timestamps.parse), limit: value("all") == "true" ? nil : max(1, min(limit, 10_000))))
+            return self.json((page?.sequences ?? []).map(SequenceSummary.init))
+        }
+        router.get("/api/v1/sequences/:context") { _, context in
+            let id = context.parameters.get("context") ?? ""
+            let executions = Site.validContext(id) ? ((try? self.store?.sequences(context: id)) ?? []) : []
+            guard !executions.isEmpty else { return self.refusal("no sequence has the context \(id)", status: .notFound) }
+            return self.json(DeliveryView(context: id, executions: executions))
+        }
+        router.get("/api/v1/events") { request, _ in
+            let query = request.uri.queryParameters
+            let context = query.get("context").map { String($0) }
+            let after = query.get("after").flatMap { Int64($0) } ?? 0
+            let limit = max(1, min(query.get("limit").flatMap { Int($0) } ?? 1000, 5000))
+            let recorded = (try? self.store?.events(context: context, after: after, limit: limit)) ?? []
+            var body = "["
+            for (index, event) in recorded.enumerated() {
+                if index > 0 { body += "," }
+                body += String(decoding: event.json, as: UTF8.self)
+            }
+            return self.response(type: "application/json", body: body + "]")
+        }
+        router.get("/api/v1/approvals") { request, _ in
+            let project = request.uri.queryParameters.get("project").map { String($0) }
+            return self.json((try? PendingApprovals.read(self.state, project: project)) ?? [])
+        }
+        router.post("/api/v1/approvals/:id/:decision") { request, context in
+            await self.decideFromAPI(request, context: context)
+        }
+    }
+
+    // MARK: Deciding
+
+    /// The form of a page: a session with a signed-in user who may decide, and its CSRF token.
+    func decideFromForm(_ request: Request, context: WebContext) async -> Response {
+        var request = request
+        let identity = identify(request, context: context, makeSession: false)
+        let form = Site.form(String(buffer: (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()))
+        guard http.auth != nil else {
+            daemon.metrics.request("web-decision", outcome: "refused")
+            return refusal("the web view is read-only: the config has no http.auth")
+        }
+        guard identity.session != nil, Site.same(form["csrf"], identity.session?.csrf), !Site.crossSite(request) else {
+            daemon.metrics.request("web-decision", outcome: "refused")
+            daemon.log.warning("web: a decision without a valid session or CSRF token was refused", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+            return refusal("refused: no valid session or CSRF token; open the page again")
+        }
+        guard let user = identity.user else {
+            daemon.metrics.request("web-decision", outcome: "refused")
+            return refusal("refused: sign in first")
+        }
+        let outcome = await decide(request, context: context, user: user, reason: form["reason"])
+        if let token = identity.token { setFlash(token, outcome.message) }
+        return redirect(Site.safeBack(form["back"]))
+    }
+
+    /// A script: HTTP Basic against the htpasswd file, the proxy's header, or a session with its
+    /// CSRF token in `X-CSRF-Token`.
+    func decideFromAPI(_ request: Request, context: WebContext) async -> Response {
+        var request = request
+        guard http.auth != nil else {
+            daemon.metrics.request("web-decision", outcome: "refused")
+            return refusal("the web view is read-only: the config has no http.auth")
+        }
+        let body = (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()
+        struct Body: Decodable { var reason: String? }
+        let reason = body.readableBytes == 0 ? nil : (try? JSONDecoder().decode(Body.self, from: Data(buffer: body)))?.reason
+        var user: String?
+        if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic "), let passwords {
+            let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let parts = decoded.split(separator: ":", maxSplits: 1).map(String.init)
+            let address = context.remoteAddress?.ipAddress ?? "unix"
+            if parts.count == 2 {
+                let delay = throttle.delay(user: parts[0], address: address)
+                if delay > .zero { try? await Task.sleep(for: delay) }
+                if await passwords.verify(user: parts[0], password: parts[1]) {
+                    throttle.succeeded(user: parts[0], address: address)
+                    user = parts[0]
+                } else {
+                    throttle.failed(user: parts[0], address: address)
+                }
+            }
+            if user == nil {
+                daemon.metrics.request("web-decision", outcome: "refused")
+                return refusal("refused: wrong user or password", status: .unauthorized)
+            }
+        } else if case .proxy? = http.auth, let proxied = proxyUser(request, context: context) {
+            user = proxied
+        } else {
+            let identity = identify(request, context: context, makeSession: false)
+            guard identity.session != nil, Site.same(request.headers[HTTPField.Name("X-CSRF-Token")!], identity.session?.csrf), !Site.crossSite(request),
+                let signedIn = identity.user
+            else {
+                daemon.metrics.request("web-decision", outcome: "refused")
+                return refusal("refused: give HTTP Basic credentials (or a session and its X-CSRF-Token)", status: .unauthorized)
+            }
+            user = signedIn
+        }
+        let outcome = await decide(request, context: context, user: user!, reason: reason)
+        let status: HTTPResponse.Status = outcome.ok ? .ok : outcome.message.contains("may not") ? .forbidden : .conflict
+        return json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context), status: status)
+    }
+
+    private func decide(_ request: Request, context: WebContext, user: String, reason: String?) async -> SpoolOutcome {
+        let id = context.parameters.get("id") ?? ""
+        let verb = context.parameters.get("decision") ?? ""
+        guard verb == "approve" || verb == "reject" else {
+            return SpoolOutcome(id: "", ok: false, message: "decide with /approve or /reject, not /\(verb)")
+        }
+        let outcome = await daemon.decide(Daemon.Decision(
+            approve: verb == "approve", approval: id, reason: reason, user: user, groups: Daemon.groupNames(user: user), via: "web"))
+        daemon.metrics.request("web-decision", outcome: outcome.ok ? "accepted" : "refused")
+        if outcome.ok {
+            daemon.log.info("web: \(verb) \(id) by \(user): \(outcome.message)")
+        } else {
+            daemon.log.warning("web: \(verb) \(id) by \(user) refused: \(outcome.message)", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+        }
+        return outcome
+    }
+
+    // MARK: Signing in
+
+    func login(_ request: Request, context: WebContext) async -> Response {
+        var request = request
+        let identity = identify(request, context: context, makeSession: false)
+        let form = Site.form(String(buffer: (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()))
+        guard let passwords else { return refusal("signing in takes http.auth.htpasswd in the config") }
+        guard let token = identity.token, Site.same(form["csrf"], identity.session?.csrf), !Site.crossSite(request) else {
+            return refusal("refused: no valid session or CSRF token; open the sign-in page again")
+        }
+        let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
+        let address = context.remoteAddress?.ipAddress ?? "unix"
+        let delay = throttle.delay(user: user, address: address)
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        guard !user.isEmpty, user.count <= 128, await passwords.verify(user: user, password: form["password"] ?? "") else {
+            throttle.failed(user: user, address: address)
+            daemon.metrics.request("login", outcome: "refused")
+            daemon.log.warning("web: a failed sign-in as \(Untrusted.printable(user, limit: 64))", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+            return page(Pages.login(viewer: await viewer(identity), error: "Wrong user or password.", user: user), identity: identity, status: .unauthorized)
+        }
+        throttle.succeeded(user: user, address: address)
+        daemon.metrics.request("login", outcome: "accepted")
+        // A new session on sign-in: a token seen before it (fixation) is worth nothing after.
+        sessions.end(token)
+        let (fresh, _) = sessions.create(user: user)
+        return redirect("/approvals", extra: [(.setCookie, cookie(fresh))])
+    }
+
+    // MARK: Flash messages (kept in the session, shown once)
+
+    private static let flashes = FlashStore()
+
+    func setFlash(_ token: String, _ message: String) { Self.flashes.set(token, message) }
+
+    func takeFlash(_ identity: Identity) -> String? {
+        guard let token = identity.token else { return nil }
+        return Self.flashes.take(token)
+    }
+
+    // MARK: Metrics and events
+
+    func metrics() -> Response {
+        let pending = (try? PendingApprovals.read(state)) ?? []
+        daemon.metrics.pendingApprovals.set(to: Double(pending.count))
+        let oldest = pending.compactMap { Timestamps.parse($0.requestedAt) }.min()
+        daemon.metrics.oldestApproval.set(to: oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: daemon.metrics.emit())))
+    }
+
+    /// Server-Sent Events: `change` whenever the record or a project's status changed, and a
+    /// comment every 20 s so that proxies keep the connection.
+    func stream(_ request: Request) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-store"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        let feed = daemon.feed
+        let body = ResponseBody { writer in
+            let changes = feed.subscribe()
+            let (chunks, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(8))
+            let forward = Task {
+                for await version in changes { continuation.yield("event: change\ndata: \(version)\n\n") }
+                continuation.finish()
+            }
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(20))
+                    continuation.yield(": keep-alive\n\n")
+                }
+            }
+            defer {
+                forward.cancel()
+                ticker.cancel()
+                continuation.finish()
+            }
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            for await chunk in chunks {
+                try await writer.write(ByteBuffer(string: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+}
+
+/// One message per session for the next page it sees ("approved: production je-deployment …").
+final class FlashStore: Sendable {
+    private let messages = Mutex<[String: String]>([:])
+
+    func set(_ token: String, _ message: String) {
+        messages.withLock { all in
+            if all.count > 10_000 { all.removeAll() }
+            all[token] = message
+        }
+    }
+
+    func take(_ token: String) -> String? {
+        messages.withLock { $0.removeValue(forKey: token) }
+    }
+}

@@ -1,0 +1,291 @@
+import Foundation
+public import Hummingbird
+import HTTPTypes
+import Logging
+import NIOCore
+import ShipyardCore
+public import ShipyardDaemon
+import Synchronization
+
+/// A request's context: Hummingbird's, with the peer's address (a trusted proxy's header is
+/// believed only from its address).
+public struct WebContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The web view of one daemon: pages, Server-Sent Events, `/api/v1`, `/metrics`, `/healthz` and
+/// `/readyz`, in the daemon's process. It reads what the CLI reads (the store, `status.json`,
+/// `approvals/`) and decides approvals through the daemon exactly as `shipyardctl approve` does.
+public struct WebServer: DaemonFrontend {
+    let daemon: Daemon
+    let http: DaemonConfig.HTTP
+    let site: Site
+
+    public init(daemon: Daemon, http: DaemonConfig.HTTP) {
+        self.daemon = daemon
+        self.http = http
+        site = Site(daemon: daemon, http: http)
+    }
+
+    public func run() async throws {
+        let address: BindAddress
+        switch http.listen {
+        case .tcp(let host, let port):
+            address = .hostname(host, port: port)
+        case .unix(let path):
+            // A socket left by a previous run (a crash) would refuse the bind.
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+            address = .unixDomainSocket(path: path)
+        }
+        let router = Router(context: WebContext.self)
+        site.routes(router)
+        let daemon = daemon
+        let listen = http.listen
+        var logger = daemon.log
+        logger.logLevel = .warning
+        let app = Application(
+            router: router, configuration: .init(address: address, serverName: nil), onServerRunning: { channel in
+                switch listen {
+                case .tcp(let host, _):
+                    let port = channel.localAddress?.port ?? 0
+                    await daemon.webListening("http://\(host.contains(":") ? "[\(host)]" : host):\(port)/")
+                case .unix(let path):
+                    // The reverse proxy's user must be able to connect: group read-write.
+                    chmod(path, 0o660)
+                    await daemon.webListening("unix:\(path)")
+                }
+            }, logger: logger)
+        try await app.run()
+    }
+}
+
+/// Everything the routes share: who is who, the read-only store, and the daemon.
+final class Site: Sendable {
+    let daemon: Daemon
+    let http: DaemonConfig.HTTP
+    let state: StateDirectory
+    let sessions = Sessions()
+    let throttle = LoginThrottle()
+    let passwords: PasswordFile?
+    private let storeHandle = Mutex<SQLiteStore?>(nil)
+    static let cookie = "shipyard_session"
+
+    init(daemon: Daemon, http: DaemonConfig.HTTP) {
+        self.daemon = daemon
+        self.http = http
+        state = daemon.stateDirectory
+        let logger = daemon.log
+        if case .htpasswd(let path) = http.auth {
+            passwords = PasswordFile(path: path) { logger.warning("\($0)") }
+        } else {
+            passwords = nil
+        }
+    }
+
+    /// The record, read-only (as the CLI opens it); nil until the daemon created it.
+    var store: SQLiteStore? {
+        storeHandle.withLock { handle in
+            if handle == nil, FileManager.default.fileExists(atPath: state.storeFile) {
+                handle = try? SQLiteStore(readingAt: state.storeFile)
+            }
+            return handle
+        }
+    }
+
+    // MARK: Who is asking
+
+    struct Identity {
+        var user: String?
+        var token: String?
+        var session: Sessions.Session?
+        /// A session made for this request: its cookie goes with the response.
+        var newToken: String?
+    }
+
+    static func cookies(_ request: Request) -> [String: String] {
+        var result: [String: String] = [:]
+        for header in request.headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let pair = part.split(separator: "=", maxSplits: 1)
+                guard pair.count == 2 else { continue }
+                result[pair[0].trimmingCharacters(in: .whitespaces)] = String(pair[1]).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return result
+    }
+
+    /// The proxy's header, when the request came from a trusted proxy (or over the unix socket).
+    func proxyUser(_ request: Request, context: WebContext) -> String? {
+        guard case .proxy(let header, let trusted) = http.auth, let name = HTTPField.Name(header) else { return nil }
+        let fromTrusted: Bool
+        if case .unix = http.listen {
+            fromTrusted = true
+        } else if let address = context.remoteAddress?.ipAddress {
+            fromTrusted = trusted.contains { $0.contains(address) }
+        } else {
+            fromTrusted = false
+        }
+        guard fromTrusted, let value = request.headers[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty, value.count <= 128,
+            value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+        else { return nil }
+        return value
+    }
+
+    /// Who this is: the session's user (login), or the proxy's header; a session is made for a
+    /// page view that has none (its CSRF token guards the forms).
+    func identify(_ request: Request, context: WebContext, makeSession: Bool) -> Identity {
+        let token = Self.cookies(request)[Self.cookie]
+        var identity = Identity()
+        if let session = sessions.session(token) {
+            identity.token = token
+            identity.session = session
+        } else if makeSession {
+            let (fresh, session) = sessions.create()
+            identity.token = fresh
+            identity.newToken = fresh
+            identity.session = session
+        }
+        switch http.auth {
+        case .htpasswd?: identity.user = identity.session?.user
+        case .proxy?: identity.user = proxyUser(request, context: context)
+        case nil: identity.user = nil
+        }
+        return identity
+    }
+
+    func viewer(_ identity: Identity) async -> Viewer {
+        var mayDecide = false
+        if let user = identity.user { mayDecide = await daemon.mayDecide(user: user, groups: Daemon.groupNames(user: user)) }
+        var loginForm = false
+        if case .htpasswd? = http.auth { loginForm = true }
+        return Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, authConfigured: http.auth != nil, loginForm: loginForm)
+    }
+
+    // MARK: Responses
+
+    static let securityHeaders: [(HTTPField.Name, String)] = [
+        (.contentSecurityPolicy, "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        (HTTPField.Name("X-Content-Type-Options")!, "nosniff"),
+        (HTTPField.Name("X-Frame-Options")!, "DENY"),
+        (HTTPField.Name("Referrer-Policy")!, "same-origin"),
+        (.cacheControl, "no-store"),
+    ]
+
+    func response(_ status: HTTPResponse.Status = .ok, type: String, body: String, identity: Identity? = nil, extra: [(HTTPField.Name, String)] = []) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        for (name, value) in Self.securityHeaders + extra { headers[name] = value }
+        if let token = identity?.newToken {
+            headers.append(HTTPField(name: .setCookie, value: cookie(token)))
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    func cookie(_ token: String, expire: Bool = false) -> String {
+        var value = "\(Self.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict"
+        if http.secureCookies { value += "; Secure" }
+        if expire { value += "; Max-Age=0" }
+        return value
+    }
+
+    func page(_ html: String, identity: Identity, status: HTTPResponse.Status = .ok) -> Response {
+        response(status, type: "text/html; charset=utf-8", body: html, identity: identity)
+    }
+
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let body = (try? JSON.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+        return response(status, type: "application/json", body: body)
+    }
+
+    struct Message: Encodable {
+        var ok: Bool
+        var message: String
+        var context: String?
+    }
+
+    func refusal(_ message: String, status: HTTPResponse.Status = .forbidden) -> Response {
+        json(Message(ok: false, message: message), status: status)
+    }
+
+    func redirect(_ location: String, identity: Identity? = nil, extra: [(HTTPField.Name, String)] = []) -> Response {
+        var headers = HTTPFields()
+        headers[.location] = location
+        for (name, value) in Self.securityHeaders + extra { headers[name] = value }
+        if let token = identity?.newToken { headers.append(HTTPField(name: .setCookie, value: cookie(token))) }
+        return Response(status: .seeOther, headers: headers)
+    }
+
+    /// A page-relative location to go back to: only a path of this site.
+    static func safeBack(_ path: String?) -> String {
+        guard let path, path.hasPrefix("/"), !path.hasPrefix("//"), !path.contains("\\"), path.count < 300,
+            path.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+        else { return "/approvals" }
+        return path
+    }
+
+    static func form(_ body: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in body.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return fields
+    }
+
+    /// Compares tokens in constant time.
+    static func same(_ a: String?, _ b: String?) -> Bool {
+        guard let a, let b, a.utf8.count == b.utf8.count, !a.isEmpty else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a.utf8, b.utf8) { difference |= x ^ y }
+        return difference == 0
+    }
+
+    /// A browser sends Origin with a POST: one that is not this site is refused whatever else the
+    /// request holds (the cookie is SameSite=Strict as well).
+    static func crossSite(_ request: Request) -> Bool {
+        guard let origin = request.headers[.origin] else { return false }
+        guard let host = request.head.authority else { return true }
+        guard let url = URL(string: origin), let originHost = url.host else { return true }
+        let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
+        return originAuthority != host && originHost != host
+    }
+
+    // MARK: Data the pages share
+
+    func status() -> DaemonStatus? {
+        FileManager.default.contents(atPath: state.root + "/status.json").flatMap { try? JSON.decode(DaemonStatus.self, from: $0) }
+    }
+
+    func events(context: String) -> [KeptnEvent] {
+        guard let store else { return [] }
+        let recorded = (try? store.events(context: context, after: 0, limit: 5000)) ?? []
+        let decoder = JSONDecoder()
+        return recorded.compactMap { try? decoder.decode(KeptnEvent.self, from: $0.json) }
+    }
+
+    /// The last 16 KiB of a task's log.
+    func logTail(context: String, stage: String, task: String) -> String? {
+        let path = state.root + "/logs/\(context)/\(stage)-\(task).log"
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > 16384 ? size - 16384 : 0
+        try? handle.seek(toOffset: start)
+        let data = (try? handle.readToEnd()) ?? Data()
+        var text = String(decoding: data, as: UTF8.self)
+        if start > 0, let newline = text.firstIndex(of: "\n") { text = "…" + text[newline...] }
+        return text
+    }
+
+    static func validContext(_ context: String) -> Bool {
+        !context.isEmpty && context.count <= 100 && context.unicodeScalars.allSatisfy { $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || $0 == "-" }
+    }
+}

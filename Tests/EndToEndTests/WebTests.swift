@@ -1,0 +1,309 @@
+import Foundation
+import HummingbirdBcrypt
+import ShipyardCore
+import ShipyardDaemon
+import ShipyardTestKit
+import Testing
+
+/// The web view and API of the real daemon on loopback: what anyone may read, who may decide,
+/// and every forgery a group member or a visitor could try.
+@Suite(.serialized) struct WebTests {
+    typealias World = SequenceTests.World
+
+    static let shipyard = GitWatchingTests.tutorialWithApproval
+
+    /// The daemon's web address, once it listens.
+    func web(_ world: World) async throws -> HTTPClient {
+        var address: String?
+        _ = await eventually(timeout: .seconds(30)) {
+            address = world.daemon.status()?.web
+            return address != nil
+        }
+        return HTTPClient(base: try #require(address, "the web view never listened: \(world.daemon.log)"))
+    }
+
+    func waitingApproval(_ world: World) async throws -> (context: String, id: String) {
+        let context = try world.trigger(["--image", "ghcr.io/podtato-head/podtatoserver:v0.1.1"])
+        #expect(await world.waitState(context, "production", "waitingForApproval"))
+        let approvals = try world.daemon.ctl(["approvals", "--output", "json"])
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(approvals.stdout.utf8)) as? [[String: Any]])
+        return (context, try #require(list.first?["id"] as? String))
+    }
+
+    static func sessionCookie(_ reply: HTTPClient.Reply) -> String? { reply.cookie }
+
+    static func csrf(_ page: String) -> String? {
+        guard let range = page.range(of: "name=\"csrf\" value=\"") else { return nil }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    @Test func withoutAuthTheWebViewIsReadOnlyAndTheAPIHasTheCLIsKeys() async throws {
+        let world = try World(shipyard: Self.shipyard, extraConfig: "http:\n  listen: 127.0.0.1:0")
+        #expect(await world.ready())
+        let web = try await web(world)
+        #expect(try web.get("/healthz").status == 200)
+        #expect(await eventually { (try? web.get("/readyz").status) == 200 })
+        let (context, id) = try await waitingApproval(world)
+
+        // The API gives what the CLI's --output json gives.
+        func same(_ path: String, _ arguments: [String]) throws {
+            let api = try web.get(path)
+            #expect(api.status == 200)
+            #expect(api.header("Content-Type")?.hasPrefix("application/json") == true)
+            let cli = try world.daemon.ctl(arguments + ["--output", "json"])
+            let a = try JSONSerialization.jsonObject(with: Data(api.body.utf8)) as? NSObject
+            let b = try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? NSObject
+            #expect(a == b, "\(path): \(api.body) vs \(cli.stdout)")
+        }
+        try same("/api/v1/sequences", ["sequences"])
+        try same("/api/v1/sequences/\(context)", ["sequence", context])
+        try same("/api/v1/approvals", ["approvals"])
+        let status = try #require(try web.get("/api/v1/status").json as? [String: Any])
+        #expect((status["projects"] as? [[String: Any]])?.first?["name"] as? String == "fulltour")
+        let events = try #require(try web.get("/api/v1/events?context=\(context)").json as? [[String: Any]])
+        #expect(events.first?["type"] as? String == "sh.keptn.event.qa.delivery.triggered")
+        #expect(try web.get("/api/v1/sequences/no-such-context").status == 404)
+
+        // Pages: no buttons, every security header, a CSP without inline script.
+        let page = try web.get("/approvals")
+        #expect(page.status == 200)
+        #expect(page.body.contains("helloservice"))
+        #expect(!page.body.contains("<button class=\"approve\""))
+        let csp = try #require(page.header("Content-Security-Policy"))
+        #expect(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"))
+        #expect(page.header("X-Frame-Options") == "DENY")
+        #expect(page.header("Access-Control-Allow-Origin") == nil)
+        let delivery = try web.get("/deliveries/\(context)")
+        #expect(delivery.body.contains("waiting for approval"))
+
+        // Every POST is refused, and nothing changes.
+        let forged = try web.post("/api/v1/approvals/\(id)/approve", json: #"{"reason":"trust me"}"#)
+        #expect(forged.status == 403)
+        #expect(forged.body.contains("read-only"))
+        let form = try web.post("/approvals/\(id)/approve", form: ["reason": "trust me"])
+        #expect(form.status == 403)
+        #expect(try world.state(context, "production") == "waitingForApproval")
+    }
+
+    /// An htpasswd file with alice (an approver, `htpasswd -B`'s $2y$) and mallory (a user of the
+    /// web, not an approver).
+    static func htpasswd(_ world: World) throws -> String {
+        let alice = Bcrypt.hash("alice-secret", cost: 4).replacingOccurrences(of: "$2b$", with: "$2y$")
+        let mallory = Bcrypt.hash("mallory-secret", cost: 4)
+        let path = try world.dir.write("htpasswd", "alice:\(alice)\nmallory:\(mallory)\n", mode: 0o600)
+        return path
+    }
+
+    func signIn(_ web: HTTPClient, _ user: String, _ password: String) throws -> String {
+        let form = try web.get("/login")
+        let cookie = try #require(form.cookie)
+        let csrf = try #require(Self.csrf(form.body))
+        let reply = try web.post("/login", form: ["csrf": csrf, "user": user, "password": password], headers: ["Cookie": cookie])
+        #expect(reply.status == 303, "\(reply.body)")
+        return try #require(reply.cookie)
+    }
+
+    @Test func onlyASignedInApproverDecidesAndEveryForgeryIsRefused() async throws {
+        let setup = try World(shipyard: Self.shipyard)
+        let passwords = try Self.htpasswd(setup)
+        _ = await setup.daemon.stop()
+        let world = try World(shipyard: Self.shipyard, extraConfig: """
+            approvers:
+              users: [alice]
+            http:
+              listen: 127.0.0.1:0
+              auth:
+                htpasswd: \(passwords)
+            """)
+        #expect(await world.ready())
+        let web = try await web(world)
+        let (context, id) = try await waitingApproval(world)
+
+        // A visitor sees no button and cannot post.
+        let anonymous = try web.get("/approvals")
+        #expect(!anonymous.body.contains("<button class=\"approve\""))
+        let visitorCookie = try #require(anonymous.cookie)
+        let visitorCSRF = try #require(Self.csrf(try web.get("/login", headers: ["Cookie": visitorCookie]).body))
+        #expect(try web.post("/approvals/\(id)/approve", form: ["reason": "x"]).status == 403)
+        #expect(try web.post("/approvals/\(id)/approve", form: ["csrf": visitorCSRF, "reason": "x"], headers: ["Cookie": visitorCookie]).status == 403)
+
+        // A wrong password: refused, and the next try is slowed down.
+        let form = try web.get("/login")
+        let wrong = try web.post(
+            "/login", form: ["csrf": try #require(Self.csrf(form.body)), "user": "alice", "password": "guess"], headers: ["Cookie": try #require(form.cookie)])
+        #expect(wrong.status == 401)
+        #expect(wrong.body.contains("Wrong user or password."))
+        let started = ContinuousClock.now
+        let again = try web.post(
+            "/login", form: ["csrf": try #require(Self.csrf(form.body)), "user": "alice", "password": "guess2"], headers: ["Cookie": try #require(form.cookie)])
+        #expect(again.status == 401)
+        #expect(ContinuousClock.now - started >= .milliseconds(500))
+
+        // mallory signs in, but is not an approver: no button, and a hand-made POST is refused.
+        let malloryCookie = try signIn(web, "mallory", "mallory-secret")
+        let malloryPage = try web.get("/approvals", headers: ["Cookie": malloryCookie])
+        #expect(malloryPage.body.contains("signed in as <strong id=\"user\">mallory</strong>"))
+        #expect(!malloryPage.body.contains("<button class=\"approve\""))
+        let malloryCSRF = try #require(Self.csrf(malloryPage.body))
+        let byMallory = try web.post("/approvals/\(id)/approve", form: ["csrf": malloryCSRF, "reason": "mine"], headers: ["Cookie": malloryCookie])
+        #expect(byMallory.status == 303)
+        #expect(try web.get("/approvals", headers: ["Cookie": malloryCookie]).body.contains("mallory may not resolve approvals"))
+        // …with Basic credentials too, and with a wrong password, and with a stolen CSRF token.
+        #expect(try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Authorization": HTTPClient.basic("mallory", "mallory-secret")]).status == 403)
+        #expect(try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Authorization": HTTPClient.basic("alice", "nope")]).status == 401)
+        #expect(try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Cookie": malloryCookie, "X-CSRF-Token": "forged"]).status == 401)
+        // A cross-site form post carrying alice's cookie is refused by its Origin.
+        let aliceCookie = try signIn(web, "alice", "alice-secret")
+        let alicePage = try web.get("/approvals", headers: ["Cookie": aliceCookie])
+        let aliceCSRF = try #require(Self.csrf(alicePage.body))
+        #expect(try web.post("/approvals/\(id)/approve", form: ["csrf": aliceCSRF, "reason": "x"], headers: ["Cookie": aliceCookie, "Origin": "https://evil.example"]).status == 403)
+        #expect(try world.state(context, "production") == "waitingForApproval")
+
+        // alice, signed in, approves with a reason; production deploys; the record says who and how.
+        #expect(alicePage.body.contains("<button class=\"approve\""))
+        let approved = try web.post(
+            "/approvals/\(id)/approve", form: ["csrf": aliceCSRF, "reason": "release notes checked", "back": "/deliveries/\(context)"], headers: ["Cookie": aliceCookie])
+        #expect(approved.status == 303)
+        #expect(approved.header("Location") == "/deliveries/\(context)")
+        #expect(await world.waitState(context, "production", "finished"))
+        let finished = world.events().first { $0["type"] as? String == "sh.keptn.event.approval.finished" && $0["shkeptncontext"] as? String == context }
+        let decision = (finished?["data"] as? [String: Any])?["approval"] as? [String: Any]
+        #expect(decision?["by"] as? String == "alice")
+        #expect(decision?["via"] as? String == "web")
+        #expect(decision?["reason"] as? String == "release notes checked")
+        #expect(finished?["source"] as? String == "web/alice")
+        let page = try web.get("/deliveries/\(context)", headers: ["Cookie": aliceCookie])
+        #expect(page.body.contains("approved by alice (web)"))
+        #expect(page.body.contains("release notes checked"))
+
+        // A script with Basic credentials rejects the next one: the delivery fails.
+        let (next, nextID) = try await waitingApproval(world)
+        let rejected = try web.post("/api/v1/approvals/\(nextID)/reject", json: #"{"reason":"load test failed"}"#, headers: ["Authorization": HTTPClient.basic("alice", "alice-secret")])
+        #expect(rejected.status == 200, "\(rejected.body)")
+        #expect((rejected.json as? [String: Any])?["ok"] as? Bool == true)
+        #expect(await world.waitState(next, "production", "finished"))
+        #expect(try world.sequences().first { $0["context"] as? String == next && $0["stage"] as? String == "production" }?["result"] as? String == "fail")
+        // Deciding it again: a conflict, said so.
+        let twice = try web.post("/api/v1/approvals/\(nextID)/approve", json: "{}", headers: ["Authorization": HTTPClient.basic("alice", "alice-secret")])
+        #expect(twice.status == 409)
+        #expect(twice.body.contains("no longer pending"))
+        // No password or hash ever shows on a page or in the record.
+        for secret in ["alice-secret", "mallory-secret", "$2y$", "$2b$"] {
+            #expect(!page.body.contains(secret))
+            #expect(!(try world.daemon.ctl(["events"]).stdout.contains(secret)))
+        }
+    }
+
+    @Test func aProxysHeaderIsBelievedOnlyFromTheTrustedProxy() async throws {
+        let trusted = try World(shipyard: Self.shipyard, extraConfig: """
+            approvers:
+              users: [carol]
+            http:
+              listen: 127.0.0.1:0
+              auth:
+                proxyHeader: X-Forwarded-User
+                trustedProxies: [10.1.2.0/24]
+            """)
+        #expect(await trusted.ready())
+        let web = try await web(trusted)
+        let (context, id) = try await waitingApproval(trusted)
+        // The test connects from 127.0.0.1, which is not the proxy: the header is ignored.
+        let page = try web.get("/approvals", headers: ["X-Forwarded-User": "carol"])
+        #expect(!page.body.contains("signed in as"))
+        let forged = try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["X-Forwarded-User": "carol"])
+        #expect(forged.status == 401)
+        #expect(try trusted.state(context, "production") == "waitingForApproval")
+        _ = await trusted.daemon.stop()
+
+        let world = try World(shipyard: Self.shipyard, extraConfig: """
+            approvers:
+              users: [carol]
+            http:
+              listen: 127.0.0.1:0
+              auth:
+                proxyHeader: X-Forwarded-User
+                trustedProxies: [127.0.0.1/32]
+            """)
+        #expect(await world.ready())
+        let proxied = try await self.web(world)
+        let (second, secondID) = try await waitingApproval(world)
+        let carolPage = try proxied.get("/approvals", headers: ["X-Forwarded-User": "carol"])
+        #expect(carolPage.body.contains("signed in as <strong id=\"user\">carol</strong>"))
+        #expect(carolPage.body.contains("<button class=\"approve\""))
+        // A form still needs its session's CSRF token.
+        #expect(try proxied.post("/approvals/\(secondID)/approve", form: ["reason": "x"], headers: ["X-Forwarded-User": "carol"]).status == 403)
+        let cookie = try #require(carolPage.cookie)
+        let csrf = try #require(Self.csrf(carolPage.body))
+        let approved = try proxied.post("/approvals/\(secondID)/approve", form: ["csrf": csrf, "reason": "ok"], headers: ["X-Forwarded-User": "carol", "Cookie": cookie])
+        #expect(approved.status == 303)
+        #expect(await world.waitState(second, "production", "finished"))
+    }
+
+    @Test func metricsParseAndMoveWithRealDeliveries() async throws {
+        let world = try World(shipyard: Self.shipyard, extraConfig: "http:\n  listen: 127.0.0.1:0")
+        #expect(await world.ready())
+        let web = try await web(world)
+        let script = """
+            import sys, json
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                for sample in family.samples:
+                    key = sample.name + "{" + ",".join("%s=%s" % kv for kv in sorted(sample.labels.items())) + "}"
+                    out[key] = sample.value
+            print(json.dumps(out))
+            """
+        func metrics() throws -> [String: Double] {
+            let text = try web.get("/metrics").body
+            let parsed = try Run.capture("/usr/bin/python3", ["-c", script], stdin: Data(text.utf8))
+            #expect(parsed.status == 0, "the Prometheus parser refused /metrics: \(parsed.stderr)\n\(text)")
+            return (try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Double]) ?? [:]
+        }
+        let before = try metrics()
+        #expect(before["shipyard_up{}"] == 1)
+        #expect((before["shipyard_polls_total{outcome=fetched,project=fulltour}"] ?? 0) >= 1)
+        let (context, id) = try await waitingApproval(world)
+        let waiting = try metrics()
+        #expect(waiting["shipyard_approvals_pending{}"] == 1)
+        #expect(waiting["shipyard_sequences_active{state=waitingForApproval}"] == 1)
+        #expect(waiting["shipyard_task_runs_total{result=pass,task=je-deployment}"] == 1)
+        #expect(waiting["shipyard_task_runs_total{result=pass,task=je-test}"] == 1)
+        #expect((waiting["shipyard_requests_total{kind=trigger,outcome=accepted}"] ?? 0) >= 1)
+        #expect(try world.daemon.ctl(["approve", id]).status == 0)
+        #expect(await world.waitState(context, "production", "finished"))
+        let after = try metrics()
+        #expect(after["shipyard_approvals_pending{}"] == 0)
+        #expect(after["shipyard_task_runs_total{result=pass,task=je-deployment}"] == 2)
+        #expect(after["shipyard_task_runs_total{result=pass,task=approval}"] == 1)
+        #expect(after["shipyard_sequences_ended_total{result=pass,state=finished}"] == 2)
+        #expect((after["shipyard_task_duration_seconds_count{task=je-test}"] ?? 0) == 1)
+    }
+
+    @Test func aPageNeverBreaksOnMarkupInAMessage() async throws {
+        let hostile = #"<script>alert("x")</script> and 'quotes' & <b>bold</b>"#
+        let world = try World(shipyard: Self.shipyard, testCommand: { dir in
+            let path = dir + "/tasks/hostile-test"
+            try writeFile(path, Data("""
+                #!/bin/sh
+                cat > "$SHIPYARD_RESULT" <<'JSON'
+                {"result": "fail", "message": \(try String(decoding: JSONEncoder().encode(hostile), as: UTF8.self))}
+                JSON
+
+                """.utf8), mode: 0o755)
+            return path
+        }, extraConfig: "http:\n  listen: 127.0.0.1:0")
+        #expect(await world.ready())
+        let web = try await web(world)
+        let context = try world.trigger()
+        #expect(await world.waitState(context, "qa", "finished"))
+        for path in ["/deliveries/\(context)", "/deliveries", "/deliveries?service=%3Cscript%3E"] {
+            let page = try web.get(path)
+            #expect(page.status == 200)
+            #expect(!page.body.contains("<script>alert"), "\(path)")
+            #expect(!page.body.contains("<b>bold"), "\(path)")
+        }
+        let page = try web.get("/deliveries/\(context)")
+        #expect(page.body.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; and &#39;quotes&#39; &amp; &lt;b&gt;bold&lt;/b&gt;"))
+        #expect(page.body.contains("Why: "))
+    }
+}
