@@ -106,6 +106,7 @@ let package = Package(
             dependencies: [
                 "ShipyardCore",
                 "ShipyardDaemon",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

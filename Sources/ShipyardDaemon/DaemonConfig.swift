@@ -122,7 +122,7 @@ public struct DaemonConfig: Sendable, Equatable {
             var buffer = [CChar](repeating: 0, count: 64)
             var raw = address
             _ = inet_ntop(family, &raw, &buffer, 64)
-            return String(cString: buffer) + "/\(prefix)"
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/\(prefix)"
         }
     }
     /// The poll pool's size when `pollThreads` is not set, on this machine.

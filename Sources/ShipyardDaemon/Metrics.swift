@@ -18,14 +18,12 @@ public final class DaemonMetrics: Sendable {
     public init() {
         var gauges: [String: Gauge] = [:]
         for state in ["triggered", "waiting", "started", "waitingForApproval", "paused"] {
-            gauges[state] = registry.makeGauge(
-                name: "shipyard_sequences_active", labels: [("state", state)], help: "Sequences that have not ended, by Keptn state.")
+            gauges[state] = registry.makeGauge(descriptor: Self.named("shipyard_sequences_active", "Sequences that have not ended, by Keptn state."), labels: [("state", state)])
         }
         stateGauges = gauges
-        pendingApprovals = registry.makeGauge(name: "shipyard_approvals_pending", help: "Approvals waiting for a person.")
-        oldestApproval = registry.makeGauge(
-            name: "shipyard_approval_oldest_age_seconds", help: "How long the oldest pending approval has waited (0 when none).")
-        up = registry.makeGauge(name: "shipyard_up", help: "1 once the daemon is ready.")
+        pendingApprovals = registry.makeGauge(descriptor: Self.named("shipyard_approvals_pending", "Approvals waiting for a person."))
+        oldestApproval = registry.makeGauge(descriptor: Self.named("shipyard_approval_oldest_age_seconds", "How long the oldest pending approval has waited (0 when none)."))
+        up = registry.makeGauge(descriptor: Self.named("shipyard_up", "1 once the daemon is ready."))
     }
 
     public let pendingApprovals: Gauge
@@ -44,33 +42,30 @@ public final class DaemonMetrics: Sendable {
 
     func project(_ name: String) -> Project {
         func polls(_ outcome: String) -> Counter {
-            registry.makeCounter(name: "shipyard_polls_total", labels: [("project", name), ("outcome", outcome)], help: "Polls of the upstream by outcome.")
+            registry.makeCounter(descriptor: Self.named("shipyard_polls_total", "Polls of the upstream by outcome."), labels: [("project", name), ("outcome", outcome)])
         }
         return Project(
             unchanged: polls("unchanged"), fetched: polls("fetched"), failed: polls("failed"),
-            duration: registry.makeDurationHistogram(
-                name: "shipyard_poll_duration_seconds", labels: [("project", name)], buckets: Self.pollBuckets, help: "How long a poll took."),
-            reloads: registry.makeCounter(name: "shipyard_shipyard_reloads_total", labels: [("project", name)], help: "Shipyards loaded from a new commit."),
-            rejected: registry.makeCounter(
-                name: "shipyard_shipyard_rejected_total", labels: [("project", name)], help: "Shipyards refused (invalid, missing, not a file, too large)."))
+            duration: registry.makeDurationHistogram(descriptor: Self.named("shipyard_poll_duration_seconds", "How long a poll took."), labels: [("project", name)], buckets: Self.pollBuckets),
+            reloads: registry.makeCounter(descriptor: Self.named("shipyard_shipyard_reloads_total", "Shipyards loaded from a new commit."), labels: [("project", name)]),
+            rejected: registry.makeCounter(descriptor: Self.named("shipyard_shipyard_rejected_total", "Shipyards refused (invalid, missing, not a file, too large)."), labels: [("project", name)]))
     }
 
     /// A task run that ended (a local program, the built-in evaluation, or an external service's `.finished`).
     func taskEnded(_ task: String, result: String, duration: Duration?) {
         Self.cached(taskCounters, "\(task)\u{0}\(result)") {
-            registry.makeCounter(name: "shipyard_task_runs_total", labels: [("task", task), ("result", result)], help: "Task runs that ended, by task and result.")
+            registry.makeCounter(descriptor: Self.named("shipyard_task_runs_total", "Task runs that ended, by task and result."), labels: [("task", task), ("result", result)])
         }.increment()
         guard let duration else { return }
         Self.cached(taskDurations, task) {
-            registry.makeDurationHistogram(
-                name: "shipyard_task_duration_seconds", labels: [("task", task)], buckets: Self.taskBuckets, help: "From a task's .started to its .finished.")
+            registry.makeDurationHistogram(descriptor: Self.named("shipyard_task_duration_seconds", "From a task's .started to its .finished."), labels: [("task", task)], buckets: Self.taskBuckets)
         }.record(duration)
     }
 
     /// A sequence that ended, by its final state and result.
     func sequenceEnded(state: String, result: String) {
         Self.cached(endedCounters, "\(state)\u{0}\(result)") {
-            registry.makeCounter(name: "shipyard_sequences_ended_total", labels: [("state", state), ("result", result)], help: "Sequences that ended, by state and result.")
+            registry.makeCounter(descriptor: Self.named("shipyard_sequences_ended_total", "Sequences that ended, by state and result."), labels: [("state", state), ("result", result)])
         }.increment()
     }
 
@@ -82,8 +77,13 @@ public final class DaemonMetrics: Sendable {
     /// A request of the CLI's spool or the web, by kind and outcome (`accepted`, `refused`).
     public func request(_ kind: String, outcome: String) {
         Self.cached(requestCounters, "\(kind)\u{0}\(outcome)") {
-            registry.makeCounter(name: "shipyard_requests_total", labels: [("kind", kind), ("outcome", outcome)], help: "Requests by kind and outcome.")
+            registry.makeCounter(descriptor: Self.named("shipyard_requests_total", "Requests by kind and outcome."), labels: [("kind", kind), ("outcome", outcome)])
         }.increment()
+    }
+
+    /// A metric's whole name (`shipyard_polls_total`) and its help line.
+    private static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// The metric of a label set, made the first time it is needed.

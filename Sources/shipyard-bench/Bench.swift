@@ -36,6 +36,10 @@ struct Bench {
             try EvaluationBench.run(scratch: dir)
             return
         }
+        if only == "web" {
+            try WebBench.run(scratch: dir, repository: repo, bin: bin)
+            return
+        }
         if only == "projects" {
             let access = RemoteAccess(url: "git://127.0.0.1:\(port)/upstream.git")
             let alone = measure(200) { _ = try? lsRemoteBranch(access, branch: "main") }

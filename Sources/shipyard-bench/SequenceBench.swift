@@ -74,6 +74,7 @@ enum SequenceBench {
         try approvalsListing(bin: bin, scratch: scratch)
 
         try HistoryBench.run(scratch: scratch, repository: repository, bin: bin)
+        try WebBench.run(scratch: scratch, repository: repository, bin: bin)
     }
 
     /// From `shipyardctl approve` returning to the next task's process starting.

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""The tutorial in a real headless Chromium against the real daemon (run by WebBrowserTests).
+
+Arguments: BASE_URL SHIPYARDCTL STATE_DIR GATE_FILE SCREENSHOT_DIR
+alice/alice-secret is an approver, mallory/mallory-secret only a user of the web view.
+Prints one line per step; exits non-zero at the first step that does not hold.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, shipyardctl, state, gate, shots = sys.argv[1:6]
+
+
+def step(text):
+    print("ok:", text, flush=True)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
+                 "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def trigger(image):
+    out = subprocess.run([shipyardctl, "trigger", "delivery", "--project", "fulltour", "--service", "helloservice",
+                          "--image", image, "--output", "json", "--state-dir", state],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["context"]
+
+
+def wait(driver, condition, what, timeout=60):
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+    except Exception:
+        driver.save_screenshot(os.path.join(shots, "failure.png"))
+        raise AssertionError("timed out waiting for: " + what + "\n" + driver.page_source[:4000])
+
+
+def css(driver, selector):
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def stage_state(driver, stage):
+    found = css(driver, 'section.stage[data-stage="%s"]' % stage)
+    return found[-1].get_attribute("data-state") if found else None
+
+
+def mark(driver):
+    """A value that a reload would wipe: the page must update itself."""
+    driver.execute_script("window.__shipyardNoReload = 42;")
+
+
+def not_reloaded(driver):
+    return driver.execute_script("return window.__shipyardNoReload === 42;")
+
+
+def sign_in(driver, user, password):
+    driver.get(base + "/login")
+    driver.find_element(By.ID, "login-user").send_keys(user)
+    driver.find_element(By.ID, "login-password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    wait(driver, lambda d: css(d, "#user") and css(d, "#user")[0].text == user, "signed in as " + user)
+
+
+driver = browser()
+try:
+    # A visitor: no buttons anywhere.
+    driver.get(base + "/approvals")
+    assert not css(driver, "button.approve"), "a visitor sees an Approve button"
+    step("a visitor sees no button")
+
+    sign_in(driver, "alice", "alice-secret")
+    step("alice signed in")
+
+    # The tutorial's delivery: qa runs (its tasks wait for the gate), production waits for approval.
+    context = trigger("ghcr.io/podtato-head/podtatoserver:v0.1.1")
+    driver.get(base + "/deliveries/" + context)
+    wait(driver, lambda d: stage_state(d, "qa") == "started", "qa running")
+    mark(driver)
+    step("qa is running")
+    open(gate, "w").close()
+    wait(driver, lambda d: stage_state(d, "qa") == "finished", "qa finished, without a reload")
+    wait(driver, lambda d: stage_state(d, "production") == "waitingForApproval", "production waiting for approval")
+    assert not_reloaded(driver), "the page was reloaded"
+    step("qa finished and production waits for approval, without a reload")
+    driver.save_screenshot(os.path.join(shots, "delivery-waiting.png"))
+
+    # The approvals page shows it, with its buttons.
+    driver.get(base + "/approvals")
+    wait(driver, lambda d: css(d, 'tr.approval[data-context="%s"]' % context), "the approval listed")
+    driver.save_screenshot(os.path.join(shots, "approvals.png"))
+
+    # Approve with a reason, on the delivery page.
+    driver.get(base + "/deliveries/" + context)
+    reason = css(driver, 'section.stage[data-stage="production"] form.decide input.reason')[0]
+    reason.send_keys("release notes checked")
+    css(driver, 'section.stage[data-stage="production"] form.decide button.approve')[0].click()
+    wait(driver, lambda d: stage_state(d, "production") == "finished", "production deployed")
+    page = driver.page_source
+    assert "approved by alice (web)" in page and "release notes checked" in page, "the decision is not shown"
+    step("alice approved with a reason and production deployed")
+    driver.save_screenshot(os.path.join(shots, "delivery.png"))
+
+    # A second delivery appears on the open approvals page by itself; a rejection ends it with fail.
+    driver.get(base + "/approvals")
+    mark(driver)
+    second = trigger("ghcr.io/podtato-head/podtatoserver:v0.1.2")
+    wait(driver, lambda d: css(d, 'tr.approval[data-context="%s"]' % second), "the new approval appears without a reload")
+    assert not_reloaded(driver), "the approvals page was reloaded"
+    step("a new approval appeared without a reload")
+    row = 'tr.approval[data-context="%s"]' % second
+    css(driver, row + " input.reason")[0].send_keys("load test failed")
+    css(driver, row + " button.reject")[0].click()
+    wait(driver, lambda d: not css(d, row), "the approval gone")
+    driver.get(base + "/deliveries/" + second)
+    wait(driver, lambda d: stage_state(d, "production") == "finished", "production ended")
+    production = css(driver, 'section.stage[data-stage="production"] .state')[0]
+    assert "fail" in production.get_attribute("class"), "the rejected delivery did not fail"
+    assert "declined by alice (web)" in driver.page_source
+    step("a rejection ended the delivery with fail")
+
+    # mallory, signed in but not an approver: no button.
+    driver.delete_all_cookies()
+    third = trigger("ghcr.io/podtato-head/podtatoserver:v0.1.3")
+    sign_in(driver, "mallory", "mallory-secret")
+    driver.get(base + "/approvals")
+    wait(driver, lambda d: css(d, 'tr.approval[data-context="%s"]' % third), "the third approval listed")
+    assert not css(driver, "button.approve"), "a non-approver sees an Approve button"
+    step("a signed-in non-approver sees no button")
+    print("done", flush=True)
+finally:
+    driver.quit()
