@@ -85,13 +85,22 @@ import Testing
         #expect(try world.state(context, "production") == "waitingForApproval")
     }
 
-    /// An htpasswd file with alice (an approver, `htpasswd -B`'s $2y$) and mallory (a user of the
-    /// web, not an approver).
-    static func htpasswd(_ world: World) throws -> String {
+    /// The tutorial with an htpasswd file of alice (an approver, `htpasswd -B`'s $2y$) and mallory
+    /// (a user of the web, not an approver). The folder of the file goes with the world.
+    static func approverWorld(seconds: String = "0") throws -> (World, TemporaryDirectory) {
+        let secrets = try TemporaryDirectory()
         let alice = Bcrypt.hash("alice-secret", cost: 4).replacingOccurrences(of: "$2b$", with: "$2y$")
         let mallory = Bcrypt.hash("mallory-secret", cost: 4)
-        let path = try world.dir.write("htpasswd", "alice:\(alice)\nmallory:\(mallory)\n", mode: 0o600)
-        return path
+        let passwords = try secrets.write("htpasswd", "alice:\(alice)\nmallory:\(mallory)\n", mode: 0o600)
+        let world = try World(shipyard: shipyard, seconds: seconds, extraConfig: """
+            approvers:
+              users: [alice]
+            http:
+              listen: 127.0.0.1:0
+              auth:
+                htpasswd: \(passwords)
+            """)
+        return (world, secrets)
     }
 
     func signIn(_ web: HTTPClient, _ user: String, _ password: String) throws -> String {
@@ -104,17 +113,8 @@ import Testing
     }
 
     @Test func onlyASignedInApproverDecidesAndEveryForgeryIsRefused() async throws {
-        let setup = try World(shipyard: Self.shipyard)
-        let passwords = try Self.htpasswd(setup)
-        _ = await setup.daemon.stop()
-        let world = try World(shipyard: Self.shipyard, extraConfig: """
-            approvers:
-              users: [alice]
-            http:
-              listen: 127.0.0.1:0
-              auth:
-                htpasswd: \(passwords)
-            """)
+        let (world, secrets) = try Self.approverWorld()
+        defer { withExtendedLifetime(secrets) {} }
         #expect(await world.ready())
         let web = try await web(world)
         let (context, id) = try await waitingApproval(world)
@@ -318,17 +318,8 @@ import Testing
 
     @Test(.enabled(if: available, "chromium, chromium-driver or python3-selenium is not installed (make test installs them)"))
     func theTutorialInABrowser() async throws {
-        let setup = try SequenceTests.World(shipyard: WebTests.shipyard)
-        let passwords = try WebTests.htpasswd(setup)
-        _ = await setup.daemon.stop()
-        let world = try SequenceTests.World(shipyard: WebTests.shipyard, seconds: "gate", extraConfig: """
-            approvers:
-              users: [alice]
-            http:
-              listen: 127.0.0.1:0
-              auth:
-                htpasswd: \(passwords)
-            """)
+        let (world, secrets) = try WebTests.approverWorld(seconds: "gate")
+        defer { withExtendedLifetime(secrets) {} }
         #expect(await world.ready())
         let web = try await WebTests().web(world)
         let shots = ProcessInfo.processInfo.environment["SHIPYARD_SCREENSHOTS"] ?? world.dir.path

@@ -52,9 +52,29 @@ def css(driver, selector):
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
+def attribute(driver, selector, name):
+    """Read in one step inside the page: the page replaces its content as it updates, so an
+    element found in one call may be gone by the next."""
+    return driver.execute_script(
+        "var all = document.querySelectorAll(arguments[0]);"
+        "return all.length ? all[all.length - 1].getAttribute(arguments[1]) : null;", selector, name)
+
+
 def stage_state(driver, stage):
-    found = css(driver, 'section.stage[data-stage="%s"]' % stage)
-    return found[-1].get_attribute("data-state") if found else None
+    return attribute(driver, 'section.stage[data-stage="%s"]' % stage, "data-state")
+
+
+def type_reason(driver, form, text):
+    """Focus the reason field in one step inside the page, then type: the page does not replace
+    its content while someone types, so the field and its buttons stay."""
+    field = driver.execute_script(
+        "var f = document.querySelector(arguments[0] + ' input.reason'); if (f) f.focus(); return f;", form)
+    assert field is not None, "no reason field in " + form
+    field.send_keys(text)
+
+
+def click(driver, selector):
+    driver.execute_script("return document.querySelector(arguments[0]);", selector).click()
 
 
 def mark(driver):
@@ -71,7 +91,8 @@ def sign_in(driver, user, password):
     driver.find_element(By.ID, "login-user").send_keys(user)
     driver.find_element(By.ID, "login-password").send_keys(password)
     driver.find_element(By.ID, "login-submit").click()
-    wait(driver, lambda d: css(d, "#user") and css(d, "#user")[0].text == user, "signed in as " + user)
+    wait(driver, lambda d: d.execute_script("var u = document.getElementById('user'); return u ? u.textContent : null;") == user,
+         "signed in as " + user)
 
 
 driver = browser()
@@ -104,9 +125,8 @@ try:
 
     # Approve with a reason, on the delivery page.
     driver.get(base + "/deliveries/" + context)
-    reason = css(driver, 'section.stage[data-stage="production"] form.decide input.reason')[0]
-    reason.send_keys("release notes checked")
-    css(driver, 'section.stage[data-stage="production"] form.decide button.approve')[0].click()
+    type_reason(driver, 'section.stage[data-stage="production"] form.decide', "release notes checked")
+    click(driver, 'section.stage[data-stage="production"] form.decide button.approve')
     wait(driver, lambda d: stage_state(d, "production") == "finished", "production deployed")
     page = driver.page_source
     assert "approved by alice (web)" in page and "release notes checked" in page, "the decision is not shown"
@@ -121,13 +141,12 @@ try:
     assert not_reloaded(driver), "the approvals page was reloaded"
     step("a new approval appeared without a reload")
     row = 'tr.approval[data-context="%s"]' % second
-    css(driver, row + " input.reason")[0].send_keys("load test failed")
-    css(driver, row + " button.reject")[0].click()
+    type_reason(driver, row, "load test failed")
+    click(driver, row + " button.reject")
     wait(driver, lambda d: not css(d, row), "the approval gone")
     driver.get(base + "/deliveries/" + second)
     wait(driver, lambda d: stage_state(d, "production") == "finished", "production ended")
-    production = css(driver, 'section.stage[data-stage="production"] .state')[0]
-    assert "fail" in production.get_attribute("class"), "the rejected delivery did not fail"
+    assert "fail" in attribute(driver, 'section.stage[data-stage="production"] h2 .state', "class"), "the rejected delivery did not fail"
     assert "declined by alice (web)" in driver.page_source
     step("a rejection ended the delivery with fail")
 
