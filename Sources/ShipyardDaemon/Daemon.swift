@@ -299,6 +299,7 @@ public actor Daemon {
         config.approvers = new.approvers
         config.eventSenders = new.eventSenders
         config.sequenceControl = new.sequenceControl
+        config.approvalPolicies = new.approvalPolicies
         if new.http?.listen != config.http?.listen {
             logger.warning("http.listen changed in the config; that takes a restart, the web view keeps \(config.http.map { "\($0.listen)" } ?? "off")")
         } else if let http = new.http {
@@ -477,7 +478,12 @@ public actor Daemon {
 
     /// Whether this user may decide approvals at all (the web shows buttons only to them).
     public func mayDecide(user: String, groups: Set<String>) -> Bool {
-        config.approvers?.admits(user: user, groups: groups) ?? true
+        if !config.approvalPolicies.isEmpty {
+            // Someone named by any gate's policy (or the fallback approvers) sees the buttons; each
+            // decision is still checked against its own gate's policy.
+            return config.approvalPolicies.contains { ($0.approvers ?? config.approvers)?.admits(user: user, groups: groups) ?? true }
+        }
+        return config.approvers?.admits(user: user, groups: groups) ?? true
     }
 
     public func decide(_ decision: Decision, requestID: String = SpoolRequest.newID()) async -> SpoolOutcome {
@@ -487,38 +493,10 @@ public actor Daemon {
         if !approve, reason.isEmpty {
             return SpoolOutcome(id: requestID, ok: false, message: "a rejection needs a reason\(decision.via == "cli" ? " (--reason)" : "")")
         }
-        let user = decision.user
-        if let approvers = config.approvers {
-            guard approvers.admits(user: user, groups: decision.groups) else {
-                return SpoolOutcome(
-                    id: requestID, ok: false,
-                    message: "\(user) may not resolve approvals: approvers are \(approvers.description)")
-            }
-        }
-        let request = (id: requestID, approval: decision.approval)
-        let via = decision.via
-        do {
-            let (id, execution) = try await orchestrator.pendingApproval(request.approval)
-            let decision = approve ? "approved" : "declined"
-            var data: JSONValue = .object([
-                "project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service),
-                "result": .string(approve ? "pass" : "fail"), "status": .string("succeeded"),
-                "message": .string("\(decision) by \(user)" + (reason.isEmpty ? "" : ": \(reason)")),
-            ])
-            let now = Date()
-            data["approval"] = .object([
-                "decision": .string(decision), "by": .string(user), "at": .string(Timestamps.format(now)), "reason": .string(reason),
-                "via": .string(via),
-            ])
-            let event = KeptnEvent(
-                id: SpoolRequest.newID(), source: via == "web" ? "web/\(user)" : "shipyardctl/\(user)", type: "\(KeptnEvent.prefix)approval.finished",
-                time: Timestamps.format(now), context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
-            let effects = try await orchestrator.submit(.event(event))
-            logger.info("approval \(decision)", metadata: ["by": "\(user)", "via": "\(via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
-            return SpoolOutcome(id: request.id, ok: true, message: Self.whatHappensNext(decision: decision, execution: execution, effects: effects), context: execution.context)
-        } catch {
-            return SpoolOutcome(id: request.id, ok: false, message: error.message)
-        }
+        var decision = decision
+        decision.reason = reason
+        let outcome = await orchestrator.decide(decision)
+        return SpoolOutcome(id: requestID, ok: outcome.ok, message: outcome.message, context: outcome.context)
     }
 
     /// "approved: production je-deployment for helloservice started".

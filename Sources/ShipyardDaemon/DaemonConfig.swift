@@ -32,6 +32,54 @@ public struct DaemonConfig: Sendable, Equatable {
     public var pollThreads: Int?
     /// The web view, API and /metrics; nil: no HTTP server.
     public var http: HTTP?
+    /// Who may approve which gate, how many must, and for how long (`approvalPolicies`); empty:
+    /// Keptn's one approval by any of `approvers`.
+    public var approvalPolicies: [ApprovalPolicy] = []
+
+    /// One entry of `approvalPolicies`: matched by project and stage (either left out matches
+    /// all); the most specific entry that matches wins.
+    public struct ApprovalPolicy: Sendable, Equatable {
+        public var project: String?
+        public var stage: String?
+        /// Who may approve or reject this gate; nil: the config's `approvers`.
+        public var approvers: Approvers?
+        /// Distinct people who must approve.
+        public var required = 1
+        /// Whether the person who started the delivery may approve it.
+        public var allowSelfApproval = false
+        /// When it passes, the approval is declined with reason "expired".
+        public var expireAfter: Duration?
+        /// The notify program is told again at this interval while the approval waits.
+        public var remindAfter: Duration?
+
+        public init(project: String? = nil, stage: String? = nil, approvers: Approvers? = nil, required: Int = 1) {
+            self.project = project
+            self.stage = stage
+            self.approvers = approvers
+            self.required = required
+        }
+
+        /// 3: project and stage, 2: project, 1: stage, 0: every gate.
+        var specificity: Int { (project != nil ? 2 : 0) + (stage != nil ? 1 : 0) }
+
+        func matches(project: String, stage: String) -> Bool {
+            (self.project == nil || self.project == project) && (self.stage == nil || self.stage == stage)
+        }
+
+        public var scope: String {
+            switch (project, stage) {
+            case let (project?, stage?): return "\(stage) of \(project)"
+            case let (project?, nil): return "project \(project)"
+            case let (nil, stage?): return stage
+            case (nil, nil): return "every gate"
+            }
+        }
+    }
+
+    /// The policy of an approval in this project and stage: the most specific entry that matches.
+    public func approvalPolicy(project: String, stage: String) -> ApprovalPolicy? {
+        approvalPolicies.filter { $0.matches(project: project, stage: stage) }.max { $0.specificity < $1.specificity }
+    }
 
     /// `http: {listen: 127.0.0.1:8420, auth: …}`.
     public struct HTTP: Sendable, Equatable {
@@ -292,7 +340,7 @@ private struct ConfigReader {
         var top: [String: YAMLPair] = [:]
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
-            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads", "http",
+            "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads", "http", "approvalPolicies",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -325,6 +373,7 @@ private struct ConfigReader {
         }
         config.historyKeep = readHistory(top["history"])
         if let pair = top["http"], !pair.value.isNull { config.http = readHTTP(pair.value) }
+        if let pair = top["approvalPolicies"], !pair.value.isNull { config.approvalPolicies = readPolicies(pair.value, fallback: approvers) }
         if let pair = top["pollThreads"], !pair.value.isNull {
             if let count = Self.wholeNumber(pair.value), (1...256).contains(count) {
                 config.pollThreads = count
@@ -341,6 +390,83 @@ private struct ConfigReader {
         case .int(let value)?: return Int(exactly: value)
         case .string(let text)?: return Int(text)
         default: return nil
+        }
+    }
+
+    /// `approvalPolicies: [{project, stage, approvers, required, allowSelfApproval, expireAfter, remindAfter}]`.
+    private mutating func readPolicies(_ node: YAMLNode, fallback: DaemonConfig.Approvers?) -> [DaemonConfig.ApprovalPolicy] {
+        guard let items = schema.list(node, what: "approvalPolicies", log: &log) else { return [] }
+        var policies: [DaemonConfig.ApprovalPolicy] = []
+        var seen: [String: SourceMark] = [:]
+        for item in items {
+            var fields: [String: YAMLPair] = [:]
+            guard schema.mapping(
+                item, of: "an approval policy",
+                allowed: ["project", "stage", "approvers", "required", "allowSelfApproval", "expireAfter", "remindAfter"], log: &log, into: &fields)
+            else { continue }
+            var policy = DaemonConfig.ApprovalPolicy()
+            if let pair = fields["project"], !pair.value.isNull { policy.project = schema.string(pair.value, what: "project", log: &log) }
+            if let pair = fields["stage"], !pair.value.isNull { policy.stage = schema.string(pair.value, what: "stage", log: &log) }
+            policy.approvers = readPrincipals(fields["approvers"], what: "approvers", empty: "nobody can decide this gate")
+            if let pair = fields["required"], !pair.value.isNull {
+                if let count = Self.wholeNumber(pair.value), (1...100).contains(count) {
+                    policy.required = count
+                } else {
+                    log.error("required must be a whole number from 1 to 100 (distinct people who must approve)", at: pair.value.mark)
+                }
+            }
+            if let pair = fields["allowSelfApproval"], !pair.value.isNull {
+                if case .bool(let value)? = pair.value.scalar?.resolved { policy.allowSelfApproval = value } else {
+                    log.error("allowSelfApproval must be true or false", at: pair.value.mark)
+                }
+            }
+            policy.expireAfter = duration(fields["expireAfter"], what: "expireAfter", minimum: .seconds(1))
+            policy.remindAfter = duration(fields["remindAfter"], what: "remindAfter", minimum: .seconds(1))
+            let key = "\(policy.project ?? "*")/\(policy.stage ?? "*")"
+            if let first = seen[key] {
+                log.error("a second policy for \(policy.scope) (the first is at line \(first.line)); merge them", at: item.mark)
+                continue
+            }
+            seen[key] = item.mark
+            checkApprovers(policy, fallback: fallback, at: fields["approvers"]?.value.mark ?? item.mark, requiredMark: fields["required"]?.value.mark ?? item.mark)
+            policies.append(policy)
+        }
+        return policies
+    }
+
+    /// Users and groups that do not exist (yet) are worth a warning; more required approvals than
+    /// people who could give them is an error: the gate could never open.
+    private mutating func checkApprovers(_ policy: DaemonConfig.ApprovalPolicy, fallback: DaemonConfig.Approvers?, at mark: SourceMark, requiredMark: SourceMark) {
+        guard let approvers = policy.approvers ?? fallback else { return }
+        var people: Set<String> = []
+        for user in approvers.users {
+            if getpwnam(user) == nil {
+                log.warning("approvers: no user \"\(user)\" on this host (yet)", at: mark)
+            } else {
+                people.insert(user)
+            }
+        }
+        for group in approvers.groups {
+            guard let entry = getgrnam(group) else {
+                log.warning("approvers: no group \"\(group)\" on this host (yet)", at: mark)
+                continue
+            }
+            var member = entry.pointee.gr_mem
+            while let name = member?.pointee {
+                people.insert(String(cString: name))
+                member = member?.advanced(by: 1)
+            }
+            let gid = entry.pointee.gr_gid
+            setpwent()
+            while let user = getpwent() {
+                if user.pointee.pw_gid == gid, let name = user.pointee.pw_name { people.insert(String(cString: name)) }
+            }
+            endpwent()
+        }
+        if policy.required > people.count {
+            log.error(
+                "required is \(policy.required) but only \(people.count) of the approvers for \(policy.scope) exist on this host (\(people.sorted().joined(separator: ", "))): the gate could never open",
+                at: requiredMark)
         }
     }
 

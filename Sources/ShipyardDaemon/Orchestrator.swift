@@ -32,6 +32,10 @@ actor Orchestrator {
 
     private let worktrees: Worktrees
     private var configuration: DaemonConfig
+    /// The approvals so far of pending approvals that need several (rebuilt from the record).
+    private var votes: [String: [ApprovalVote]] = [:]
+    /// When the notify program was last reminded of a pending approval.
+    private var reminded: [String: Date] = [:]
 
     private let metrics: DaemonMetrics?
     private let feed: ChangeFeed?
@@ -60,6 +64,29 @@ actor Orchestrator {
         Self.configure(&engine, config)
         // Shorter timeouts may be due already: look again now.
         schedule(Date())
+        // Policies apply to pending approvals from now on: the files say so at once, and one
+        // that now has enough approvals opens (at the wake just scheduled).
+        for id in pendingApprovalIDs {
+            writeApproval(triggeredID: id)
+            scheduleDeadlines(of: id)
+        }
+    }
+
+    /// Wakes the daemon when an approval's expiry or next reminder is due (`approvalDeadlines`
+    /// acts then).
+    private func scheduleDeadlines(of id: String) {
+        guard let (execution, index) = engine.task(triggeredID: id),
+            let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
+        else { return }
+        let since = execution.tasks[index].triggeredAt ?? Date()
+        if let expiry = policy.expireAfter { schedule(since.addingTimeInterval(expiry.seconds)) }
+        if let interval = policy.remindAfter { schedule((reminded[id] ?? since).addingTimeInterval(interval.seconds)) }
+    }
+
+    private var pendingApprovalIDs: [String] {
+        engine.active.flatMap { execution in
+            execution.tasks.filter { $0.name == "approval" && $0.phase == .started }.compactMap(\.triggeredID)
+        }
     }
 
     private static func configure(_ engine: inout Engine, _ config: DaemonConfig) {
@@ -129,6 +156,11 @@ actor Orchestrator {
         store = try SQLiteStore(writingAt: state.storeFile)
         let (fresh, events) = try engineFromRecord()
         engine = fresh
+        for event in events {
+            guard let id = event.triggeredid else { continue }
+            if let vote = ApprovalVote(event) { votes[id, default: []].append(vote) }
+            if event.type == ApprovalVote.reminderType, let date = event.date { reminded[id] = max(reminded[id] ?? date, date) }
+        }
         logger.info("record read", metadata: ["events": "\(events.count)", "active": "\(engine.active.count)"])
         let unfinished = engine.unfinishedTasks
         let wanted = Set(unfinished.compactMap { $0.execution.tasks[$0.index].triggeredID })
@@ -147,6 +179,7 @@ actor Orchestrator {
         reconcileApprovals()
         worktrees.removeAbandonedExports()
         await perform(engine.resume(shipyards: await shipyards(), now: Date(), ids: &ids))
+        await approvalDeadlines()
         retentionTask = Task { [weak self] in
             while !Task.isCancelled {
                 await self?.retain()
@@ -310,7 +343,10 @@ actor Orchestrator {
                 running[id]?.cancel()
             case .approvalNeeded(let id):
                 if let request = writeApproval(triggeredID: id) { tell("waiting", request, decision: nil) }
+                scheduleDeadlines(of: id)
             case .approvalClosed(let id):
+                votes[id] = nil
+                reminded[id] = nil
                 let path = state.root + "/approvals/\(id).json"
                 let request = FileManager.default.contents(atPath: path).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
                 unlink(path)
@@ -704,14 +740,15 @@ actor Orchestrator {
     // MARK: Approvals and timers
 
     /// Runs the config's notify program, if any, in the background.
-    private func tell(_ what: String, _ request: ApprovalRequest, decision: JSONValue?) {
+    private func tell(_ what: String, _ request: ApprovalRequest, decision: JSONValue?, waited: TimeInterval? = nil) {
         guard let notify else { return }
         struct Message: Encodable {
             var event: String
             var approval: ApprovalRequest
             var decision: JSONValue?
+            var waitedSeconds: Int?
         }
-        guard let input = try? JSON.encode(Message(event: what, approval: request, decision: decision)) else { return }
+        guard let input = try? JSON.encode(Message(event: what, approval: request, decision: decision, waitedSeconds: waited.map { Int($0) })) else { return }
         let notifier = Notifier(command: notify.command, timeout: notify.timeout, logFile: state.root + "/logs/notify.log")
         let logger = logger
         let thread = Thread {
@@ -727,12 +764,19 @@ actor Orchestrator {
         // The result the approval judges: the previous task's, or for a first task the result the
         // stage before handed on (as the approval's .triggered payload carries it).
         let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : execution.data["result"]?.string
-        let request = ApprovalRequest(
+        var request = ApprovalRequest(
             id: triggeredID, project: execution.project, stage: execution.stage, service: execution.service,
             sequence: execution.sequence, context: execution.context, previousResult: previous,
             image: execution.data["configurationChange"]?["values"]?["image"]?.string,
             triggeredBy: execution.triggeredBy,
             requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
+        if let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage) {
+            let so = votes[triggeredID] ?? []
+            request.required = policy.required
+            request.approvedBy = so.map(\.by)
+            request.mayApprove = ApprovalRules.stillMay(policy.approvers ?? configuration.approvers, votes: so, policy: policy, triggeredBy: execution.triggeredBy)
+            request.expiresAt = policy.expireAfter.map { Timestamps.format((execution.tasks[index].triggeredAt ?? Date()).addingTimeInterval($0.seconds)) }
+        }
         do {
             try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
             try AtomicFile.write(try JSON.encode(request, pretty: true), to: state.root + "/approvals/\(triggeredID).json", mode: 0o640)
@@ -757,6 +801,141 @@ actor Orchestrator {
     private func wake() async {
         wakeAt = nil
         _ = try? await submit(.tick)
+        await approvalDeadlines()
+    }
+
+    // MARK: Approval policies
+
+    /// A person's decision: checked against the gate's policy (or the config's approvers), then
+    /// recorded; an approval opens the gate once `required` distinct people approved, a
+    /// rejection closes it at once.
+    func decide(_ decision: Daemon.Decision) async -> (ok: Bool, message: String, context: String?) {
+        let user = decision.user
+        let reason = decision.reason ?? ""
+        let pending: (triggeredID: String, execution: SequenceExecution)
+        do {
+            pending = try pendingApproval(decision.approval)
+        } catch {
+            return (false, error.message, nil)
+        }
+        let (id, execution) = pending
+        let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
+        if let approvers = policy?.approvers ?? configuration.approvers, !approvers.admits(user: user, groups: decision.groups) {
+            let message = policy.map { "\(user) may not decide \($0.scope): its approvers are \(approvers.description)" }
+                ?? "\(user) may not resolve approvals: approvers are \(approvers.description)"
+            logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
+            return (false, message, execution.context)
+        }
+        let vote = ApprovalVote(by: user, at: Timestamps.format(Date()), reason: reason, via: decision.via)
+        guard decision.approve, let policy else {
+            return await settle(id, execution, approved: decision.approve, votes: [vote], by: user, via: decision.via)
+        }
+        let so = votes[id] ?? []
+        switch ApprovalRules.approve(user: user, policy: policy, votes: so, triggeredBy: execution.triggeredBy, stage: execution.stage, project: execution.project) {
+        case .refused(let message):
+            logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
+            return (false, message, execution.context)
+        case .approved:
+            recordVote(vote, id: id, execution: execution)
+            return await settle(id, execution, approved: true, votes: so + [vote], by: user, via: decision.via)
+        case .counted(let approvals, let required):
+            recordVote(vote, id: id, execution: execution)
+            writeApproval(triggeredID: id)
+            let still = ApprovalRules.stillMay(policy.approvers ?? configuration.approvers, votes: so + [vote], policy: policy, triggeredBy: execution.triggeredBy)
+            return (true, "approved by \(user): \(ApprovalRules.summary(approvals, required: required)); waiting for \(required - approvals.count) more from \(still)", execution.context)
+        }
+    }
+
+    private func recordVote(_ vote: ApprovalVote, id: String, execution: SequenceExecution) {
+        var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
+        data["approval"] = vote.json
+        let event = KeptnEvent(
+            id: ids.next(), source: vote.via == "web" ? "web/\(vote.by)" : "shipyardctl/\(vote.by)", type: ApprovalVote.type, time: vote.at,
+            context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
+        recordAside([event])
+        votes[id, default: []].append(vote)
+        logger.info("approval counted", metadata: ["by": "\(vote.by)", "via": "\(vote.via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+    }
+
+    /// The approval's `.finished`: approved by everyone who did, or declined (by a person, or expired).
+    private func settle(
+        _ id: String, _ execution: SequenceExecution, approved: Bool, votes decided: [ApprovalVote], by user: String, via: String
+    ) async -> (ok: Bool, message: String, context: String?) {
+        let decision = approved ? "approved" : "declined"
+        let people = decided.map(\.by).joined(separator: ", ")
+        let reason = decided.last?.reason ?? ""
+        var data: JSONValue = .object([
+            "project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service),
+            "result": .string(approved ? "pass" : "fail"), "status": .string("succeeded"),
+            "message": .string("\(decision) by \(people)" + (reason.isEmpty ? "" : ": \(reason)")),
+        ])
+        var record: [String: JSONValue] = [
+            "decision": .string(decision), "by": .string(people), "at": .string(decided.last?.at ?? Timestamps.format(Date())),
+            "reason": .string(reason), "via": .string(via),
+        ]
+        if decided.count > 1 { record["approvals"] = .array(decided.map(\.json)) }
+        data["approval"] = .object(record)
+        let now = Date()
+        let event = KeptnEvent(
+            id: SpoolRequest.newID(), source: via == "web" ? "web/\(user)" : via == "daemon" ? "shipyardd" : "shipyardctl/\(user)",
+            type: "\(KeptnEvent.prefix)approval.finished", time: Timestamps.format(now), context: execution.context, triggeredid: id,
+            gitcommitid: execution.commit, data: data)
+        do {
+            let effects = try await submit(.event(event))
+            votes[id] = nil
+            reminded[id] = nil
+            logger.info("approval \(decision)", metadata: ["by": "\(people)", "via": "\(via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+            return (true, Daemon.whatHappensNext(decision: decision, execution: execution, effects: effects), execution.context)
+        } catch {
+            return (false, error.message, execution.context)
+        }
+    }
+
+    /// Expiry and reminders of pending approvals, when due (also at start: a daemon that was down
+    /// when one was due does it now, once); then sleeps until the next one is.
+    func approvalDeadlines(now: Date = Date()) async {
+        guard !stopping, failed == nil else { return }
+        for id in pendingApprovalIDs {
+            guard let (execution, index) = engine.task(triggeredID: id) else { continue }
+            let waitingSince = execution.tasks[index].triggeredAt ?? now
+            guard let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage) else { continue }
+            // A policy loosened by a reload may already be met.
+            if (votes[id]?.count ?? 0) >= policy.required, let last = votes[id]?.last {
+                _ = await settle(id, execution, approved: true, votes: votes[id] ?? [], by: last.by, via: last.via)
+                continue
+            }
+            if let expiry = policy.expireAfter {
+                let deadline = waitingSince.addingTimeInterval(expiry.seconds)
+                if now >= deadline {
+                    let vote = ApprovalVote(by: "shipyardd", at: Timestamps.format(now), reason: "expired: nobody decided within \(GoDuration.format(expiry)) (expireAfter for \(policy.scope))", via: "daemon")
+                    logger.notice("approval \(id) expired", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
+                    _ = await settle(id, execution, approved: false, votes: [vote], by: "shipyardd", via: "daemon")
+                    continue
+                }
+                schedule(deadline)
+            }
+            if let interval = policy.remindAfter {
+                let due = (reminded[id] ?? waitingSince).addingTimeInterval(interval.seconds)
+                if now >= due {
+                    remind(id, execution, waited: now.timeIntervalSince(waitingSince))
+                    reminded[id] = now
+                    schedule(now.addingTimeInterval(interval.seconds))
+                } else {
+                    schedule(due)
+                }
+            }
+        }
+    }
+
+    private func remind(_ id: String, _ execution: SequenceExecution, waited: TimeInterval) {
+        guard let request = writeApproval(triggeredID: id) else { return }
+        var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
+        data["waitedSeconds"] = .number(waited.rounded())
+        recordAside([KeptnEvent(
+            id: ids.next(), source: "shipyardd", type: ApprovalVote.reminderType, time: Timestamps.format(Date()), context: execution.context,
+            triggeredid: id, gitcommitid: execution.commit, data: data)])
+        logger.info("approval reminder", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)", "waited": "\(Int(waited))s"])
+        tell("reminder", request, decision: nil, waited: waited)
     }
 
     /// The shortest id prefix `approve`/`reject` take, as git's shortest abbreviation.
@@ -829,6 +1008,17 @@ public struct ApprovalRequest: Codable, Sendable, Equatable {
     /// Who started the delivery (the trigger event's source, e.g. `shipyardctl/alice`).
     public var triggeredBy: String?
     public var requestedAt: String
+    /// With an approval policy: distinct approvals needed, who approved so far, who may still,
+    /// and when the approval expires.
+    public var required: Int?
+    public var approvedBy: [String]?
+    public var mayApprove: String?
+    public var expiresAt: String?
+
+    /// "1 of 2 approvals: alice", when a policy asks for approvals.
+    public var progress: String? {
+        required.map { ApprovalRules.summary(approvedBy ?? [], required: $0) }
+    }
 
     public init(
         id: String, project: String, stage: String, service: String, sequence: String, context: String,

@@ -430,6 +430,13 @@ enum Pages {
                 html.add(request.triggeredBy ?? "-")
                 html.raw("</td><td>")
                 html.add(request.requestedAt)
+                if let progress = request.progress {
+                    html.raw("<div class=\"note progress\">")
+                    html.add(progress)
+                    if let may = request.mayApprove { html.add("; may still approve: \(may)") }
+                    if let expires = request.expiresAt { html.add("; expires \(expires)") }
+                    html.raw("</div>")
+                }
                 html.raw("</td><td>")
                 decisionForm(&html, id: request.id, viewer: viewer, back: "/approvals")
                 html.raw("</td></tr>")

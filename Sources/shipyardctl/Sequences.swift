@@ -107,6 +107,7 @@ struct SequenceDetail: AsyncParsableCommand {
             guard !executions.isEmpty else { throw CLIError("no sequence has the context \(context)") }
             let view = DeliveryView(context: context, executions: executions)
             let stages = view.stages
+            let approvals = (try? PendingApprovals.read(try options.readable())) ?? []
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(view), as: UTF8.self))
@@ -120,6 +121,11 @@ struct SequenceDetail: AsyncParsableCommand {
                         var line = "  \(task.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(task.state)"
                         if let result = task.result { line += " \(result)/\(task.status ?? "")" }
                         if let message = task.message, !message.isEmpty { line += ": \(Untrusted.printable(message, limit: 1000))" }
+                        if task.name == "approval", task.state == "started", let id = task.triggeredID,
+                            let pending = approvals.first(where: { $0.id == id }), let progress = pending.progress
+                        {
+                            line += "; \(progress)" + (pending.mayApprove.map { "; may still approve: \(Untrusted.printable($0, limit: 400))" } ?? "")
+                        }
                         out += line + "\n"
                     }
                     if let message = stage.message, !message.isEmpty, stage.state != "started" {
@@ -218,10 +224,17 @@ struct Approvals: AsyncParsableCommand {
                     print("no approvals are waiting")
                     return
                 }
-                print(Table.render([["ID", "PROJECT", "STAGE", "SERVICE", "IMAGE", "PREVIOUS", "TRIGGERED BY", "WAITING SINCE"]] + requests.map {
+                let policies = requests.contains { $0.required != nil }
+                print(Table.render([["ID", "PROJECT", "STAGE", "SERVICE", "IMAGE", "PREVIOUS", "TRIGGERED BY", "WAITING SINCE"] + (policies ? ["APPROVALS"] : [])] + requests.map {
                     [String($0.id.prefix(8)), $0.project, $0.stage, $0.service, $0.image ?? "-", $0.previousResult ?? "-",
-                     $0.triggeredBy ?? "-", $0.requestedAt]
+                     $0.triggeredBy ?? "-", $0.requestedAt] + (policies ? [$0.progress ?? "-"] : [])
                 }), terminator: "")
+                for request in requests where request.required != nil {
+                    var line = "\(request.id.prefix(8)): \(request.progress ?? "")"
+                    if let may = request.mayApprove { line += "; may still approve: \(may)" }
+                    if let expires = request.expiresAt { line += "; expires \(expires)" }
+                    print(Output.safe(line))
+                }
                 print("approve with: shipyardctl approve ID [--reason R]; reject with: shipyardctl reject ID --reason R")
             }
         }

@@ -11,23 +11,27 @@ public final class LocalUsers: Sendable {
     public let alice: String
     public let mallory: String
     public let eve: String
+    /// More operators in the group, by the short name asked for (`others["bob"]`).
+    public let others: [String: String]
 
     public static var canCreate: Bool {
         getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/useradd")
             && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
     }
 
-    public init() throws {
+    public init(others names: [String] = []) throws {
         let suffix = String(UInt32.random(in: 0..<1_000_000))
         group = "sy-ops-\(suffix)"
         daemon = "sy-d-\(suffix)"
         alice = "sy-alice-\(suffix)"
         mallory = "sy-mal-\(suffix)"
         eve = "sy-eve-\(suffix)"
+        others = Dictionary(uniqueKeysWithValues: names.map { ($0, "sy-\($0)-\(suffix)") })
+        let extra = names.map { "sy-\($0)-\(suffix)" }
         try Self.serialized {
             try Run.checked("/usr/sbin/groupadd", [group])
             try Run.checked("/usr/sbin/useradd", ["-M", "-N", "-g", group, "-d", "/nonexistent", "-s", "/usr/sbin/nologin", daemon])
-            for user in [alice, mallory] {
+            for user in [alice, mallory] + extra {
                 try Run.checked("/usr/sbin/useradd", ["-M", "-U", "-G", group, "-s", "/usr/sbin/nologin", user])
             }
             try Run.checked("/usr/sbin/useradd", ["-M", "-U", "-s", "/usr/sbin/nologin", eve])
@@ -36,9 +40,10 @@ public final class LocalUsers: Sendable {
 
     deinit {
         let (daemon, alice, mallory, eve, group) = (daemon, alice, mallory, eve, group)
+        let others = Array(others.values)
         try? Self.serialized {
-            for user in [daemon, alice, mallory, eve] { _ = try? Run.capture("/usr/sbin/userdel", [user]) }
-            for extra in [alice, mallory, eve] { _ = try? Run.capture("/usr/sbin/groupdel", [extra]) }
+            for user in [daemon, alice, mallory, eve] + others { _ = try? Run.capture("/usr/sbin/userdel", [user]) }
+            for extra in [alice, mallory, eve] + others { _ = try? Run.capture("/usr/sbin/groupdel", [extra]) }
             _ = try? Run.capture("/usr/sbin/groupdel", [group])
         }
     }
