@@ -476,6 +476,23 @@ public actor Daemon {
         }
     }
 
+    /// Which gates a user may decide, by the config as it is now (the web shows buttons by it;
+    /// each decision is checked again when it is made).
+    public func decisionRights(user: String, groups: Set<String>) -> DecisionRights {
+        DecisionRights(config: config, user: user, groups: groups)
+    }
+
+    public struct DecisionRights: Sendable {
+        let config: DaemonConfig
+        let user: String
+        let groups: Set<String>
+
+        public func may(project: String, stage: String) -> Bool {
+            let policy = config.approvalPolicy(project: project, stage: stage)
+            return (policy?.approvers ?? config.approvers)?.admits(user: user, groups: groups) ?? true
+        }
+    }
+
     /// Whether this user may decide approvals at all (the web shows buttons only to them).
     public func mayDecide(user: String, groups: Set<String>) -> Bool {
         if !config.approvalPolicies.isEmpty {

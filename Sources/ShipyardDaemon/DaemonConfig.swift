@@ -438,13 +438,11 @@ private struct ConfigReader {
     /// people who could give them is an error: the gate could never open.
     private mutating func checkApprovers(_ policy: DaemonConfig.ApprovalPolicy, fallback: DaemonConfig.Approvers?, at mark: SourceMark, requiredMark: SourceMark) {
         guard let approvers = policy.approvers ?? fallback else { return }
-        var people: Set<String> = []
-        for user in approvers.users {
-            if getpwnam(user) == nil {
-                log.warning("approvers: no user \"\(user)\" on this host (yet)", at: mark)
-            } else {
-                people.insert(user)
-            }
+        // A user named is a person (a web-only user of the htpasswd file or an SSO proxy need
+        // not exist on the host); a group counts the members it has on the host.
+        var people = Set(approvers.users)
+        for user in approvers.users where getpwnam(user) == nil {
+            log.warning("approvers: no user \"\(user)\" on this host (yet); fine for a web-only user", at: mark)
         }
         for group in approvers.groups {
             guard let entry = getgrnam(group) else {
@@ -465,7 +463,7 @@ private struct ConfigReader {
         }
         if policy.required > people.count {
             log.error(
-                "required is \(policy.required) but only \(people.count) of the approvers for \(policy.scope) exist on this host (\(people.sorted().joined(separator: ", "))): the gate could never open",
+                "required is \(policy.required) but the approvers for \(policy.scope) are \(people.count) people (users named and members of groups on this host: \(people.sorted().joined(separator: ", "))): the gate could never open",
                 at: requiredMark)
         }
     }

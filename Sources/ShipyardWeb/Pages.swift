@@ -42,6 +42,8 @@ struct Viewer: Sendable {
     var user: String?
     var csrf: String?
     var mayDecide: Bool
+    /// Which gates this user may decide (nil: none).
+    var rights: Daemon.DecisionRights? = nil
     /// Whether this web view has a way to sign in at all (`http.auth`).
     var authConfigured: Bool
     var loginForm: Bool
@@ -318,7 +320,7 @@ enum Pages {
                 }
                 html.raw("</tbody></table>")
                 if execution.state == .waitingForApproval, let task = execution.tasks.first(where: { $0.name == "approval" && $0.state == "started" }), let id = task.triggeredID {
-                    decisionForm(&html, id: id, viewer: viewer, back: "/deliveries/" + HTML.query(context))
+                    decisionForm(&html, id: id, project: execution.project, stage: execution.stage, viewer: viewer, back: "/deliveries/" + HTML.query(context))
                 }
                 html.raw("</section>")
             }
@@ -382,8 +384,8 @@ enum Pages {
     }
 
     /// Approve / Reject with a reason, for someone who may decide; nothing for anyone else.
-    static func decisionForm(_ html: inout HTML, id: String, viewer: Viewer, back: String) {
-        guard viewer.mayDecide, viewer.user != nil, let csrf = viewer.csrf else { return }
+    static func decisionForm(_ html: inout HTML, id: String, project: String, stage: String, viewer: Viewer, back: String) {
+        guard viewer.mayDecide, viewer.user != nil, let csrf = viewer.csrf, viewer.rights?.may(project: project, stage: stage) ?? false else { return }
         let action = "/approvals/" + HTML.query(id)
         html.raw("<form class=\"decide\" method=\"post\" data-approval=\"\(HTML.escape(id))\"><input type=\"hidden\" name=\"csrf\" value=\"")
         html.add(csrf)
@@ -438,7 +440,7 @@ enum Pages {
                     html.raw("</div>")
                 }
                 html.raw("</td><td>")
-                decisionForm(&html, id: request.id, viewer: viewer, back: "/approvals")
+                decisionForm(&html, id: request.id, project: request.project, stage: request.stage, viewer: viewer, back: "/approvals")
                 html.raw("</td></tr>")
             }
             html.raw("</tbody></table>")

@@ -162,10 +162,15 @@ final class Site: Sendable {
 
     func viewer(_ identity: Identity) async -> Viewer {
         var mayDecide = false
-        if let user = identity.user { mayDecide = await daemon.mayDecide(user: user, groups: Daemon.groupNames(user: user)) }
+        var rights: Daemon.DecisionRights?
+        if let user = identity.user {
+            let groups = Daemon.groupNames(user: user)
+            mayDecide = await daemon.mayDecide(user: user, groups: groups)
+            rights = await daemon.decisionRights(user: user, groups: groups)
+        }
         var loginForm = false
         if case .htpasswd? = http.auth { loginForm = true }
-        return Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, authConfigured: http.auth != nil, loginForm: loginForm)
+        return Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, rights: rights, authConfigured: http.auth != nil, loginForm: loginForm)
     }
 
     // MARK: Responses

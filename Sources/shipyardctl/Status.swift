@@ -38,6 +38,7 @@ struct Status: AsyncParsableCommand {
         var out = running
             ? "shipyardd \(status.version) running (pid \(status.pid)) since \(status.startedAt)\n"
             : "shipyardd is not running (pid \(status.pid) is gone); the status below is from its last run\n"
+        if let web = status.web { out += "web view: \(web)\n" }
         if status.projects.isEmpty { return out + "no projects are configured\n" }
         let rows = [["PROJECT", "BRANCH", "COMMIT", "SHIPYARD", "LAST POLL", "STATE"]] + status.projects.map { p in
             [p.name, p.branch, p.commit.map { String($0.prefix(12)) } ?? "-", p.shipyardCommit.map { String($0.prefix(12)) } ?? "-",

@@ -194,15 +194,22 @@ import Testing
         }
     }
 
-    @Test func aProxysHeaderIsBelievedOnlyFromTheTrustedProxy() async throws {
-        let trusted = try World(shipyard: Self.shipyard, extraConfig: """
-            approvers:
-              users: [carol]
+    /// The tutorial behind a proxy that names the user in X-Forwarded-User, believed from `trusted`.
+    func proxyWorld(trusted: String, _ access: String) throws -> World {
+        try World(shipyard: Self.shipyard, extraConfig: """
+            \(access)
             http:
               listen: 127.0.0.1:0
               auth:
                 proxyHeader: X-Forwarded-User
-                trustedProxies: [10.1.2.0/24]
+                trustedProxies: [\(trusted)]
+            """)
+    }
+
+    @Test func aProxysHeaderIsBelievedOnlyFromTheTrustedProxy() async throws {
+        let trusted = try proxyWorld(trusted: "10.1.2.0/24", """
+            approvers:
+              users: [carol]
             """)
         #expect(await trusted.ready())
         let web = try await web(trusted)
@@ -215,14 +222,9 @@ import Testing
         #expect(try trusted.state(context, "production") == "waitingForApproval")
         _ = await trusted.daemon.stop()
 
-        let world = try World(shipyard: Self.shipyard, extraConfig: """
+        let world = try proxyWorld(trusted: "127.0.0.1/32", """
             approvers:
               users: [carol]
-            http:
-              listen: 127.0.0.1:0
-              auth:
-                proxyHeader: X-Forwarded-User
-                trustedProxies: [127.0.0.1/32]
             """)
         #expect(await world.ready())
         let proxied = try await self.web(world)
@@ -237,6 +239,30 @@ import Testing
         let approved = try proxied.post("/approvals/\(secondID)/approve", form: ["csrf": csrf, "reason": "ok"], headers: ["X-Forwarded-User": "carol", "Cookie": cookie])
         #expect(approved.status == 303)
         #expect(await world.waitState(second, "production", "finished"))
+    }
+
+    @Test func aGatesButtonsShowOnlyToThatGatesApprovers() async throws {
+        let world = try proxyWorld(trusted: "127.0.0.1/32", """
+            approvalPolicies:
+              - stage: production
+                approvers: {users: [carol]}
+              - stage: qa
+                approvers: {users: [dave]}
+            """)
+        #expect(await world.ready())
+        let web = try await web(world)
+        let (context, id) = try await waitingApproval(world)
+        let dave = try web.get("/approvals", headers: ["X-Forwarded-User": "dave"])
+        #expect(dave.body.contains("signed in as <strong id=\"user\">dave</strong>"))
+        #expect(!dave.body.contains("<button class=\"approve\""))
+        let refused = try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["X-Forwarded-User": "dave"])
+        #expect(refused.status == 403)
+        #expect(refused.body.contains("dave may not decide production"))
+        let carol = try web.get("/deliveries/\(context)", headers: ["X-Forwarded-User": "carol"])
+        #expect(carol.body.contains("<button class=\"approve\""))
+        let approved = try web.post("/api/v1/approvals/\(id)/approve", json: #"{"reason":"ok"}"#, headers: ["X-Forwarded-User": "carol"])
+        #expect(approved.status == 200, "\(approved.body)")
+        #expect(await world.waitState(context, "production", "finished"))
     }
 
     @Test func metricsParseAndMoveWithRealDeliveries() async throws {

@@ -73,7 +73,7 @@ import Testing
               - project: shop
                 stage: production
                 approvers: {users: [\(me), nobody-here-7x], groups: [no-such-group-7x]}
-                required: 2
+                required: 3
                 expireAfter: 72h
                 remindAfter: 24h
               - stage: production
@@ -83,9 +83,9 @@ import Testing
                 required: 1
             """).diagnostics.map(\.description)
         #expect(diagnostics == [
-            "7:16: warning: approvers: no user \"nobody-here-7x\" on this host (yet)",
+            "7:16: warning: approvers: no user \"nobody-here-7x\" on this host (yet); fine for a web-only user",
             "7:16: warning: approvers: no group \"no-such-group-7x\" on this host (yet)",
-            "8:15: error: required is 2 but only 1 of the approvers for production of shop exist on this host (\(me)): the gate could never open",
+            "8:15: error: required is 3 but the approvers for production of shop are 2 people (users named and members of groups on this host: \(["nobody-here-7x", me].sorted().joined(separator: ", "))): the gate could never open",
             "13:24: error: allowSelfApproval must be true or false",
             "14:5: error: a second policy for production (the first is at line 11); merge them",
         ])
