@@ -538,27 +538,15 @@ public actor Daemon {
     }
 
     static func groupNames(_ uid: uid_t) -> Set<String> {
-        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return [] }
-        return groupNames(name, primary: entry.pointee.pw_gid)
+        guard let name = Accounts.name(uid: uid), let primary = Accounts.primaryGroup(of: name) else { return [] }
+        return Accounts.groups(of: name, primary: primary)
     }
 
     /// The groups of a user named by the web (a login or a proxy's header), from the host's
     /// group database; none when the host has no such user.
     public static func groupNames(user: String) -> Set<String> {
-        guard let entry = getpwnam(user) else { return [] }
-        return groupNames(user, primary: entry.pointee.pw_gid)
-    }
-
-    private static func groupNames(_ name: UnsafePointer<CChar>, primary: gid_t) -> Set<String> {
-        var count: Int32 = 64
-        var groups = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(name, primary, &groups, &count) < 0 {
-            groups = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(name, primary, &groups, &count)
-        }
-        return Set(groups.prefix(Int(max(0, count))).compactMap { gid in
-            getgrgid(gid).flatMap { $0.pointee.gr_name.map { String(cString: $0) } }
-        })
+        guard let primary = Accounts.primaryGroup(of: user) else { return [] }
+        return Accounts.groups(of: user, primary: primary)
     }
 
     private func sequenceCommand(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
@@ -733,8 +721,7 @@ public actor Daemon {
     static let maxEventData = 16 * 1024
 
     static func userName(_ uid: uid_t) -> String {
-        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
-        return String(cString: name)
+        Accounts.name(uid: uid) ?? "uid \(uid)"
     }
 
     /// The shipyard each project runs new sequences with.

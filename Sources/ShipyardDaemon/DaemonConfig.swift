@@ -441,7 +441,7 @@ private struct ConfigReader {
         // A user named is a person (a web-only user of the htpasswd file or an SSO proxy need
         // not exist on the host); a group counts the members it has on the host.
         var people = Set(approvers.users)
-        for user in approvers.users where getpwnam(user) == nil {
+        for user in approvers.users where Accounts.primaryGroup(of: user) == nil {
             log.warning("approvers: no user \"\(user)\" on this host (yet); fine for a web-only user", at: mark)
         }
         for group in approvers.groups {
@@ -529,6 +529,11 @@ private struct ConfigReader {
                 }
                 if trusted.isEmpty, case .tcp = listen {
                     log.error("http.auth.proxyHeader needs trustedProxies, the addresses of the reverse proxy (e.g. [127.0.0.1/32]): the header is believed only from them", at: header.value.mark)
+                }
+                if case .tcp = listen, trusted.contains(where: { $0.contains("127.0.0.1") || $0.contains("::1") }) {
+                    log.warning(
+                        "with proxyHeader on a loopback address, any user of this host can send \(name) and be believed; listen on a unix socket only the proxy's group may open (listen: /run/shipyardd/http.sock)",
+                        at: header.value.mark)
                 }
                 http.auth = .proxy(header: name, trusted: trusted)
             } else {
@@ -795,7 +800,7 @@ private struct ConfigReader {
     private mutating func checkSecret(_ path: String, what: String, at mark: SourceMark) {
         var info = stat()
         guard stat(path, &info) == 0, info.st_mode & 0o077 != 0 else { return }
-        let owner = getpwuid(info.st_uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(info.st_uid)"
+        let owner = Accounts.name(uid: info.st_uid) ?? "uid \(info.st_uid)"
         log.warning(
             "\(what) \(path) is readable by more than its owner \(owner) (mode \(String(info.st_mode & 0o777, radix: 8))): make it readable by the daemon's user alone (sudo chown shipyard \(path) && sudo chmod 0400 \(path)), or hand it over with systemd's LoadCredential=",
             at: mark)

@@ -649,13 +649,16 @@ actor Orchestrator {
 
     /// Records events that the engine does not follow (the `get-sli` exchange, an invalidation):
     /// in the record, in the context they belong to.
-    private func recordAside(_ events: [KeptnEvent]) {
+    @discardableResult
+    private func recordAside(_ events: [KeptnEvent]) -> Bool {
         do {
             try store.commit(events: events, changes: [])
             for event in events { logger.debug("\(event.type)", metadata: ["context": "\(event.shkeptncontext)"]) }
             feed?.publish()
+            return true
         } catch {
             logger.error("cannot record \(events.map(\.type).joined(separator: ", ")): \(error)")
+            return false
         }
     }
 
@@ -787,7 +790,8 @@ actor Orchestrator {
     }
 
     private func schedule(_ date: Date) {
-        if let wakeAt, wakeAt <= date, wakeAt > Date() { return }
+        // A wake already due no later (even one due now that has not run yet) serves this one.
+        if let wakeAt, wakeAt <= date { return }
         wakeAt = date
         wakeTask?.cancel()
         let delay = max(0, date.timeIntervalSinceNow)
@@ -812,13 +816,24 @@ actor Orchestrator {
     func decide(_ decision: Daemon.Decision) async -> (ok: Bool, message: String, context: String?) {
         let user = decision.user
         let reason = decision.reason ?? ""
-        let pending: (triggeredID: String, execution: SequenceExecution)
-        do {
-            pending = try pendingApproval(decision.approval)
-        } catch {
-            return (false, error.message, nil)
+        var pending: (triggeredID: String, execution: SequenceExecution)
+        var waited = 0
+        while true {
+            do {
+                pending = try pendingApproval(decision.approval)
+            } catch {
+                return (false, error.message, nil)
+            }
+            // Only the decision that closes a gate waits (for its record): another decision on
+            // the same gate meanwhile waits for it, and then finds it decided.
+            guard settling.contains(pending.triggeredID), waited < 400 else { break }
+            waited += 1
+            try? await Task.sleep(for: .milliseconds(25))
         }
         let (id, execution) = pending
+        guard !settling.contains(id) else {
+            return (false, "approval \(id) is being decided right now; look again (shipyardctl approvals) in a moment", execution.context)
+        }
         let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
         if let approvers = policy?.approvers ?? configuration.approvers, !approvers.admits(user: user, groups: decision.groups) {
             let message = policy.map { "\(user) may not decide \($0.scope): its approvers are \(approvers.description)" }
@@ -836,31 +851,42 @@ actor Orchestrator {
             logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
             return (false, message, execution.context)
         case .approved:
-            recordVote(vote, id: id, execution: execution)
+            guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
             return await settle(id, execution, approved: true, votes: so + [vote], by: user, via: decision.via)
         case .counted(let approvals, let required):
-            recordVote(vote, id: id, execution: execution)
+            guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
             writeApproval(triggeredID: id)
             let still = ApprovalRules.stillMay(policy.approvers ?? configuration.approvers, votes: so + [vote], policy: policy, triggeredBy: execution.triggeredBy)
             return (true, "approved by \(user): \(ApprovalRules.summary(approvals, required: required)); waiting for \(required - approvals.count) more from \(still)", execution.context)
         }
     }
 
-    private func recordVote(_ vote: ApprovalVote, id: String, execution: SequenceExecution) {
+    private var recordFailure: String {
+        "nothing was done: the record cannot be written (\(failed ?? "see the daemon's log")); try again once it can"
+    }
+
+    /// Records one approval; false (and nothing counted) when the record cannot be written.
+    private func recordVote(_ vote: ApprovalVote, id: String, execution: SequenceExecution) -> Bool {
         var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
         data["approval"] = vote.json
         let event = KeptnEvent(
             id: ids.next(), source: vote.via == "web" ? "web/\(vote.by)" : "shipyardctl/\(vote.by)", type: ApprovalVote.type, time: vote.at,
             context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
-        recordAside([event])
+        guard recordAside([event]) else { return false }
         votes[id, default: []].append(vote)
-        logger.info("approval counted", metadata: ["by": "\(vote.by)", "via": "\(vote.via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+        defer { logger.info("approval counted", metadata: ["by": "\(vote.by)", "via": "\(vote.via)", "context": "\(execution.context)", "stage": "\(execution.stage)"]) }
+        return true
     }
 
     /// The approval's `.finished`: approved by everyone who did, or declined (by a person, or expired).
+    /// Gates whose closing decision is being recorded.
+    private var settling: Set<String> = []
+
     private func settle(
         _ id: String, _ execution: SequenceExecution, approved: Bool, votes decided: [ApprovalVote], by user: String, via: String
     ) async -> (ok: Bool, message: String, context: String?) {
+        settling.insert(id)
+        defer { settling.remove(id) }
         let decision = approved ? "approved" : "declined"
         let people = decided.map(\.by).joined(separator: ", ")
         let reason = decided.last?.reason ?? ""
@@ -899,9 +925,12 @@ actor Orchestrator {
             guard let (execution, index) = engine.task(triggeredID: id) else { continue }
             let waitingSince = execution.tasks[index].triggeredAt ?? now
             guard let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage) else { continue }
-            // A policy loosened by a reload may already be met.
-            if (votes[id]?.count ?? 0) >= policy.required, let last = votes[id]?.last {
-                _ = await settle(id, execution, approved: true, votes: votes[id] ?? [], by: last.by, via: last.via)
+            // A policy loosened by a reload may already be met: by the approvals of people who
+            // are approvers under it.
+            let approvers = policy.approvers ?? configuration.approvers
+            let counted = (votes[id] ?? []).filter { approvers?.admits(user: $0.by, groups: Daemon.groupNames(user: $0.by)) ?? true }
+            if counted.count >= policy.required, let last = counted.last, !settling.contains(id) {
+                _ = await settle(id, execution, approved: true, votes: counted, by: last.by, via: last.via)
                 continue
             }
             if let expiry = policy.expireAfter {

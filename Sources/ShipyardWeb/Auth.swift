@@ -53,8 +53,26 @@ final class PasswordFile: Sendable {
         return hashes
     }
 
+    /// bcrypt checks running now: at most `maxChecks`, so that a flood of guesses cannot take
+    /// every core (the others are told to try again).
+    private let checks = Mutex(0)
+    static let maxChecks = 4
+
+    enum Check { case valid, invalid, busy }
+
     /// Checks a password on a thread of its own: bcrypt is slow on purpose.
-    func verify(user: String, password: String) async -> Bool {
+    func check(user: String, password: String) async -> Check {
+        let admitted = checks.withLock { running -> Bool in
+            guard running < Self.maxChecks else { return false }
+            running += 1
+            return true
+        }
+        guard admitted else { return .busy }
+        defer { checks.withLock { $0 -= 1 } }
+        return await verify(user: user, password: password) ? .valid : .invalid
+    }
+
+    private func verify(user: String, password: String) async -> Bool {
         guard let hash = hash(of: user) else {
             // As long as a real check, so that timing does not tell which users exist.
             _ = await Self.onThread { Bcrypt.verify(password, hash: Self.decoy) }
@@ -65,7 +83,8 @@ final class PasswordFile: Sendable {
         return await Self.onThread { Bcrypt.verify(password, hash: normalized) }
     }
 
-    static let decoy = "$2b$10$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+    /// Cost 12, as `shipyardctl htpasswd` makes them: an unknown user takes as long as a known one.
+    static let decoy = "$2b$12$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
 
     static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
@@ -120,7 +139,10 @@ final class Sessions: Sendable {
                 let cutoff = Date().addingTimeInterval(-Self.idle)
                 all = all.filter { $0.value.lastSeen > cutoff }
                 if all.count >= Self.limit {
-                    for key in all.sorted(by: { $0.value.lastSeen < $1.value.lastSeen }).prefix(Self.limit / 10).map(\.key) { all[key] = nil }
+                    // Visitors' sessions go first, oldest first: a flood of page views never
+                    // signs anyone out.
+                    let order = all.sorted { ($0.value.user != nil ? 1 : 0, $0.value.lastSeen) < ($1.value.user != nil ? 1 : 0, $1.value.lastSeen) }
+                    for key in order.prefix(Self.limit / 10).map(\.key) { all[key] = nil }
                 }
             }
             all[token] = session

@@ -115,7 +115,7 @@ extension Site {
             let limit = value("limit").flatMap(Int.init) ?? 50
             let page = try? self.store?.sequences(SequenceQuery(
                 project: value("project"), service: value("service"), state: value("state").flatMap(SequenceState.init),
-                since: value("since").flatMap(Timestamps.parse), limit: value("all") == "true" ? nil : max(1, min(limit, 10_000))))
+                since: value("since").flatMap(Timestamps.parse), limit: value("all") == "true" ? 10_000 : max(1, min(limit, 10_000))))
             return self.json((page?.sequences ?? []).map(SequenceSummary.init))
         }
         router.get("/api/v1/sequences/:context") { _, context in
@@ -179,9 +179,20 @@ extension Site {
             daemon.metrics.request("web-decision", outcome: "refused")
             return refusal("the web view is read-only: the config has no http.auth")
         }
+        // Only a JSON body: a cross-site HTML form cannot send one (and no CORS lets a script).
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true, !Site.crossSite(request) else {
+            daemon.metrics.request("web-decision", outcome: "refused")
+            return refusal("refused: send Content-Type: application/json from this site", status: .unsupportedMediaType)
+        }
         let body = (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()
         struct Body: Decodable { var reason: String? }
-        let reason = body.readableBytes == 0 ? nil : (try? JSONDecoder().decode(Body.self, from: Data(buffer: body)))?.reason
+        var reason: String?
+        if body.readableBytes > 0 {
+            guard let decoded = try? JSONDecoder().decode(Body.self, from: Data(buffer: body)) else {
+                return refusal("the body must be a JSON object like {\"reason\": \"…\"}", status: .badRequest)
+            }
+            reason = decoded.reason
+        }
         var user: String?
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic "), let passwords {
             let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).map { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -190,11 +201,14 @@ extension Site {
             if parts.count == 2 {
                 let delay = throttle.delay(user: parts[0], address: address)
                 if delay > .zero { try? await Task.sleep(for: delay) }
-                if await passwords.verify(user: parts[0], password: parts[1]) {
+                switch await passwords.check(user: parts[0], password: parts[1]) {
+                case .valid:
                     throttle.succeeded(user: parts[0], address: address)
                     user = parts[0]
-                } else {
+                case .invalid:
                     throttle.failed(user: parts[0], address: address)
+                case .busy:
+                    return refusal("too many sign-ins at once; try again in a moment", status: .serviceUnavailable)
                 }
             }
             if user == nil {
@@ -249,7 +263,11 @@ extension Site {
         let address = context.remoteAddress?.ipAddress ?? "unix"
         let delay = throttle.delay(user: user, address: address)
         if delay > .zero { try? await Task.sleep(for: delay) }
-        guard !user.isEmpty, user.count <= 128, await passwords.verify(user: user, password: form["password"] ?? "") else {
+        let check = user.isEmpty || user.count > 128 ? .invalid : await passwords.check(user: user, password: form["password"] ?? "")
+        if check == .busy {
+            return page(Pages.login(viewer: await viewer(identity), error: "Too many sign-ins at once; try again in a moment.", user: user), identity: identity, status: .serviceUnavailable)
+        }
+        guard check == .valid else {
             throttle.failed(user: user, address: address)
             daemon.metrics.request("login", outcome: "refused")
             daemon.log.warning("web: a failed sign-in as \(Untrusted.printable(user, limit: 64))", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])

@@ -45,8 +45,10 @@ public struct WebServer: DaemonFrontend {
             address = .unixDomainSocket(path: path)
         }
         let router = Router(context: WebContext.self)
+        router.add(middleware: HostCheck(site: site))
         site.routes(router)
         let daemon = daemon
+        let site = site
         let listen = http.listen
         var logger = daemon.log
         logger.logLevel = .warning
@@ -55,6 +57,7 @@ public struct WebServer: DaemonFrontend {
                 switch listen {
                 case .tcp(let host, _):
                     let port = channel.localAddress?.port ?? 0
+                    site.boundPort.withLock { $0 = port }
                     await daemon.webListening("http://\(host.contains(":") ? "[\(host)]" : host):\(port)/")
                 case .unix(let path):
                     // The reverse proxy's user must be able to connect: group read-write.
@@ -73,6 +76,8 @@ final class Site: Sendable {
     let state: StateDirectory
     let sessions = Sessions()
     let throttle = LoginThrottle()
+    /// The port the server was given (the config may say 0).
+    let boundPort = Mutex<Int?>(nil)
     let passwords: PasswordFile?
     private let storeHandle = Mutex<SQLiteStore?>(nil)
     static let cookie = "shipyard_session"
@@ -80,6 +85,7 @@ final class Site: Sendable {
     init(daemon: Daemon, http: DaemonConfig.HTTP) {
         self.daemon = daemon
         self.http = http
+        allowed = Self.allowedHosts(http)
         state = daemon.stateDirectory
         let logger = daemon.log
         if case .htpasswd(let path) = http.auth {
@@ -238,9 +244,10 @@ final class Site: Sendable {
     static func form(_ body: String) -> [String: String] {
         var fields: [String: String] = [:]
         for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
-            fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+            guard let key = parts.first, !key.isEmpty else { continue }
+            fields[decode(key)] = parts.count > 1 ? decode(parts[1]) : ""
         }
         return fields
     }
@@ -251,6 +258,38 @@ final class Site: Sendable {
         var difference: UInt8 = 0
         for (x, y) in zip(a.utf8, b.utf8) { difference |= x ^ y }
         return difference == 0
+    }
+
+    /// The names this site answers to: the listen address, `localhost` on a loopback one, and
+    /// publicURL's host. Anything else is refused, so that a page whose name was rebound to this
+    /// address (DNS rebinding) cannot read or act through a browser on this host.
+    let allowed: Set<String>
+    static func allowedHosts(_ http: DaemonConfig.HTTP) -> Set<String> {
+        var hosts: Set<String> = []
+        if case .tcp(let host, let port) = http.listen {
+            let name = host.contains(":") ? "[\(host)]" : host
+            hosts.insert("\(name):\(port)")
+            if host == "127.0.0.1" || host == "::1" { hosts.insert("localhost:\(port)") }
+        }
+        if let url = http.publicURL.flatMap(URL.init(string:)), let host = url.host {
+            hosts.insert(host)
+            if let port = url.port { hosts.insert("\(host):\(port)") }
+        }
+        return hosts
+    }
+
+    /// Whether the request names this site (always over a unix socket: the proxy in front
+    /// decides what names reach it).
+    func hostAllowed(_ request: Request, port: Int?) -> Bool {
+        if case .unix = http.listen { return true }
+        guard let authority = request.head.authority?.lowercased() else { return false }
+        if allowed.contains(authority) { return true }
+        // With port 0 in the config, the port is the one the server was given.
+        if let port, case .tcp(let host, _) = http.listen {
+            let name = host.contains(":") ? "[\(host)]" : host
+            if authority == "\(name):\(port)" || ((host == "127.0.0.1" || host == "::1") && authority == "localhost:\(port)") { return true }
+        }
+        return false
     }
 
     /// A browser sends Origin with a POST: one that is not this site is refused whatever else the
@@ -292,5 +331,21 @@ final class Site: Sendable {
 
     static func validContext(_ context: String) -> Bool {
         !context.isEmpty && context.count <= 100 && context.unicodeScalars.allSatisfy { $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || $0 == "-" }
+    }
+}
+
+/// Refuses a request that does not name this site (DNS rebinding).
+struct HostCheck: RouterMiddleware {
+    typealias Context = WebContext
+    let site: Site
+
+    func handle(_ request: Request, context: WebContext, next: (Request, WebContext) async throws -> Response) async throws -> Response {
+        guard site.hostAllowed(request, port: site.boundPort.withLock { $0 }) else {
+            site.daemon.metrics.request("web-host", outcome: "refused")
+            return site.refusal(
+                "this address does not serve \(Untrusted.printable(request.head.authority ?? "(no Host)", limit: 100)); set http.publicURL to the name people open",
+                status: .misdirectedRequest)
+        }
+        return try await next(request, context)
     }
 }

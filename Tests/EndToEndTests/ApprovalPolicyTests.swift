@@ -213,10 +213,12 @@ struct ApprovalPolicyTests {
     @Test func aPolicyLoosenedByReloadOpensAGateThatNowHasEnoughApprovals() async throws {
         let users = try LocalUsers(others: ["bob", "carol"])
         let (bob, carol) = (users.others["bob"]!, users.others["carol"]!)
+        // With a far reminder the next wake is an hour away: the reload must not wait for it.
         func policy(_ required: Int) -> String {
             """
               - approvers: {users: [\(bob), \(carol)]}
                 required: \(required)
+                remindAfter: 1h
             """
         }
         let world = try world(users, policy: policy(2))

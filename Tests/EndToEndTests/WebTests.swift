@@ -76,6 +76,15 @@ import Testing
         let delivery = try web.get("/deliveries/\(context)")
         #expect(delivery.body.contains("waiting for approval"))
 
+        // Another name for this address (DNS rebinding) is refused; so is a body that is not
+        // JSON, and a form of nothing but '=' leaves the daemon running.
+        let rebound = try web.get("/api/v1/approvals", headers: ["Host": "evil.example:8420"])
+        #expect(rebound.status == 421, "\(rebound.status) \(rebound.body)")
+        #expect(try web.get("/api/v1/approvals", headers: ["Host": "localhost:\(URL(string: web.base)!.port!)"]).status == 200)
+        #expect(try web.request("POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded"], body: Data("=".utf8)).status == 403)
+        #expect(try web.request("POST", "/approvals/\(id)/approve", headers: ["Content-Type": "application/x-www-form-urlencoded"], body: Data("&=&=x&".utf8)).status == 403)
+        #expect(world.daemon.isRunning)
+
         // Every POST is refused, and nothing changes.
         let forged = try web.post("/api/v1/approvals/\(id)/approve", json: #"{"reason":"trust me"}"#)
         #expect(forged.status == 403)
@@ -152,6 +161,11 @@ import Testing
         #expect(try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Authorization": HTTPClient.basic("mallory", "mallory-secret")]).status == 403)
         #expect(try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Authorization": HTTPClient.basic("alice", "nope")]).status == 401)
         #expect(try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Cookie": malloryCookie, "X-CSRF-Token": "forged"]).status == 401)
+        // A form-encoded body (what a page of another site could send) is refused before any check.
+        let textPlain = try web.request(
+            "POST", "/api/v1/approvals/\(id)/approve", headers: ["Authorization": HTTPClient.basic("alice", "alice-secret"), "Content-Type": "text/plain"],
+            body: Data("{}".utf8))
+        #expect(textPlain.status == 415)
         // A cross-site form post carrying alice's cookie is refused by its Origin.
         let aliceCookie = try signIn(web, "alice", "alice-secret")
         let alicePage = try web.get("/approvals", headers: ["Cookie": aliceCookie])

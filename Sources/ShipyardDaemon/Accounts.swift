@@ -1,0 +1,43 @@
+import Foundation
+
+/// The host's users and groups, looked up with the reentrant calls: the spool, the web view and
+/// the orchestrator ask at the same time, and getpwnam's static buffer is not for sharing.
+enum Accounts {
+    private static func buffer(_ size: Int) -> [CChar] { [CChar](repeating: 0, count: max(size, 16384)) }
+
+    static func name(uid: uid_t) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var storage = buffer(sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))
+        guard getpwuid_r(uid, &entry, &storage, storage.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    /// The user's primary group, when the host has such a user.
+    static func primaryGroup(of user: String) -> gid_t? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var storage = buffer(sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))
+        guard getpwnam_r(user, &entry, &storage, storage.count, &result) == 0, result != nil else { return nil }
+        return entry.pw_gid
+    }
+
+    static func groupName(_ gid: gid_t) -> String? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var storage = buffer(sysconf(Int32(_SC_GETGR_R_SIZE_MAX)))
+        guard getgrgid_r(gid, &entry, &storage, storage.count, &result) == 0, result != nil, let name = entry.gr_name else { return nil }
+        return String(cString: name)
+    }
+
+    /// Every group of a user (getgrouplist is thread-safe).
+    static func groups(of user: String, primary: gid_t) -> Set<String> {
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(user, primary, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, primary, &groups, &count)
+        }
+        return Set(groups.prefix(Int(max(0, count))).compactMap(groupName))
+    }
+}
