@@ -5,6 +5,7 @@ import HummingbirdBcrypt
 /// `shipyardctl htpasswd USER`: a line for `http.auth.htpasswd`, for hosts without apache2-utils.
 struct HTPasswd: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "htpasswd",
         abstract: "Print an htpasswd line (bcrypt) for the web view's sign-in: shipyardctl htpasswd alice >> /etc/shipyardd/htpasswd",
         discussion: "Reads the password from standard input (its first line) when that is not a terminal, else asks for it without echo.")
 
