@@ -123,7 +123,8 @@ struct SpoolAttackTests {
     }
 
     /// 10,000 folders, 10,000 junk files, then 10,000 requests from one user: the watchdog keeps
-    /// its beat, another user's approve is answered within a second, and the spool empties.
+    /// its beat, another user's approve is answered long before the flood is through, and the
+    /// spool empties.
     @Test(.timeLimit(.minutes(5)))
     func aFloodFromOneMemberStarvesNobody() async throws {
         let users = try LocalUsers()
@@ -133,11 +134,12 @@ struct SpoolAttackTests {
         #expect(await world.waitState(context, "production", "waitingForApproval"))
         let id = try #require(try approvalIDs(world).first)
 
-        // Play systemd's part: a notify socket, and a watchdog of 2 s (a ping every second).
+        // Play systemd's part: a notify socket, and a watchdog of 6 s (a ping every 3 s): short
+        // beside the ~9 s the flood takes to drain, so a ping held up by it would show.
         #expect(await world.daemon.stop() == 0)
         let pings = WatchdogPings(path: world.dir.path + "/notify.sock")
         chmod(pings.path, 0o777)
-        world.daemon.environment = ["NOTIFY_SOCKET": pings.path, "WATCHDOG_USEC": "2000000"]
+        world.daemon.environment = ["NOTIFY_SOCKET": pings.path, "WATCHDOG_USEC": "6000000"]
         try world.daemon.start()
         #expect(await eventually { pings.count >= 2 })
 
@@ -155,21 +157,27 @@ struct SpoolAttackTests {
         let approved = try world.daemon.ctl(["approve", id, "--reason", "during the flood"])
         let took = ContinuousClock.now - start
         #expect(approved.status == 0, "\(approved.stderr)")
-        #expect(took < .seconds(1), "alice's approve took \(took)")
 
         #expect(await eventually(timeout: .seconds(60)) {
             ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).count < 5
         })
+        let drained = ContinuousClock.now - start
+        print("flood: alice answered after \(took), the flood drained after \(drained)")
+        // Not queued behind the flood: alice is answered long before mallory's 10,000 requests
+        // are through (0.2 s against 9 s on an idle machine). Both slow down alike on a busy one,
+        // so this compares them rather than holding either to a clock (the latency itself is in
+        // make bench).
+        #expect(took * 2 < drained, "alice's approve took \(took) while the flood took \(drained) to drain")
         #expect(await eventually(timeout: .seconds(60)) {
             ((try? FileManager.default.contentsOfDirectory(atPath: world.daemon.state + "/outcomes")) ?? []).count < 5
         })
         #expect(await world.waitState(context, "production", "finished"))
         pings.stop()
         let gap = pings.longestGap
-        // A ping is due every second (WATCHDOG_USEC=2s): never more than twice that interval
-        // between two, so systemd's watchdog (2 s here, 30 s in the unit) never fires.
+        // A ping is due every 3 s (WATCHDOG_USEC=6s): never more than the watchdog's period
+        // between two, so systemd's watchdog (6 s here, 30 s in the unit) never fires.
         print("watchdog: longest gap between pings \(gap) s during the flood")
-        #expect(gap <= 2.0, "the watchdog ping was \(gap) s apart (interval 1 s)")
+        #expect(gap <= 6.0, "the watchdog ping was \(gap) s apart (interval 3 s)")
         // Her flood did not flood the log: ten refusals a minute, then a count.
         let log = world.daemon.log
         #expect(log.contains("further refusals of uid \(users.uid(users.mallory))'s requests this minute are counted, not logged one by one"))
