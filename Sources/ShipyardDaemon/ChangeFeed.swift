@@ -23,10 +23,6 @@ public final class ChangeFeed: Sendable {
         for subscriber in subscribers { subscriber.yield(version) }
     }
 
-    public var version: UInt64 { state.withLock { $0.version } }
-
-    public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
-
     /// Changes from now on, until the stream is dropped.
     public func subscribe() -> AsyncStream<UInt64> {
         let (stream, continuation) = AsyncStream.makeStream(of: UInt64.self, bufferingPolicy: .bufferingNewest(1))

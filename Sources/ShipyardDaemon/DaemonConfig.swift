@@ -122,7 +122,7 @@ public struct DaemonConfig: Sendable, Equatable {
     }
 
     /// An address range: `10.0.0.0/8`, `::1/128`, or one address.
-    public struct CIDR: Sendable, Equatable, CustomStringConvertible {
+    public struct CIDR: Sendable, Equatable {
         public var address: [UInt8]
         public var prefix: Int
 
@@ -163,14 +163,6 @@ public struct DaemonConfig: Sendable, Equatable {
                 remaining -= bits
             }
             return true
-        }
-
-        public var description: String {
-            let family = address.count == 4 ? AF_INET : AF_INET6
-            var buffer = [CChar](repeating: 0, count: 64)
-            var raw = address
-            _ = inet_ntop(family, &raw, &buffer, 64)
-            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/\(prefix)"
         }
     }
     /// The poll pool's size when `pollThreads` is not set, on this machine.
