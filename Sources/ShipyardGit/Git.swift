@@ -7,10 +7,11 @@ public enum Git {
         git_libgit2_init()
         // libgit2's object cache defaults to 256 MB; the daemon reads a handful of small objects.
         _ = shipyard_git_set_cache_max_size(4 << 20)
-        // The daemon's behaviour must not depend on whoever's ~/.gitconfig or /etc/gitconfig.
-        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("shipyard-empty-gitconfig").path
-        try? FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-        _ = shipyard_git_isolate_config(empty)
+        // The daemon's behaviour must not depend on whoever's ~/.gitconfig or /etc/gitconfig: an
+        // empty search path, where libgit2 finds no file at all. (A folder in the shared /tmp, as
+        // before, could be made first by another user, who could then stop every fetch or
+        // redirect it with url.insteadOf.)
+        _ = shipyard_git_isolate_config("")
         // libgit2 refuses a local repository owned by another user (git's safe.directory), which
         // guards a person's shell against hooks and config planted in someone else's working
         // copy. The daemon runs no hooks and reads no repository config: a file:// upstream is a
