@@ -83,6 +83,7 @@ install-files:
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/shipyardd|$(BINDIR)/shipyardd|' systemd/shipyardd.service > $(DESTDIR)$(UNITDIR)/shipyardd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/shipyardd.service
+	install -m644 systemd/shipyardd.socket $(DESTDIR)$(UNITDIR)/shipyardd.socket
 	install -Dm644 systemd/shipyardd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf
 	install -Dm644 systemd/shipyardd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
 	install -Dm644 systemd/tasks-drop-in.conf.example $(DESTDIR)$(PREFIX)/share/doc/shipyard/tasks-drop-in.conf.example
@@ -98,7 +99,7 @@ install-files:
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/shipyardd $(DESTDIR)$(BINDIR)/shipyardctl
-	rm -f $(DESTDIR)$(UNITDIR)/shipyardd.service $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
+	rm -f $(DESTDIR)$(UNITDIR)/shipyardd.service $(DESTDIR)$(UNITDIR)/shipyardd.socket $(DESTDIR)$(SYSUSERSDIR)/shipyardd.conf $(DESTDIR)$(TMPFILESDIR)/shipyardd.conf
 	rm -f $(DESTDIR)$(SYSCONFDIR)/shipyardd/config.yaml.example
 	rm -f $(DESTDIR)$(PREFIX)/share/doc/shipyard/tasks-drop-in.conf.example
 	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardd

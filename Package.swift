@@ -80,6 +80,8 @@ let package = Package(
             dependencies: [
                 "ShipyardCore",
                 "ShipyardDaemon",
+                "CSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOCore", package: "swift-nio"),

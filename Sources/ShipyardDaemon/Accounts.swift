@@ -1,11 +1,11 @@
-import Foundation
+public import Foundation
 
-/// The host's users and groups, looked up with the reentrant calls: the spool, the web view and
+/// The host's users and groups, looked up with the reentrant calls: the local API, the web view and
 /// the orchestrator ask at the same time, and getpwnam's static buffer is not for sharing.
-enum Accounts {
+public enum Accounts {
     private static func buffer(_ size: Int) -> [CChar] { [CChar](repeating: 0, count: max(size, 16384)) }
 
-    static func name(uid: uid_t) -> String? {
+    public static func name(uid: uid_t) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var storage = buffer(sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))
@@ -13,16 +13,22 @@ enum Accounts {
         return String(cString: name)
     }
 
-    /// The user's primary group, when the host has such a user.
-    static func primaryGroup(of user: String) -> gid_t? {
+    /// The uid and primary group of a user of this host.
+    private static func account(_ user: String) -> (uid: uid_t, gid: gid_t)? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var storage = buffer(sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))
         guard getpwnam_r(user, &entry, &storage, storage.count, &result) == 0, result != nil else { return nil }
-        return entry.pw_gid
+        return (entry.pw_uid, entry.pw_gid)
     }
 
-    static func groupName(_ gid: gid_t) -> String? {
+    /// The uid of a user of this host.
+    public static func uid(of user: String) -> uid_t? { account(user)?.uid }
+
+    /// The user's primary group, when the host has such a user.
+    public static func primaryGroup(of user: String) -> gid_t? { account(user)?.gid }
+
+    public static func groupName(_ gid: gid_t) -> String? {
         var entry = group()
         var result: UnsafeMutablePointer<group>?
         var storage = buffer(sysconf(Int32(_SC_GETGR_R_SIZE_MAX)))
@@ -31,7 +37,7 @@ enum Accounts {
     }
 
     /// Every group of a user (getgrouplist is thread-safe).
-    static func groups(of user: String, primary: gid_t) -> Set<String> {
+    public static func groups(of user: String, primary: gid_t) -> Set<String> {
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
         if getgrouplist(user, primary, &groups, &count) < 0 {

@@ -5,6 +5,8 @@ import ShipyardCore
 /// in the delivery's context, beside Keptn's events.
 struct ApprovalVote: Codable, Sendable, Equatable {
     var by: String
+    /// The account behind `by`, when the host has one (kept beside the name).
+    var uid: UInt32?
     var at: String
     var reason: String
     var via: String
@@ -14,11 +16,14 @@ struct ApprovalVote: Codable, Sendable, Equatable {
     static let reminderType = "sh.shipyard.approval.reminded"
 
     var json: JSONValue {
-        .object(["by": .string(by), "at": .string(at), "reason": .string(reason), "via": .string(via)])
+        var object: [String: JSONValue] = ["by": .string(by), "at": .string(at), "reason": .string(reason), "via": .string(via)]
+        if let uid { object["uid"] = .number(Double(uid)) }
+        return .object(object)
     }
 
-    init(by: String, at: String, reason: String, via: String) {
+    init(by: String, uid: UInt32? = nil, at: String, reason: String, via: String) {
         self.by = by
+        self.uid = uid
         self.at = at
         self.reason = reason
         self.via = via
@@ -26,7 +31,7 @@ struct ApprovalVote: Codable, Sendable, Equatable {
 
     init?(_ event: KeptnEvent) {
         guard event.type == Self.type, let vote = event.data["approval"], let by = vote["by"]?.string else { return nil }
-        self.init(by: by, at: vote["at"]?.string ?? event.time, reason: vote["reason"]?.string ?? "", via: vote["via"]?.string ?? "cli")
+        self.init(by: by, uid: vote["uid"]?.number.map { UInt32(exactly: $0) } ?? nil, at: vote["at"]?.string ?? event.time, reason: vote["reason"]?.string ?? "", via: vote["via"]?.string ?? "cli")
     }
 }
 

@@ -38,8 +38,10 @@ public final class ChangeFeed: Sendable {
     }
 }
 
-/// Something that runs beside the daemon and stops with it: the web view. `run` returns (or
-/// throws `CancellationError`) when its task is cancelled.
+/// Something that runs beside the daemon and stops with it: the local API and the web view.
+/// `stop` makes it take no new connections; `run` returns (or throws `CancellationError`) once
+/// those under way ended or its task is cancelled.
 public protocol DaemonFrontend: Sendable {
     func run() async throws
+    func stop()
 }

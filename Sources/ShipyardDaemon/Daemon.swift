@@ -1,11 +1,11 @@
 import Synchronization
 import Dispatch
-import Foundation
+public import Foundation
 public import Logging
 import ShipyardCore
 import ShipyardGit
 
-/// The running daemon: one watcher per project, the request spool, signals, and `status.json`.
+/// The running daemon: one watcher per project, the local API's requests, signals, and `status.json`.
 public actor Daemon {
     public static let version = "0.1.0"
 
@@ -25,15 +25,15 @@ public actor Daemon {
     /// When `status.json` is next written (changes are gathered, not written one by one).
     private var statusWriteAt: Date?
     private var statusWriter: Task<Void, Never>?
-    private var spoolWatcher: SpoolWatcher?
+    /// The local API's socket (systemd's, or `<state>/shipyardd.sock`), and the state's lock.
+    private var listening: ListeningSocket?
+    private var stateLock: Int32 = -1
     private var signalSources: [any DispatchSourceSignal] = []
     private var stopping = false
     private var stopped: CheckedContinuation<Void, Never>?
     private var orchestrator: Orchestrator?
     private let systemd: SystemdNotifier
     private var lastStatusLine = ""
-    private var draining = false
-    private var drainAgain = false
     private var reloadGeneration = 0
     private var limiter = RequestLimiter()
     private var refusals = RefusalLog()
@@ -41,14 +41,15 @@ public actor Daemon {
     public nonisolated let metrics = DaemonMetrics()
     /// Open pages are told of each change.
     public nonisolated let feed = ChangeFeed()
-    /// The web view, when the config has `http:` and the binary has one.
-    private let makeFrontend: (@Sendable (Daemon, DaemonConfig.HTTP) throws -> any DaemonFrontend)?
+    /// The local API on its socket, and the web view when the config has `http:`.
+    private let makeFrontend: (@Sendable (Daemon, ListeningSocket, DaemonConfig.HTTP?) throws -> any DaemonFrontend)?
     private var frontend: Task<Void, Never>?
+    private var frontendServer: (any DaemonFrontend)?
     private var ready = false
 
     public init(
         config: DaemonConfig, configPath: String?, environment: [String: String], logger: Logger,
-        frontend: (@Sendable (Daemon, DaemonConfig.HTTP) throws -> any DaemonFrontend)? = nil
+        frontend: (@Sendable (Daemon, ListeningSocket, DaemonConfig.HTTP?) throws -> any DaemonFrontend)? = nil
     ) {
         self.makeFrontend = frontend
         self.config = config
@@ -71,7 +72,17 @@ public actor Daemon {
         // and a SIGHUP is ignored until there is a running config to reload.
         signal(SIGHUP, SIG_IGN)
         installSignals([(SIGTERM, "stop"), (SIGINT, "stop")])
-        try state.prepare()
+        let (notes, lock) = try state.prepare()
+        stateLock = lock
+        // From here on nobody else serves this state: the socket systemd holds for us, or our own.
+        let socket = try ListeningSocket.inherited(environment: environment) ?? ListeningSocket.bind(path: state.socket)
+        listening = socket
+        var stale = stat()
+        if socket.activated, socket.path != state.socket, lstat(state.socket, &stale) == 0, stale.st_mode & S_IFMT == S_IFSOCK, stale.st_uid == geteuid() {
+            // Left by a run started by hand: the CLI would take it for this daemon's.
+            unlink(state.socket)
+        }
+        for note in notes { logger.warning("\(note)") }
         Git.initialize()
         logger.info(
             "shipyardd \(Self.version) starting",
@@ -99,31 +110,11 @@ public actor Daemon {
             // An import of years of journal may outlast the unit's start timeout: ask for more.
             _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
         }
-        spoolWatcher = SpoolWatcher(directory: state.requests) { [weak self] in
-            Task { await self?.drainSpool() }
-        }
-        if spoolWatcher == nil {
-            logger.warning("inotify is unavailable; the request spool is checked every second instead")
-            Task { [weak self] in
-                while let self, await !self.stopping {
-                    await self.drainSpool()
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
-        }
-        await drainSpool()
         // Quiet polls only move their projects' times: status.json takes them every 15 s.
         Task { [weak self] in
             while let self, await !self.stopping {
                 try? await Task.sleep(for: .seconds(15))
                 if self.board.isDirty { await self.publishStatus() }
-            }
-        }
-        // Answers nobody waits for any more, and leftovers of the spool, go even when no request comes.
-        Task { [weak self] in
-            while let self, await !self.stopping {
-                RequestSpool(state: self.state).pruneOutcomes()
-                try? await Task.sleep(for: .seconds(5))
             }
         }
         await publishStatus()
@@ -139,7 +130,17 @@ public actor Daemon {
         }
         ready = false
         metrics.up.set(to: 0)
-        frontend?.cancel()
+        // The socket stops taking connections (under systemd, new ones queue for the next start)
+        // and the requests under way are answered; connections left open after that (a page's
+        // event stream, an idle keep-alive) are closed.
+        frontendServer?.stop()
+        if let frontend {
+            let ended = Task { await frontend.value }
+            let deadline = ContinuousClock.now + .seconds(3)
+            while !frontendEnded, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            frontend.cancel()
+            await ended.value
+        }
         await orchestrator.shutdown(grace: config.stopGracePeriod)
         for watcher in watchers.values { watcher.stop() }
         // A poll under way ends (a stuck one is interrupted at its pollTimeout) before the exit.
@@ -148,7 +149,6 @@ public actor Daemon {
         while watchers.values.contains(where: \.isPolling), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        spoolWatcher?.stop()
         await publishStatus()
         logger.info("stopped")
     }
@@ -164,6 +164,11 @@ public actor Daemon {
 
     private var webAddress: String?
 
+    /// The local API is taking requests on this socket.
+    public func apiListening(_ path: String) {
+        logger.info("local API listening on unix:\(path)\(listening?.activated == true ? " (from systemd)" : "")")
+    }
+
     /// The web view is listening here (with port 0 in the config, the port it was given).
     public func webListening(_ address: String) async {
         webAddress = address
@@ -172,28 +177,32 @@ public actor Daemon {
     }
 
     private func startFrontend() {
-        guard let http = config.http else { return }
-        guard let makeFrontend else {
-            logger.warning("http is configured but this build of shipyardd has no web view")
+        guard let makeFrontend, let listening else {
+            logger.warning("this build of shipyardd has no local API")
             return
         }
         let server: any DaemonFrontend
         do {
-            server = try makeFrontend(self, http)
+            server = try makeFrontend(self, listening, config.http)
         } catch {
-            logger.error("the web view cannot start: \(error)")
+            logger.error("the local API cannot start: \(error)")
             return
         }
         let logger = logger
-        frontend = Task {
+        frontendServer = server
+        frontend = Task { [weak self] in
             do {
                 try await server.run()
             } catch is CancellationError {
             } catch {
-                logger.error("the web view stopped: \(error)")
+                logger.error("the local API stopped: \(error)")
             }
+            await self?.noteFrontendEnded()
         }
     }
+
+    private var frontendEnded = false
+    private func noteFrontendEnded() { frontendEnded = true }
 
     public func shutdown() {
         guard !stopping else { return }
@@ -342,114 +351,96 @@ public actor Daemon {
         return line
     }
 
-    // MARK: Request spool
+    // MARK: Requests (the local API)
 
-    /// Takes every waiting request. Runs again if new requests arrive while it works.
-    func drainSpool() async {
-        if draining {
-            drainAgain = true
-            return
+    /// Who sent a request: the uid the kernel names at the other end of the socket (or the
+    /// account a web sign-in names), resolved to a name and groups when the request comes.
+    public struct Caller: Sendable {
+        public var uid: uid_t
+        public var user: String
+        public var groups: Set<String>
+
+        public init(uid: uid_t) {
+            self.uid = uid
+            user = Daemon.userName(uid)
+            groups = Daemon.groupNames(uid)
         }
-        draining = true
-        defer { draining = false }
-        repeat {
-            drainAgain = false
-            let spool = RequestSpool(state: state)
-            // Listing a spool someone filled with thousands of entries takes a while: off the
-            // actor, so the watchdog's round trip and everything else go on meanwhile.
-            let scan = await Task.detached { spool.scan() }.value
-            for swept in scan.swept {
-                refusals.note(
-                    "\(Self.userName(swept.owner)) (uid \(swept.owner)) left \"\(swept.name)\" in the request spool: \(swept.what)",
-                    uid: swept.owner, logger: logger)
-            }
-            // Small batches: the watchdog, polls and other users' requests get their turn.
-            for (index, name) in scan.requests.enumerated() {
-                if index > 0, index % 32 == 0 { await Task.yield() }
-                let taken = spool.take(name)
-                await handle(taken, spool: spool)
-                spool.remove(taken)
-            }
-            if scan.more { drainAgain = true }
-            if drainAgain { await Task.yield() }
-        } while drainAgain
     }
 
-    private func handle(_ taken: RequestSpool.Taken, spool: RequestSpool) async {
-        let user = Self.userName(taken.requester)
-        let who: Logger.Metadata = ["user": "\(user)", "uid": "\(taken.requester)"]
-        let metrics = metrics
-        func answer(_ outcome: SpoolOutcome, kind: String) {
-            metrics.request(kind, outcome: outcome.ok ? "accepted" : "refused")
-            if outcome.ok {
-                logger.info("request \(kind) accepted: \(outcome.message)", metadata: who)
-            } else {
-                refusals.note("request \(kind) from \(user) (uid \(taken.requester)) refused: \(outcome.message)", uid: taken.requester, logger: logger)
-            }
-            try? spool.answer(outcome, to: taken.requester)
-        }
-        guard let request = taken.request else {
-            let id = String(taken.file.dropLast(".json".count))
-            answer(SpoolOutcome(id: id, ok: false, message: taken.refusal ?? "refused"), kind: "file")
-            return
-        }
-        if let wait = limiter.admit(taken.requester, exempt: taken.requester == 0 || taken.requester == geteuid()) {
-            answer(SpoolOutcome(
+    /// One request from a caller: bounded in rate per user, checked against the config's lists
+    /// for that user, applied, logged with who asked, and answered.
+    public func handle(_ request: CommandRequest, from caller: Caller) async -> CommandOutcome {
+        let kind = request.kind.rawValue
+        let outcome: CommandOutcome
+        if let wait = limiter.admit(caller.uid, exempt: Self.isAdministrator(caller.uid)) {
+            outcome = CommandOutcome(
                 id: request.id, ok: false,
-                message: "too many requests from \(user): at most \(RequestLimiter.rate) a second (bursts of \(RequestLimiter.burst)); try again in \(wait)"),
-                kind: request.kind.rawValue)
-            return
-        }
-        switch request.kind {
-        case .sync:
-            logger.info("request sync accepted", metadata: who)
-            let targets: [ProjectWatcher]
-            if let name = request.project {
-                guard let watcher = watchers[name] else {
-                    let known = config.projects.map(\.name).joined(separator: ", ")
-                    answer(SpoolOutcome(id: request.id, ok: false, message: "no project \"\(name)\" (projects: \(known))"), kind: "sync")
-                    return
-                }
-                targets = [watcher]
-            } else {
-                targets = Array(watchers.values)
+                message: "too many requests from \(caller.user): at most \(RequestLimiter.rate) a second (bursts of \(RequestLimiter.burst)); try again in \(wait)")
+        } else {
+            switch request.kind {
+            case .sync:
+                outcome = await sync(request)
+            case .trigger, .pause, .resume, .abort, .event:
+                outcome = await sequenceCommand(request, requester: caller.uid)
+            case .approve, .reject:
+                outcome = await decide(request, caller: caller)
+            case .invalidate:
+                outcome = await invalidate(request, requester: caller.uid)
             }
-            let collector = SyncCollector(id: request.id, requester: taken.requester, expected: targets.count, spool: spool)
-            if targets.isEmpty { collector.finish() }
+        }
+        metrics.request(kind, outcome: outcome.ok ? "accepted" : "refused")
+        if outcome.ok {
+            logger.info("request \(kind) accepted: \(outcome.message)", metadata: ["user": "\(caller.user)", "uid": "\(caller.uid)"])
+        } else {
+            refusals.note("request \(kind) from \(caller.user) (uid \(caller.uid)) refused: \(outcome.message)", uid: caller.uid, logger: logger)
+        }
+        return outcome
+    }
+
+    /// Polls now, and answers once every project named has answered.
+    private func sync(_ request: CommandRequest) async -> CommandOutcome {
+        let targets: [ProjectWatcher]
+        if let name = request.project {
+            guard let watcher = watchers[name] else {
+                let known = config.projects.map(\.name).joined(separator: ", ")
+                return CommandOutcome(id: request.id, ok: false, message: "no project \"\(name)\" (projects: \(known))")
+            }
+            targets = [watcher]
+        } else {
+            targets = Array(watchers.values)
+        }
+        guard !targets.isEmpty else { return CommandOutcome(id: request.id, ok: true, message: "no projects are configured") }
+        let parts = await withCheckedContinuation { (continuation: CheckedContinuation<[CommandOutcome.Partial], Never>) in
+            let collector = SyncCollector(expected: targets.count) { continuation.resume(returning: $0) }
             for watcher in targets {
                 watcher.syncNow(honourBackoff: true) { partial in collector.add(partial) }
             }
-        case .trigger, .pause, .resume, .abort, .event:
-            answer(await sequenceCommand(request, requester: taken.requester), kind: request.kind.rawValue)
-        case .approve, .reject:
-            answer(await decide(request, requester: taken.requester), kind: request.kind.rawValue)
-        case .invalidate:
-            answer(await invalidate(request, requester: taken.requester), kind: request.kind.rawValue)
         }
+        return CommandOutcome(id: request.id, ok: parts.allSatisfy(\.ok), message: parts.map(\.message).sorted().joined(separator: "\n"))
     }
 
     /// `shipyardctl evaluations invalidate`: what later quality gates compare with is as much a
     /// decision as an approval, so the approvers make it.
-    private func invalidate(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
-        guard let orchestrator else { return SpoolOutcome(id: request.id, ok: false, message: "the daemon is starting") }
+    private func invalidate(_ request: CommandRequest, requester: uid_t) async -> CommandOutcome {
+        guard let orchestrator else { return CommandOutcome(id: request.id, ok: false, message: "the daemon is starting") }
         let user = Self.userName(requester)
         if let approvers = config.approvers, !Self.isAdministrator(requester), !approvers.admits(user: user, groups: Self.groupNames(requester)) {
-            return SpoolOutcome(id: request.id, ok: false, message: "\(user) may not invalidate evaluations: approvers are \(approvers.description)")
+            return CommandOutcome(id: request.id, ok: false, message: "\(user) may not invalidate evaluations: approvers are \(approvers.description)")
         }
         let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        guard !reason.isEmpty else { return SpoolOutcome(id: request.id, ok: false, message: "an invalidation needs a reason (--reason)") }
+        guard !reason.isEmpty else { return CommandOutcome(id: request.id, ok: false, message: "an invalidation needs a reason (--reason)") }
         do {
-            return SpoolOutcome(id: request.id, ok: true, message: try await orchestrator.invalidate(request.evaluationID ?? "", by: user, reason: reason))
+            return CommandOutcome(id: request.id, ok: true, message: try await orchestrator.invalidate(request.evaluationID ?? "", by: user, reason: reason))
         } catch {
-            return SpoolOutcome(id: request.id, ok: false, message: error.message)
+            return CommandOutcome(id: request.id, ok: false, message: error.message)
         }
     }
 
-    /// `shipyardctl approve|reject`: the requester is the request file's owner, checked against
-    /// `approvers`; the decision (who, when, why) becomes the approval's `.finished` event.
-    private func decide(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
+    /// `shipyardctl approve|reject`: the caller the kernel names, checked against `approvers`;
+    /// the decision (who, when, why) becomes the approval's `.finished` event.
+    private func decide(_ request: CommandRequest, caller: Caller) async -> CommandOutcome {
         await decide(
-            Decision(approve: request.kind == .approve, approval: request.approval ?? "", reason: request.reason, user: Self.userName(requester), groups: Self.groupNames(requester), via: "cli"),
+            Decision(approve: request.kind == .approve, approval: request.approval ?? "", reason: request.reason, user: caller.user, uid: caller.uid, groups: caller.groups, via: "cli"),
             requestID: request.id)
     }
 
@@ -461,16 +452,20 @@ public actor Daemon {
         public var approval: String
         public var reason: String?
         public var user: String
+        /// The account behind the name, kept in the record beside it: the uid the kernel named
+        /// (the local API), or the host's account of a web user's name (nil when it has none).
+        public var uid: uid_t?
         /// The user's groups on this host.
         public var groups: Set<String>
         /// `cli` or `web`.
         public var via: String
 
-        public init(approve: Bool, approval: String, reason: String?, user: String, groups: Set<String>, via: String) {
+        public init(approve: Bool, approval: String, reason: String?, user: String, uid: uid_t?, groups: Set<String>, via: String) {
             self.approve = approve
             self.approval = approval
             self.reason = reason
             self.user = user
+            self.uid = uid
             self.groups = groups
             self.via = via
         }
@@ -503,17 +498,17 @@ public actor Daemon {
         return config.approvers?.admits(user: user, groups: groups) ?? true
     }
 
-    public func decide(_ decision: Decision, requestID: String = SpoolRequest.newID()) async -> SpoolOutcome {
-        guard let orchestrator else { return SpoolOutcome(id: requestID, ok: false, message: "the daemon is starting") }
+    public func decide(_ decision: Decision, requestID: String = CommandRequest.newID()) async -> CommandOutcome {
+        guard let orchestrator else { return CommandOutcome(id: requestID, ok: false, message: "the daemon is starting") }
         let approve = decision.approve
         let reason = decision.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if !approve, reason.isEmpty {
-            return SpoolOutcome(id: requestID, ok: false, message: "a rejection needs a reason\(decision.via == "cli" ? " (--reason)" : "")")
+            return CommandOutcome(id: requestID, ok: false, message: "a rejection needs a reason\(decision.via == "cli" ? " (--reason)" : "")")
         }
         var decision = decision
         decision.reason = reason
         let outcome = await orchestrator.decide(decision)
-        return SpoolOutcome(id: requestID, ok: outcome.ok, message: outcome.message, context: outcome.context)
+        return CommandOutcome(id: requestID, ok: outcome.ok, message: outcome.message, context: outcome.context)
     }
 
     /// "approved: production je-deployment for helloservice started".
@@ -549,18 +544,18 @@ public actor Daemon {
         return Accounts.groups(of: user, primary: primary)
     }
 
-    private func sequenceCommand(_ request: SpoolRequest, requester: uid_t) async -> SpoolOutcome {
-        guard let orchestrator else { return SpoolOutcome(id: request.id, ok: false, message: "the daemon is starting") }
+    private func sequenceCommand(_ request: CommandRequest, requester: uid_t) async -> CommandOutcome {
+        guard let orchestrator else { return CommandOutcome(id: request.id, ok: false, message: "the daemon is starting") }
         let command: Engine.Command
         switch request.kind {
         case .trigger:
             guard let project = request.project, let service = request.service, let sequence = request.sequence else {
-                return SpoolOutcome(id: request.id, ok: false, message: "a trigger needs a project, a service and a sequence")
+                return CommandOutcome(id: request.id, ok: false, message: "a trigger needs a project, a service and a sequence")
             }
             var data: JSONValue = .object([:])
             if let image = request.image {
                 guard Untrusted.isImageReference(image) else {
-                    return SpoolOutcome(
+                    return CommandOutcome(
                         id: request.id, ok: false,
                         message: "--image \"\(Untrusted.printable(image, limit: 200))\" is not an image reference ([registry[:port]/]name[:tag][@digest], e.g. ghcr.io/podtato-head/podtatoserver:v0.1.1)")
                 }
@@ -569,7 +564,7 @@ public actor Daemon {
             if let labels = request.labels, !labels.isEmpty {
                 for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
                     if let problem = Untrusted.labelProblem(key: key, value: value) {
-                        return SpoolOutcome(id: request.id, ok: false, message: problem)
+                        return CommandOutcome(id: request.id, ok: false, message: problem)
                     }
                 }
                 data["labels"] = .object(labels.mapValues(JSONValue.string))
@@ -577,18 +572,18 @@ public actor Daemon {
             if let window = request.evaluation {
                 switch Self.evaluationData(window) {
                 case .success(let value): data["evaluation"] = value
-                case .failure(let problem): return SpoolOutcome(id: request.id, ok: false, message: problem.message)
+                case .failure(let problem): return CommandOutcome(id: request.id, ok: false, message: problem.message)
                 }
             }
             // Request ids are each user's own: another user's request with the same id is another request.
             let requestKey = "\(requester):\(request.id)"
             if let earlier = await orchestrator.sequence(forRequest: requestKey) {
                 guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {
-                    return SpoolOutcome(
+                    return CommandOutcome(
                         id: request.id, ok: false,
                         message: "request id \(request.id) was already used for \(earlier.sequence) of \(earlier.service) in \(earlier.project) (context \(earlier.context)); use a new id")
                 }
-                return SpoolOutcome(
+                return CommandOutcome(
                     id: request.id, ok: true, message: "request \(request.id) was already applied (context \(earlier.context))", context: earlier.context)
             }
             command = .trigger(TriggerRequest(
@@ -596,14 +591,14 @@ public actor Daemon {
                 source: "shipyardctl/\(Self.userName(requester))", requestID: requestKey))
         case .pause, .resume, .abort:
             guard let context = request.context else {
-                return SpoolOutcome(id: request.id, ok: false, message: "name the sequence's context")
+                return CommandOutcome(id: request.id, ok: false, message: "name the sequence's context")
             }
             // Stopping a delivery is as much a decision as a rejection: the approvers make it,
             // unless sequenceControl names who may.
             let user = Self.userName(requester)
             let (allowed, list) = config.sequenceControl.map { ($0, "sequenceControl") } ?? config.approvers.map { ($0, "approvers") } ?? (nil, "")
             if let allowed, !Self.isAdministrator(requester), !allowed.admits(user: user, groups: Self.groupNames(requester)) {
-                return SpoolOutcome(
+                return CommandOutcome(
                     id: request.id, ok: false,
                     message: "\(user) may not \(request.kind.rawValue) sequences: \(list) in the config allows \(allowed.description)")
             }
@@ -612,28 +607,28 @@ public actor Daemon {
                 ? .pause(context: context, by: user, reason: reason)
                 : request.kind == .resume ? .resume(context: context, by: user, reason: reason) : .abort(context: context, by: user, reason: reason)
         case .event:
-            guard var event = request.event else { return SpoolOutcome(id: request.id, ok: false, message: "the request holds no event") }
+            guard var event = request.event else { return CommandOutcome(id: request.id, ok: false, message: "the request holds no event") }
             let user = Self.userName(requester)
             guard let senders = config.eventSenders ?? (Self.isAdministrator(requester) ? DaemonConfig.Approvers(users: [], groups: []) : nil) else {
-                return SpoolOutcome(
+                return CommandOutcome(
                     id: request.id, ok: false,
                     message: "send event is closed on this host: no eventSenders in the config (add 'eventSenders: {users: [\(user)]}' to let \(user) answer external tasks)")
             }
             guard Self.isAdministrator(requester) || senders.admits(user: user, groups: Self.groupNames(requester)) else {
-                return SpoolOutcome(id: request.id, ok: false, message: "\(user) may not send events: eventSenders in the config allows \(senders.description)")
+                return CommandOutcome(id: request.id, ok: false, message: "\(user) may not send events: eventSenders in the config allows \(senders.description)")
             }
             let size = (try? JSON.encode(event.data).count) ?? Int.max
             guard size <= Self.maxEventData else {
-                return SpoolOutcome(id: request.id, ok: false, message: "the event's data is \(size) bytes; at most \(Self.maxEventData) are recorded")
+                return CommandOutcome(id: request.id, ok: false, message: "the event's data is \(size) bytes; at most \(Self.maxEventData) are recorded")
             }
             if case .task(let name, _)? = event.kind {
                 if Self.builtInTasks.contains(name) {
-                    return SpoolOutcome(
+                    return CommandOutcome(
                         id: request.id, ok: false,
                         message: "\(name) is decided by shipyardd itself\(name == "approval" ? " and by people through shipyardctl approve/reject, which check approvers" : " from the project's SLO and SLI provider"); it takes no events from outside")
                 }
                 if await orchestrator.runsLocally(name) {
-                    return SpoolOutcome(
+                    return CommandOutcome(
                         id: request.id, ok: false,
                         message: "\(name) runs as a local program on this host (tasks.\(name) in the config); its result comes from that program, not from events")
                 }
@@ -644,11 +639,11 @@ public actor Daemon {
             event.source = Self.stampedSource(user: Self.userName(requester), claimed: event.source)
             event.time = Timestamps.format(Date())
             if let duplicate = await orchestrator.duplicate(event) {
-                return SpoolOutcome(id: request.id, ok: true, message: "\(duplicate); nothing changed")
+                return CommandOutcome(id: request.id, ok: true, message: "\(duplicate); nothing changed")
             }
             command = .event(event)
         case .sync, .approve, .reject, .invalidate:
-            return SpoolOutcome(id: request.id, ok: false, message: "not a sequence command")
+            return CommandOutcome(id: request.id, ok: false, message: "not a sequence command")
         }
         do {
             let effects = try await orchestrator.submit(command)
@@ -661,18 +656,18 @@ public actor Daemon {
                 let first = recorded.first
                 let stage = first?.data["stage"]?.string ?? "?"
                 let sequence = request.sequence ?? "?"
-                return SpoolOutcome(
+                return CommandOutcome(
                     id: request.id, ok: true,
                     message: "\(stage).\(sequence) triggered for \(request.service ?? "?") (context \(first?.shkeptncontext ?? "?"))",
                     context: first?.shkeptncontext)
             case .pause, .resume, .abort:
-                let done = [SpoolRequest.Kind.pause: "paused", .resume: "resumed", .abort: "aborted"][request.kind] ?? ""
-                return SpoolOutcome(id: request.id, ok: true, message: "\(done) \(request.context ?? "")")
+                let done = [CommandRequest.Kind.pause: "paused", .resume: "resumed", .abort: "aborted"][request.kind] ?? ""
+                return CommandOutcome(id: request.id, ok: true, message: "\(done) \(request.context ?? "")")
             default:
-                return SpoolOutcome(id: request.id, ok: true, message: "accepted \(request.event?.type ?? "")")
+                return CommandOutcome(id: request.id, ok: true, message: "accepted \(request.event?.type ?? "")")
             }
         } catch {
-            return SpoolOutcome(id: request.id, ok: false, message: error.message)
+            return CommandOutcome(id: request.id, ok: false, message: error.message)
         }
     }
 
@@ -689,7 +684,7 @@ public actor Daemon {
 
     /// `--timeframe 5m`, or `--start T --end T` (Keptn's `data.evaluation`), checked here so that
     /// a bad one is refused at once rather than failing the evaluation later.
-    static func evaluationData(_ window: SpoolRequest.EvaluationWindow) -> Result<JSONValue, EngineError> {
+    static func evaluationData(_ window: CommandRequest.EvaluationWindow) -> Result<JSONValue, EngineError> {
         var value: [String: JSONValue] = [:]
         if let timeframe = window.timeframe {
             guard let duration = try? GoDuration.duration(timeframe), duration >= .seconds(60) else {
@@ -782,32 +777,22 @@ public actor Daemon {
     }
 }
 
-/// Gathers the answers of several projects to one `sync` request into one outcome.
+/// Gathers the answers of several projects to one `sync` request.
 private final class SyncCollector: Sendable {
-    private let id: String
-    private let requester: uid_t
     private let expected: Int
-    private let spool: RequestSpool
-    private let parts = Mutex<[SpoolOutcome.Partial]>([])
+    private let done: @Sendable ([CommandOutcome.Partial]) -> Void
+    private let parts = Mutex<[CommandOutcome.Partial]>([])
 
-    init(id: String, requester: uid_t, expected: Int, spool: RequestSpool) {
-        self.id = id
-        self.requester = requester
+    init(expected: Int, done: @escaping @Sendable ([CommandOutcome.Partial]) -> Void) {
         self.expected = expected
-        self.spool = spool
+        self.done = done
     }
 
-    func add(_ part: SpoolOutcome.Partial) {
-        let all: [SpoolOutcome.Partial]? = parts.withLock { parts in
+    func add(_ part: CommandOutcome.Partial) {
+        let all: [CommandOutcome.Partial]? = parts.withLock { parts in
             parts.append(part)
             return parts.count == expected ? parts : nil
         }
-        guard let all else { return }
-        try? spool.answer(SpoolOutcome(
-            id: id, ok: all.allSatisfy(\.ok), message: all.map(\.message).sorted().joined(separator: "\n")), to: requester)
-    }
-
-    func finish() {
-        try? spool.answer(SpoolOutcome(id: id, ok: true, message: "no projects are configured"), to: requester)
+        if let all { done(all) }
     }
 }

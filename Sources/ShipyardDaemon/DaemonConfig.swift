@@ -108,6 +108,10 @@ public struct DaemonConfig: Sendable, Equatable {
 
         public var listen: Listen
         public var auth: Auth?
+        /// Over the local socket, the peers that are reverse proxies passing on web users
+        /// (`user:www-data`, `uid:33` in `trustedProxies`): their users sign in (htpasswd) or are
+        /// named by `proxyHeader`. Every other peer is the user the kernel names.
+        public var proxyUsers: [String] = []
         /// The address people open (https://… behind a TLS proxy): cookies are `Secure` when it
         /// is https. Optional.
         public var publicURL: String?
@@ -465,12 +469,15 @@ private struct ConfigReader {
         var fields: [String: YAMLPair] = [:]
         guard schema.mapping(node, of: "http", allowed: ["listen", "auth", "publicURL"], log: &log, into: &fields) else { return nil }
         guard let pair = fields["listen"], !pair.value.isNull, let text = pair.value.string else {
-            log.error("http needs listen: an address and port (127.0.0.1:8420) or a unix socket path (/run/shipyardd/http.sock)", at: fields["listen"]?.value.mark ?? node.mark)
+            log.error("http needs listen: an address and port (127.0.0.1:8420) for the web view on TCP", at: fields["listen"]?.value.mark ?? node.mark)
             return nil
         }
         let listen: DaemonConfig.HTTP.Listen
         if text.hasPrefix("/") {
             listen = .unix(path: text)
+            log.warning(
+                "http.listen \(text): pages, API and metrics are served on the local API's socket (\(LocalAPI.systemSocket) under systemd, <state>/shipyardd.sock otherwise), which the CLI uses too; point the reverse proxy there",
+                at: pair.value.mark)
         } else if let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) {
             var host = String(text[..<colon])
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -494,6 +501,33 @@ private struct ConfigReader {
         if let pair = fields["auth"], !pair.value.isNull {
             var auth: [String: YAMLPair] = [:]
             guard schema.mapping(pair.value, of: "http.auth", allowed: ["htpasswd", "proxyHeader", "trustedProxies"], log: &log, into: &auth) else { return http }
+            var trusted: [DaemonConfig.CIDR] = []
+            if let list = auth["trustedProxies"], !list.value.isNull, let items = schema.list(list.value, what: "http.auth.trustedProxies", log: &log) {
+                for item in items {
+                    guard let text = schema.string(item, what: "a trusted proxy", log: &log) else { continue }
+                    if text.hasPrefix("user:") || text.hasPrefix("uid:") {
+                        let value = text.hasPrefix("user:") ? String(text.dropFirst(5)) : String(text.dropFirst(4))
+                        if text.hasPrefix("uid:"), UInt32(value) == nil {
+                            log.error("\"\(text)\" is not uid:NUMBER (the proxy's user id, e.g. uid:33)", at: item.mark)
+                        } else if value.isEmpty {
+                            log.error("\"\(text)\" names no user: write user:www-data (the reverse proxy's user)", at: item.mark)
+                        } else {
+                            if text.hasPrefix("user:"), Accounts.uid(of: value) == nil {
+                                log.warning("trustedProxies: this host has no user \(value); nothing is believed from it until it exists", at: item.mark)
+                            }
+                            if value == "root" || value == "0" {
+                                log.error("trustedProxies: root is no proxy; every shipyardctl run by root would be believed as whoever its header names", at: item.mark)
+                                continue
+                            }
+                            http.proxyUsers.append(text)
+                        }
+                    } else if let range = DaemonConfig.CIDR(text) {
+                        trusted.append(range)
+                    } else {
+                        log.error("\"\(text)\" is not an address or range like 127.0.0.1/32, or a proxy's user on the local socket like user:www-data or uid:33", at: item.mark)
+                    }
+                }
+            }
             if let file = auth["htpasswd"], !file.value.isNull {
                 if auth["proxyHeader"] != nil {
                     log.error("http.auth takes htpasswd or proxyHeader, not both", at: pair.value.mark)
@@ -508,23 +542,17 @@ private struct ConfigReader {
                     log.error("http.auth.proxyHeader must be a header name like X-Forwarded-User", at: header.value.mark)
                     return http
                 }
-                var trusted: [DaemonConfig.CIDR] = []
-                if let list = auth["trustedProxies"], !list.value.isNull, let items = schema.list(list.value, what: "http.auth.trustedProxies", log: &log) {
-                    for item in items {
-                        guard let text = schema.string(item, what: "a trusted proxy", log: &log) else { continue }
-                        if let range = DaemonConfig.CIDR(text) {
-                            trusted.append(range)
-                        } else {
-                            log.error("\"\(text)\" is not an address or range like 127.0.0.1/32 or ::1/128", at: item.mark)
-                        }
-                    }
+                if case .unix = listen, http.proxyUsers.isEmpty {
+                    log.error(
+                        "http.auth.proxyHeader on the local socket needs the proxy's user in trustedProxies (user:www-data or uid:33): every member of the socket's group can connect, and the header is believed only from the proxy",
+                        at: header.value.mark)
                 }
                 if trusted.isEmpty, case .tcp = listen {
                     log.error("http.auth.proxyHeader needs trustedProxies, the addresses of the reverse proxy (e.g. [127.0.0.1/32]): the header is believed only from them", at: header.value.mark)
                 }
                 if case .tcp = listen, trusted.contains(where: { $0.contains("127.0.0.1") || $0.contains("::1") }) {
                     log.warning(
-                        "with proxyHeader on a loopback address, any user of this host can send \(name) and be believed; listen on a unix socket only the proxy's group may open (listen: /run/shipyardd/http.sock)",
+                        "with proxyHeader on a loopback address, any user of this host can send \(name) and be believed; let the proxy use the local socket (\(LocalAPI.systemSocket)) with trustedProxies: [user:PROXY-USER] instead",
                         at: header.value.mark)
                 }
                 http.auth = .proxy(header: name, trusted: trusted)

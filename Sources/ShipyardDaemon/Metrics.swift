@@ -74,7 +74,7 @@ public final class DaemonMetrics: Sendable {
         for (state, gauge) in stateGauges { gauge.set(to: Double(counts[state] ?? 0)) }
     }
 
-    /// A request of the CLI's spool or the web, by kind and outcome (`accepted`, `refused`).
+    /// A request of the CLI (the local API) or the web, by kind and outcome (`accepted`, `refused`).
     public func request(_ kind: String, outcome: String) {
         Self.cached(requestCounters, "\(kind)\u{0}\(outcome)") {
             registry.makeCounter(descriptor: Self.named("shipyard_requests_total", "Requests by kind and outcome."), labels: [("kind", kind), ("outcome", outcome)])

@@ -841,7 +841,7 @@ actor Orchestrator {
             logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
             return (false, message, execution.context)
         }
-        let vote = ApprovalVote(by: user, at: Timestamps.format(Date()), reason: reason, via: decision.via)
+        let vote = ApprovalVote(by: user, uid: decision.uid, at: Timestamps.format(Date()), reason: reason, via: decision.via)
         guard decision.approve, let policy else {
             return await settle(id, execution, approved: decision.approve, votes: [vote], by: user, via: decision.via)
         }
@@ -900,10 +900,11 @@ actor Orchestrator {
             "reason": .string(reason), "via": .string(via),
         ]
         if decided.count > 1 { record["approvals"] = .array(decided.map(\.json)) }
+        if decided.count == 1, let uid = decided[0].uid { record["uid"] = .number(Double(uid)) }
         data["approval"] = .object(record)
         let now = Date()
         let event = KeptnEvent(
-            id: SpoolRequest.newID(), source: via == "web" ? "web/\(user)" : via == "daemon" ? "shipyardd" : "shipyardctl/\(user)",
+            id: CommandRequest.newID(), source: via == "web" ? "web/\(user)" : via == "daemon" ? "shipyardd" : "shipyardctl/\(user)",
             type: "\(KeptnEvent.prefix)approval.finished", time: Timestamps.format(now), context: execution.context, triggeredid: id,
             gitcommitid: execution.commit, data: data)
         do {

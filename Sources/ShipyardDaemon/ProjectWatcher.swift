@@ -52,8 +52,8 @@ final class ProjectWatcher: @unchecked Sendable {
     /// Only the newest scheduled poll fires; older ones (a sync, a reload moved it) do nothing.
     private var generation = 0
     /// Waiting for the next poll to start (a sync), and for the running one to end.
-    private var syncWaiters: [@Sendable (SpoolOutcome.Partial) -> Void] = []
-    private var pollWaiters: [@Sendable (SpoolOutcome.Partial) -> Void] = []
+    private var syncWaiters: [@Sendable (CommandOutcome.Partial) -> Void] = []
+    private var pollWaiters: [@Sendable (CommandOutcome.Partial) -> Void] = []
     /// A sync or a reload asked for a poll while one was running: another follows at once.
     private var pollAgain = false
 
@@ -144,19 +144,19 @@ final class ProjectWatcher: @unchecked Sendable {
     /// Polls now; `reply` gets the poll's outcome. While the upstream fails, a sync from the CLI
     /// (`honourBackoff`) does not connect sooner than a poll interval (at least 5 s) after the
     /// last attempt: a wrong password tried in a loop can lock the account out.
-    func syncNow(honourBackoff: Bool = false, reply: (@Sendable (SpoolOutcome.Partial) -> Void)? = nil) {
-        let refusal: SpoolOutcome.Partial? = locked {
+    func syncNow(honourBackoff: Bool = false, reply: (@Sendable (CommandOutcome.Partial) -> Void)? = nil) {
+        let refusal: CommandOutcome.Partial? = locked {
             if honourBackoff, failures > 0, let error = upstreamError, let last = lastPollAt,
                 Date().timeIntervalSince(last) < max(project.pollInterval.seconds, 5)
             {
                 let next = nextPollAt.map { " next attempt at \(Timestamp.string($0))" } ?? ""
-                return SpoolOutcome.Partial(
+                return CommandOutcome.Partial(
                     ok: false,
                     message: "\(project.name): the upstream failed \(failures) time\(failures == 1 ? "" : "s") in a row (\(error.message)); not polled again so soon, to spare the account a lockout;\(next)")
             }
-            if stopped { return SpoolOutcome.Partial(ok: false, message: "\(project.name): the daemon is stopping") }
+            if stopped { return CommandOutcome.Partial(ok: false, message: "\(project.name): the daemon is stopping") }
             if busy, abandoned {
-                return SpoolOutcome.Partial(ok: false, message: "\(project.name): the previous poll is still waiting for the upstream")
+                return CommandOutcome.Partial(ok: false, message: "\(project.name): the previous poll is still waiting for the upstream")
             }
             if let reply { syncWaiters.append(reply) }
             // A poll already running may have listed the refs before the push being synced for:
@@ -168,7 +168,7 @@ final class ProjectWatcher: @unchecked Sendable {
     }
 
     func stop() {
-        let waiters: [@Sendable (SpoolOutcome.Partial) -> Void] = locked {
+        let waiters: [@Sendable (CommandOutcome.Partial) -> Void] = locked {
             stopped = true
             generation += 1
             defer {
@@ -177,7 +177,7 @@ final class ProjectWatcher: @unchecked Sendable {
             }
             return syncWaiters + pollWaiters
         }
-        for waiter in waiters { waiter(SpoolOutcome.Partial(ok: false, message: "\(project.name): the daemon is stopping")) }
+        for waiter in waiters { waiter(CommandOutcome.Partial(ok: false, message: "\(project.name): the daemon is stopping")) }
     }
 
     // MARK: Polling (under the lock unless said otherwise)
@@ -246,7 +246,7 @@ final class ProjectWatcher: @unchecked Sendable {
         let flush = flush
         Task {
             await flush()
-            for waiter in waiters { waiter(SpoolOutcome.Partial(ok: ok, message: told)) }
+            for waiter in waiters { waiter(CommandOutcome.Partial(ok: ok, message: told)) }
         }
     }
 
@@ -383,7 +383,7 @@ final class ProjectWatcher: @unchecked Sendable {
     }
 }
 
-extension SpoolOutcome {
+extension CommandOutcome {
     /// An outcome before it is matched with its request id.
     public struct Partial: Sendable {
         public var ok: Bool

@@ -60,3 +60,29 @@ public enum PendingApprovals {
         }.filter { project == nil || $0.project == project }.sorted { $0.requestedAt < $1.requestedAt }
     }
 }
+
+/// `shipyardctl evaluations --output json` and `/api/v1/evaluations`: one evaluation of a
+/// service in a stage.
+public struct EvaluationRow: Codable, Sendable, Equatable {
+    public var id: String
+    public var eventID: String
+    public var context: String
+    public var time: String
+    public var result: String
+    public var invalidated: Bool
+    public var message: String?
+    public var labels: JSONValue?
+    public var evaluation: JSONValue?
+
+    public init(_ e: StoredEvaluation) {
+        id = e.triggeredID
+        eventID = e.eventID
+        context = e.context
+        time = e.time
+        result = e.result
+        invalidated = e.invalidated
+        message = e.data["message"]?.string
+        labels = e.data["labels"]
+        evaluation = e.data["evaluation"]
+    }
+}

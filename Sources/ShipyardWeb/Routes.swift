@@ -112,11 +112,81 @@ extension Site {
             if let state = value("state"), SequenceState(rawValue: state) == nil {
                 return self.refusal("state takes one of \(SequenceState.allCases.map(\.rawValue).joined(separator: ", "))", status: .badRequest)
             }
+            if let since = value("since"), Timestamps.parse(since) == nil {
+                return self.refusal("since takes a time like 2026-11-01T00:00:00Z", status: .badRequest)
+            }
             let limit = value("limit").flatMap(Int.init) ?? 50
-            let page = try? self.store?.sequences(SequenceQuery(
-                project: value("project"), service: value("service"), state: value("state").flatMap(SequenceState.init),
-                since: value("since").flatMap(Timestamps.parse), limit: value("all") == "true" ? 10_000 : max(1, min(limit, 10_000))))
-            return self.json((page?.sequences ?? []).map(SequenceSummary.init))
+            let page: SequencePage?
+            do {
+                page = try self.store?.sequences(SequenceQuery(
+                    project: value("project"), service: value("service"), state: value("state").flatMap(SequenceState.init),
+                    since: value("since").flatMap(Timestamps.parse), limit: value("all") == "true" ? nil : max(1, limit)))
+            } catch {
+                return self.refusal("\(error)", status: .internalServerError)
+            }
+            // Whether older sequences were left out (the CLI says so on standard error).
+            return self.json((page?.sequences ?? []).map(SequenceSummary.init), extra: [(Site.moreHeader, page?.more == true ? "true" : "false")])
+        }
+        router.post("/api/v1/sequences") { request, context in
+            await self.command(request, context: context) { body in
+                let trigger = try JSON.decode(TriggerBody.self, from: body)
+                if let id = trigger.requestID, !CommandRequest.isValidID(id) {
+                    throw BadRequest("requestID takes lowercase letters, digits and -, at most 64")
+                }
+                var command = CommandRequest(id: trigger.requestID ?? CommandRequest.newID(), kind: .trigger, project: trigger.project)
+                command.sequence = trigger.sequence
+                command.service = trigger.service
+                command.stage = trigger.stage
+                command.image = trigger.image
+                command.labels = trigger.labels
+                command.evaluation = trigger.evaluation
+                return command
+            }
+        }
+        router.post("/api/v1/sequences/:context/:action") { request, context in
+            let id = context.parameters.get("context") ?? ""
+            let action = context.parameters.get("action") ?? ""
+            return await self.command(request, context: context) { body in
+                guard let kind = ["pause": CommandRequest.Kind.pause, "resume": .resume, "abort": .abort][action] else {
+                    throw BadRequest("a sequence takes /pause, /resume or /abort, not /\(action)")
+                }
+                var command = CommandRequest(kind: kind)
+                command.context = id
+                command.reason = try Site.reason(body)
+                return command
+            }
+        }
+        router.post("/api/v1/events") { request, context in
+            await self.command(request, context: context) { body in
+                var command = CommandRequest(kind: .event)
+                command.event = try JSON.decode(KeptnEvent.self, from: body)
+                return command
+            }
+        }
+        router.post("/api/v1/sync") { request, context in
+            await self.command(request, context: context) { body in
+                CommandRequest(kind: .sync, project: body.isEmpty ? nil : try JSON.decode(SyncBody.self, from: body).project)
+            }
+        }
+        router.get("/api/v1/evaluations") { request, _ in
+            let query = request.uri.queryParameters
+            func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0) } }
+            guard let project = value("project"), let stage = value("stage"), let service = value("service") else {
+                return self.refusal("evaluations takes project, stage and service", status: .badRequest)
+            }
+            let limit = max(1, min(value("limit").flatMap(Int.init) ?? 10, 1000))
+            let found = (try? self.store?.evaluations(EvaluationQuery(
+                project: project, stage: stage, service: service, includeInvalidated: value("includeInvalidated") == "true", limit: limit))) ?? []
+            return self.json(found.reversed().map(EvaluationRow.init))
+        }
+        router.post("/api/v1/evaluations/:id/invalidate") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return await self.command(request, context: context) { body in
+                var command = CommandRequest(kind: .invalidate)
+                command.evaluationID = id
+                command.reason = try Site.reason(body)
+                return command
+            }
         }
         router.get("/api/v1/sequences/:context") { _, context in
             let id = context.parameters.get("context") ?? ""
@@ -129,13 +199,30 @@ extension Site {
             let context = query.get("context").map { String($0) }
             let after = query.get("after").flatMap { Int64($0) } ?? 0
             let limit = max(1, min(query.get("limit").flatMap { Int($0) } ?? 1000, 5000))
-            let recorded = (try? self.store?.events(context: context, after: after, limit: limit)) ?? []
-            var body = "["
-            for (index, event) in recorded.enumerated() {
-                if index > 0 { body += "," }
-                body += String(decoding: event.json, as: UTF8.self)
+            let recorded: [RecordedEvent]
+            do {
+                recorded = try self.store?.events(context: context, after: after, limit: limit) ?? []
+            } catch {
+                return self.refusal("\(error)", status: .internalServerError)
             }
-            return self.response(type: "application/json", body: body + "]")
+            // The position of the last event given: the next page starts after it.
+            let position: [(HTTPField.Name, String)] = [(Site.positionHeader, "\(recorded.last?.position ?? after)")]
+            var body = ByteBuffer()
+            if query.get("format") == "lines" {
+                // One recorded event a line, exactly as recorded (shipyardctl events).
+                for event in recorded {
+                    body.writeBytes(event.json)
+                    body.writeInteger(UInt8(0x0A))
+                }
+                return self.response(type: "application/x-ndjson", body: body, extra: position)
+            }
+            body.writeString("[")
+            for (index, event) in recorded.enumerated() {
+                if index > 0 { body.writeString(",") }
+                body.writeBytes(event.json)
+            }
+            body.writeString("]")
+            return self.response(type: "application/json", body: body, extra: position)
         }
         router.get("/api/v1/approvals") { request, _ in
             let project = request.uri.queryParameters.get("project").map { String($0) }
@@ -153,7 +240,7 @@ extension Site {
         var request = request
         let identity = identify(request, context: context, makeSession: false)
         let form = Site.form(String(buffer: (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()))
-        guard http.auth != nil else {
+        guard auth != nil || identity.local != nil else {
             daemon.metrics.request("web-decision", outcome: "refused")
             return refusal("the web view is read-only: the config has no http.auth")
         }
@@ -166,7 +253,12 @@ extension Site {
             daemon.metrics.request("web-decision", outcome: "refused")
             return refusal("refused: sign in first")
         }
-        let outcome = await decide(request, context: context, user: user, reason: form["reason"])
+        let outcome: CommandOutcome
+        if let local = identity.local {
+            outcome = await decideLocally(context: context, as: local, reason: form["reason"])
+        } else {
+            outcome = await decide(request, context: context, as: webCaller(user), reason: form["reason"])
+        }
         if let token = identity.token { setFlash(token, outcome.message) }
         return redirect(Site.safeBack(form["back"]))
     }
@@ -175,7 +267,8 @@ extension Site {
     /// CSRF token in `X-CSRF-Token`.
     func decideFromAPI(_ request: Request, context: WebContext) async -> Response {
         var request = request
-        guard http.auth != nil else {
+        let local = localCaller(context)
+        guard auth != nil || local != nil else {
             daemon.metrics.request("web-decision", outcome: "refused")
             return refusal("the web view is read-only: the config has no http.auth")
         }
@@ -184,14 +277,21 @@ extension Site {
             daemon.metrics.request("web-decision", outcome: "refused")
             return refusal("refused: send Content-Type: application/json from this site", status: .unsupportedMediaType)
         }
-        let body = (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()
-        struct Body: Decodable { var reason: String? }
-        var reason: String?
-        if body.readableBytes > 0 {
-            guard let decoded = try? JSONDecoder().decode(Body.self, from: Data(buffer: body)) else {
-                return refusal("the body must be a JSON object like {\"reason\": \"…\"}", status: .badRequest)
-            }
-            reason = decoded.reason
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: LocalAPI.maxBodyBytes)
+        } catch {
+            return refusal("the body is larger than \(LocalAPI.maxBodyBytes) bytes", status: .contentTooLarge)
+        }
+        let reason: String?
+        do {
+            reason = try Site.reason(Data(buffer: body))
+        } catch {
+            return refusal("\(error)", status: .badRequest)
+        }
+        if let local {
+            // The kernel named the caller: nothing in the request (a header, a cookie) counts.
+            return decisionResponse(await decideLocally(context: context, as: local, reason: reason))
         }
         var user: String?
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic "), let passwords {
@@ -215,7 +315,7 @@ extension Site {
                 daemon.metrics.request("web-decision", outcome: "refused")
                 return refusal("refused: wrong user or password", status: .unauthorized)
             }
-        } else if case .proxy? = http.auth, let proxied = proxyUser(request, context: context) {
+        } else if case .proxy? = auth, let proxied = proxyUser(request, context: context) {
             user = proxied
         } else {
             let identity = identify(request, context: context, makeSession: false)
@@ -227,26 +327,106 @@ extension Site {
             }
             user = signedIn
         }
-        let outcome = await decide(request, context: context, user: user!, reason: reason)
-        let status: HTTPResponse.Status = outcome.ok ? .ok : outcome.message.contains("may not") ? .forbidden : .conflict
-        return json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context), status: status)
+        return decisionResponse(await decide(request, context: context, as: webCaller(user!), reason: reason))
     }
 
-    private func decide(_ request: Request, context: WebContext, user: String, reason: String?) async -> SpoolOutcome {
+    func decisionResponse(_ outcome: CommandOutcome) -> Response {
+        json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context), status: Site.status(of: outcome))
+    }
+
+    /// A web user (signed in, or named by a trusted proxy): their groups and uid are the host's
+    /// account of that name, when it has one.
+    func webCaller(_ user: String) -> WebCaller {
+        WebCaller(user: user, uid: Accounts.uid(of: user), groups: Daemon.groupNames(user: user), via: "web")
+    }
+
+    struct WebCaller {
+        var user: String
+        var uid: uid_t?
+        var groups: Set<String>
+        var via: String
+    }
+
+    /// A decision of a caller the kernel named: a request like every other of the CLI's (its rate,
+    /// its log line, its metric).
+    private func decideLocally(context: WebContext, as caller: Daemon.Caller, reason: String?) async -> CommandOutcome {
+        let verb = context.parameters.get("decision") ?? ""
+        guard let kind = ["approve": CommandRequest.Kind.approve, "reject": .reject][verb] else {
+            return CommandOutcome(id: "", ok: false, message: "decide with /approve or /reject, not /\(verb)")
+        }
+        var command = CommandRequest(kind: kind)
+        command.approval = context.parameters.get("id") ?? ""
+        command.reason = reason
+        return await daemon.handle(command, from: caller)
+    }
+
+    private func decide(_ request: Request, context: WebContext, as caller: WebCaller, reason: String?) async -> CommandOutcome {
         let id = context.parameters.get("id") ?? ""
         let verb = context.parameters.get("decision") ?? ""
         guard verb == "approve" || verb == "reject" else {
-            return SpoolOutcome(id: "", ok: false, message: "decide with /approve or /reject, not /\(verb)")
+            return CommandOutcome(id: "", ok: false, message: "decide with /approve or /reject, not /\(verb)")
         }
         let outcome = await daemon.decide(Daemon.Decision(
-            approve: verb == "approve", approval: id, reason: reason, user: user, groups: Daemon.groupNames(user: user), via: "web"))
-        daemon.metrics.request("web-decision", outcome: outcome.ok ? "accepted" : "refused")
+            approve: verb == "approve", approval: id, reason: reason, user: caller.user, uid: caller.uid, groups: caller.groups, via: caller.via))
+        let kind = caller.via == "web" ? "web-decision" : verb
+        daemon.metrics.request(kind, outcome: outcome.ok ? "accepted" : "refused")
+        let who = "\(caller.user)\(caller.uid.map { " (uid \($0))" } ?? "")"
         if outcome.ok {
-            daemon.log.info("web: \(verb) \(id) by \(user): \(outcome.message)")
+            daemon.log.info("\(caller.via == "web" ? "web: " : "request ")\(verb) \(id) by \(who): \(outcome.message)")
         } else {
-            daemon.log.warning("web: \(verb) \(id) by \(user) refused: \(outcome.message)", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+            daemon.log.warning("\(caller.via == "web" ? "web: " : "request ")\(verb) \(id) by \(who) refused: \(outcome.message)", metadata: ["peer": "\(context.peer.map { "pid \($0.pid)" } ?? context.remoteAddress?.description ?? "?")"])
         }
         return outcome
+    }
+
+    // MARK: Commands over the local socket
+
+    /// A request of the CLI's (trigger, pause, resume, abort, send event, sync, invalidate): only
+    /// over the local socket, from the caller the kernel names, with a JSON body of at most
+    /// `LocalAPI.maxBodyBytes`. Authorisation is the daemon's, exactly as for every caller.
+    func command(_ request: Request, context: WebContext, _ build: (Data) throws -> CommandRequest) async -> Response {
+        var request = request
+        guard let caller = localCaller(context) else {
+            daemon.metrics.request("web-command", outcome: "refused")
+            return refusal("this request is taken over the local socket only, from the user the kernel names (shipyardctl)")
+        }
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true else {
+            return refusal("send Content-Type: application/json", status: .unsupportedMediaType)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: LocalAPI.maxBodyBytes)
+        } catch {
+            daemon.metrics.request("oversized", outcome: "refused")
+            return refusal("the body is larger than \(LocalAPI.maxBodyBytes) bytes", status: .contentTooLarge)
+        }
+        let command: CommandRequest
+        do {
+            command = try build(Data(buffer: body))
+        } catch let error as BadRequest {
+            return refusal(error.message, status: .badRequest)
+        } catch {
+            return refusal("the body is not what this request takes: \(error)", status: .badRequest)
+        }
+        let outcome = await daemon.handle(command, from: caller)
+        return json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context), status: Site.status(of: outcome))
+    }
+
+    /// 200 for a request applied; for one refused, what kind of refusal.
+    static func status(of outcome: CommandOutcome) -> HTTPResponse.Status {
+        if outcome.ok { return .ok }
+        if outcome.message.hasPrefix("too many requests") { return .tooManyRequests }
+        if outcome.message.contains("may not") || outcome.message.contains("is closed on this host") || outcome.message.contains("cannot approve their own") { return .forbidden }
+        return .conflict
+    }
+
+    /// `{"reason": "…"}`, or an empty body.
+    static func reason(_ body: Data) throws -> String? {
+        guard !body.isEmpty else { return nil }
+        guard let decoded = try? JSONDecoder().decode(ReasonBody.self, from: body) else {
+            throw BadRequest("the body must be a JSON object like {\"reason\": \"…\"}")
+        }
+        return decoded.reason
     }
 
     // MARK: Signing in

@@ -7,63 +7,86 @@ import ShipyardCore
 public import ShipyardDaemon
 import Synchronization
 
-/// A request's context: Hummingbird's, with the peer's address (a trusted proxy's header is
-/// believed only from its address).
+/// A request's context: Hummingbird's, with the peer: its address over TCP (a trusted proxy's
+/// header is believed only from its address), the account the kernel names over the local socket.
 public struct WebContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// Over the local socket: who is at the other end (never nil there: a connection whose peer
+    /// cannot be read is closed before its first byte).
+    public let peer: PeerCredentials?
 
     public init(source: ApplicationRequestContextSource) {
+        self.init(source: source, peer: nil)
+    }
+
+    init(source: ApplicationRequestContextSource, peer: PeerCredentials?) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        self.peer = peer
     }
+
+    /// Whether the request came over the local socket.
+    var local: Bool { peer != nil }
 }
 
-/// The web view of one daemon: pages, Server-Sent Events, `/api/v1`, `/metrics`, `/healthz` and
-/// `/readyz`, in the daemon's process. It reads what the CLI reads (the store, `status.json`,
-/// `approvals/`) and decides approvals through the daemon exactly as `shipyardctl approve` does.
+/// The daemon's front door: the local API on its unix socket (always: `shipyardctl` and a local
+/// reverse proxy use it, each caller named by the kernel), and the web view on a TCP address when
+/// the config has `http.listen: ADDRESS:PORT`. Both serve the same routes: pages,
+/// Server-Sent Events, `/api/v1`, `/metrics`, `/healthz` and `/readyz`.
 public struct WebServer: DaemonFrontend {
     let daemon: Daemon
-    let http: DaemonConfig.HTTP
+    let http: DaemonConfig.HTTP?
     let site: Site
+    let local: LocalServer
 
-    public init(daemon: Daemon, http: DaemonConfig.HTTP) {
+    public init(daemon: Daemon, socket: ListeningSocket, http: DaemonConfig.HTTP?) {
         self.daemon = daemon
         self.http = http
-        site = Site(daemon: daemon, http: http)
+        let site = Site(daemon: daemon, http: http, socket: socket.path)
+        self.site = site
+        let router = Router(context: WebContext.self)
+        router.add(middleware: HostCheck(site: site))
+        site.routes(router)
+        var logger = daemon.log
+        logger.logLevel = .warning
+        local = LocalServer(socket: socket, router: router, peers: Peers(), logger: logger)
+    }
+
+    public func stop() {
+        local.stop()
     }
 
     public func run() async throws {
-        let address: BindAddress
-        switch http.listen {
-        case .tcp(let host, let port):
-            address = .hostname(host, port: port)
-        case .unix(let path):
-            // A socket left by a previous run (a crash) would refuse the bind.
-            var info = stat()
-            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
-            address = .unixDomainSocket(path: path)
+        let daemon = daemon
+        await daemon.apiListening(local.socket.path)
+        if let http, case .unix(let path) = http.listen, path != local.socket.path {
+            daemon.log.warning(
+                "http.listen \(path): the web view is served on the local API's socket \(local.socket.path) (one door for the CLI and a reverse proxy); point the proxy there")
         }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.local.run() }
+            if let http, case .tcp(let host, let port) = http.listen {
+                group.addTask { try await self.runTCP(host: host, port: port) }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func runTCP(host: String, port: Int) async throws {
         let router = Router(context: WebContext.self)
         router.add(middleware: HostCheck(site: site))
         site.routes(router)
         let daemon = daemon
         let site = site
-        let listen = http.listen
         var logger = daemon.log
         logger.logLevel = .warning
         let app = Application(
-            router: router, configuration: .init(address: address, serverName: nil), onServerRunning: { channel in
-                switch listen {
-                case .tcp(let host, _):
-                    let port = channel.localAddress?.port ?? 0
-                    site.boundPort.withLock { $0 = port }
-                    await daemon.webListening("http://\(host.contains(":") ? "[\(host)]" : host):\(port)/")
-                case .unix(let path):
-                    // The reverse proxy's user must be able to connect: group read-write.
-                    chmod(path, 0o660)
-                    await daemon.webListening("unix:\(path)")
-                }
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                site.boundPort.withLock { $0 = bound }
+                await daemon.webListening("http://\(host.contains(":") ? "[\(host)]" : host):\(bound)/")
             }, logger: logger)
         try await app.run()
     }
@@ -72,7 +95,11 @@ public struct WebServer: DaemonFrontend {
 /// Everything the routes share: who is who, the read-only store, and the daemon.
 final class Site: Sendable {
     let daemon: Daemon
-    let http: DaemonConfig.HTTP
+    /// The web view's settings; nil: none configured (the local API alone, pages read-only to
+    /// web users).
+    let http: DaemonConfig.HTTP?
+    /// The local API's socket.
+    let socketPath: String
     let state: StateDirectory
     let sessions = Sessions()
     let throttle = LoginThrottle()
@@ -82,13 +109,14 @@ final class Site: Sendable {
     private let storeHandle = Mutex<SQLiteStore?>(nil)
     static let cookie = "shipyard_session"
 
-    init(daemon: Daemon, http: DaemonConfig.HTTP) {
+    init(daemon: Daemon, http: DaemonConfig.HTTP?, socket: String) {
         self.daemon = daemon
         self.http = http
-        allowed = Self.allowedHosts(http)
+        socketPath = socket
+        allowed = http.map(Self.allowedHosts) ?? []
         state = daemon.stateDirectory
         let logger = daemon.log
-        if case .htpasswd(let path) = http.auth {
+        if case .htpasswd(let path)? = http?.auth {
             passwords = PasswordFile(path: path) { logger.warning("\($0)") }
         } else {
             passwords = nil
@@ -113,6 +141,8 @@ final class Site: Sendable {
         var session: Sessions.Session?
         /// A session made for this request: its cookie goes with the response.
         var newToken: String?
+        /// Over the local socket: the caller the kernel named.
+        var local: Daemon.Caller?
     }
 
     static func cookies(_ request: Request) -> [String: String] {
@@ -127,12 +157,32 @@ final class Site: Sendable {
         return result
     }
 
-    /// The proxy's header, when the request came from a trusted proxy (or over the unix socket).
+    var auth: DaemonConfig.HTTP.Auth? { http?.auth }
+
+    /// Over the local socket, a peer that is a configured proxy (`trustedProxies: [user:www-data]`)
+    /// passes on web users; every other peer is the user the kernel names.
+    func isProxy(_ peer: PeerCredentials) -> Bool {
+        http?.proxyUsers.contains { entry in
+            if entry.hasPrefix("uid:") { return UInt32(entry.dropFirst(4)) == peer.uid }
+            if entry.hasPrefix("user:") { return Accounts.uid(of: String(entry.dropFirst(5))) == peer.uid }
+            return false
+        } ?? false
+    }
+
+    /// The caller the kernel names, for a request over the local socket from anyone but a
+    /// configured proxy: whatever the request says (a proxy header, a cookie), it is them.
+    func localCaller(_ context: WebContext) -> Daemon.Caller? {
+        guard let peer = context.peer, !isProxy(peer) else { return nil }
+        return Daemon.Caller(uid: peer.uid)
+    }
+
+    /// The proxy's header, when the request came from a trusted proxy: an address of
+    /// `trustedProxies` over TCP, a proxy user of it over the local socket.
     func proxyUser(_ request: Request, context: WebContext) -> String? {
-        guard case .proxy(let header, let trusted) = http.auth, let name = HTTPField.Name(header) else { return nil }
+        guard case .proxy(let header, let trusted)? = auth, let name = HTTPField.Name(header) else { return nil }
         let fromTrusted: Bool
-        if case .unix = http.listen {
-            fromTrusted = true
+        if let peer = context.peer {
+            fromTrusted = isProxy(peer)
         } else if let address = context.remoteAddress?.ipAddress {
             fromTrusted = trusted.contains { $0.contains(address) }
         } else {
@@ -144,8 +194,9 @@ final class Site: Sendable {
         return value
     }
 
-    /// Who this is: the session's user (login), or the proxy's header; a session is made for a
-    /// page view that has none (its CSRF token guards the forms).
+    /// Who this is: over the local socket the user the kernel names (unless a proxy); else the
+    /// session's user (login), or the proxy's header. A session is made for a page view that has
+    /// none (its CSRF token guards the forms).
     func identify(_ request: Request, context: WebContext, makeSession: Bool) -> Identity {
         let token = Self.cookies(request)[Self.cookie]
         var identity = Identity()
@@ -158,7 +209,12 @@ final class Site: Sendable {
             identity.newToken = fresh
             identity.session = session
         }
-        switch http.auth {
+        if let caller = localCaller(context) {
+            identity.user = caller.user
+            identity.local = caller
+            return identity
+        }
+        switch auth {
         case .htpasswd?: identity.user = identity.session?.user
         case .proxy?: identity.user = proxyUser(request, context: context)
         case nil: identity.user = nil
@@ -175,8 +231,8 @@ final class Site: Sendable {
             rights = await daemon.decisionRights(user: user, groups: groups)
         }
         var loginForm = false
-        if case .htpasswd? = http.auth { loginForm = true }
-        return Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, rights: rights, authConfigured: http.auth != nil, loginForm: loginForm)
+        if identity.local == nil, case .htpasswd? = auth { loginForm = true }
+        return Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, rights: rights, authConfigured: auth != nil || identity.local != nil, loginForm: loginForm)
     }
 
     // MARK: Responses
@@ -190,18 +246,22 @@ final class Site: Sendable {
     ]
 
     func response(_ status: HTTPResponse.Status = .ok, type: String, body: String, identity: Identity? = nil, extra: [(HTTPField.Name, String)] = []) -> Response {
+        response(status, type: type, body: ByteBuffer(string: body), identity: identity, extra: extra)
+    }
+
+    func response(_ status: HTTPResponse.Status = .ok, type: String, body: ByteBuffer, identity: Identity? = nil, extra: [(HTTPField.Name, String)] = []) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = type
         for (name, value) in Self.securityHeaders + extra { headers[name] = value }
         if let token = identity?.newToken {
             headers.append(HTTPField(name: .setCookie, value: cookie(token)))
         }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
     func cookie(_ token: String, expire: Bool = false) -> String {
         var value = "\(Self.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict"
-        if http.secureCookies { value += "; Secure" }
+        if http?.secureCookies == true { value += "; Secure" }
         if expire { value += "; Max-Age=0" }
         return value
     }
@@ -210,10 +270,15 @@ final class Site: Sendable {
         response(status, type: "text/html; charset=utf-8", body: html, identity: identity)
     }
 
-    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, extra: [(HTTPField.Name, String)] = []) -> Response {
         let body = (try? JSON.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
-        return response(status, type: "application/json", body: body)
+        return response(status, type: "application/json", body: body, extra: extra)
     }
+
+    /// `GET /api/v1/sequences`: `true` when older sequences were left out.
+    static let moreHeader = HTTPField.Name("Shipyard-More")!
+    /// `GET /api/v1/events`: the position of the last event given (the next page's `after`).
+    static let positionHeader = HTTPField.Name("Shipyard-Position")!
 
     struct Message: Encodable {
         var ok: Bool
@@ -278,14 +343,14 @@ final class Site: Sendable {
         return hosts
     }
 
-    /// Whether the request names this site (always over a unix socket: the proxy in front
-    /// decides what names reach it).
-    func hostAllowed(_ request: Request, port: Int?) -> Bool {
-        if case .unix = http.listen { return true }
+    /// Whether the request names this site (always over the local socket: the proxy in front
+    /// decides what names reach it, and no browser connects to it by itself).
+    func hostAllowed(_ request: Request, context: WebContext, port: Int?) -> Bool {
+        if context.local { return true }
         guard let authority = request.head.authority?.lowercased() else { return false }
         if allowed.contains(authority) { return true }
         // With port 0 in the config, the port is the one the server was given.
-        if let port, case .tcp(let host, _) = http.listen {
+        if let port, case .tcp(let host, _)? = http?.listen {
             let name = host.contains(":") ? "[\(host)]" : host
             if authority == "\(name):\(port)" || ((host == "127.0.0.1" || host == "::1") && authority == "localhost:\(port)") { return true }
         }
@@ -334,13 +399,20 @@ final class Site: Sendable {
     }
 }
 
+/// A request body the route cannot take, with what it takes.
+struct BadRequest: Error, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
 /// Refuses a request that does not name this site (DNS rebinding).
 struct HostCheck: RouterMiddleware {
     typealias Context = WebContext
     let site: Site
 
     func handle(_ request: Request, context: WebContext, next: (Request, WebContext) async throws -> Response) async throws -> Response {
-        guard site.hostAllowed(request, port: site.boundPort.withLock { $0 }) else {
+        guard site.hostAllowed(request, context: context, port: site.boundPort.withLock { $0 }) else {
             site.daemon.metrics.request("web-host", outcome: "refused")
             return site.refusal(
                 "this address does not serve \(Untrusted.printable(request.head.authority ?? "(no Host)", limit: 100)); set http.publicURL to the name people open",

@@ -30,10 +30,16 @@ struct Bench {
         let port = server.port
 
         let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-        // BENCH_ONLY=projects runs that section alone (with the libgit2 poll it is compared to).
+        // BENCH_ONLY=projects runs that section alone (with the libgit2 poll it is compared to);
+        // evaluation, web and sequences likewise.
         let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
         if only == "evaluation" {
             try EvaluationBench.run(scratch: dir)
+            return
+        }
+        if only == "sequences" {
+            // Deliveries, approval latency, the approvals listing and a year of history.
+            try SequenceBench.run(scratch: dir, repository: repo)
             return
         }
         if only == "web" {

@@ -94,6 +94,11 @@ enum HistoryBench {
         column.events = try median(["events", "--context", middle])
         daemon.signal(SIGTERM)
         daemon.wait()
+        if ProcessInfo.processInfo.environment["BENCH_KEEP"] != nil {
+            print(state)
+            print((try? String(contentsOfFile: scratch + "/seq-daemon.log", encoding: .utf8)) ?? "")
+            return column
+        }
         try? FileManager.default.removeItem(atPath: state)
         return column
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ShipyardCore
 import ShipyardDaemon
@@ -55,13 +56,13 @@ enum SequenceBench {
         try FileManager.default.createDirectory(atPath: scratch + "/markers", withIntermediateDirectories: true)
         let daemon = try start(bin: bin, config: config, scratch: scratch)
         try waitUntil(timeout: 30) { loadedShipyard(state) }
-        let spool = StateDirectory(state)
+        let api = LocalAPIClient(path: StateDirectory(state).socket)
         let begin = Date()
-        for i in 0..<sequences {
-            var request = SpoolRequest(kind: .trigger, project: "bench")
-            request.sequence = "run"
-            request.service = "svc-\(i % 20)"
-            _ = try SpoolClient(state: spool).submit(request)
+        // Sixteen clients at once, as CI jobs would trigger: each waits for its answer.
+        DispatchQueue.concurrentPerform(iterations: 16) { client in
+            for i in stride(from: client, to: sequences, by: 16) {
+                _ = try? api.post("/api/v1/sequences", json: TriggerBody(project: "bench", service: "svc-\(i % 20)", sequence: "run"), timeout: .seconds(60))
+            }
         }
         try waitUntil(timeout: 600) { finishedCount(state) >= sequences }
         let elapsed = Date().timeIntervalSince(begin)

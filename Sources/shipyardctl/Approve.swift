@@ -11,7 +11,7 @@ struct Approve: AsyncParsableCommand {
     @Option(help: "Why (kept in the event record).") var reason: String?
 
     func run() async throws {
-        try await Self.failing { print(Output.safe(try await options.send(decision(.approve, id, reason), timeout: request.timeout).message)) }
+        try await Self.failing { print(Output.safe(try decide("approve", id, reason, options: options, timeout: request.timeout))) }
     }
 }
 
@@ -28,13 +28,14 @@ struct Reject: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await Self.failing { print(Output.safe(try await options.send(decision(.reject, id, reason), timeout: request.timeout).message)) }
+        try await Self.failing { print(Output.safe(try decide("reject", id, reason, options: options, timeout: request.timeout))) }
     }
 }
 
-private func decision(_ kind: SpoolRequest.Kind, _ id: String, _ reason: String?) -> SpoolRequest {
-    var request = SpoolRequest(kind: kind)
-    request.approval = id
-    request.reason = reason
-    return request
+private func decide(_ verb: String, _ id: String, _ reason: String?, options: StateOptions, timeout: Int) throws -> String {
+    // An empty id has no place in the request's path; the daemon judges every other prefix.
+    if id.trimmingCharacters(in: .whitespaces).isEmpty {
+        throw CLIError("give at least 4 characters of the approval's id, not \"\" (shipyardctl approvals lists them)")
+    }
+    return try options.send("/api/v1/approvals/\(Query.path(id))/\(verb)", body: ReasonBody(reason: reason), timeout: timeout).message
 }

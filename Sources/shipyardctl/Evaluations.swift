@@ -34,25 +34,20 @@ struct EvaluationHistory: AsyncParsableCommand {
         if limit < 1 || limit > 1000 { throw ValidationError("--limit takes a number from 1 to 1000") }
     }
 
-    struct Row: Encodable {
-        var id: String
-        var eventID: String
-        var context: String
-        var time: String
-        var result: String
-        var invalidated: Bool
-        var message: String?
-        var labels: JSONValue?
-        var evaluation: JSONValue?
-    }
+    typealias Row = EvaluationRow
 
     func run() async throws {
         try await Self.failing {
-            let query = EvaluationQuery(project: project, stage: stage, service: service, includeInvalidated: includeInvalidated, limit: limit)
-            let found = try RecordView.open(options).map { store in try RecordView.reading { try store.evaluations(query) } } ?? []
-            let rows = found.reversed().map { e in
-                Row(id: e.triggeredID, eventID: e.eventID, context: e.context, time: e.time, result: e.result, invalidated: e.invalidated,
-                    message: e.data["message"]?.string, labels: e.data["labels"], evaluation: e.data["evaluation"])
+            let rows: [Row]
+            let target = "/api/v1/evaluations" + Query.string([
+                ("project", project), ("stage", stage), ("service", service), ("limit", "\(limit)"), ("includeInvalidated", includeInvalidated ? "true" : nil),
+            ])
+            if let response = try options.get(target) {
+                rows = try RecordView.decode([Row].self, response)
+            } else {
+                let query = EvaluationQuery(project: project, stage: stage, service: service, includeInvalidated: includeInvalidated, limit: limit)
+                let found = try RecordView.direct(options).map { store in try RecordView.reading { try store.evaluations(query) } } ?? []
+                rows = found.reversed().map(Row.init)
             }
             switch output {
             case .json:
@@ -131,10 +126,8 @@ struct InvalidateEvaluation: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            var spool = SpoolRequest(kind: .invalidate)
-            spool.evaluationID = id
-            spool.reason = reason
-            print(Output.safe(try await options.send(spool, timeout: request.timeout).message))
+            let path = "/api/v1/evaluations/\(Query.path(id))/invalidate"
+            print(Output.safe(try options.send(path, body: ReasonBody(reason: reason), timeout: request.timeout).message))
         }
     }
 }

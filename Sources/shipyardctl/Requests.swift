@@ -3,35 +3,10 @@ import Foundation
 import ShipyardCore
 import ShipyardDaemon
 
-/// Hands a request to the daemon through the spool and waits for its answer.
+/// How long a request waits for the daemon's answer.
 struct RequestOptions: ParsableArguments {
     @Option(help: "Seconds to wait for the daemon's answer.")
     var timeout: Int = 10
-}
-
-extension StateOptions {
-    /// `fixedID`: the user chose the request's id (`--request-id`); it is never replaced.
-    func send(_ request: SpoolRequest, timeout: Int, fixedID: Bool = false) async throws -> SpoolOutcome {
-        let client = SpoolClient(state: try readable(spool: true))
-        let submitted = Date()
-        var request = request
-        do {
-            request = try client.submit(request, fixedID: fixedID)
-        } catch {
-            throw CLIError("\(error)")
-        }
-        guard let outcome = await client.waitForOutcome(request.id, timeout: .seconds(timeout), since: submitted) else {
-            // Say only what is true: a request file the daemon has not finished with is still there.
-            if FileManager.default.fileExists(atPath: state.requests + "/\(request.id).json") {
-                throw CLIError(
-                    "no answer from shipyardd within \(timeout)s; request \(request.id) waits in \(state.requests) and is applied once when the daemon gets to it (is it running? systemctl status shipyardd)")
-            }
-            throw CLIError(
-                "shipyardd took request \(request.id) but its answer did not come within \(timeout)s; check what happened (shipyardctl sequences) before you try again")
-        }
-        guard outcome.ok else { throw CLIError(outcome.message) }
-        return outcome
-    }
 }
 
 struct Trigger: AsyncParsableCommand {
@@ -78,29 +53,28 @@ struct Trigger: AsyncParsableCommand {
         for (name, value) in [("--start", start), ("--end", end)] {
             if let value, KeptnTime.parse(value) == nil { throw ValidationError("\(name) takes a time like 2026-11-27T10:00:00Z, not \(value)") }
         }
-        if let requestID, !SpoolRequest.isValidID(requestID) {
+        if let requestID, !CommandRequest.isValidID(requestID) {
             throw ValidationError("--request-id takes lowercase letters, digits and -, at most 64, not \(requestID)")
         }
     }
 
     func run() async throws {
         try await Self.failing {
-            var spool = SpoolRequest(id: requestID ?? SpoolRequest.newID(), kind: .trigger, project: project)
-            spool.sequence = sequence
-            spool.service = service
-            spool.stage = stage
-            spool.image = image
+            var body = TriggerBody(project: project, service: service, sequence: sequence)
+            body.requestID = requestID
+            body.stage = stage
+            body.image = image
             if timeframe != nil || start != nil || end != nil {
-                spool.evaluation = SpoolRequest.EvaluationWindow(timeframe: timeframe, start: start, end: end)
+                body.evaluation = CommandRequest.EvaluationWindow(timeframe: timeframe, start: start, end: end)
             } else if sequence == "evaluation" {
                 // As `keptn trigger evaluation`: the last 5 minutes unless told otherwise.
-                spool.evaluation = SpoolRequest.EvaluationWindow(timeframe: "5m")
+                body.evaluation = CommandRequest.EvaluationWindow(timeframe: "5m")
             }
-            spool.labels = Dictionary(labels.map { label in
+            body.labels = Dictionary(labels.map { label in
                 let parts = label.split(separator: "=", maxSplits: 1)
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
             }) { _, last in last }
-            let outcome = try await options.send(spool, timeout: request.timeout, fixedID: requestID != nil)
+            let outcome = try options.send("/api/v1/sequences", body: body, timeout: request.timeout)
             switch output {
             case .json: print(#"{"context":"\#(outcome.context ?? "")"}"#)
             case .table: print(Output.safe(outcome.message))
@@ -119,7 +93,7 @@ struct Control: ParsableArguments {
 
 /// pause, resume and abort: one request naming a context.
 protocol ControlCommand: AsyncParsableCommand {
-    static var kind: SpoolRequest.Kind { get }
+    static var kind: CommandRequest.Kind { get }
     var options: StateOptions { get }
     var request: RequestOptions { get }
     var target: Control { get }
@@ -128,14 +102,15 @@ protocol ControlCommand: AsyncParsableCommand {
 extension ControlCommand {
     func run() async throws {
         try await Self.failing {
-            print(Output.safe(try await options.send(controlRequest(Self.kind, target.context, reason: target.reason), timeout: request.timeout).message))
+            let path = "/api/v1/sequences/\(Query.path(target.context))/\(Self.kind.rawValue)"
+            print(Output.safe(try options.send(path, body: ReasonBody(reason: target.reason), timeout: request.timeout).message))
         }
     }
 }
 
 struct Pause: ControlCommand {
     static let configuration = CommandConfiguration(abstract: "Pause a sequence: running tasks go on, nothing new starts.")
-    static let kind = SpoolRequest.Kind.pause
+    static let kind = CommandRequest.Kind.pause
     @OptionGroup var options: StateOptions
     @OptionGroup var request: RequestOptions
     @OptionGroup var target: Control
@@ -143,7 +118,7 @@ struct Pause: ControlCommand {
 
 struct Resume: ControlCommand {
     static let configuration = CommandConfiguration(abstract: "Resume a paused sequence.")
-    static let kind = SpoolRequest.Kind.resume
+    static let kind = CommandRequest.Kind.resume
     @OptionGroup var options: StateOptions
     @OptionGroup var request: RequestOptions
     @OptionGroup var target: Control
@@ -151,15 +126,8 @@ struct Resume: ControlCommand {
 
 struct Abort: ControlCommand {
     static let configuration = CommandConfiguration(abstract: "Abort a sequence: its running task is stopped, no follow-on starts.")
-    static let kind = SpoolRequest.Kind.abort
+    static let kind = CommandRequest.Kind.abort
     @OptionGroup var options: StateOptions
     @OptionGroup var request: RequestOptions
     @OptionGroup var target: Control
-}
-
-private func controlRequest(_ kind: SpoolRequest.Kind, _ context: String, reason: String?) -> SpoolRequest {
-    var request = SpoolRequest(kind: kind)
-    request.context = context
-    request.reason = reason
-    return request
 }

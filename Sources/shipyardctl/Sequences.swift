@@ -3,13 +3,20 @@ import Foundation
 import ShipyardCore
 import ShipyardDaemon
 
-/// The store, read-only: the CLI's view of every sequence and event. Opening it never blocks
-/// the daemon, and every query is indexed, so its cost does not grow with the history.
+/// What the CLI reads comes from shipyardd over its socket. When shipyardd is not running, root
+/// and the daemon's own user (who may open the record) read the record directly, read-only.
 enum RecordView {
-    /// nil: the daemon has not created the record yet.
-    static func open(_ options: StateOptions) throws -> SQLiteStore? {
-        let path = try options.readable().storeFile
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
+    /// The record, opened read-only for a reader that may open it; otherwise why not.
+    static func direct(_ options: StateOptions) throws -> SQLiteStore? {
+        let state = try options.readable()
+        let path = state.storeFile
+        let socketExists = FileManager.default.fileExists(atPath: options.socketPath)
+        let notRunning = options.explain(.unreachable(errno: socketExists ? ECONNREFUSED : ENOENT), sent: "read")
+        guard access(path, R_OK) == 0 else {
+            if errno == ENOENT { return nil }
+            throw CLIError(notRunning)
+        }
+        FileHandle.standardError.write(Data("shipyardctl: shipyardd is not running; reading its record (\(path)) directly\n".utf8))
         do {
             return try SQLiteStore(readingAt: path)
         } catch {
@@ -22,6 +29,14 @@ enum RecordView {
             return try body()
         } catch let error as StoreError {
             throw CLIError(error.description)
+        }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ response: LocalAPIClient.Response) throws -> T {
+        do {
+            return try JSON.decode(type, from: response.body)
+        } catch {
+            throw CLIError("shipyardd's answer is not what this shipyardctl reads (\(error)); are both the same version?")
         }
     }
 }
@@ -71,10 +86,22 @@ struct Sequences: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let query = SequenceQuery(
-                project: project, service: service, state: state.flatMap(SequenceState.init), since: since?.date, limit: all ? nil : limit)
-            let page = try RecordView.open(options).map { store in try RecordView.reading { try store.sequences(query) } }
-            let rows = (page?.sequences ?? []).map(SequenceSummary.init)
+            let rows: [SequenceSummary]
+            let more: Bool
+            let target = "/api/v1/sequences" + Query.string([
+                ("project", project), ("service", service), ("state", state), ("since", since.map { Timestamps.format($0.date) }),
+                ("limit", all ? nil : "\(limit)"), ("all", all ? "true" : nil),
+            ])
+            if let response = try options.get(target) {
+                rows = try RecordView.decode([SequenceSummary].self, response)
+                more = response.headers["shipyard-more"] == "true"
+            } else {
+                let query = SequenceQuery(
+                    project: project, service: service, state: state.flatMap(SequenceState.init), since: since?.date, limit: all ? nil : limit)
+                let page = try RecordView.direct(options).map { store in try RecordView.reading { try store.sequences(query) } }
+                rows = (page?.sequences ?? []).map(SequenceSummary.init)
+                more = page?.more == true
+            }
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(rows), as: UTF8.self))
@@ -88,7 +115,7 @@ struct Sequences: AsyncParsableCommand {
                     [$0.context, $0.project, $0.stage, $0.sequence, $0.service, $0.state, $0.result ?? "-"]
                 }), terminator: "")
             }
-            if page?.more == true {
+            if more {
                 FileHandle.standardError.write(Data("(older sequences not shown: the newest \(limit) and every active one are; use --limit N, --since or --all)\n".utf8))
             }
         }
@@ -103,16 +130,27 @@ struct SequenceDetail: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let executions = try RecordView.open(options).map { store in try RecordView.reading { try store.sequences(context: context) } } ?? []
-            guard !executions.isEmpty else { throw CLIError("no sequence has the context \(context)") }
-            let view = DeliveryView(context: context, executions: executions)
+            let view: DeliveryView
+            let approvals: [ApprovalRequest]
+            do {
+                if let response = try options.get("/api/v1/sequences/\(Query.path(context))") {
+                    view = try RecordView.decode(DeliveryView.self, response)
+                    approvals = (try? options.get("/api/v1/approvals")).flatMap { $0 }.flatMap { try? JSON.decode([ApprovalRequest].self, from: $0.body) } ?? []
+                } else {
+                    let executions = try RecordView.direct(options).map { store in try RecordView.reading { try store.sequences(context: context) } } ?? []
+                    guard !executions.isEmpty else { throw CLIError("no sequence has the context \(context)") }
+                    view = DeliveryView(context: context, executions: executions)
+                    approvals = (try? PendingApprovals.read(try options.readable())) ?? []
+                }
+            } catch let error as CLIError where error.description.hasPrefix("no sequence has the context") {
+                throw CLIError("no sequence has the context \(context)")
+            }
             let stages = view.stages
-            let approvals = (try? PendingApprovals.read(try options.readable())) ?? []
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(view), as: UTF8.self))
             case .table:
-                var out = "context \(Untrusted.printable(context)), project \(executions[0].project), service \(executions[0].service)\n"
+                var out = "context \(Untrusted.printable(context)), project \(view.project), service \(stages.first?.service ?? "")\n"
                 for stage in stages {
                     out += "\n\(stage.stage).\(stage.sequence): \(stage.state)\(stage.result.map { " (\($0))" } ?? "")"
                     out += stage.commit.map { " at \($0.prefix(12))" } ?? ""
@@ -146,25 +184,35 @@ struct Events: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            var store = try RecordView.open(options)
-            if store == nil, !follow { throw CLIError("no event record at \(options.state.storeFile) yet: shipyardd creates it when it first starts") }
             var position: Int64 = 0
             let output = FileHandle.standardOutput
+            var direct: SQLiteStore?
             repeat {
-                if store == nil { store = try RecordView.open(options) }
-                if let store {
-                    // Pages of a bounded size: memory stays flat whatever the record holds.
-                    while true {
+                // Pages of a bounded size: memory stays flat whatever the record holds.
+                while true {
+                    let target = "/api/v1/events" + Query.string([("context", context), ("after", "\(position)"), ("limit", "2000"), ("format", "lines")])
+                    var chunk = Data()
+                    var count = 0
+                    if direct == nil, let response = try options.get(target) {
+                        chunk = response.body
+                        count = chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                        position = response.headers["shipyard-position"].flatMap(Int64.init) ?? position
+                    } else {
+                        if direct == nil { direct = try RecordView.direct(options) }
+                        guard let store = direct else {
+                            if follow { break }
+                            throw CLIError("no event record at \(options.state.storeFile) yet: shipyardd creates it when it first starts")
+                        }
                         let page = try RecordView.reading { try store.events(context: context, after: position, limit: 2000) }
-                        var chunk = Data()
                         for event in page {
                             chunk.append(event.json)
                             chunk.append(0x0A)
                         }
-                        if !chunk.isEmpty { output.write(chunk) }
+                        count = page.count
                         position = page.last?.position ?? position
-                        if page.count < 2000 { break }
                     }
+                    if !chunk.isEmpty { output.write(chunk) }
+                    if count < 2000 { break }
                 }
                 if follow { try await Task.sleep(for: .milliseconds(200)) }
             } while follow
@@ -200,9 +248,7 @@ struct SendEvent: AsyncParsableCommand {
                 throw CLIError("\(file) is not a CloudEvent shipyardctl can read: \(error)")
             }
             if event.time.isEmpty { event.time = Timestamps.format(Date()) }
-            var spool = SpoolRequest(kind: .event)
-            spool.event = event
-            print(Output.safe(try await options.send(spool, timeout: request.timeout).message))
+            print(Output.safe(try options.send("/api/v1/events", body: event, timeout: request.timeout).message))
         }
     }
 }
@@ -215,7 +261,13 @@ struct Approvals: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let requests = try RecordView.reading { try PendingApprovals.read(try options.readable(), project: project) }
+            let requests: [ApprovalRequest]
+            if let response = try options.get("/api/v1/approvals" + Query.string([("project", project)])) {
+                requests = try RecordView.decode([ApprovalRequest].self, response)
+            } else {
+                // The approval files are the group's to read, whether shipyardd runs or not.
+                requests = try RecordView.reading { try PendingApprovals.read(try options.readable(), project: project) }
+            }
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(requests), as: UTF8.self))

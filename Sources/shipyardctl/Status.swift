@@ -14,10 +14,21 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            let path = try options.readable().statusFile
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw CLIError("no status at \(path): shipyardd has not run with this state directory (--state-dir or SHIPYARD_STATE_DIR)")
+            let data: Data
+            var running: Bool?
+            if let response = try options.get("/api/v1/status") {
+                data = response.body
+                running = true
+            } else {
+                // Stopped: what it last wrote, which its group may read.
+                let path = try options.readable().statusFile
+                guard let file = FileManager.default.contents(atPath: path) else {
+                    throw CLIError("no status at \(path): shipyardd has not run with this state directory (--state-dir or SHIPYARD_STATE_DIR)")
+                }
+                data = file
+                running = false
             }
+            let path = options.state.statusFile
             let status: DaemonStatus
             do {
                 status = try JSON.decode(DaemonStatus.self, from: data)
@@ -28,13 +39,13 @@ struct Status: AsyncParsableCommand {
             case .json:
                 print(String(decoding: try JSON.encode(status), as: UTF8.self))
             case .table:
-                print(Self.table(status), terminator: "")
+                print(Self.table(status, running: running), terminator: "")
             }
         }
     }
 
-    static func table(_ status: DaemonStatus) -> String {
-        let running = kill(status.pid, 0) == 0 || errno == EPERM
+    static func table(_ status: DaemonStatus, running answered: Bool? = nil) -> String {
+        let running = answered ?? (kill(status.pid, 0) == 0 || errno == EPERM)
         var out = running
             ? "shipyardd \(status.version) running (pid \(status.pid)) since \(status.startedAt)\n"
             : "shipyardd is not running (pid \(status.pid) is gone); the status below is from its last run\n"

@@ -14,7 +14,7 @@ struct Sync: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.failing {
-            print(Output.safe(try await options.send(SpoolRequest(kind: .sync, project: project), timeout: request.timeout).message))
+            print(Output.safe(try options.send("/api/v1/sync", body: SyncBody(project: project), timeout: request.timeout).message))
         }
     }
 }

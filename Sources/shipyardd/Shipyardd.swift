@@ -69,8 +69,8 @@ struct Shipyardd: AsyncParsableCommand {
         DaemonLogHandler.bootstrap(environment: environment, level: verbose ? .debug : .info)
         let (document, ok) = load(config, environment: environment)
         guard ok, let loaded = document.config else { throw ExitCode(1) }
-        let daemon = Daemon(config: loaded, configPath: config, environment: environment, logger: Logger(label: "shipyardd")) { daemon, http in
-            WebServer(daemon: daemon, http: http)
+        let daemon = Daemon(config: loaded, configPath: config, environment: environment, logger: Logger(label: "shipyardd")) { daemon, socket, http in
+            WebServer(daemon: daemon, socket: socket, http: http)
         }
         do {
             try await daemon.run()

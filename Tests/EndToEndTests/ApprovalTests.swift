@@ -116,16 +116,18 @@ import Testing
     }
 
     @Test func anApprovalSurvivesARestartAndADecisionWrittenWhileStopped() async throws {
-        let world = try World()
+        let world = try World(activated: true)
         #expect(await world.ready())
         try await addApproval(world)
         let (context, id) = try await deliveryWaitingForApproval(world)
 
         #expect(await world.daemon.stop() == 0)
-        let offline = try world.daemon.ctl(["approve", id, "--timeout", "1"])
-        #expect(offline.status == 1)
-        #expect(offline.stderr.contains("waits in \(world.daemon.state)/requests and is applied once when the daemon gets to it"))
+        // Its socket stays (as systemd keeps it): the approval waits in its queue for the daemon.
+        let offline = Task.detached { try world.daemon.ctl(["approve", id, "--timeout", "60"]) }
+        try await Task.sleep(for: .milliseconds(500))
         try world.daemon.start()
+        let answered = try await offline.value
+        #expect(answered.status == 0 && answered.stdout.hasPrefix("approved: production je-deployment"), "\(answered.stderr)")
         #expect(await world.waitState(context, "production", "finished"))
         #expect(productionDeploys(world, context) == 1)
 
@@ -180,36 +182,17 @@ import Testing
         #expect(await world.ready())
         try await addApproval(world)
         let (context, id) = try await deliveryWaitingForApproval(world)
-        let requests = world.daemon.state + "/requests"
 
         let unknown = try world.daemon.ctl(["approve", "ffffffff"])
         #expect(unknown.stderr == "shipyardctl: no pending approval has the id ffffffff (shipyardctl approvals lists them)\n")
 
-        // Planted files: a symlink, a hard link, an oversized and a malformed request.
-        let target = try world.dir.write("elsewhere.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000001","kind":"approve","approval":"\#(id)"}"#)
-        try FileManager.default.createSymbolicLink(atPath: requests + "/aaaaaaaa-0000-0000-0000-000000000001.json", withDestinationPath: target)
-        let hard = try world.dir.write("hard.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000002","kind":"approve","approval":"\#(id)"}"#)
-        link(hard, requests + "/aaaaaaaa-0000-0000-0000-000000000002.json")
-        // Written beside the spool and renamed in, so the daemon never sees them half-written.
-        let oversized = try world.dir.write("oversized.json", String(repeating: " ", count: 70_000) + "{}")
-        #expect(rename(oversized, requests + "/aaaaaaaa-0000-0000-0000-000000000003.json") == 0)
-        let malformed = try world.dir.write("malformed.json", #"{"id":"aaaaaaaa-0000-0000-0000-000000000004","kind":"approve""#)
-        #expect(rename(malformed, requests + "/aaaaaaaa-0000-0000-0000-000000000004.json") == 0)
-        // The daemon removes a request file when it takes it and answers after that: wait for the answers.
-        func outcomes() -> [String] {
-            (1...4).map { n -> String in
-                let path = world.daemon.state + "/outcomes/\(getuid())-aaaaaaaa-0000-0000-0000-00000000000\(n).json"
-                return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            }
-        }
-        #expect(await eventually { !outcomes().contains("") })
-        #expect((try? FileManager.default.contentsOfDirectory(atPath: requests))?.isEmpty == true)
-        let outcomes = outcomes()
-        #expect(outcomes[0].contains("symbolic link"))
-        #expect(outcomes[1].contains("other hard links"))
-        #expect(outcomes[2].contains("larger than 65536 bytes"))
-        #expect(outcomes[3].contains("not a valid request"))
-        #expect(FileManager.default.fileExists(atPath: target))
+        // What the socket refuses before it decides anything: an oversized body, a malformed
+        // one, a form where JSON is due.
+        let api = LocalAPIClient(path: world.daemon.state + "/shipyardd.sock")
+        let oversized = try api.request("POST", "/api/v1/approvals/\(id)/approve", body: Data((#"{"reason":""# + String(repeating: "x", count: 70_000) + #""}"#).utf8), timeout: .seconds(10))
+        #expect(oversized.status == 413 && String(decoding: oversized.body, as: UTF8.self).contains("larger than 65536 bytes"))
+        let malformed = try api.request("POST", "/api/v1/approvals/\(id)/approve", body: Data(#"{"reason":"#.utf8), timeout: .seconds(10))
+        #expect(malformed.status == 400 && String(decoding: malformed.body, as: UTF8.self).contains("must be a JSON object"))
         #expect(try approvals(world).count == 1)
         #expect(try world.state(context, "production") == "waitingForApproval")
 

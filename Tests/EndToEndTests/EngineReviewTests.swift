@@ -79,14 +79,14 @@ import Testing
         try upstream.commit(["shipyard.yaml": Self.oneStage])
         try FileManager.default.createSymbolicLink(atPath: upstream.work + "/link", withDestinationPath: outside)
         try FileManager.default.createSymbolicLink(atPath: upstream.work + "/dirlink", withDestinationPath: dir.path + "/outside")
-        try FileManager.default.createSymbolicLink(atPath: upstream.work + "/state-link", withDestinationPath: "../../requests")
+        try FileManager.default.createSymbolicLink(atPath: upstream.work + "/state-link", withDestinationPath: "../../approvals")
         try upstream.git("add", "link", "dirlink", "state-link")
         let commit = try upstream.commit([:], message: "links")
         let task = try dir.write("task", "#!/bin/sh\nreadlink link > \(dir.path)/seen\n", mode: 0o755)
         let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "links", upstream: upstream.fileURL, program: task))
         #expect(await daemon.waitFor("links") { $0.shipyardCommit == commit } != nil)
         var before = stat()
-        #expect(stat(daemon.state + "/requests", &before) == 0)
+        #expect(stat(daemon.state + "/approvals", &before) == 0)
         #expect(try daemon.ctl(["trigger", "delivery", "--project", "links", "--service", "svc"]).status == 0)
         // The task ran in the export (and saw the link), then the export was removed.
         #expect(await eventually { (try? String(contentsOfFile: dir.path + "/seen", encoding: .utf8)) == outside + "\n" })
@@ -94,7 +94,7 @@ import Testing
         var info = stat()
         #expect(stat(outside, &info) == 0 && info.st_mode & 0o7777 == 0o640)
         #expect(stat(dir.path + "/outside", &info) == 0 && info.st_mode & 0o7777 == 0o750)
-        #expect(stat(daemon.state + "/requests", &info) == 0 && info.st_mode & 0o7777 == before.st_mode & 0o7777)
+        #expect(stat(daemon.state + "/approvals", &info) == 0 && info.st_mode & 0o7777 == before.st_mode & 0o7777)
         #expect(try String(contentsOfFile: outside, encoding: .utf8) == "keep me\n")
     }
 
@@ -165,23 +165,23 @@ import Testing
         #expect(try world.daemon.ctl(["approvals"]).stdout == "no approvals are waiting\n")
     }
 
-    /// The CLI says only what is true when no answer comes: a request the daemon took is not
-    /// "still in the spool".
+    /// The CLI says only what is true when no answer comes: a socket that takes the request and
+    /// never answers (a daemon that is starting, or stuck) is not reported as a refusal.
     @Test func aRequestTakenButNeverAnsweredIsReportedAsTaken() async throws {
         let dir = try TemporaryDirectory()
-        let requests = dir.path + "/state/requests"
-        try FileManager.default.createDirectory(atPath: requests, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: dir.path + "/state/outcomes", withIntermediateDirectories: true)
-        // A stand-in daemon that takes every request and never answers, on a thread of its own
-        // (Swift's cooperative pool may be kept busy by other tests).
+        try FileManager.default.createDirectory(atPath: dir.path + "/state", withIntermediateDirectories: true)
+        // A stand-in daemon that accepts every connection and never answers, on a thread of its
+        // own (Swift's cooperative pool may be kept busy by other tests).
+        let socket = try HeldSocket(path: dir.path + "/state/shipyardd.sock")
         let stop = Atomic<Bool>(false)
+        let fd = socket.fd
         let taker = Thread {
+            var held: [Int32] = []
             for _ in 0..<2000 where !stop.load(ordering: .relaxed) {
-                for name in (try? FileManager.default.contentsOfDirectory(atPath: requests)) ?? [] where !name.hasPrefix(".") {
-                    unlink(requests + "/" + name)
-                }
-                usleep(5_000)
+                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&entry, 1, 5) > 0 { held.append(accept(fd, nil, nil)) }
             }
+            held.forEach { close($0) }
         }
         taker.start()
         let out = try Run.capture(
@@ -189,7 +189,8 @@ import Testing
             environment: ["SHIPYARD_STATE_DIR": dir.path + "/state"])
         stop.store(true, ordering: .relaxed)
         #expect(out.status == 1)
-        #expect(out.stderr.contains("shipyardd took request "))
-        #expect(out.stderr.contains("check what happened (shipyardctl sequences) before you try again"))
+        #expect(out.stderr.contains("no answer from shipyardd within 2s"), "\(out.stderr)")
+        #expect(out.stderr.contains("check what happened (shipyardctl sequences, shipyardctl approvals) before you try again"))
+        withExtendedLifetime(socket) {}
     }
 }

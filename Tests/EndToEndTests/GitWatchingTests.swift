@@ -68,6 +68,32 @@ import Testing
         #expect(await daemon.stop() == 0)
     }
 
+    /// No git config steers the daemon: not the user's ~/.gitconfig or XDG config (here one that
+    /// redirects the upstream to another repository with url.insteadOf), nor a folder someone
+    /// made in the shared /tmp under the name earlier releases used.
+    @Test func noGitConfigSteersTheDaemon() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let real = try upstream.commit(["shipyard.yaml": Self.tutorial])
+        let other = try UpstreamRepository(in: dir.path, name: "other")
+        _ = try other.commit(["shipyard.yaml": Self.tutorial + "# elsewhere\n"])
+        let redirect = "[url \"\(other.fileURL)\"]\n\tinsteadOf = \(upstream.fileURL)\n"
+        _ = try dir.write("home/.gitconfig", redirect)
+        _ = try dir.write("xdg/git/config", redirect)
+        let shared = FileManager.default.temporaryDirectory.appendingPathComponent("shipyard-empty-gitconfig").path
+        var info = stat()
+        let made = lstat(shared, &info) != 0
+        if made {
+            try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+            try writeFile(shared + "/.gitconfig", Data(redirect.utf8))
+        }
+        defer { if made { try? FileManager.default.removeItem(atPath: shared) } }
+        let daemon = try RunningDaemon(
+            directory: dir.path, config: "projects:\n  - name: real\n    upstream: \(upstream.fileURL)\n    pollInterval: 1h\n",
+            environment: ["HOME": dir.path + "/home", "XDG_CONFIG_HOME": dir.path + "/xdg", "TMPDIR": FileManager.default.temporaryDirectory.path])
+        #expect(await daemon.waitFor("real") { $0.shipyardCommit == real } != nil, "\(daemon.log)")
+    }
+
     @Test func branchDeletedAndRestoredAndAMissingFile() async throws {
         let dir = try TemporaryDirectory()
         let upstream = try UpstreamRepository(in: dir.path)
@@ -282,7 +308,7 @@ import Testing
 
         let late = try daemon.ctl(["sync", "--timeout", "1"])
         #expect(late.status == 1)
-        #expect(late.stderr.contains("no answer from shipyardd within 1s"))
+        #expect(late.stderr.contains("shipyardd is not running: nothing answers on \(daemon.state)/shipyardd.sock"), "\(late.stderr)")
         #expect(try daemon.ctl(["status"]).stdout.hasPrefix("shipyardd is not running"))
     }
 

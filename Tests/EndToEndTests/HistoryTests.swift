@@ -73,6 +73,10 @@ struct HistoryTests {
         #expect(log.contains("imported the journal of an earlier release"), "\(log)")
         #expect(log.contains("torn last line"))
         #expect(FileManager.default.fileExists(atPath: Self.journal(world.daemon.state) + ".imported"))
+        // The imported record is private from the start: nothing to convert at the next start.
+        var info = stat()
+        #expect(stat(world.daemon.state + "/shipyard.db", &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(!log.contains("is now private to shipyardd"))
         #expect(!FileManager.default.fileExists(atPath: Self.journal(world.daemon.state)))
 
         // Everything is there, and the default listing is the newest 50.
@@ -242,12 +246,16 @@ struct HistoryTests {
         }
         #expect(done, "\(world.daemon.log)")
         #expect(reads > 3)
-        // The record stays readable to the group when the daemon is not running.
+        // The record is the daemon's alone: with the daemon stopped, alice is told so, and root
+        // (who may open it) reads it directly.
         #expect(await world.daemon.stop() == 0)
-        let after = try world.daemon.ctl(["sequences", "--output", "json"])
+        let refused = try world.daemon.ctl(["sequences", "--output", "json"])
+        #expect(refused.status == 1 && refused.stderr.contains("shipyardd is not running: nothing answers on"), "\(refused.stderr)")
+        let after = try Command.run("shipyardctl", ["sequences", "--output", "json", "--state-dir", world.daemon.state])
         #expect(after.status == 0, "\(after.stderr)")
+        #expect(after.stderr.contains("shipyardd is not running; reading its record"))
         #expect(contexts.allSatisfy { after.stdout.contains($0) })
-        let events = try world.daemon.ctl(["events"])
+        let events = try Command.run("shipyardctl", ["events", "--state-dir", world.daemon.state])
         #expect(events.status == 0 && events.stdout.split(separator: "\n").count > 6 * 10, "\(events.stderr)")
     }
 }

@@ -15,8 +15,11 @@ final class RunningDaemon: @unchecked Sendable {
     /// `ctl` runs as `operatorUser`.
     let users: LocalUsers?
     var operatorUser: String?
+    /// The local API's socket, held here as systemd holds `shipyardd.socket`'s and handed to each
+    /// start of the daemon (LISTEN_FDS); nil: the daemon makes `<state>/shipyardd.sock` itself.
+    let socket: HeldSocket?
 
-    init(directory: String, users: LocalUsers? = nil, config: String, environment: [String: String] = [:]) throws {
+    init(directory: String, users: LocalUsers? = nil, config: String, environment: [String: String] = [:], activated: Bool = false) throws {
         self.environment = environment
         self.directory = directory
         self.users = users
@@ -24,11 +27,12 @@ final class RunningDaemon: @unchecked Sendable {
         configPath = directory + "/config.yaml"
         state = directory + "/state"
         logPath = directory + "/shipyardd.log"
+        // What systemd's StateDirectory= does: the daemon's user owns its state directory.
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         if let users {
-            // What systemd's StateDirectory= does: the daemon's user owns its state directory.
-            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
             chown(state, users.uid(users.daemon), users.gid(users.group))
         }
+        socket = activated ? try HeldSocket(path: state + "/shipyardd.sock", group: users.map { $0.gid($0.group) }) : nil
         try write(config: config)
         try start()
     }
@@ -60,8 +64,12 @@ final class RunningDaemon: @unchecked Sendable {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer { close(log) }
         var (program, arguments) = (Command.path("shipyardd"), ["--config", configPath])
+        if socket != nil {
+            // systemd sets LISTEN_PID to the daemon's own pid: a shell that execs into it has it.
+            (program, arguments) = ("/bin/sh", ["-c", #"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#, program] + arguments)
+        }
         if let users { (program, arguments) = users.command(as: users.daemon, program, arguments) }
-        process = try Subprocess(program, arguments, environment: environment, stdout: log, stderr: log)
+        process = try Subprocess(program, arguments, environment: environment, stdout: log, stderr: log, passing: socket.map { [$0.fd] } ?? [])
     }
 
     var pid: Int32 { process?.pid ?? 0 }

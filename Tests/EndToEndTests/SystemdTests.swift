@@ -115,7 +115,9 @@ import Testing
         let unit = try String(contentsOf: Repository.root.appendingPathComponent("systemd/shipyardd.service"), encoding: .utf8)
         // verify checks that ExecStart exists: point it at the built daemon.
         let local = try dir.write("shipyardd.service", unit.replacingOccurrences(of: "/usr/local/bin/shipyardd", with: Command.path("shipyardd")))
-        let verify = try Run.capture("/usr/bin/systemd-analyze", ["verify", local])
+        // The socket unit it requires sits beside it, as make install puts them.
+        let socket = try dir.write("shipyardd.socket", String(contentsOf: Repository.root.appendingPathComponent("systemd/shipyardd.socket"), encoding: .utf8))
+        let verify = try Run.capture("/usr/bin/systemd-analyze", ["verify", local, socket])
         #expect(verify.status == 0, "\(verify.stderr)")
         #expect(!verify.stderr.contains("shipyardd.service:"), "\(verify.stderr)")
 

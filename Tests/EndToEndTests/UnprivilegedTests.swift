@@ -68,10 +68,16 @@ struct UnprivilegedTests {
         let decision = world.events().last { $0["type"] as? String == "sh.keptn.event.approval.finished" }
         #expect(((decision?["data"] as? [String: Any])?["approval"] as? [String: Any])?["by"] as? String == users.alice)
 
-        // Modes the CLI relies on, whatever the umask: the spool setgid and sticky, nothing for others.
+        // Modes, whatever the umask: the group reads the state, writes nothing; the record is the
+        // daemon's alone; the decision names alice's uid beside her name.
         #expect(mode(state) == 0o2750)
-        #expect(mode(state + "/requests") == 0o3770)
+        #expect(!FileManager.default.fileExists(atPath: state + "/requests"))
         #expect(mode(state + "/home") == 0o700)
+        for file in ["shipyard.db", "shipyard.db-wal", "shipyard.db-shm", "shipyardd.lock"] where FileManager.default.fileExists(atPath: state + "/" + file) {
+            #expect(mode(state + "/" + file) == 0o600, "\(file)")
+        }
+        let by = ((decision?["data"] as? [String: Any])?["approval"] as? [String: Any])?["uid"] as? Int
+        #expect(by.map(UInt32.init) == users.uid(users.alice))
         #expect(openToOthers(state).isEmpty, "\(openToOthers(state))")
         var info = stat()
         #expect(stat(state + "/status.json", &info) == 0 && info.st_uid == users.uid(users.daemon) && info.st_gid == users.gid(users.group))

@@ -223,4 +223,50 @@ import Testing
         #expect(lint("projects: [\n").first?.hasPrefix("2:1: error: not valid YAML") == true)
         #expect(lint("stateDirectory: /x\n") == ["1:1: error: projects is missing; list the repositories to watch under 'projects:'"])
     }
+
+    /// Over the local socket the proxy header is believed only from the proxy's user, named in
+    /// trustedProxies; a header on a socket without one is an error, and root is no proxy.
+    @Test func aProxyOnTheLocalSocketIsNamedByItsUser() throws {
+        let socketWithoutProxy = lint("""
+            projects:
+              - {name: p, upstream: "https://host/p.git"}
+            http:
+              listen: /run/shipyardd/http.sock
+              auth:
+                proxyHeader: X-Forwarded-User
+            """)
+        #expect(socketWithoutProxy.contains { $0.contains("error: http.auth.proxyHeader on the local socket needs the proxy's user in trustedProxies (user:www-data or uid:33)") }, "\(socketWithoutProxy)")
+        #expect(socketWithoutProxy.contains { $0.contains("warning: http.listen /run/shipyardd/http.sock: pages, API and metrics are served on the local API's socket") })
+        let named = ConfigLoader.load("""
+            projects:
+              - {name: p, upstream: "https://host/p.git"}
+            http:
+              listen: 127.0.0.1:8420
+              auth:
+                proxyHeader: X-Forwarded-User
+                trustedProxies: [127.0.0.1/32, "uid:33"]
+            """, environment: [:])
+        #expect(named.config?.http?.proxyUsers == ["uid:33"], "\(named.diagnostics)")
+        let messages = lint("""
+            projects:
+              - {name: p, upstream: "https://host/p.git"}
+            http:
+              listen: 127.0.0.1:8420
+              auth:
+                proxyHeader: X-Forwarded-User
+                trustedProxies: [127.0.0.1/32, "user:root", "uid:x"]
+            """)
+        #expect(messages.contains { $0.contains("error: trustedProxies: root is no proxy") })
+        #expect(messages.contains { $0.contains("error: \"uid:x\" is not uid:NUMBER") })
+        let htpasswd = ConfigLoader.load("""
+            projects:
+              - {name: p, upstream: "https://host/p.git"}
+            http:
+              listen: 127.0.0.1:8420
+              auth:
+                htpasswd: /etc/shipyardd/htpasswd
+                trustedProxies: ["uid:33"]
+            """, environment: [:])
+        #expect(htpasswd.config?.http?.proxyUsers == ["uid:33"])
+    }
 }

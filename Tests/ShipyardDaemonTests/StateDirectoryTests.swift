@@ -5,44 +5,63 @@ import Testing
 
 @testable import ShipyardDaemon
 
-@Suite struct SpoolTests {
-    func spool() throws -> (TemporaryDirectory, StateDirectory) {
+@Suite struct StateDirectoryTests {
+    /// A state directory others may write to is refused with the command that fixes it; a
+    /// second daemon on the same state is refused, naming the first.
+    @Test func whatOthersCanWriteIsRefusedAndOneDaemonHoldsTheState() throws {
         let dir = try TemporaryDirectory()
         let state = StateDirectory(dir.path + "/state")
-        try state.prepare()
-        return (dir, state)
+        let (notes, lock) = try state.prepare()
+        #expect(notes.isEmpty)
+        #expect(throws: StateDirectory.Refusal.self) { try state.prepare() }
+        do {
+            _ = try state.prepare()
+        } catch {
+            #expect("\(error)".contains("another shipyardd (pid \(getpid())) is running with the state directory \(state.root)"))
+        }
+        close(lock)
+        chmod(state.root, 0o2770)
+        do {
+            _ = try state.prepare()
+            Issue.record("a group-writable state directory was taken")
+        } catch {
+            #expect("\(error)".contains("may be written by its group"), "\(error)")
+            #expect("\(error)".contains("sudo chmod go-w \(state.root)"))
+        }
     }
 
-    /// Somebody who saw an id cannot block that request by taking its name first: the CLI
-    /// publishes under a new id, and never replaces a file that is there.
-    @Test func aTakenNameIsRetriedUnderANewIDAndNeverReplaced() throws {
-        let (dir, state) = try spool()
-        defer { withExtendedLifetime(dir) {} }
-        let planted = state.requests + "/taken-1.json"
-        try writeFile(planted, Data("planted".utf8))
-        var request = SpoolRequest(id: "taken-1", kind: .sync)
-        request.project = "p"
-        let published = try SpoolClient(state: state).submit(request)
-        #expect(published.id != "taken-1")
-        #expect(try String(contentsOfFile: planted, encoding: .utf8) == "planted")
-        let names = try FileManager.default.contentsOfDirectory(atPath: state.requests).sorted()
-        #expect(names == ["\(published.id).json", "taken-1.json"].sorted())
-        // An id the user chose is reported as taken rather than changed.
-        #expect(throws: SpoolClient.Failure.self) { try SpoolClient(state: state).submit(request, fixedID: true) }
+    /// A record its group could read (an earlier release) is copied to new private files, so
+    /// that no descriptor opened before reaches them; the spool of that release is removed.
+    @Test func anEarlierReleasesRecordAndSpoolAreConverted() throws {
+        let dir = try TemporaryDirectory()
+        let state = StateDirectory(dir.path + "/state")
+        try FileManager.default.createDirectory(atPath: state.root + "/requests", withIntermediateDirectories: true)
+        try writeFile(state.root + "/requests/a.json", Data("{}".utf8))
+        try writeFile(state.storeFile, Data("not really a database".utf8), mode: 0o640)
+        let held = open(state.storeFile, O_RDONLY)
+        defer { close(held) }
+        var before = stat()
+        fstat(held, &before)
+        let (notes, lock) = try state.prepare()
+        defer { close(lock) }
+        #expect(notes.contains { $0.contains("is now private to shipyardd (mode 0600)") }, "\(notes)")
+        #expect(notes.contains { $0.contains("1 request(s) still waiting in it were not applied") }, "\(notes)")
+        var after = stat()
+        #expect(stat(state.storeFile, &after) == 0 && after.st_mode & 0o777 == 0o600 && after.st_ino != before.st_ino)
+        #expect(try String(contentsOfFile: state.storeFile, encoding: .utf8) == "not really a database")
+        #expect(!FileManager.default.fileExists(atPath: state.root + "/requests"))
     }
 
-    @Test func requestsAreTakenOneUserAfterAnotherAndJunkIsSwept() throws {
-        let (dir, state) = try spool()
-        defer { withExtendedLifetime(dir) {} }
-        for i in 0..<40 { try writeFile(state.requests + "/a\(i).json", Data("{}".utf8)) }
-        try FileManager.default.createDirectory(atPath: state.requests + "/dir.json", withIntermediateDirectories: false)
-        try writeFile(state.requests + "/notes.txt", Data("x".utf8))
-        let scan = RequestSpool(state: state).scan(perUser: 32)
-        #expect(scan.requests.count == 32)
-        #expect(scan.more)
-        #expect(Set(scan.swept.map(\.name)) == ["dir.json", "notes.txt"])
-        #expect(!FileManager.default.fileExists(atPath: state.requests + "/dir.json"))
-        #expect(!FileManager.default.fileExists(atPath: state.requests + "/notes.txt"))
+    /// The CLI's reader of the daemon's answers: a length, chunks, or the end of the connection.
+    @Test func answersAreReadWhole() throws {
+        let length = Data("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nShipyard-More: true\r\n\r\nhello".utf8)
+        let parsed = try #require(try LocalAPIClient.parse(length, complete: false))
+        #expect(parsed.status == 200 && parsed.body == Data("hello".utf8) && parsed.headers["shipyard-more"] == "true")
+        #expect(try LocalAPIClient.parse(length.dropLast(), complete: false) == nil)
+        let chunked = Data("HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".utf8)
+        #expect(try LocalAPIClient.parse(chunked, complete: false)?.body == Data("abcde".utf8))
+        #expect(try LocalAPIClient.parse(chunked.prefix(40), complete: false) == nil)
+        #expect(throws: LocalAPIClient.Failure.self) { try LocalAPIClient.parse(Data("garbage".utf8), complete: true) }
     }
 
     @Test func logsAndTablesShowControlCharactersEscaped() {

@@ -12,7 +12,7 @@ public final class Subprocess: @unchecked Sendable {
     /// /dev/null (or `stdin`), and the given descriptors as standard output and error.
     public init(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:],
-        stdin: Int32? = nil, stdout: Int32, stderr: Int32
+        stdin: Int32? = nil, stdout: Int32, stderr: Int32, passing: [Int32] = []
     ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -24,6 +24,10 @@ public final class Subprocess: @unchecked Sendable {
         }
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Descriptors handed on as systemd does (LISTEN_FDS): from 3 up.
+        for (index, fd) in passing.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index))
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -94,4 +98,31 @@ public final class Subprocess: @unchecked Sendable {
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
+}
+
+/// A listening unix socket held by the test as systemd holds `shipyardd.socket`'s: it outlives
+/// the daemons it is handed to, so connections made while none runs wait in the kernel.
+public final class HeldSocket: @unchecked Sendable {
+    public let path: String
+    public let fd: Int32
+
+    /// Mode 0660 and the given group, as `SocketMode=0660` and `SocketGroup=` make it.
+    public init(path: String, group: gid_t? = nil) throws {
+        self.path = path
+        unlink(path)
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 4096) == 0 else {
+            throw ProcessFailure(description: "cannot listen on \(path): \(String(cString: strerror(errno)))")
+        }
+        if let group { chown(path, 0, group) }
+        chmod(path, 0o660)
+    }
+
+    deinit { close(fd) }
 }

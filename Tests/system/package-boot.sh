@@ -45,8 +45,10 @@ first=$(pid)
 check "an upgrade (the same version again)" dpkg -i /shipyard.deb
 check "an upgrade restarts the daemon" wait_for sh -c "systemctl is-active --quiet shipyardd && [ \"\$(systemctl show -p MainPID --value shipyardd)\" != $first ] && [ \"\$(systemctl show -p MainPID --value shipyardd)\" != 0 ]"
 check "the daemon made its record" wait_for test -e /var/lib/shipyardd/shipyard.db
+check "the socket is enabled and listening" sh -c 'systemctl is-enabled --quiet shipyardd.socket && systemctl is-active --quiet shipyardd.socket && [ "$(stat -c "%a %U:%G" /run/shipyardd/shipyardd.sock)" = "660 root:shipyard" ]'
+check "shipyardctl status over the socket" shipyardctl status
 check "remove" dpkg -r shipyard
-check "remove stopped the daemon" sh -c '! systemctl is-active --quiet shipyardd'
+check "remove stopped the daemon and its socket" sh -c '! systemctl is-active --quiet shipyardd && ! systemctl is-active --quiet shipyardd.socket'
 check "remove kept the config and the record" test -e /etc/shipyardd/config.yaml -a -e /var/lib/shipyardd/shipyard.db
 check "purge" dpkg -P shipyard
 check "purge deleted the config and the state" sh -c '! test -e /etc/shipyardd && ! test -e /var/lib/shipyardd'

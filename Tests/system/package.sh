@@ -32,7 +32,8 @@ check "sysusers and tmpfiles snippets" test -f /usr/lib/sysusers.d/shipyardd.con
 check "man pages and completions" test -f /usr/share/man/man1/shipyardd.1.gz -a -f /usr/share/man/man1/shipyardctl.1.gz -a -f /usr/share/bash-completion/completions/shipyardctl
 check "the user and group were made" sh -c 'getent passwd shipyard && getent group shipyard'
 check "the state directory (2750 shipyard:shipyard)" sh -c '[ "$(stat -c "%a %U:%G" /var/lib/shipyardd)" = "2750 shipyard:shipyard" ]'
-check "the request spool (3770)" sh -c '[ "$(stat -c %a /var/lib/shipyardd/requests)" = 3770 ]'
+check "no request spool any more" sh -c '! test -e /var/lib/shipyardd/requests'
+check "the socket unit" sh -c 'grep -q "^ListenStream=/run/shipyardd/shipyardd.sock$" /lib/systemd/system/shipyardd.socket && grep -q "^SocketMode=0660$" /lib/systemd/system/shipyardd.socket'
 check "the example config is a conffile" sh -c 'dpkg-query -W -f="\${Conffiles}" shipyard | grep -q "/etc/shipyardd/config.yaml.example "'
 check "no Swift toolchain here" sh -c '! ls /opt/swift 2>/dev/null && ! ldconfig -p | grep -q libswiftCore'
 check "shipyardd --version is the package's version" sh -c '[ "$(shipyardd --version)" = "$(dpkg-query -W -f="\${Version}" shipyard)" ]'

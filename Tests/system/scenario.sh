@@ -80,6 +80,8 @@ check "systemctl enable --now shipyardd" systemctl enable --now shipyardd
 check "it runs as the shipyard user, in its sandbox" sh -c 'pid=$(systemctl show -p MainPID --value shipyardd) &&
   [ "$(stat -c %U /proc/$pid)" = shipyard ] && grep -q "^NoNewPrivs:[[:space:]]*1" /proc/$pid/status &&
   grep -q "^CapEff:[[:space:]]*0000000000000000" /proc/$pid/status'
+check "the socket is systemd's, for the shipyard group (660 root:shipyard)" sh -c '[ "$(stat -c "%a %U:%G" /run/shipyardd/shipyardd.sock)" = "660 root:shipyard" ]'
+check "the record is the daemon's alone" sh -c 'for f in /var/lib/shipyardd/shipyard.db*; do [ "$(stat -c "%a %U" "$f")" = "600 shipyard" ] || exit 1; done'
 useradd -m -s /bin/bash alice && useradd -m -s /bin/bash eve
 check "usermod -aG shipyard alice" usermod -aG shipyard alice
 wait_for "the daemon loads the shipyard from an upstream it does not own" 60 sh -c 'runuser -u alice -- shipyardctl status --output json | grep -q "\"shipyardCommit\" *: *\"[0-9a-f]\{40\}\""'
@@ -93,7 +95,24 @@ out=$(as eve shipyardctl approvals 2>&1); code=$?
 check "a non-member is refused with what to do" sh -c "[ $code -eq 1 ] && echo \"\$1\" | grep -q 'usermod -aG shipyard eve'" sh "$out"
 out=$(as eve shipyardctl approve "$(approval_id)" 2>&1); code=$?
 check "a non-member cannot approve" sh -c "[ $code -eq 1 ] && echo \"\$1\" | grep -q 'permission denied'" sh "$out"
+echo "== mallory, a member who is not an approver, tries what the shared files once allowed"
+useradd -m -s /bin/bash mallory && usermod -aG shipyard mallory
+# Her own client (perl comes with git): a proxy header naming alice, over the socket.
+forged=$(runuser -u mallory -- perl -MIO::Socket::UNIX -e '
+  my $s = IO::Socket::UNIX->new(Peer => "/run/shipyardd/shipyardd.sock") or die "connect: $!";
+  print $s "POST /api/v1/approvals/$ARGV[0]/approve HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Forwarded-User: alice\r\nContent-Length: 2\r\n\r\n{}";
+  my $r = join("", <$s>); print((split / /, $r)[1], "\n");' "$(approval_id)" 2>&1)
+check "her proxy header over the socket decides nothing (403: ${forged})" sh -c "[ '$forged' = 403 ] && runuser -u alice -- shipyardctl approvals | grep -q production"
+check "she can create nothing in the state directory" sh -c '! runuser -u mallory -- touch /var/lib/shipyardd/planted 2>/dev/null && ! runuser -u mallory -- touch /var/lib/shipyardd/approvals/planted 2>/dev/null'
+check "she cannot open the record" sh -c '! runuser -u mallory -- cat /var/lib/shipyardd/shipyard.db > /dev/null 2>&1'
+runuser -u mallory -- perl -e 'for my $f (glob("/var/lib/shipyardd/*.json /var/lib/shipyardd/approvals/*.json")) { open(my $h, "<", $f) or next; flock($h, 1); push @h, $h } sleep 60' &
+holder=$!
+sleep 1
+before=$(date +%s%N)
 check "approve as a member" as alice shipyardctl approve "$(approval_id)" --reason "release notes checked"
+took=$(( ($(date +%s%N) - before) / 1000000 ))
+check "her locks on what she can read held nothing up (approve took ${took} ms)" test "$took" -lt 5000
+kill "$holder" 2>/dev/null
 wait_for "production deploys" 90 stage_state "$context" production finished
 check "the task wrote where the drop-in opened, with HOME set" grep -q "^production helloservice ghcr.io/podtato-head/podtatoserver:v0.1.1 home=/var/lib/shipyardd/home$" /var/log/fulltour/deploy.log
 
@@ -120,6 +139,16 @@ wait_for "the approval is still pending after SIGKILL" 30 sh -c "runuser -u alic
 check "approve after the restart" as alice shipyardctl approve "$pending"
 wait_for "the second delivery deploys" 90 stage_state "$second" production finished
 
+echo "== requests while the daemon is down or restarting wait in the socket and are answered"
+check "systemctl stop shipyardd (its socket stays)" sh -c 'systemctl stop shipyardd && systemctl is-active --quiet shipyardd.socket'
+out=$(as alice shipyardctl trigger delivery --project fulltour --service other --timeout 60 --output json 2>&1); code=$?
+check "a member's trigger starts the daemon through its socket and is answered" sh -c "[ $code -eq 0 ] && echo \"\$1\" | grep -q '\"context\"' && systemctl is-active --quiet shipyardd" sh "$out"
+as alice shipyardctl trigger delivery --project fulltour --service third --timeout 60 --output json > /tmp/during-restart.out 2>&1 &
+cli=$!
+systemctl restart shipyardd
+wait $cli; code=$?
+check "a member's trigger during systemctl restart is answered" sh -c "[ $code -eq 0 ] && grep -q '\"context\"' /tmp/during-restart.out"
+
 echo "== the daemon's journal has no warning this scenario did not provoke"
-unexpected=$(journalctl _SYSTEMD_UNIT=shipyardd.service -p warning --no-pager -o cat | grep -v 'config reload refused' || true)
+unexpected=$(journalctl _SYSTEMD_UNIT=shipyardd.service -p warning --no-pager -o cat | grep -v -e 'config reload refused' -e 'mallory may not resolve approvals' || true)
 check "no unprovoked warnings: ${unexpected:-none}" test -z "$unexpected"

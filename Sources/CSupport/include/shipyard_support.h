@@ -21,4 +21,11 @@ int shipyard_pipe_cloexec(int fds[2]);
 /// Names the calling thread (at most 15 bytes are kept), as top -H and /proc show it.
 int shipyard_set_thread_name(const char *name);
 
+/* The layout of Linux's struct ucred (SO_PEERCRED), which Swift's Glibc module does not show. */
+struct shipyard_ucred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
+
 #endif

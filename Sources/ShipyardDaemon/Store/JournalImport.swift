@@ -62,6 +62,7 @@ public enum JournalImport {
         var counts = (events: 0, sequences: 0)
         var dropped: String?
         do {
+            try SQLiteStore.createPrivately(building)
             let queue = try DatabaseQueue(path: building, configuration: configuration)
             try SQLiteStore.migrator.migrate(queue)
             var engine = Engine()

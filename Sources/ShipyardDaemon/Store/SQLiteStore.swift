@@ -114,13 +114,29 @@ public final class SQLiteStore: Store {
         return migrator
     }
 
+    /// Makes an empty database file only the daemon's user may open, before SQLite opens it:
+    /// SQLite gives its -wal and -shm files the same mode.
+    static func createPrivately(_ path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        fchmod(fd, 0o600)
+        close(fd)
+    }
+
+    /// The most the -wal keeps between checkpoints (journal_size_limit).
+    static let walLimit = 64 * 1024 * 1024
+
     /// Opens (creating it if need be) the store for the daemon, the only writer.
     public init(writingAt path: String) throws {
         self.path = path
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let existed = FileManager.default.fileExists(atPath: path)
-        if existed { try Self.checkHeader(path) }
+        if existed {
+            try Self.checkHeader(path)
+        } else {
+            try Self.createPrivately(path)
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "shipyard-store"
@@ -130,6 +146,8 @@ public final class SQLiteStore: Store {
             // the first table exists, as SQLite requires.
             try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // A checkpoint leaves the -wal at most this large, whatever a burst made it.
+            try db.execute(sql: "PRAGMA journal_size_limit = \(Self.walLimit)")
             // The -wal and -shm files stay when the daemon closes the database, so that the
             // CLI, which may not create files here, can always open it read-only.
             var flag: CInt = 1
@@ -143,6 +161,9 @@ public final class SQLiteStore: Store {
                 throw StoreError(Self.newerMessage(path, known: try pool.read(migrator.appliedIdentifiers)))
             }
             try migrator.migrate(pool)
+            // Whatever the -wal grew to before (a reader that held it open, a crash), it starts
+            // small: everything in it goes into the database, and it is truncated.
+            try pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
             // Reads what start-up reads, so that a damaged file is found now, not later.
             _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sequences WHERE active = 1") }
         } catch let error as DatabaseError {
