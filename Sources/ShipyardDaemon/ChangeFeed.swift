@@ -44,4 +44,6 @@ public final class ChangeFeed: Sendable {
 public protocol DaemonFrontend: Sendable {
     func run() async throws
     func stop()
+    /// A reloaded config's `http:` (its listen address unchanged).
+    func update(_ http: DaemonConfig.HTTP)
 }

@@ -78,8 +78,8 @@ public actor Daemon {
         let socket = try ListeningSocket.inherited(environment: environment) ?? ListeningSocket.bind(path: state.socket)
         listening = socket
         var stale = stat()
-        if socket.activated, socket.path != state.socket, lstat(state.socket, &stale) == 0, stale.st_mode & S_IFMT == S_IFSOCK, stale.st_uid == geteuid() {
-            // Left by a run started by hand: the CLI would take it for this daemon's.
+        if socket.activated, socket.path != state.socket, lstat(state.socket, &stale) == 0, stale.st_mode & S_IFMT == S_IFSOCK {
+            // Left by a run started by hand (root's too): the CLI would take it for this daemon's.
             unlink(state.socket)
         }
         for note in notes { logger.warning("\(note)") }
@@ -135,11 +135,10 @@ public actor Daemon {
         // event stream, an idle keep-alive) are closed.
         frontendServer?.stop()
         if let frontend {
-            let ended = Task { await frontend.value }
             let deadline = ContinuousClock.now + .seconds(3)
             while !frontendEnded, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            // Not waited for: a sync still waiting for its poll would hold up the stop.
             frontend.cancel()
-            await ended.value
         }
         await orchestrator.shutdown(grace: config.stopGracePeriod)
         for watcher in watchers.values { watcher.stop() }
@@ -312,8 +311,9 @@ public actor Daemon {
         if new.http?.listen != config.http?.listen {
             logger.warning("http.listen changed in the config; that takes a restart, the web view keeps \(config.http.map { "\($0.listen)" } ?? "off")")
         } else if let http = new.http {
-            // Who may log in and act applies from now on.
+            // Who may log in and act, and which peers are proxies, apply from now on.
             config.http = http
+            frontendServer?.update(http)
         }
         logger.info("config reloaded", metadata: ["projects": "\(new.projects.count)"])
         await publishStatus()

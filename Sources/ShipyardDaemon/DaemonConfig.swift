@@ -515,7 +515,7 @@ private struct ConfigReader {
                             if text.hasPrefix("user:"), Accounts.uid(of: value) == nil {
                                 log.warning("trustedProxies: this host has no user \(value); nothing is believed from it until it exists", at: item.mark)
                             }
-                            if value == "root" || value == "0" {
+                            if value == "root" || (text.hasPrefix("uid:") && UInt32(value) == 0) || (text.hasPrefix("user:") && Accounts.uid(of: value) == 0) {
                                 log.error("trustedProxies: root is no proxy; every shipyardctl run by root would be believed as whoever its header names", at: item.mark)
                                 continue
                             }
@@ -556,9 +556,18 @@ private struct ConfigReader {
                         at: header.value.mark)
                 }
                 http.auth = .proxy(header: name, trusted: trusted)
+            } else if auth["trustedProxies"] != nil, case .unix = listen {
+                log.error("http.auth on the local socket takes htpasswd (its users sign in through the proxy) or proxyHeader (the proxy names them), besides trustedProxies", at: pair.value.mark)
             } else {
                 log.error("http.auth needs htpasswd: FILE, or proxyHeader: X-Forwarded-User with trustedProxies", at: pair.value.mark)
             }
+        }
+        var proxied = false
+        if case .proxy? = http.auth { proxied = true }
+        if case .unix(let path) = listen, http.proxyUsers.isEmpty, !proxied {
+            log.error(
+                "http.listen \(path): on the local socket every caller is the user the kernel names, so a reverse proxy there would act as its own user for every visitor; name its user in http.auth.trustedProxies (user:www-data) beside htpasswd or proxyHeader, or listen on 127.0.0.1:PORT",
+                at: pair.value.mark)
         }
         return http
     }

@@ -67,10 +67,11 @@ public struct StateDirectory: Sendable {
             throw Refusal(description: "\(what) \(path) is a symbolic link, which shipyardd did not make: remove it (sudo rm \(path)) and start again")
         }
         if info.st_mode & S_IFMT == S_IFLNK { guard stat(path, &info) == 0 else { throw Refusal(description: "cannot read \(path)") } }
-        if info.st_uid != me, info.st_uid != 0 {
+        if info.st_uid != me {
+            // Another user's (it could write here) or root's (shipyardd could not).
             throw Refusal(description:
                 "\(what) \(path) belongs to \(Accounts.name(uid: info.st_uid) ?? "uid \(info.st_uid)"), not to shipyardd's user \(Accounts.name(uid: me) ?? "uid \(me)"); "
-                + "shipyardd does not use what others made: fix it with: sudo chown -R \(Accounts.name(uid: me) ?? "\(me)") \(path)")
+                + "shipyardd uses only what is its own: fix it with: sudo chown -R \(Accounts.name(uid: me) ?? "\(me)") \(path)")
         }
         if info.st_mode & 0o022 != 0 {
             let who = info.st_mode & 0o002 != 0 ? "everyone" : "its group \(Accounts.groupName(info.st_gid) ?? "gid \(info.st_gid)")"
@@ -178,7 +179,9 @@ public struct StateDirectory: Sendable {
     /// naming the first.
     func lock() throws -> Int32 {
         let fd = open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Refusal(description: "cannot open \(lockFile): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw Refusal(description: "cannot open \(lockFile): \(String(cString: strerror(errno))); it must be shipyardd's own: sudo chown \(Accounts.name(uid: geteuid()) ?? "\(geteuid())") \(lockFile)")
+        }
         var info = stat()
         if fstat(fd, &info) == 0, info.st_uid != geteuid() {
             close(fd)

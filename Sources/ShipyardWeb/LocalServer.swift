@@ -26,9 +26,15 @@ final class Peers: Sendable {
     private let state = Mutex(State())
 
     /// Counts a new connection; false when its user (or everybody) has too many open already.
-    func admit(_ channel: any Channel, _ peer: PeerCredentials) -> Bool {
+    /// `privileged` (root, the daemon's user, a configured proxy): no limit of its own, and room
+    /// kept beyond the others' total, so that members' connections never shut them out.
+    func admit(_ channel: any Channel, _ peer: PeerCredentials, privileged: Bool) -> Bool {
         state.withLock { state in
-            guard state.byChannel.count < LocalAPI.maxConnections, state.perUser[peer.uid, default: 0] < LocalAPI.connectionsPerUser else { return false }
+            if privileged {
+                guard state.byChannel.count < LocalAPI.maxConnections + LocalAPI.connectionsPerUser * 4 else { return false }
+            } else {
+                guard state.byChannel.count < LocalAPI.maxConnections, state.perUser[peer.uid, default: 0] < LocalAPI.connectionsPerUser else { return false }
+            }
             state.byChannel[ObjectIdentifier(channel)] = peer
             state.perUser[peer.uid, default: 0] += 1
             return true
@@ -51,6 +57,31 @@ final class Peers: Sendable {
     let refused = Mutex<[uid_t: Int]>([:])
 }
 
+/// Answers a connection over the limits with a 503 saying why, and closes it.
+final class Refusal: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let text: String
+
+    init(text: String) {
+        self.text = text
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    private func refuse(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)), promise: nil)
+        context.close(promise: nil)
+    }
+}
+
 /// The local API: Hummingbird's HTTP/1.1 on a listening unix socket the daemon was handed
 /// (socket activation) or made. Each connection's peer is read from the kernel before any byte
 /// of it is parsed; a user over the connection limit is closed at once, idle connections are
@@ -60,10 +91,13 @@ final class LocalServer: Sendable {
     let responder: RouterResponder<WebContext>
     let peers: Peers
     let logger: Logger
+    /// Peers without a connection limit of their own: root, the daemon's user, configured proxies.
+    let privileged: @Sendable (PeerCredentials) -> Bool
     private let listener = Mutex<(any Channel)?>(nil)
     private let stopped = Mutex(false)
 
-    init(socket: ListeningSocket, router: Router<WebContext>, peers: Peers, logger: Logger) {
+    init(socket: ListeningSocket, router: Router<WebContext>, peers: Peers, logger: Logger, privileged: @escaping @Sendable (PeerCredentials) -> Bool) {
+        self.privileged = privileged
         self.socket = socket
         self.responder = router.buildResponder()
         self.peers = peers
@@ -83,6 +117,7 @@ final class LocalServer: Sendable {
     func run() async throws {
         let responder = responder
         let peers = peers
+        let privileged = privileged
         let logger = logger
         let http = HTTP1Channel(
             responder: { request, writer, channel in
@@ -101,9 +136,19 @@ final class LocalServer: Sendable {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let server = try await bootstrap.bind(NIOBSDSocket.Handle(socket.fd), cleanupExistingSocketFile: false, serverBackPressureStrategy: nil) { channel in
             Self.credentials(of: channel).flatMap { peer -> EventLoopFuture<HTTP1Channel.Value> in
-                guard let peer, peers.admit(channel, peer) else {
+                guard let peer, peers.admit(channel, peer, privileged: privileged(peer)) else {
                     if let peer { peers.refused.withLock { $0[peer.uid, default: 0] += 1 } }
-                    return channel.close().flatMapThrowing { throw ChannelError.ioOnClosedChannel }
+                    // Said, not just closed: the CLI tells its user why rather than "no answer".
+                    let body = #"{"ok":false,"message":"too many connections from uid \#(peer?.uid ?? 0) (at most \#(LocalAPI.connectionsPerUser) at once); close some and try again"}"#
+                    let refusal = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+                    // Said as soon as the connection is up (it is not yet while this runs), then
+                    // closed; the HTTP handlers behind never see a byte of it.
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(Refusal(text: refusal))
+                    } catch {
+                        channel.close(promise: nil)
+                    }
+                    return http.setup(channel: channel, logger: logger)
                 }
                 channel.closeFuture.whenComplete { _ in peers.remove(channel) }
                 return http.setup(channel: channel, logger: logger)

@@ -106,7 +106,7 @@ extension Site {
             }
             return self.response(type: "application/json", body: String(decoding: data, as: UTF8.self))
         }
-        router.get("/api/v1/sequences") { request, _ in
+        router.get("/api/v1/sequences") { request, context in
             let query = request.uri.queryParameters
             func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0) } }
             if let state = value("state"), SequenceState(rawValue: state) == nil {
@@ -115,12 +115,15 @@ extension Site {
             if let since = value("since"), Timestamps.parse(since) == nil {
                 return self.refusal("since takes a time like 2026-11-01T00:00:00Z", status: .badRequest)
             }
-            let limit = value("limit").flatMap(Int.init) ?? 50
+            let limit = max(1, min(value("limit").flatMap(Int.init) ?? 50, 10_000))
+            // The whole history only for a caller of the local socket (shipyardctl sequences --all);
+            // a web visitor gets at most 10,000.
+            let all = value("all") == "true"
             let page: SequencePage?
             do {
                 page = try self.store?.sequences(SequenceQuery(
                     project: value("project"), service: value("service"), state: value("state").flatMap(SequenceState.init),
-                    since: value("since").flatMap(Timestamps.parse), limit: value("all") == "true" ? nil : max(1, limit)))
+                    since: value("since").flatMap(Timestamps.parse), limit: all ? (context.local ? nil : 10_000) : limit))
             } catch {
                 return self.refusal("\(error)", status: .internalServerError)
             }

@@ -50,11 +50,17 @@ public struct WebServer: DaemonFrontend {
         site.routes(router)
         var logger = daemon.log
         logger.logLevel = .warning
-        local = LocalServer(socket: socket, router: router, peers: Peers(), logger: logger)
+        local = LocalServer(socket: socket, router: router, peers: Peers(), logger: logger) { peer in
+            peer.uid == 0 || peer.uid == geteuid() || site.isProxy(peer)
+        }
     }
 
     public func stop() {
         local.stop()
+    }
+
+    public func update(_ http: DaemonConfig.HTTP) {
+        site.update(http)
     }
 
     public func run() async throws {
@@ -65,11 +71,18 @@ public struct WebServer: DaemonFrontend {
                 "http.listen \(path): the web view is served on the local API's socket \(local.socket.path) (one door for the CLI and a reverse proxy); point the proxy there")
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.local.run() }
             if let http, case .tcp(let host, let port) = http.listen {
-                group.addTask { try await self.runTCP(host: host, port: port) }
+                group.addTask {
+                    // The web view failing (its port taken, say) leaves the CLI's socket serving.
+                    do {
+                        try await self.runTCP(host: host, port: port)
+                    } catch is CancellationError {
+                    } catch {
+                        daemon.log.error("the web view on \(http.listen) stopped: \(error)")
+                    }
+                }
             }
-            try await group.next()
+            try await self.local.run()
             group.cancelAll()
         }
     }
@@ -95,9 +108,20 @@ public struct WebServer: DaemonFrontend {
 /// Everything the routes share: who is who, the read-only store, and the daemon.
 final class Site: Sendable {
     let daemon: Daemon
-    /// The web view's settings; nil: none configured (the local API alone, pages read-only to
-    /// web users).
-    let http: DaemonConfig.HTTP?
+    /// The web view's settings, as the config has them now (a reload changes them); nil: none
+    /// configured (the local API alone, pages read-only to web users).
+    var http: DaemonConfig.HTTP? { settings.withLock { $0.http } }
+    /// The names this site answers to (see `allowedHosts`).
+    var allowed: Set<String> { settings.withLock { $0.allowed } }
+    /// The htpasswd file's users, with `http.auth.htpasswd`.
+    var passwords: PasswordFile? { settings.withLock { $0.passwords } }
+    private struct Settings {
+        var http: DaemonConfig.HTTP?
+        var allowed: Set<String>
+        var passwords: PasswordFile?
+    }
+
+    private let settings: Mutex<Settings>
     /// The local API's socket.
     let socketPath: String
     let state: StateDirectory
@@ -105,22 +129,33 @@ final class Site: Sendable {
     let throttle = LoginThrottle()
     /// The port the server was given (the config may say 0).
     let boundPort = Mutex<Int?>(nil)
-    let passwords: PasswordFile?
     private let storeHandle = Mutex<SQLiteStore?>(nil)
     static let cookie = "shipyard_session"
 
     init(daemon: Daemon, http: DaemonConfig.HTTP?, socket: String) {
         self.daemon = daemon
-        self.http = http
         socketPath = socket
-        allowed = http.map(Self.allowedHosts) ?? []
         state = daemon.stateDirectory
+        settings = Mutex(Settings(http: http, allowed: http.map(Self.allowedHosts) ?? [], passwords: Self.passwordFile(http, logger: daemon.log)))
+    }
+
+    /// A reload: who may sign in and act, which peers are proxies, the public name.
+    func update(_ http: DaemonConfig.HTTP) {
         let logger = daemon.log
-        if case .htpasswd(let path)? = http?.auth {
-            passwords = PasswordFile(path: path) { logger.warning("\($0)") }
-        } else {
-            passwords = nil
+        settings.withLock { settings in
+            if case .htpasswd(let path)? = http.auth, settings.passwords?.path == path {
+                // The same file: it is re-read when it changes anyway.
+            } else {
+                settings.passwords = Self.passwordFile(http, logger: logger)
+            }
+            settings.http = http
+            settings.allowed = Self.allowedHosts(http)
         }
+    }
+
+    static func passwordFile(_ http: DaemonConfig.HTTP?, logger: Logger) -> PasswordFile? {
+        guard case .htpasswd(let path)? = http?.auth else { return nil }
+        return PasswordFile(path: path) { logger.warning("\($0)") }
     }
 
     /// The record, read-only (as the CLI opens it); nil until the daemon created it.
@@ -162,7 +197,9 @@ final class Site: Sendable {
     /// Over the local socket, a peer that is a configured proxy (`trustedProxies: [user:www-data]`)
     /// passes on web users; every other peer is the user the kernel names.
     func isProxy(_ peer: PeerCredentials) -> Bool {
-        http?.proxyUsers.contains { entry in
+        // Root is never a proxy: every shipyardctl root runs would be believed as its header says.
+        guard peer.uid != 0, peer.uid != geteuid() else { return false }
+        return http?.proxyUsers.contains { entry in
             if entry.hasPrefix("uid:") { return UInt32(entry.dropFirst(4)) == peer.uid }
             if entry.hasPrefix("user:") { return Accounts.uid(of: String(entry.dropFirst(5))) == peer.uid }
             return false
@@ -328,7 +365,6 @@ final class Site: Sendable {
     /// The names this site answers to: the listen address, `localhost` on a loopback one, and
     /// publicURL's host. Anything else is refused, so that a page whose name was rebound to this
     /// address (DNS rebinding) cannot read or act through a browser on this host.
-    let allowed: Set<String>
     static func allowedHosts(_ http: DaemonConfig.HTTP) -> Set<String> {
         var hosts: Set<String> = []
         if case .tcp(let host, let port) = http.listen {

@@ -407,15 +407,19 @@ struct FrontDoorAttackTests {
                 s.connect(path)
                 s.setblocking(False)
                 idle.append(s)
+            refused = set()
             def count():
-                found = 0
-                for s in idle:
+                # Refused: told so (a 503 saying why), then closed.
+                for i, s in enumerate(idle):
                     try:
-                        if s.recv(1) == b"":
-                            found += 1
+                        data = s.recv(4096)
+                        if data == b"" or data.startswith(b"HTTP/1.1 503"):
+                            refused.add(i)
                     except BlockingIOError:
                         pass
-                return found
+                    except ConnectionResetError:
+                        refused.add(i)
+                return len(refused)
             deadline = time.time() + 20
             while time.time() < deadline and count() < 136:
                 time.sleep(0.1)

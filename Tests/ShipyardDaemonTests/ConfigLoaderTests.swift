@@ -268,5 +268,24 @@ import Testing
                 trustedProxies: ["uid:33"]
             """, environment: [:])
         #expect(htpasswd.config?.http?.proxyUsers == ["uid:33"])
+        // A web view on the socket without a named proxy would make every visitor the proxy's user.
+        let unnamed = lint("""
+            projects:
+              - {name: p, upstream: "https://host/p.git"}
+            http:
+              listen: /run/shipyardd/http.sock
+              auth:
+                htpasswd: /etc/shipyardd/htpasswd
+            """)
+        #expect(unnamed.contains { $0.contains("error: http.listen /run/shipyardd/http.sock: on the local socket every caller is the user the kernel names") }, "\(unnamed)")
+        #expect(lint("""
+            projects:
+              - {name: p, upstream: "https://host/p.git"}
+            http:
+              listen: 127.0.0.1:8420
+              auth:
+                proxyHeader: X-Forwarded-User
+                trustedProxies: [127.0.0.1/32, "uid:00"]
+            """).contains { $0.contains("error: trustedProxies: root is no proxy") })
     }
 }
