@@ -488,6 +488,11 @@ public actor Daemon {
         }
     }
 
+    /// Returns once the approval files agree with what the record says (see `Orchestrator.settled`).
+    public func approvalsSettled() async {
+        await orchestrator?.settled()
+    }
+
     /// Whether this user may decide approvals at all (the web shows buttons only to them).
     public func mayDecide(user: String, groups: Set<String>) -> Bool {
         if !config.approvalPolicies.isEmpty {

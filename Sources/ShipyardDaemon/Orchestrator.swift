@@ -762,6 +762,11 @@ actor Orchestrator {
     }
 
     @discardableResult
+    /// Returns once no step is half done: a step commits the record and writes (or removes) the
+    /// approval files in one turn of this actor, so a reader that saw a sequence waiting for
+    /// approval and then waits here finds its file.
+    func settled() {}
+
     private func writeApproval(triggeredID: String) -> ApprovalRequest? {
         guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return nil }
         // The result the approval judges: the previous task's, or for a first task the result the

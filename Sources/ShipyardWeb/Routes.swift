@@ -72,6 +72,7 @@ extension Site {
         }
         router.get("/approvals") { request, context in
             let identity = self.identify(request, context: context, makeSession: true)
+            await self.daemon.approvalsSettled()
             let pending = (try? PendingApprovals.read(self.state)) ?? []
             let evaluations = (try? self.store?.latestEvaluations(contexts: pending.map(\.context))) ?? [:]
             let flash = self.takeFlash(identity)
@@ -229,6 +230,7 @@ extension Site {
         }
         router.get("/api/v1/approvals") { request, _ in
             let project = request.uri.queryParameters.get("project").map { String($0) }
+            await self.daemon.approvalsSettled()
             return self.json((try? PendingApprovals.read(self.state, project: project)) ?? [])
         }
         router.post("/api/v1/approvals/:id/:decision") { request, context in
