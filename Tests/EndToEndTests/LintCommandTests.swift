@@ -145,6 +145,50 @@ import Testing
     }
 }
 
+/// A push of few bytes that stands for many once its aliases are expanded: lint refuses it with
+/// the place, as the daemon does, instead of the daemon copying it into every event and query.
+@Suite struct ExpansionBudgetLintTests {
+    @Test func aliasedPropertiesAndFiltersOverTheirBudgetAreErrors() throws {
+        let dir = try TemporaryDirectory()
+        let blob = String(repeating: "x", count: 20_000)
+        let shipyard = try dir.write("shipyard.yaml", """
+            apiVersion: spec.keptn.sh/0.2.4
+            kind: Shipyard
+            metadata:
+              name: bomb
+            spec:
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks:
+                        - name: deploy
+                          properties:
+                            blob: &b "\(blob)"
+                            copies: [*b, *b, *b, *b]
+
+            """)
+        let slo = try dir.write("slo.yaml", """
+            spec_version: "1.0"
+            filter:
+              a: &b "\(blob)"
+              c: *b
+            objectives:
+              - sli: response_time_p95
+                pass:
+                  - criteria: ["<600"]
+            total_score:
+              pass: "90%"
+
+            """)
+        let result = try Command.run("shipyardctl", ["lint", shipyard, slo])
+        #expect(result.status == 1, "\(result.stdout)")
+        #expect(result.stdout.split(separator: "\n").count == 2, "\(result.stdout)")
+        #expect(result.stdout.contains("shipyard.yaml:13:17: error: the properties of this task are 97.6 KiB of text once aliases are expanded; the limit is 64 KiB"), "\(result.stdout)")
+        #expect(result.stdout.contains("slo.yaml:3:3: error: filter is 39 KiB of text once aliases are expanded; the limit is 16 KiB"), "\(result.stdout)")
+    }
+}
+
 /// `shipyardctl lint` on Keptn's slo.yaml and sli.yaml, recognised by their content.
 @Suite struct QualityGateLintTests {
     let demo = Repository.root.appendingPathComponent("examples/demo")

@@ -356,8 +356,8 @@ import Testing
 @Suite struct EvaluationPrometheusTests {
     let start = Date(timeIntervalSince1970: 1_714_557_600)
 
-    @Test func placeholdersAreReplacedAsPrometheusServiceDoes() {
-        let query = PrometheusSLI.expand(
+    @Test func placeholdersAreReplacedAsPrometheusServiceDoes() throws {
+        let query = try PrometheusSLI.expand(
             "sum(rate(http_requests_total{job='$SERVICE-$PROJECT-$STAGE',handler=\"$handler\",env='$ENVIRONMENT',e='$env',v='$LABEL.version',d='$DEPLOYMENT'}[$DURATION_SECONDS]))",
             project: "sockshop", stage: "qa", service: "carts", deployment: "canary",
             filters: ["handler": "'ItemsController.addToCart'", "environment": "prod", "env": "x"],
@@ -366,6 +366,50 @@ import Testing
             == "sum(rate(http_requests_total{job='carts-sockshop-qa',handler=\"ItemsController.addToCart\",env='prod',e='x',v='1.2',d='canary'}[300s]))"
         )
         #expect(PrometheusSLI.durationSeconds(start: start, end: start.addingTimeInterval(120)) == "120s")
+    }
+
+    func expand(_ query: String, deployment: String = "d", filters: [String: String] = [:], labels: [String: String] = [:]) throws(PrometheusSLIError) -> String {
+        try PrometheusSLI.expand(
+            query, project: "p", stage: "s", service: "svc", deployment: deployment, filters: filters, labels: labels, start: start,
+            end: start.addingTimeInterval(60))
+    }
+
+    /// A triggerer's label or an external task's deployment cannot rewrite the query: inside a
+    /// string it stays a string, outside one only a plain token goes in.
+    @Test func valuesCannotEscapeTheirStringAndTurnAFailIntoAPass() throws {
+        let attack = #"x"}[1m]) or vector(0) #"#
+        let query = #"sum(rate(errors{env="$LABEL.env"}[$DURATION_SECONDS])) / sum(rate(requests{env="$LABEL.env"}[$DURATION_SECONDS]))"#
+        #expect(try expand(query, labels: ["env": attack])
+            == #"sum(rate(errors{env="x\"}[1m]) or vector(0) #"}[60s])) / sum(rate(requests{env="x\"}[1m]) or vector(0) #"}[60s]))"#)
+        #expect(try expand(#"up{d='$DEPLOYMENT'}"#, deployment: #"a'}) or vector(1) #\"#) == #"up{d='a\'}) or vector(1) #\\'}"#)
+        #expect(try expand(#"up{d="$DEPLOYMENT"}"#, deployment: "a\nb\u{1}") == #"up{d="a\nb\x01"}"#)
+        // A backslash of the query's own escapes its quote: what follows is still inside the string.
+        #expect(try expand(#"up{d="\"$DEPLOYMENT"}"#, deployment: #"""#) == #"up{d="\"\""}"#)
+        // Outside quotes: a plain token, or nothing.
+        #expect(try expand("topk($LABEL.n, up)", labels: ["n": "5"]) == "topk(5, up)")
+        for value in ["5, up) or vector(1", "1 ", "x{a=\"b\"}"] {
+            #expect(throws: PrometheusSLIError.self) { try expand("topk($LABEL.n, up)", labels: ["n": value]) }
+        }
+        #expect(throws: PrometheusSLIError.self) { try expand("up{d=`$DEPLOYMENT`}", deployment: "a`b") }
+        #expect(try expand("up{d=`$DEPLOYMENT`}", deployment: #"a"b\"#) == #"up{d=`a"b\`}"#)
+        // A comment ends at a new line, which a value cannot bring.
+        #expect(try expand("up # $DEPLOYMENT", deployment: "x\nor vector(1)") == "up # x or vector(1)")
+    }
+
+    /// Filters naming each other expand once each, in one pass: 27 of them (2^26 copies the way
+    /// prometheus-service replaced them) give a short query at once.
+    @Test func placeholderChainsExpandOnceAndTheQueryIsBounded() throws {
+        var filters: [String: String] = ["a": "x"]
+        var name = "a"
+        for _ in 2...27 {
+            let longer = name + "a"
+            filters[longer] = "$" + name + "$" + name
+            name = longer
+        }
+        #expect(try expand("up{f=\"$" + name + "\"}", filters: filters) == "up{f=\"$" + String(name.dropLast()) + "$" + String(name.dropLast()) + "\"}")
+        let long = String(repeating: "v", count: 9000)
+        #expect(try expand(#"up{a="$LABEL.v"}"#, labels: ["v": long]).utf8.count == 9000 + 8)
+        #expect(throws: PrometheusSLIError.self) { try expand(#"up{a="$LABEL.v",b="$LABEL.v"}"#, labels: ["v": long]) }
     }
 
     func value(_ body: String) -> Result<Double, PrometheusSLIError> {

@@ -192,6 +192,17 @@ import Testing
         #expect(error?.mark.line == 6)
     }
 
+    /// Few nodes, much text: one 450 KB string aliased 45,000 times is 20 GB once expanded. The
+    /// budget counts the bytes as the aliases are met, so it fails at the ninth, at once.
+    @Test func aLongStringAliasedManyTimesIsRefusedWhileReading() {
+        let text = "big: &b \"" + String(repeating: "x", count: 450_000) + "\"\nuses:\n" + String(repeating: "  - *b\n", count: 45_000)
+        let error = failure(text)
+        #expect(error?.message.contains("expands to more than 4 MiB of text once its aliases are expanded") == true, "\(String(describing: error))")
+        #expect(error?.mark.line == 11)
+        // Just under the budget is fine: a document may use an alias as often as it likes.
+        #expect(failure("big: &b \"" + String(repeating: "x", count: 400_000) + "\"\nuses: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n") == nil)
+    }
+
     @Test func deepNestingIsRefusedWithoutRecursion() {
         let brackets = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         let error = failure(brackets)

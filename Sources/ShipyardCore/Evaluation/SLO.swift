@@ -80,6 +80,8 @@ public struct SLO: Sendable, Equatable {
     }
 
     public var filter: [String: String]
+    /// The most text the filters may hold together.
+    public static let maxFilterBytes = 16 << 10
     public var comparison: Comparison
     public var objectives: [Objective]
     /// As written, e.g. "90%".
@@ -173,6 +175,14 @@ private struct SLOReader {
         guard let pair, !pair.value.isNull else { return [:] }
         guard let pairs = pair.value.mapping else {
             log.error("filter must be a mapping of names to values, not \(pair.value.kindDescription)", at: pair.value.mark)
+            return [:]
+        }
+        guard pair.value.textBytes <= SLO.maxFilterBytes else {
+            // Put into every query and kept with the evaluation in the record.
+            log.error(
+                "filter is \(ByteCount.format(pair.value.textBytes)) of text once aliases are expanded; the limit is \(ByteCount.format(SLO.maxFilterBytes)) "
+                    + "(filters go into every query and into the record)",
+                at: pair.value.mark)
             return [:]
         }
         var filter: [String: String] = [:]

@@ -56,6 +56,9 @@ public struct Shipyard: Sendable {
         /// Free-form task configuration; sent to the task under its own name (e.g. `approval.pass`).
         public var properties: YAMLNode?
         public var mark: SourceMark
+
+        /// The most text a task's properties may hold: they are copied into each of its events.
+        public static let maxPropertiesBytes = 64 << 10
     }
 
     public func stage(named name: String) -> Stage? {

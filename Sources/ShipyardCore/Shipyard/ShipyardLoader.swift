@@ -267,6 +267,13 @@ private struct ShipyardReader {
                 log.error(
                     "properties must be a mapping (key: value pairs), not \(pair.value.kindDescription)",
                     at: pair.value.mark)
+            } else if pair.value.textBytes > Shipyard.Task.maxPropertiesBytes {
+                // Copied into every event of the task and so into the record, once per delivery.
+                log.error(
+                    "the properties of this task are \(ByteCount.format(pair.value.textBytes)) of text once aliases are expanded; "
+                        + "the limit is \(ByteCount.format(Shipyard.Task.maxPropertiesBytes)) (they are copied into every event of the task): "
+                        + "keep large data in a file of the repository and name it here",
+                    at: pair.value.mark)
             } else {
                 properties = pair.value
                 if name?.text == "approval" { checkApproval(pair.value) }

@@ -169,6 +169,16 @@ public struct YAMLNode: Sendable {
     }
 
     /// How a person would name this kind of node in an error message.
+    /// Bytes of text the node stands for, every key and scalar counted (aliases were expanded when
+    /// the tree was built, within the parser's budget): what copying it out costs.
+    public var textBytes: Int {
+        switch content {
+        case .scalar(let scalar): return scalar.text.utf8.count
+        case .sequence(let items): return items.reduce(1) { $0 + $1.textBytes }
+        case .mapping(let pairs): return pairs.reduce(1) { $0 + $1.key.textBytes + $1.value.textBytes }
+        }
+    }
+
     public var kindDescription: String {
         switch content {
         case .sequence: return "a list"

@@ -16,8 +16,10 @@ public struct YAMLError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Reads one YAML document into a `YAMLNode` tree with libyaml's event parser.
 ///
 /// The parser is hardened for files that come from a Git push rather than from a trusted author:
-/// the input must be UTF-8, nesting depth and the node count after alias expansion are bounded
-/// (a "billion laughs" file fails fast instead of exhausting memory), duplicate keys are refused,
+/// the input must be UTF-8, nesting depth and both the node count and the text's size after alias
+/// expansion are bounded (a "billion laughs" file, or one long string aliased ten thousand times,
+/// fails while it is read instead of exhausting memory wherever the tree is later copied out as
+/// JSON, a query or a record), duplicate keys are refused,
 /// and the tree is built with an explicit stack, so no input can overflow the call stack.
 public struct YAMLParser: Sendable {
     public struct Limits: Sendable {
@@ -27,11 +29,15 @@ public struct YAMLParser: Sendable {
         public var maxNodes: Int
         /// Largest input, in bytes.
         public var maxBytes: Int
+        /// Most bytes of text (every scalar, keys included) the document may stand for once every
+        /// alias is expanded: what copying it out as JSON or text can cost.
+        public var maxExpandedBytes: Int
 
-        public init(maxDepth: Int = 64, maxNodes: Int = 100_000, maxBytes: Int = 4 << 20) {
+        public init(maxDepth: Int = 64, maxNodes: Int = 100_000, maxBytes: Int = 4 << 20, maxExpandedBytes: Int = 4 << 20) {
             self.maxDepth = maxDepth
             self.maxNodes = maxNodes
             self.maxBytes = maxBytes
+            self.maxExpandedBytes = maxExpandedBytes
         }
     }
 
@@ -139,8 +145,17 @@ private struct TreeBuilder {
     let limits: YAMLParser.Limits
     let input: UnsafeBufferPointer<UInt8>
 
+    /// What a node stands for once its aliases are expanded: nodes, and bytes of text.
+    private struct Weight {
+        var nodes: Int
+        var bytes: Int
+
+        static func + (a: Weight, b: Weight) -> Weight { Weight(nodes: a.nodes + b.nodes, bytes: a.bytes + b.bytes) }
+        static let collection = Weight(nodes: 1, bytes: 1)
+    }
+
     private enum Frame {
-        case sequence(items: [YAMLNode], mark: SourceMark, anchor: String?, weight: Int)
+        case sequence(items: [YAMLNode], mark: SourceMark, anchor: String?, weight: Weight)
         case mapping(Mapping)
     }
 
@@ -151,18 +166,18 @@ private struct TreeBuilder {
         var merges: [YAMLNode] = []
         var mark: SourceMark
         var anchor: String?
-        var weight = 1
+        var weight = Weight.collection
     }
 
     private struct Anchored {
         var node: YAMLNode
-        var weight: Int
+        var weight: Weight
     }
 
     private var stack: [Frame] = []
     private var anchors: [String: Anchored] = [:]
     private var openAnchors: Set<String> = []
-    private var expandedNodes = 0
+    private var expanded = Weight(nodes: 0, bytes: 0)
     private var document: YAMLNode?
     private var documentCount = 0
 
@@ -210,7 +225,7 @@ private struct TreeBuilder {
             let tag = try standardTag(data.tag, at: mark, quoted: data.quoted_implicit == 1 && data.plain_implicit == 0)
             let text = string(data.value, length: data.length) ?? ""
             let scalar = YAMLScalar(text, style: style(data.style), tag: tag)
-            try complete(YAMLNode(.scalar(scalar), at: mark), weight: 1, anchor: string(data.anchor))
+            try complete(YAMLNode(.scalar(scalar), at: mark), weight: Weight(nodes: 1, bytes: 1 + data.length), anchor: string(data.anchor))
         case YAML_ALIAS_EVENT:
             let name = string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
@@ -225,7 +240,7 @@ private struct TreeBuilder {
         case YAML_SEQUENCE_START_EVENT:
             try collectionTag(event.data.sequence_start.tag, expected: "seq", at: mark)
             let anchor = string(event.data.sequence_start.anchor)
-            try push(.sequence(items: [], mark: mark, anchor: anchor, weight: 1), anchor: anchor, at: mark)
+            try push(.sequence(items: [], mark: mark, anchor: anchor, weight: .collection), anchor: anchor, at: mark)
         case YAML_MAPPING_START_EVENT:
             try collectionTag(event.data.mapping_start.tag, expected: "map", at: mark)
             let anchor = string(event.data.mapping_start.anchor)
@@ -250,23 +265,29 @@ private struct TreeBuilder {
         guard stack.count < limits.maxDepth else {
             throw YAMLError("lists and mappings are nested more than \(limits.maxDepth) levels deep", at: mark)
         }
-        try count(1, at: mark)
+        try count(.collection, at: mark)
         if let anchor { openAnchors.insert(anchor) }
         stack.append(frame)
     }
 
-    private mutating func count(_ nodes: Int, at mark: SourceMark) throws(YAMLError) {
-        expandedNodes += nodes
-        if expandedNodes > limits.maxNodes {
+    private mutating func count(_ weight: Weight, at mark: SourceMark) throws(YAMLError) {
+        expanded = expanded + weight
+        if expanded.nodes > limits.maxNodes {
             throw YAMLError(
                 "the document expands to more than \(limits.maxNodes) nodes (aliases expanding into aliases?); it is refused",
+                at: mark)
+        }
+        if expanded.bytes > limits.maxExpandedBytes {
+            throw YAMLError(
+                "the document expands to more than \(ByteCount.format(limits.maxExpandedBytes)) of text once its aliases are expanded "
+                    + "(an alias of a long value, used many times?); it is refused",
                 at: mark)
         }
     }
 
     /// Attaches a finished node to its parent. `counted` says the node's own weight was counted
     /// when it was opened, as collections are.
-    private mutating func complete(_ node: YAMLNode, weight: Int, anchor: String?, counted: Bool = false) throws(YAMLError) {
+    private mutating func complete(_ node: YAMLNode, weight: Weight, anchor: String?, counted: Bool = false) throws(YAMLError) {
         if !counted { try count(weight, at: node.mark) }
         if let anchor { anchors[anchor] = Anchored(node: node, weight: weight) }
         guard let top = stack.popLast() else {
@@ -278,7 +299,7 @@ private struct TreeBuilder {
             items.append(node)
             stack.append(.sequence(items: items, mark: mark, anchor: anchor, weight: total + weight))
         case .mapping(var m):
-            m.weight += weight
+            m.weight = m.weight + weight
             if let key = m.pendingKey {
                 m.pendingKey = nil
                 if key.scalar?.text == "<<", key.scalar?.style == .plain {

@@ -137,9 +137,16 @@ struct PrometheusSLIProvider: Sendable {
                 values.append(SLIResult(metric: indicator, value: 0, success: false, message: "no query for \(indicator) in the SLI files"))
                 continue
             }
-            let expanded = PrometheusSLI.expand(
-                query, project: request.project, stage: request.stage, service: request.service, deployment: deployment,
-                filters: request.customFilters, labels: request.labels, start: request.startDate, end: request.endDate)
+            let expanded: String
+            do {
+                expanded = try PrometheusSLI.expand(
+                    query, project: request.project, stage: request.stage, service: request.service, deployment: deployment,
+                    filters: request.customFilters, labels: request.labels, start: request.startDate, end: request.endDate)
+            } catch {
+                // That indicator fails (and with it its objectives); the others are still measured.
+                values.append(SLIResult(metric: indicator, value: 0, success: false, message: error.message))
+                continue
+            }
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else {
                 return .failed("Prometheus at \(settings.url) did not answer all queries within \(GoDuration.format(settings.timeout)) (sliProvider.prometheus.timeout)")
@@ -158,7 +165,7 @@ struct PrometheusSLIProvider: Sendable {
                     if !(200..<300).contains(status), status != 400, status != 422 {
                         return .failed("Prometheus at \(settings.url) answered HTTP \(status): \(error.message)")
                     }
-                    values.append(SLIResult(metric: indicator, value: 0, success: false, message: "\(error.message) (query: \(expanded))"))
+                    values.append(SLIResult(metric: indicator, value: 0, success: false, message: "\(error.message) (query: \(Untrusted.printable(expanded, limit: 1000)))"))
                 }
             }
         }
