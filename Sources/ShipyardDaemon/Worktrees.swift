@@ -1,12 +1,28 @@
 import Foundation
 import ShipyardGit
+import Synchronization
 
 /// `<state>/worktrees/<commit>/`: the repository at a commit, as tasks see it. An export is made
 /// in a hidden folder of its own (unique per attempt), made read-only there, and renamed into
 /// place, so a task only ever sees a complete export; concurrent exports of one commit never
 /// touch each other's files, and the loser of the race removes its own copy.
-struct Worktrees: Sendable {
+final class Worktrees: Sendable {
     let root: String
+    /// What each published export was when it was sealed, kept in the daemon's memory only: a task
+    /// runs as the daemon's user and can touch any file, so a seal it could reach it could renew.
+    private let seals = Mutex<[String: Seal]>([:])
+
+    /// When an export was made read-only, and which folder it was (a folder swapped in by a task
+    /// has another inode).
+    struct Seal: Sendable {
+        var time: timespec
+        var device: UInt
+        var inode: UInt
+    }
+
+    init(root: String) {
+        self.root = root
+    }
 
     static let partialPrefix = ".partial-"
     /// Linux's O_PATH, which Swift's Glibc module does not export.
@@ -14,26 +30,30 @@ struct Worktrees: Sendable {
 
     func path(commit: String) -> String { root + "/" + commit }
 
-    /// Where the time an export was sealed (made read-only) is kept: the file's mtime.
-    func sealPath(commit: String) -> String { root + "/" + Self.sealPrefix + commit }
+    /// Seal files of releases that kept the seal on disk; removed at start.
     static let sealPrefix = ".sealed-"
     static let tamperedPrefix = ".tampered-"
 
     /// The export of `commit`, made now if it is not there yet. Returns a message on failure.
     /// Tasks run as the daemon's user and could make a shared export writable again: an export
     /// any entry of which changed after it was sealed is set aside, and the task gets a new one
-    /// (`tampered` says so).
+    /// (`tampered` says so). An export this run of the daemon did not seal (one left by the run
+    /// before) is made again.
     func ensure(mirror: Mirror, commit: String?, tampered: (String) -> Void = { _ in }) -> String? {
         guard let commit else { return "the sequence has no commit to export" }
         guard Self.isCommitName(commit) else { return "\(commit) is not a commit id" }
         let final = path(commit: commit)
         if Self.isDirectory(final) {
             guard let changed = changedSinceSealed(commit) else { return nil }
-            tampered("the export of \(commit.prefix(12)) was changed after it was made (\(changed)); a task got a fresh one")
+            if changed != Self.unsealed {
+                tampered("the export of \(commit.prefix(12)) was changed after it was made (\(changed)); a task got a fresh one")
+            }
             // Renamed, not removed: a task of the same commit may still be running in it. What
             // was set aside goes at the next start.
-            unlink(sealPath(commit: commit))
-            _ = rename(final, root + "/" + Self.tamperedPrefix + commit + "-" + UUID().uuidString.lowercased())
+            seals.withLock { seals in
+                seals[commit] = nil
+                _ = rename(final, root + "/" + Self.tamperedPrefix + commit + "-" + UUID().uuidString.lowercased())
+            }
         }
         let temporary = root + "/" + Self.partialPrefix + commit + "-" + UUID().uuidString.lowercased()
         do {
@@ -43,49 +63,66 @@ struct Worktrees: Sendable {
             Self.removeTree(temporary)
             return "cannot export the repository at \(commit.prefix(12)): \(error)"
         }
-        Self.makeReadOnly(temporary)
-        // Sealed before it is published: every entry's ctime is at most the seal's mtime.
-        let seal = open(sealPath(commit: commit), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-        if seal >= 0 { close(seal) }
-        if rename(temporary, final) != 0 {
-            let reason = String(cString: strerror(errno))
+        // Sealed before it is published: every entry's ctime is at most the seal's time.
+        var newest = Self.makeReadOnly(temporary)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &now)
+        if (now.tv_sec, now.tv_nsec) > (newest.tv_sec, newest.tv_nsec) { newest = now }
+        var folder = stat()
+        guard lstat(temporary, &folder) == 0 else {
+            Self.removeTree(temporary)
+            return "cannot seal the export of \(commit.prefix(12)): \(String(cString: strerror(errno)))"
+        }
+        let seal = Seal(time: newest, device: UInt(folder.st_dev), inode: UInt(folder.st_ino))
+        let failure: String? = seals.withLock { seals in
+            guard rename(temporary, final) == 0 else { return String(cString: strerror(errno)) }
+            seals[commit] = seal
+            return nil
+        }
+        if let failure {
             Self.removeTree(temporary)
             // Another task of the same commit published its export first: that one is complete.
             if Self.isDirectory(final) { return nil }
-            return "cannot move the export of \(commit.prefix(12)) into place: \(reason)"
+            return "cannot move the export of \(commit.prefix(12)) into place: \(failure)"
         }
         return nil
     }
 
+    static let unsealed = "it was not sealed by this run of the daemon"
+
     /// The first entry of the export whose metadata changed after the seal (chmod, a write, a new
-    /// file), or nil. An export without a seal (from an older release) counts as changed.
+    /// file), or nil. An export this run did not seal counts as changed (`unsealed`).
     func changedSinceSealed(_ commit: String) -> String? {
-        var seal = stat()
-        guard stat(sealPath(commit: commit), &seal) == 0 else { return "it has no seal" }
-        let sealed = Double(seal.st_mtim.tv_sec) + Double(seal.st_mtim.tv_nsec) / 1e9
+        guard let seal = seals.withLock({ $0[commit] }) else { return Self.unsealed }
         let final = path(commit: commit)
-        func changed(_ path: String) -> Bool {
-            var info = stat()
-            guard lstat(path, &info) == 0 else { return true }
-            return Double(info.st_ctim.tv_sec) + Double(info.st_ctim.tv_nsec) / 1e9 > sealed
-        }
         // The folder itself was renamed into place after the seal (which changes its ctime): judge
-        // it by its mode, which nothing but a chmod changes.
+        // it by its inode and its mode, which nothing but a chmod changes.
         var top = stat()
         guard lstat(final, &top) == 0 else { return "the folder itself" }
+        guard UInt(top.st_dev) == seal.device, UInt(top.st_ino) == seal.inode else { return "the folder itself was replaced" }
         if top.st_mode & 0o222 != 0 { return "the folder itself was made writable" }
-        let walker = FileManager.default.enumerator(atPath: final)
-        while let name = walker?.nextObject() as? String {
-            if changed(final + "/" + name) { return name }
+        let fd = open(final, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return "the folder itself cannot be read" }
+        defer { close(fd) }
+        var changed: String?
+        Self.walk(fd, path: "") { _, path, info in
+            if (info.st_ctim.tv_sec, info.st_ctim.tv_nsec) > (seal.time.tv_sec, seal.time.tv_nsec) {
+                changed = path
+                return false
+            }
+            return true
         }
-        return nil
+        return changed
     }
 
     /// Out of the way at once (a rename), removed on a thread of its own.
     private func setAside(_ commit: String) {
-        unlink(sealPath(commit: commit))
         let doomed = root + "/" + Self.removingPrefix + commit + "-" + UUID().uuidString.lowercased()
-        if rename(path(commit: commit), doomed) == 0 { Thread { Self.removeTree(doomed) }.start() }
+        let moved = seals.withLock { seals in
+            seals[commit] = nil
+            return rename(path(commit: commit), doomed) == 0
+        }
+        if moved { Thread { Self.removeTree(doomed) }.start() }
     }
 
     /// Removes the exports no active sequence needs, and nothing else: exports still being
@@ -108,7 +145,7 @@ struct Worktrees: Sendable {
     func removeAbandonedExports() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         where name.hasPrefix(Self.partialPrefix) || name.hasPrefix(Self.removingPrefix) || name.hasPrefix(Self.tamperedPrefix)
-            || (name.hasPrefix(Self.sealPrefix) && !Self.isDirectory(path(commit: String(name.dropFirst(Self.sealPrefix.count))))) {
+            || name.hasPrefix(Self.sealPrefix) {
             Self.removeTree(root + "/" + name)
         }
     }
@@ -123,17 +160,60 @@ struct Worktrees: Sendable {
     }
 
     /// Takes the write bits off every file and folder of a fresh export (links are left alone:
-    /// their mode means nothing, and chmod would follow them).
-    static func makeReadOnly(_ path: String) {
-        let fm = FileManager.default
-        for file in fm.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] {
-            let full = path + "/" + file
-            var info = stat()
-            guard lstat(full, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
-            chmod(full, info.st_mode & ~0o222)
+    /// their mode means nothing, and chmod would follow them). Returns the newest ctime it left.
+    @discardableResult
+    static func makeReadOnly(_ path: String) -> timespec {
+        var newest = timespec()
+        func note(_ info: stat) {
+            if (info.st_ctim.tv_sec, info.st_ctim.tv_nsec) > (newest.tv_sec, newest.tv_nsec) { newest = info.st_ctim }
         }
-        var info = stat()
-        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { chmod(path, info.st_mode & ~0o222) }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return newest }
+        defer { close(fd) }
+        walk(fd, path: "") { folder, _, info in
+            guard info.st_mode & S_IFMT != S_IFLNK else { return true }
+            // Through the entry's own descriptor, never by a name a task could swap.
+            let entry = openat(folder.fd, folder.name, pathOnly | O_NOFOLLOW | O_CLOEXEC)
+            guard entry >= 0 else { return true }
+            defer { close(entry) }
+            _ = chmod("/proc/self/fd/\(entry)", info.st_mode & ~0o222)
+            var after = stat()
+            if fstat(entry, &after) == 0 { note(after) }
+            return true
+        }
+        var top = stat()
+        if fstat(fd, &top) == 0 {
+            _ = fchmod(fd, top.st_mode & ~0o222)
+            if fstat(fd, &top) == 0 { note(top) }
+        }
+        return newest
+    }
+
+    /// One entry met by `walk`: its folder's descriptor and its exact name.
+    struct Entry {
+        var fd: Int32
+        var name: [CChar]
+    }
+
+    /// Visits every entry under the folder open as `fd`, depth first, by the exact bytes of each
+    /// name (not every name is UTF-8), without following links; `visit` gets the entry, its path
+    /// for messages and its `lstat`, and returns false to stop.
+    @discardableResult
+    static func walk(_ fd: Int32, path: String, depth: Int = 0, _ visit: (Entry, String, stat) -> Bool) -> Bool {
+        guard depth < 512 else { return true }
+        for name in entries(of: fd) {
+            var info = stat()
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let shown = (path.isEmpty ? "" : path + "/") + Mirror.shown(Array(name.map { UInt8(bitPattern: $0) }.dropLast()))
+            guard visit(Entry(fd: fd, name: name), shown, info) else { return false }
+            if info.st_mode & S_IFMT == S_IFDIR {
+                let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else { continue }
+                defer { close(child) }
+                guard walk(child, path: shown, depth: depth + 1, visit) else { return false }
+            }
+        }
+        return true
     }
 
     /// Removes a tree without following a symbolic link anywhere in it: each folder is opened with
@@ -145,10 +225,10 @@ struct Worktrees: Sendable {
         let parentFD = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parentFD >= 0 else { return }
         defer { close(parentFD) }
-        removeEntry(name, in: parentFD, depth: 0)
+        removeEntry(Array(name.utf8CString), in: parentFD, depth: 0)
     }
 
-    private static func removeEntry(_ name: String, in directory: Int32, depth: Int) {
+    private static func removeEntry(_ name: [CChar], in directory: Int32, depth: Int) {
         if unlinkat(directory, name, 0) == 0 || errno == ENOENT { return }
         // One descriptor is open per level: deeper than this, what is left stays (and is reported).
         guard errno == EISDIR || errno == EPERM, depth < 512 else { return }
@@ -172,19 +252,20 @@ struct Worktrees: Sendable {
         _ = unlinkat(directory, name, AT_REMOVEDIR)
     }
 
-    private static func entries(of fd: Int32) -> [String] {
+    /// The names in a folder, each as its exact bytes with the terminating zero.
+    private static func entries(of fd: Int32) -> [[CChar]] {
         let copy = dup(fd)
         guard copy >= 0, let stream = fdopendir(copy) else {
             if copy >= 0 { close(copy) }
             return []
         }
         defer { closedir(stream) }
-        var names: [String] = []
+        var names: [[CChar]] = []
         while let entry = readdir(stream) {
             let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1)) }
             }
-            if name != "." && name != ".." { names.append(name) }
+            if name != [0x2E, 0] && name != [0x2E, 0x2E, 0] { names.append(name) }
         }
         return names
     }

@@ -181,6 +181,9 @@ extension Mirror {
         guard mkdir(directory, 0o700) == 0 else {
             throw GitError(.other, "cannot create \(directory): \(String(cString: strerror(errno)))")
         }
+        let top = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { throw GitError(.other, "cannot open \(directory): \(String(cString: strerror(errno)))") }
+        defer { close(top) }
         try withRepository { repo throws(GitError) in
             guard var oid = commit.raw else { throw GitError(.other, "\(commit) is not an object id") }
             var object: OpaquePointer?
@@ -189,58 +192,90 @@ extension Mirror {
             var tree: OpaquePointer?
             try GitError.check(git_commit_tree(&tree, object), "cannot read the tree of \(commit.short)")
             defer { git_tree_free(tree) }
-            try Self.write(tree!, repo: repo, into: directory, depth: 0)
+            try Self.write(tree!, repo: repo, into: top, at: directory, depth: 0)
         }
-        chmod(directory, 0o750)
+        fchmod(top, 0o750)
     }
 
-    private static func write(_ tree: OpaquePointer, repo: OpaquePointer, into directory: String, depth: Int) throws(GitError) {
-        guard depth < 256 else { throw GitError(.other, "the tree is nested more than 256 folders deep at \(directory)") }
+    /// Writes a tree's entries into the folder open as `folder` (`path` only names it in
+    /// messages). Every entry is made relative to its folder's descriptor under the exact bytes of
+    /// its name, as Git keeps them: a name that is not UTF-8 reaches tasks unchanged, and two such
+    /// names never fold into one.
+    private static func write(_ tree: OpaquePointer, repo: OpaquePointer, into folder: Int32, at path: String, depth: Int) throws(GitError) {
+        guard depth < 256 else { throw GitError(.other, "the tree is nested more than 256 folders deep at \(path)") }
         for index in 0..<git_tree_entrycount(tree) {
-            guard let entry = git_tree_entry_byindex(tree, index), let rawName = git_tree_entry_name(entry) else { continue }
-            let name = String(cString: rawName)
-            guard !name.isEmpty, name != ".", name != "..", name.lowercased() != ".git", !name.contains("/") else {
-                throw GitError(.other, "the tree holds an entry named \"\(name)\" in \(directory), which no checkout may write")
+            guard let entry = git_tree_entry_byindex(tree, index), let name = git_tree_entry_name(entry) else { continue }
+            let bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name)))
+            let entryPath = path + "/" + shown(bytes)
+            guard !bytes.isEmpty, bytes != Array(".".utf8), bytes != Array("..".utf8), bytes.map({ (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }) != Array(".git".utf8),
+                !bytes.contains(UInt8(ascii: "/"))
+            else {
+                throw GitError(.other, "the tree holds an entry named \"\(shown(bytes))\" in \(path), which no checkout may write")
             }
-            let path = directory + "/" + name
             guard let id = git_tree_entry_id(entry) else { continue }
             switch git_tree_entry_filemode(entry) {
             case GIT_FILEMODE_TREE:
-                guard mkdir(path, 0o700) == 0 else { throw fileError("cannot create the folder", path) }
+                guard mkdirat(folder, name, 0o700) == 0 else { throw fileError("cannot create the folder", entryPath) }
+                let child = openat(folder, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else { throw fileError("cannot open the folder", entryPath) }
+                defer { close(child) }
                 var subtree: OpaquePointer?
-                try GitError.check(git_tree_lookup(&subtree, repo, id), "cannot read the tree at \(path)")
+                try GitError.check(git_tree_lookup(&subtree, repo, id), "cannot read the tree at \(entryPath)")
                 defer { git_tree_free(subtree) }
-                try write(subtree!, repo: repo, into: path, depth: depth + 1)
-                chmod(path, 0o750)
+                try write(subtree!, repo: repo, into: child, at: entryPath, depth: depth + 1)
+                fchmod(child, 0o750)
             case GIT_FILEMODE_COMMIT:
                 // A submodule: its commit lives in another repository. An empty folder, as git archive writes.
-                guard mkdir(path, 0o750) == 0 else { throw fileError("cannot create the folder", path) }
+                guard mkdirat(folder, name, 0o750) == 0 else { throw fileError("cannot create the folder", entryPath) }
             case GIT_FILEMODE_LINK:
-                let target = try blobBytes(repo, id, path: path)
-                guard !target.isEmpty, !target.contains(0) else { throw GitError(.other, "the symbolic link \(path) has no usable target") }
-                guard symlink(String(decoding: target, as: UTF8.self), path) == 0 else { throw fileError("cannot create the link", path) }
+                // The target's exact bytes, too.
+                let target = try blobBytes(repo, id, path: entryPath)
+                guard !target.isEmpty, !target.contains(0) else { throw GitError(.other, "the symbolic link \(entryPath) has no usable target") }
+                let made = (target + [0]).withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) { symlinkat($0.baseAddress!, folder, name) }
+                }
+                guard made == 0 else { throw fileError("cannot create the link", entryPath) }
             case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
                 // Group-readable, nothing for others, as everything in the state directory.
                 let mode: mode_t = git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o750 : 0o640
-                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw fileError("cannot create", path) }
+                let fd = openat(folder, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw fileError("cannot create", entryPath) }
                 defer { close(fd) }
-                try withBlob(repo, id, path: path) { bytes throws(GitError) in
+                try withBlob(repo, id, path: entryPath) { bytes throws(GitError) in
                     var offset = 0
                     while offset < bytes.count {
                         let n = Foundation.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
                         if n < 0 {
                             if errno == EINTR { continue }
-                            throw fileError("cannot write", path)
+                            throw fileError("cannot write", entryPath)
                         }
                         offset += n
                     }
                 }
-                guard fchmod(fd, mode) == 0 else { throw fileError("cannot set the mode of", path) }
+                guard fchmod(fd, mode) == 0 else { throw fileError("cannot set the mode of", entryPath) }
             default:
-                throw GitError(.other, "the tree holds \(path) with an unknown mode")
+                throw GitError(.other, "the tree holds \(entryPath) with an unknown mode")
             }
         }
+    }
+
+    /// A name as messages show it: UTF-8 as it is, any other byte as `\xHH`.
+    public static func shown(_ bytes: [UInt8]) -> String {
+        var text = ""
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            var iterator = rest.makeIterator()
+            var decoder = UTF8()
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar) where scalar.value >= 0x20 && scalar.value != 0x7F:
+                text.unicodeScalars.append(scalar)
+                rest = rest.dropFirst(String(scalar).utf8.count)
+            default:
+                text += "\\x" + String(rest.first!, radix: 16, uppercase: false).leftPadded(to: 2)
+                rest = rest.dropFirst()
+            }
+        }
+        return text
     }
 
     private static func fileError(_ what: String, _ path: String) -> GitError {
@@ -262,5 +297,11 @@ extension Mirror {
         let size = Int(git_blob_rawsize(blob))
         guard size > 0, let content = git_blob_rawcontent(blob) else { return }
         try body(UnsafeRawBufferPointer(start: content, count: size))
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

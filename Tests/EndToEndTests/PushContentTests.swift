@@ -24,11 +24,15 @@ import Testing
         try upstream.git("add", "latest")
         // A gitlink, as `git submodule add` leaves one.
         try upstream.git("update-index", "--add", "--cacheinfo", "160000,\(try upstream.head()),vendor/lib")
+        // Names and a link target that are not UTF-8: byte 0xff and byte 0xfe, which a decoder
+        // would both turn into U+FFFD, one name.
+        try Run.checked("/bin/sh", ["-c", #"cd "$1" && mkdir raw && printf ff > "raw/a$(printf '\377')" && printf fe > "raw/a$(printf '\376')" && ln -s "t$(printf '\377')" raw/link && git add raw"#, "sh", upstream.work])
         let commit = try upstream.commit([:], message: "content")
         let report = try dir.write("report", """
             #!/bin/sh
             { od -c notes.txt | head -2; cat code.c; stat -c '%A' bin/run notes.txt; readlink latest
-              [ -d vendor/lib ] && ls -A vendor/lib | wc -l; } > \(dir.path)/seen.txt 2>&1
+              [ -d vendor/lib ] && ls -A vendor/lib | wc -l
+              for f in raw/a*; do printf '%s' "$f" | od -An -tx1; cat "$f"; echo; done; readlink raw/link | od -An -tx1; } > \(dir.path)/seen.txt 2>&1
 
             """, mode: 0o755)
         let daemon = try RunningDaemon(directory: dir.path, config: RunningDaemon.oneTask(project: "content", upstream: upstream.fileURL, program: report))
@@ -42,10 +46,13 @@ import Testing
         #expect(seen.contains("o   n   e  \\n   t   w   o  \\n"), "\(seen)")  // no \r added
         #expect(seen.contains("/* $Id$ */"), "\(seen)")  // no ident expansion
         #expect(seen.contains("-r-xr-x---\n-r--r-----\nnotes.txt\n0\n"), "\(seen)")  // nothing for others
+        // The exact bytes: two files, each with its own content, and the link's target.
+        #expect(seen.contains(" 72 61 77 2f 61 fe\nfe\n 72 61 77 2f 61 ff\nff\n 74 ff 0a\n"), "\(seen)")
     }
 
-    /// A task runs as the daemon's user and can make the shared export writable: the next task
-    /// must still see the commit, not what the task left.
+    /// A task runs as the daemon's user and can make the shared export writable, and touch any
+    /// file the daemon could keep a seal in: the next task must still see the commit, not what the
+    /// task left.
     @Test func aTaskCannotChangeWhatTheNextTaskSees() async throws {
         let world = try World(testCommand: { dir in
             try writeFile(dir + "/test", Data("#!/bin/sh\ncat charts/helloservice/values.yaml > \(dir)/seen.txt\n".utf8), mode: 0o755)
@@ -56,6 +63,8 @@ import Testing
         let tamper = try world.dir.write("tamper", """
             #!/bin/sh
             chmod u+w charts/helloservice/values.yaml && echo "replicas: 99" > charts/helloservice/values.yaml
+            # and covers its tracks: any seal it can reach, it renews.
+            touch ../.sealed-* ../* 2>/dev/null
 
             """, mode: 0o755)
         try world.daemon.write(config: """
