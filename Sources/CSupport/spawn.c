@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sys/prctl.h>
 #include "shipyard_support.h"
 #include <fcntl.h>
 #include <signal.h>
@@ -59,4 +60,9 @@ int shipyard_set_thread_name(const char *name) {
     char truncated[16];
     snprintf(truncated, sizeof truncated, "%s", name);
     return pthread_setname_np(pthread_self(), truncated);
+}
+
+int shipyard_die_with_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return -1;
+    return getppid() == parent ? 0 : -1;
 }

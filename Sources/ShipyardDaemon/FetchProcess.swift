@@ -41,6 +41,8 @@ public enum FetchProcess {
         let input = Input(
             url: project.upstream, branch: project.branch, mirror: mirror.path, tip: tip.hex, username: project.credentials?.username,
             passwordFile: project.credentials?.passwordFile, sshKey: project.credentials?.sshKey, knownHosts: project.credentials?.knownHosts)
+        // What a fetch killed earlier (at a timeout, or with the daemon) left behind goes first.
+        mirror.removeLeftovers()
         let answer: Output = try ChildProcess.run("--fetch-child", input, cancel: cancel)
         return try answer.tip("the fetch")
     }
@@ -88,9 +90,29 @@ public enum FetchProcess {
                 }
                 tip = try mirror.fetch(access, branch: input.branch)
             }
-            // Keep the number of packs small; a failed repack leaves the mirror as it was.
-            _ = try? mirror.repackIfNeeded()
             return Output(tip: tip.hex)
+        }
+    }
+
+    /// The mirror's packs merged into one (`Mirror.repackIfNeeded`), in a child of its own with
+    /// its own deadline: a 1 GiB mirror takes longer than a poll may, and a repack killed with the
+    /// poll left gigabytes behind each time. Leftovers of an earlier killed one go first.
+    static func repack(mirror: Mirror, cancel: CancelToken, timeout: Duration) throws(GitError) -> Int {
+        mirror.removeLeftovers()
+        let answer: Output = try ChildProcess.run("--repack-child", RepackInput(mirror: mirror.path), cancel: cancel, timeout: timeout)
+        let merged = try answer.tip("the repack")
+        defer { if answer.tip == nil { mirror.removeLeftovers() } }
+        return Int(merged.hex) ?? 0
+    }
+
+    struct RepackInput: Codable {
+        var mirror: String
+    }
+
+    /// The repack child's side.
+    public static func repackChild() -> Int32 {
+        ChildProcess.serve { (input: RepackInput) throws(GitError) -> Output in
+            Output(tip: String(try Mirror(path: input.mirror).repackIfNeeded()))
         }
     }
 }
@@ -98,6 +120,9 @@ public enum FetchProcess {
 /// One job of the daemon's in a child process (`shipyardd --fetch-child` and the like): a JSON
 /// object on its standard input, one JSON line on its standard output.
 enum ChildProcess {
+    /// The daemon's pid, in the child's environment.
+    static let parentVariable = "SHIPYARD_PARENT_PID"
+
     static func run<Input: Encodable, Output: Decodable>(
         _ flag: String, _ input: Input, cancel: CancelToken, timeout: Duration = .seconds(3600)
     ) throws(GitError) -> Output {
@@ -117,7 +142,8 @@ enum ChildProcess {
         let executable = "/proc/self/exe"
         let arguments: [String] = ["shipyardd", flag]
         let argv = arguments.map { strdup($0) } + [nil]
-        let environment = ProcessInfo.processInfo.environment.filter { ["PATH", "LANG", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"].contains($0.key) }
+        var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "LANG", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"].contains($0.key) }
+        environment[Self.parentVariable] = String(getpid())
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
@@ -171,6 +197,11 @@ enum ChildProcess {
     /// The child's side: decodes the input, runs the job, prints its answer (or the error) as
     /// one JSON line; exit 0 when the job succeeded.
     static func serve<Input: Decodable>(_ job: (Input) throws(GitError) -> FetchProcess.Output) -> Int32 {
+        // A daemon killed outright (SIGKILL, the OOM killer) takes its children with it: none
+        // is left writing into a mirror that the next daemon uses.
+        if let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap({ pid_t($0) }), shipyard_die_with_parent(parent) != 0 {
+            return 1
+        }
         let data = FileHandle.standardInput.readDataToEndOfFile()
         let output: FetchProcess.Output
         if let input = try? JSON.decode(Input.self, from: data) {

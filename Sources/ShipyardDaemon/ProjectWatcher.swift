@@ -56,6 +56,11 @@ final class ProjectWatcher: @unchecked Sendable {
     private var pollWaiters: [@Sendable (CommandOutcome.Partial) -> Void] = []
     /// A sync or a reload asked for a poll while one was running: another follows at once.
     private var pollAgain = false
+    /// The running poll's or repack's token: a stop cancels it, which kills its child process.
+    private var running: CancelToken?
+
+    /// How long a repack of the mirror may take: its own deadline, never a poll's.
+    static let repackTimeout: Duration = .seconds(1800)
 
     /// `/metrics`: this project's polls and shipyard loads.
     private let metrics: DaemonMetrics.Project?
@@ -171,6 +176,8 @@ final class ProjectWatcher: @unchecked Sendable {
         let waiters: [@Sendable (CommandOutcome.Partial) -> Void] = locked {
             stopped = true
             generation += 1
+            // A fetch or repack under way is killed now, not waited for until its timeout.
+            running?.cancel()
             defer {
                 syncWaiters = []
                 pollWaiters = []
@@ -213,6 +220,7 @@ final class ProjectWatcher: @unchecked Sendable {
         pollStarted = ContinuousClock.now
         lock.unlock()
         let token = CancelToken()
+        locked { running = token }
         pool.start(
             timeout: timeout, cancel: token, { job.run(cancel: token) },
             timedOut: { [weak self] in
@@ -240,6 +248,7 @@ final class ProjectWatcher: @unchecked Sendable {
             } else {
                 schedule(after: upstreamError == nil ? Self.jittered(project.pollInterval) : backoff())
             }
+            if threadFree, case .fetched = outcome, mirror.needsRepack { startRepack() }
         }
         lock.unlock()
         guard !waiters.isEmpty else { return }
@@ -248,6 +257,41 @@ final class ProjectWatcher: @unchecked Sendable {
             await flush()
             for waiter in waiters { waiter(CommandOutcome.Partial(ok: ok, message: told)) }
         }
+    }
+
+    /// Under the lock: merges the mirror's packs in a child of its own while no poll runs (a
+    /// poll that falls due meanwhile waits for it, as for a poll still running).
+    private func startRepack() {
+        busy = true
+        let token = CancelToken()
+        running = token
+        let mirror = mirror
+        let started = ContinuousClock.now
+        pool.start(
+            timeout: Self.repackTimeout + .seconds(30), cancel: token,
+            { () -> Result<Int, GitError> in
+                do throws(GitError) {
+                    return .success(try FetchProcess.repack(mirror: mirror, cancel: token, timeout: Self.repackTimeout))
+                } catch {
+                    return .failure(error)
+                }
+            },
+            timedOut: {},
+            completed: { [weak self] result, _ in
+                guard let self else { return }
+                let took = GoDuration.format(ContinuousClock.now - started)
+                switch result {
+                case .failure(let error):
+                    self.logger.warning("the mirror's repack failed after \(took): \(error.message); the next fetch tries again")
+                case .success(let merged):
+                    if merged > 0 { self.logger.info("the mirror's \(merged) packs were merged into one in \(took)") }
+                }
+                self.locked {
+                    self.busy = false
+                    self.abandoned = false
+                    if self.pollAgain, !self.stopped { self.schedule(after: .zero) }
+                }
+            })
     }
 
     private func threadFreed() {

@@ -122,15 +122,60 @@ public enum LocalUpstream {
 }
 
 extension Mirror {
+    /// Past this many packs the mirror is repacked into one.
+    public static let maxPacks = 32
+
+    /// How many packs the mirror holds.
+    public var packCount: Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path + "/objects/pack")) ?? []).filter { $0.hasPrefix("pack-") && $0.hasSuffix(".pack") }.count
+    }
+
+    public var needsRepack: Bool { packCount > Self.maxPacks }
+
+    /// Removes what a fetch or a repack that was killed leaves in the mirror: libgit2's temporary
+    /// packs and objects (a killed 1 GiB fetch left gigabytes of them for good) and the lock
+    /// files that would make every later fetch fail. Call it only while nothing writes to the
+    /// mirror (before its poll's fetch or repack starts). Returns the bytes freed.
+    @discardableResult
+    public func removeLeftovers() -> Int {
+        let fm = FileManager.default
+        var freed = 0
+        func remove(_ file: String) {
+            var info = stat()
+            guard lstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
+            if unlink(file) == 0 { freed += Int(info.st_size) }
+        }
+        let objects = path + "/objects"
+        for name in (try? fm.contentsOfDirectory(atPath: objects + "/pack")) ?? []
+        where name.hasPrefix("pack_git2_") || name.hasPrefix("tmp_") || name.hasSuffix(".lock") {
+            remove(objects + "/pack/" + name)
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: objects)) ?? [] {
+            if name.hasPrefix("tmp_") {
+                remove(objects + "/" + name)
+            } else if name.count == 2, name.allSatisfy(\.isHexDigit) {
+                for entry in (try? fm.contentsOfDirectory(atPath: objects + "/" + name)) ?? [] where entry.hasPrefix("tmp_") {
+                    remove(objects + "/" + name + "/" + entry)
+                }
+            }
+        }
+        for lock in ["packed-refs.lock", "HEAD.lock", "config.lock", "FETCH_HEAD.lock", "shallow.lock"] { remove(path + "/" + lock) }
+        if let walker = fm.enumerator(atPath: path + "/refs") {
+            while let name = walker.nextObject() as? String {
+                if name.hasSuffix(".lock") { remove(path + "/refs/" + name) }
+            }
+        }
+        return freed
+    }
+
     /// Every fetch adds a pack (501 after 500 pushes), and every later read searches them all.
     /// Past `maxPacks`, all of the mirror's objects (reachable or not: a commit no longer
     /// upstream may still be pinned by a sequence) are written into one pack and the others go.
     /// Returns how many packs were merged, or 0.
     @discardableResult
-    public func repackIfNeeded(maxPacks: Int = 32) throws(GitError) -> Int {
+    public func repackIfNeeded(maxPacks: Int = Mirror.maxPacks) throws(GitError) -> Int {
         let directory = path + "/objects/pack"
-        let packs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".pack") }
-        guard packs.count > maxPacks else { return 0 }
+        guard packCount > maxPacks else { return 0 }
         return try withRepository { repo throws(GitError) -> Int in
             var odb: OpaquePointer?
             try GitError.check(git_repository_odb(&odb, repo), "cannot open the mirror's objects")

@@ -32,6 +32,9 @@ struct Shipyardd: AsyncParsableCommand {
     @Flag(name: .customLong("export-child"), help: .hidden)
     var exportChild = false
 
+    @Flag(name: .customLong("repack-child"), help: .hidden)
+    var repackChild = false
+
     @Option(name: .customLong("reload"), help: ArgumentHelp(
         "Ask the running daemon with this pid to re-read its config, wait for its verdict, and exit 1 if it refused the config (the unit's ExecReload).",
         valueName: "pid"))
@@ -47,6 +50,10 @@ struct Shipyardd: AsyncParsableCommand {
         if exportChild {
             signal(SIGPIPE, SIG_IGN)
             throw ExitCode(FetchProcess.exportChild())
+        }
+        if repackChild {
+            signal(SIGPIPE, SIG_IGN)
+            throw ExitCode(FetchProcess.repackChild())
         }
         if let reloadPID {
             try await reload(reloadPID, environment: environment)

@@ -1,6 +1,7 @@
 import Foundation
 import ShipyardCore
 import ShipyardDaemon
+import ShipyardGit
 import ShipyardTestKit
 import Testing
 
@@ -201,6 +202,100 @@ import Testing
         proxy.limit = .max
         #expect(await daemon.waitFor("cut", timeout: .seconds(60)) { $0.commit == second && $0.error == nil } != nil, "\(daemon.log)")
         #expect(!daemon.log.contains("re-created"))
+    }
+
+    /// The daemon's fetch children of one kind (`--fetch-child`), by pid.
+    static func children(of daemon: pid_t, _ flag: String = "--fetch-child") -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }.filter { pid in
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            guard String(decoding: cmdline, as: UTF8.self).split(separator: "\0").contains(Substring(flag)) else { return false }
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            return status.split(separator: "\n").contains { $0 == "PPid:\t\(daemon)" } || daemon == 0
+        }
+    }
+
+    /// A fetch that stalls mid-pack: SIGTERM is honoured at once, not at the 60 s poll timeout,
+    /// and the fetch child goes with the daemon; SIGKILL takes the child too (it is not left
+    /// writing into the mirror). What the killed fetches left in the mirror (libgit2's temporary
+    /// pack, a ref's lock file) is removed by the next fetch, which then succeeds.
+    @Test func aStopDuringAFetchIsHonouredAndItsLeftoversGo() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let first = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        let server = try GitDaemonServer(root: dir.path)
+        let proxy = try CuttingProxy(to: server.port)
+        let config = "projects:\n  - name: stall\n    upstream: git://127.0.0.1:\(proxy.port)/upstream.git\n    pollInterval: 1s\n    pollTimeout: 60s\n"
+        var daemon = try RunningDaemon(directory: dir.path, config: config)
+        #expect(await daemon.waitFor("stall") { $0.shipyardCommit == first } != nil, "\(daemon.log)")
+        // 4 MiB that do not compress: the pack stalls after 256 KiB, the ref listing does not.
+        try Run.checked("/bin/dd", ["if=/dev/urandom", "of=\(upstream.work)/blob.bin", "bs=1M", "count=4", "status=none"])
+        try upstream.git("add", "blob.bin")
+        proxy.limit = 256 << 10
+        proxy.stalls = true
+        let second = try upstream.commit([:], message: "big")
+        let pack = daemon.state + "/projects/stall/mirror.git/objects/pack"
+        let temporary = { ((try? FileManager.default.contentsOfDirectory(atPath: pack)) ?? []).filter { $0.hasPrefix("pack_git2_") } }
+
+        for signal in [SIGTERM, SIGKILL] {
+            let pid = daemon.pid
+            #expect(await eventually(timeout: .seconds(30)) { !Self.children(of: pid).isEmpty && !temporary().isEmpty }, "\(daemon.log)")
+            let children = Self.children(of: pid)
+            let start = ContinuousClock.now
+            daemon.signal(signal)
+            #expect(await eventually(timeout: .seconds(20)) { !daemon.isRunning })
+            #expect(ContinuousClock.now - start < .seconds(10), "the daemon took \(ContinuousClock.now - start) to stop")
+            // The child is gone too (reaped by the daemon, or killed with it and reaped by init).
+            #expect(await eventually(timeout: .seconds(10)) {
+                children.allSatisfy { kill($0, 0) != 0 || ((try? String(contentsOfFile: "/proc/\($0)/status", encoding: .utf8)) ?? "").contains("State:\tZ") }
+            }, "fetch children \(children) outlived the daemon (\(signal))")
+            #expect(!temporary().isEmpty, "the killed fetch left no temporary pack to clean up")
+            // A lock a killed git process might leave on the branch, too.
+            FileManager.default.createFile(atPath: daemon.state + "/projects/stall/mirror.git/refs/heads/main.lock", contents: Data("0\n".utf8))
+            if signal == SIGTERM { #expect(daemon.log.contains("stopped"), "\(daemon.log)") }
+            daemon = try RunningDaemon(directory: dir.path, config: config)
+        }
+        proxy.release()
+        proxy.limit = .max
+        proxy.stalls = false
+        #expect(await daemon.waitFor("stall", timeout: .seconds(60)) { $0.commit == second && $0.error == nil } != nil, "\(daemon.log)")
+        #expect(temporary().isEmpty, "\(temporary())")
+        #expect(!FileManager.default.fileExists(atPath: daemon.state + "/projects/stall/mirror.git/refs/heads/main.lock"))
+        await daemon.stop()
+    }
+
+    /// A mirror of many packs is repacked by the daemon after a fetch, in a child of its own
+    /// (`--repack-child`), never inside the fetch child where the poll's timeout killed it; what
+    /// an earlier killed repack left goes first, and every commit stays readable.
+    @Test func theDaemonRepacksTheMirrorInAChildOfItsOwn() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let state = dir.path + "/state"
+        let mirror = Mirror(path: state + "/projects/packs/mirror.git")
+        try FileManager.default.createDirectory(atPath: state + "/projects/packs", withIntermediateDirectories: true)
+        try mirror.prepare()
+        var commits: [String] = []
+        for i in 0..<40 {
+            let commit = try upstream.commit(["shipyard.yaml": Self.oneStage + "# \(i)\n", "f\(i).txt": "\(i)\n"])
+            try LocalUpstream.fetch(upstream.bare, branch: "main", tip: ObjectID(hex: commit), into: mirror)
+            commits.append(commit)
+        }
+        #expect(mirror.packCount == 40)
+        // What a repack killed half-way leaves: a temporary pack of libgit2's.
+        let leftover = mirror.path + "/objects/pack/pack_git2_Xy12Zq"
+        #expect(FileManager.default.createFile(atPath: leftover, contents: Data(count: 1 << 20)))
+        let last = try upstream.commit(["README": "new\n"])
+        let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: packs\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
+        #expect(await daemon.waitFor("packs") { $0.commit == last } != nil, "\(daemon.log)")
+        #expect(await eventually { daemon.log.contains("the mirror's 41 packs were merged into one") }, "\(daemon.log)")
+        #expect(mirror.packCount == 1)
+        #expect(!FileManager.default.fileExists(atPath: leftover))
+        for commit in commits + [last] {
+            guard case .blob = try Mirror(path: mirror.path).file(at: ObjectID(hex: commit), path: "shipyard.yaml") else {
+                Issue.record("\(commit) lost its shipyard.yaml")
+                continue
+            }
+        }
+        await daemon.stop()
     }
 
     /// A fetch cut on the way leaves the mirror as it was: not deleted, not re-created.

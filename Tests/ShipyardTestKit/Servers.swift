@@ -273,10 +273,31 @@ public final class CuttingProxy: @unchecked Sendable {
     private let target: Int
     private let lock = NSLock()
     private var limitValue = Int.max
+    private var stallsValue = false
+    private var releasedValue = false
 
     public var limit: Int {
         get { lock.lock(); defer { lock.unlock() }; return limitValue }
         set { lock.lock(); limitValue = newValue; lock.unlock() }
+    }
+
+    /// Past `limit`, hold the connection open and silent instead of cutting it (a server that
+    /// stopped sending mid-pack), until `release()` or the proxy goes.
+    public var stalls: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return stallsValue }
+        set { lock.lock(); stallsValue = newValue; lock.unlock() }
+    }
+
+    public func release() {
+        lock.lock()
+        releasedValue = true
+        lock.unlock()
+    }
+
+    var released: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return releasedValue
     }
 
     public init(to target: Int) throws {
@@ -309,13 +330,19 @@ public final class CuttingProxy: @unchecked Sendable {
                 continue
             }
             let limit = self.limit
-            // client → server without a limit; server → client cut after `limit` bytes.
+            let stalls = self.stalls
+            // client → server without a limit; server → client cut (or held) after `limit` bytes.
             Thread { Self.relay(from: client, to: server, limit: .max) }.start()
-            Thread { Self.relay(from: server, to: client, limit: limit) }.start()
+            Thread { [weak self] in
+                Self.relay(from: server, to: client, limit: limit) {
+                    // Held for at most ten minutes, whatever the test does.
+                    for _ in 0..<12_000 where stalls && self?.released == false { usleep(50_000) }
+                }
+            }.start()
         }
     }
 
-    private static func relay(from source: Int32, to destination: Int32, limit: Int) {
+    private static func relay(from source: Int32, to destination: Int32, limit: Int, atLimit: () -> Void = {}) {
         var buffer = [UInt8](repeating: 0, count: 16384)
         var sent = 0
         while sent < limit {
@@ -324,6 +351,7 @@ public final class CuttingProxy: @unchecked Sendable {
             guard write(destination, buffer, n) == n else { break }
             sent += n
         }
+        if sent >= limit { atLimit() }
         shutdown(source, Int32(SHUT_RDWR))
         shutdown(destination, Int32(SHUT_RDWR))
     }

@@ -21,6 +21,11 @@ int shipyard_pipe_cloexec(int fds[2]);
 /// Names the calling thread (at most 15 bytes are kept), as top -H and /proc show it.
 int shipyard_set_thread_name(const char *name);
 
+/* Asks the kernel to SIGKILL the calling process when the thread that spawned it exits, and
+ * checks that its parent is still `parent` (it may have died before the request). Returns 0, or
+ * -1 when the parent is gone already. */
+int shipyard_die_with_parent(pid_t parent);
+
 /* The layout of Linux's struct ucred (SO_PEERCRED), which Swift's Glibc module does not show. */
 struct shipyard_ucred {
     pid_t pid;
