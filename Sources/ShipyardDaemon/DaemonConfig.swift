@@ -695,6 +695,15 @@ private struct ConfigReader {
             log.error("\(what) must be a path inside the repository, like \(example)", at: node.mark)
             return nil
         }
+        // Shown in status, logs and terminals: a control or invisible format character there
+        // could hide or rewrite what an operator reads.
+        if let bad = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) {
+            log.error(
+                "\(what) holds the character U+\(String(bad.value, radix: 16, uppercase: true).leftPadded(4)), a control or invisible format character; "
+                    + "write the path with visible characters only, like \(example)",
+                at: node.mark)
+            return nil
+        }
         return text
     }
 
@@ -941,5 +950,11 @@ private struct ConfigReader {
             !name.hasSuffix("."), !name.contains(".."), !name.contains("//"), !name.contains("@{"), name != "@"
         else { return false }
         return name.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F && !"~^:?*[\\".unicodeScalars.contains($0) }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -123,6 +123,12 @@ enum ChildProcess {
     /// The daemon's pid, in the child's environment.
     static let parentVariable = "SHIPYARD_PARENT_PID"
 
+    /// The most memory (RLIMIT_DATA) a fetch, export or repack child may use.
+    static let memoryLimit = 1 << 30
+    static let memoryHint =
+        "a fetch, export or repack may use \(ByteCount.format(memoryLimit)), and libgit2 holds a whole file of the repository in memory to copy (from a file:// upstream) or export it; "
+        + "keep files that large out of the repository"
+
     static func run<Input: Encodable, Output: Decodable>(
         _ flag: String, _ input: Input, cancel: CancelToken, timeout: Duration = .seconds(3600)
     ) throws(GitError) -> Output {
@@ -189,7 +195,10 @@ enum ChildProcess {
         let lastLine = output.split(separator: 0x0A).last.map { Data($0) } ?? Data()
         guard let answer = try? JSON.decode(Output.self, from: lastLine) else {
             let signal = status & 0x7F
-            throw GitError(.other, signal != 0 ? "\(flag) was killed by signal \(signal)" : "\(flag) ended without an answer (exit \((status >> 8) & 0xFF))")
+            let memory = " (it may have run out of memory: " + memoryHint + ")"
+            throw GitError(
+                .other,
+                signal != 0 ? "\(flag) was killed by signal \(signal)" + (signal == SIGKILL ? "" : memory) : "\(flag) ended without an answer (exit \((status >> 8) & 0xFF))" + memory)
         }
         return answer
     }
@@ -202,13 +211,19 @@ enum ChildProcess {
         if let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap({ pid_t($0) }), shipyard_die_with_parent(parent) != 0 {
             return 1
         }
+        // libgit2 inflates a whole blob to export it, or to pack it from a file:// upstream: a
+        // pushed file of many gigabytes (zeros compress to nothing) must fail this child, not
+        // take the host's memory.
+        var limit = rlimit(rlim_cur: rlim_t(memoryLimit), rlim_max: rlim_t(memoryLimit))
+        _ = setrlimit(Int32(RLIMIT_DATA.rawValue), &limit)
         let data = FileHandle.standardInput.readDataToEndOfFile()
         let output: FetchProcess.Output
         if let input = try? JSON.decode(Input.self, from: data) {
             do {
                 output = try job(input)
             } catch {
-                output = FetchProcess.Output(error: error.message, kind: error.kind.rawValue)
+                let hint = error.message.lowercased().contains("out of memory") ? " (" + memoryHint + ")" : ""
+                output = FetchProcess.Output(error: error.message + hint, kind: error.kind.rawValue)
             }
         } else {
             output = FetchProcess.Output(error: "unreadable request")

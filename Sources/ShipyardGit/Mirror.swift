@@ -128,6 +128,8 @@ public struct Mirror: Sendable {
 
     /// What `file(at:path:)` says a symbolic link is.
     public static let symbolicLink = "a symbolic link"
+    /// What `file(at:path:)` says a submodule (a gitlink) is.
+    public static let submodule = "a submodule"
 
     /// Reads a file from a commit's tree without a checkout.
     public func file(at commit: ObjectID, path filePath: String, limit: Int = 4 << 20) throws(GitError) -> File {
@@ -149,6 +151,7 @@ public struct Mirror: Sendable {
             defer { git_tree_entry_free(entry) }
             let mode = git_tree_entry_filemode(entry)
             if mode == GIT_FILEMODE_LINK { return .notAFile(Self.symbolicLink) }
+            if mode == GIT_FILEMODE_COMMIT { return .notAFile(Self.submodule) }
             guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return .notAFile("a directory") }
             guard let blobID = git_tree_entry_id(entry) else { return .missing }
             // The size from the object's header first: a huge blob is never inflated.

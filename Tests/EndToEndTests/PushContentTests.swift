@@ -111,6 +111,94 @@ import Testing
         #expect(resident > 0 && resident < 200_000, "shipyardd holds \(resident) KB")
     }
 
+    /// A 1 MB shipyard.yaml that aliases one 450 KB string 45,000 times in a task's properties
+    /// (20 GB once expanded) is refused while it is read, with its place; the last good shipyard
+    /// stays, the daemon's memory stays that of a daemon, and a restart does not read it again
+    /// into a crash.
+    @Test func anAliasBombInAShipyardIsRefusedWhileItIsRead() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let good = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        let config = "projects:\n  - name: bomb\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n"
+        var daemon = try RunningDaemon(directory: dir.path, config: config)
+        #expect(await daemon.waitFor("bomb") { $0.shipyardCommit == good } != nil)
+        let bomb = """
+            apiVersion: spec.keptn.sh/0.2.4
+            kind: Shipyard
+            metadata:
+              name: bomb
+            spec:
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks:
+                        - name: deploy
+                          properties:
+                            blob: &b "\(String(repeating: "x", count: 450_000))"
+                            copies:
+
+            """ + String(repeating: "                  - *b\n", count: 45_000)
+        let bad = try upstream.commit(["shipyard.yaml": bomb])
+        for round in 0..<2 {
+            let status = await daemon.waitFor("bomb") { $0.commit == bad && $0.error != nil }
+            #expect(status?.shipyardCommit == good)
+            #expect(status?.error?.message.contains("the document expands to more than 4 MiB of text once its aliases are expanded") == true, "\(String(describing: status?.error))")
+            #expect(status?.error?.line == 23 && status?.error?.column == 21, "\(String(describing: status?.error))")
+            let resident = ((try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)) ?? "").split(separator: "\n")
+                .first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
+            #expect(resident > 0 && resident < 200_000, "shipyardd holds \(resident) KB")
+            #expect(daemon.isRunning)
+            if round == 0 {
+                #expect(await daemon.stop() == 0)
+                daemon = try RunningDaemon(directory: dir.path, config: config)
+            }
+        }
+        await daemon.stop()
+    }
+
+    /// A file:// upstream and a pushed 1.25 GiB file of zeros (a megabyte in Git): libgit2
+    /// inflates a blob whole to pack it, so the fetch child hits its memory limit and fails with
+    /// a message saying so; the daemon keeps its last good shipyard and its own memory.
+    @Test func aHugeFileOverFileFailsTheFetchChildNotTheHost() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let good = try upstream.commit(["shipyard.yaml": Self.oneStage])
+        let daemon = try RunningDaemon(directory: dir.path, config: "projects:\n  - name: big\n    upstream: \(upstream.fileURL)\n    pollInterval: 1s\n")
+        #expect(await daemon.waitFor("big") { $0.shipyardCommit == good } != nil)
+        // The loose object written directly (git add would take half a minute to hash and
+        // compress it): 1.25 GiB of zeros, about 1.2 MiB compressed.
+        let blob = try Run.checked("/usr/bin/python3", ["-c", #"""
+            import hashlib, os, sys, zlib
+            size = 5 << 28
+            header = b"blob %d\0" % size
+            chunk = bytes(1 << 24)
+            sha, z = hashlib.sha1(header), zlib.compressobj(1)
+            parts = [z.compress(header)]
+            for _ in range(size // len(chunk)):
+                sha.update(chunk)
+                parts.append(z.compress(chunk))
+            parts.append(z.flush())
+            name = sha.hexdigest()
+            folder = os.path.join(sys.argv[1], "objects", name[:2])
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, name[2:]), "wb") as f:
+                f.write(b"".join(parts))
+            print(name)
+            """#, upstream.work + "/.git"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try upstream.git("update-index", "--add", "--cacheinfo", "100644,\(blob),zeros.bin")
+        let bad = try upstream.commit([:], message: "zeros")
+        let status = await daemon.waitFor("big", timeout: .seconds(120)) { $0.error != nil }
+        #expect(status?.shipyardCommit == good && status?.commit != bad)
+        #expect(status?.error?.message.contains("memory") == true, "\(String(describing: status?.error))")
+        print("a huge file over file://: \(status?.error?.message ?? "")")
+        let resident = ((try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)) ?? "").split(separator: "\n")
+            .first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
+        #expect(resident > 0 && resident < 200_000, "shipyardd holds \(resident) KB")
+        #expect(daemon.isRunning)
+        await daemon.stop()
+    }
+
     /// A file:// upstream: a push to main copies main's new objects only, never those of a big
     /// branch beside it (libgit2's local transport packed every ref's objects on each fetch).
     @Test func aFileUpstreamCopiesOnlyTheWatchedBranch() async throws {

@@ -289,6 +289,15 @@ import Testing
         #expect(world.daemon.project("fulltour")?.qualityGate?.lastContext == noSLO)
         #expect(try world.daemon.ctl(["status"]).stdout.contains("fulltour: 1 evaluation(s) passed without an SLO file since shipyardd started"))
         #expect(world.daemon.isRunning)
+
+        // A submodule as the service's folder is not "no SLO": its files are in another repository.
+        try world.upstream.git("update-index", "--add", "--cacheinfo", "160000,\(try world.upstream.head()),qa/vendored")
+        let gitlink = try world.upstream.commit([:], message: "a submodule as a service folder")
+        #expect(await world.daemon.waitFor("fulltour") { $0.commit == gitlink } != nil)
+        let submodule = try world.trigger(["evaluation", "--stage", "qa", "--service", "vendored", "--timeframe", "5m"])
+        #expect(await world.waitState(submodule, "qa", "finished"))
+        #expect(world.evaluation(submodule)?["result"] as? String == "fail")
+        #expect((world.evaluation(submodule)?["message"] as? String)?.contains("is under qa/vendored, which is a submodule") == true, "\(world.sequenceText(submodule))")
     }
 
     @Test func requireSLOFailsAnEvaluationWithoutAnSLOAndBadFilesFailWithTheirPlace() async throws {
@@ -390,6 +399,20 @@ import Testing
         #expect(await world.waitState(broken, "qa", "finished"))
         #expect(world.evaluation(broken)?["result"] as? String == "fail")
         #expect(world.state(broken, "production") == nil)
+
+        // A triggerer's label cannot rewrite the query: a series that does not exist (a fail)
+        // stays a fail, whatever the label says ("or vector(0)" made it a pass with score 100).
+        let teamSLI = Self.prometheusSLI.replacingOccurrences(of: #"stage=\"$STAGE\"}"#, with: #"stage=\"$STAGE\",team=\"$LABEL.team\"}"#)
+        #expect(teamSLI != Self.prometheusSLI)
+        let labelled = try world.upstream.commit(["prometheus/sli.yaml": teamSLI])
+        #expect(await world.daemon.waitFor("fulltour") { $0.commit == labelled } != nil)
+        try exporter.set(metrics(300, 0))
+        #expect(await eventually(timeout: .seconds(60), every: .milliseconds(200)) { prometheus.query(latest) == 300 })
+        for label in [#"team=x"}[1m]) or vector(0) #"#, "team=x\"} or vector(0) or app_error_rate_percent{team=\"x"] {
+            let injected = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice", "--timeframe", "5m", "--label", label])
+            #expect(await world.waitState(injected, "qa", "finished"))
+            #expect(world.evaluation(injected)?["result"] as? String == "fail", "\(label): \(world.sequenceText(injected))")
+        }
 
         // Prometheus goes away: the evaluation fails and says so; the daemon carries on.
         prometheus.stop()

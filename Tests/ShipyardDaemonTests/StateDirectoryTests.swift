@@ -119,5 +119,11 @@ import Testing
             let errors = ConfigLoader.load("projects:\n  - name: p\n    upstream: file:///r\n    shipyardPath: \"\(path.replacingOccurrences(of: "\u{0}", with: "\\0"))\"\n").diagnostics
             #expect(errors.contains { $0.message.hasPrefix("shipyardPath must be a path inside the repository") }, "\(path): \(errors)")
         }
+        // Control and invisible format characters (an escape sequence, a right-to-left override).
+        for (path, code) in [("ship\\u001b[2Jyard.yaml", "U+001B"), ("a\\u202Elmay.yaml", "U+202E"), ("a\\tb.yaml", "U+0009")] {
+            let errors = ConfigLoader.load("projects:\n  - name: p\n    upstream: file:///r\n    shipyardPath: \"\(path)\"\n").diagnostics
+            #expect(errors.contains { $0.message.hasPrefix("shipyardPath holds the character \(code), a control or invisible format character") }, "\(path): \(errors)")
+        }
+        #expect(ConfigLoader.load("projects:\n  - name: p\n    upstream: file:///r\n    shipyardPath: \"déploiement/shipyard.yaml\"\n").diagnostics.isEmpty)
     }
 }

@@ -122,8 +122,16 @@ enum Evaluator {
                 var prefix = ""
                 for component in path.split(separator: "/").dropLast() {
                     prefix += (prefix.isEmpty ? "" : "/") + component
-                    if case .notAFile(let kind) = try mirror.file(at: commit, path: prefix, limit: 0), kind == Mirror.symbolicLink {
-                        return .failure(EvaluationFailure("the \(what) \(path) at commit \(commit.short) is under \(prefix), which is a symbolic link; only regular files and folders are read"))
+                    if case .notAFile(let kind) = try mirror.file(at: commit, path: prefix, limit: 0) {
+                        if kind == Mirror.symbolicLink {
+                            return .failure(EvaluationFailure("the \(what) \(path) at commit \(commit.short) is under \(prefix), which is a symbolic link; only regular files and folders are read"))
+                        }
+                        if kind == Mirror.submodule {
+                            // Its files live in another repository, which the daemon never fetches:
+                            // passing the gate as if there were no SLO would be wrong.
+                            return .failure(EvaluationFailure(
+                                "the \(what) \(path) at commit \(commit.short) is under \(prefix), which is a submodule: its files are in another repository, which is not fetched; commit the file in this repository"))
+                        }
                     }
                 }
                 return .success(nil)
