@@ -1,5 +1,6 @@
 public import ShipyardCore
 import Foundation
+import ShipyardGit
 
 /// The daemon's configuration file (`/etc/shipyardd/config.yaml`): which repositories to watch,
 /// which local programs run which task names, and who may approve.
@@ -791,10 +792,17 @@ private struct ConfigReader {
             return nil
         }
         if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
-            text[scheme.upperBound..<at].contains(":")
+            text[scheme.upperBound..<at].contains(":") || text[scheme.upperBound..<at].lowercased().contains("%3a")
         {
             log.error("upstream holds a password; put it in a file and name it in credentials.passwordFile", at: node.mark)
             return nil
+        }
+        if RemoteAccess.holdsCredential(text) {
+            // Never shown (pages, status, the journal show it as ***), but a config file is read
+            // by more eyes than a secret's file should be.
+            log.warning(
+                "upstream holds a credential (\(RemoteAccess.redact(text))); it is never shown, but it belongs in credentials.username and credentials.passwordFile (a file only the daemon can read)",
+                at: node.mark)
         }
         return text
     }

@@ -22,11 +22,43 @@ public struct RemoteAccess: Sendable {
     /// The URL without any password written into it, for logs and status.
     public var redactedURL: String { Self.redact(url) }
 
+    /// The URL as logs, status, pages and errors show it: no credential written into it. Over
+    /// http(s) and git:// anything before `@` is a credential (a token is often sent as the user
+    /// name), so it goes whole; over ssh the user name (`git@`) stays and only a password goes.
+    /// A query parameter whose name says it holds a secret (`private_token`, `access_token`,
+    /// `password`, `key`, `sig`, …) keeps its name, not its value.
     public static func redact(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
-        let userInfo = url[scheme.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return url }
-        return String(url[..<colon]) + ":***" + String(url[at...])
+        var text = url
+        if let query = text.firstIndex(of: "?") {
+            let head = text[..<query]
+            let parameters = text[text.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { parameter -> String in
+                guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
+                let name = parameter[..<equals]
+                return isSecretParameter(String(name)) ? name + "=***" : String(parameter)
+            }
+            text = head + "?" + parameters.joined(separator: "&")
+        }
+        guard let scheme = text.range(of: "://") else { return text }
+        let authorityEnd = text[scheme.upperBound...].firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? text.endIndex
+        guard let at = text[scheme.upperBound..<authorityEnd].lastIndex(of: "@") else { return text }
+        let userInfo = text[scheme.upperBound..<at]
+        if text.hasPrefix("ssh://") {
+            guard let colon = userInfo.firstIndex(of: ":") else { return text }
+            return String(text[..<colon]) + ":***" + String(text[at...])
+        }
+        return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+    }
+
+    /// Whether a URL's query parameter of this name carries a secret.
+    public static func isSecretParameter(_ name: String) -> Bool {
+        let lowered = (name.removingPercentEncoding ?? name).lowercased()
+        return ["token", "pass", "secret", "key", "auth", "sig", "cred", "session"].contains { lowered.contains($0) }
+    }
+
+    /// Whether the URL itself holds a credential that `redact` hides: a user name over http(s)
+    /// or git://, a password anywhere, or a secret query parameter.
+    public static func holdsCredential(_ url: String) -> Bool {
+        redact(url) != url
     }
 
     /// The port named in an ssh URL (`ssh://git@host:2222/repo.git`), when there is one.

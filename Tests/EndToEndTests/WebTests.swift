@@ -37,6 +37,47 @@ import Testing
         return String(page[range.upperBound...].prefix { $0 != "\"" })
     }
 
+    /// A token written into an upstream URL (as the user name, or as a `private_token`
+    /// parameter) is used for fetching but never shown: not on pages anyone may read, not in the
+    /// API, `status.json`, the CLI or the journal; `--check-config` says where it belongs.
+    @Test func credentialsInAnUpstreamURLAreNeverShown() async throws {
+        let dir = try TemporaryDirectory()
+        let refusing = try RefusingPort()
+        let upstream = "http://ghp_SECRETONE@127.0.0.1:\(refusing.port)/r.git?private_token=SECRETTWO&ref=main"
+        let daemon = try RunningDaemon(directory: dir.path, config: """
+            projects:
+              - name: tokens
+                upstream: \(upstream)
+                pollInterval: 1s
+            http:
+              listen: 127.0.0.1:0
+            """)
+        let status = await daemon.waitFor("tokens") { $0.error != nil }
+        #expect(status?.upstream == "http://***@127.0.0.1:\(refusing.port)/r.git?private_token=***&ref=main")
+        var web: String?
+        _ = await eventually { web = daemon.status()?.web; return web != nil }
+        let client = HTTPClient(base: try #require(web))
+        var seen: [String: String] = [
+            "/projects": try client.get("/projects").body, "/api/v1/status": try client.get("/api/v1/status").body,
+            "/api/v1/projects": try client.get("/api/v1/projects").body,
+            "status.json": (try? String(contentsOfFile: daemon.state + "/status.json", encoding: .utf8)) ?? "",
+            "shipyardctl status": try daemon.ctl(["status", "--output", "json"]).stdout, "the log": daemon.log,
+        ]
+        let check = try Command.run("shipyardd", ["--check-config", daemon.configPath])
+        seen["--check-config"] = check.stdout + check.stderr
+        #expect(check.status == 0 && seen["--check-config"]?.contains("it belongs in credentials.username and credentials.passwordFile") == true, "\(check)")
+        #expect(seen["/projects"]?.contains("127.0.0.1:\(refusing.port)") == true)
+        for (place, text) in seen {
+            #expect(!text.contains("SECRETONE") && !text.contains("SECRETTWO"), "\(place) shows the token: \(text.suffix(2000))")
+        }
+        await daemon.stop()
+        // An encoded colon is a password too: refused, like user:password.
+        try daemon.write(config: "projects:\n  - name: p\n    upstream: https://user%3Asecret@host/r.git\n")
+        let encoded = try Command.run("shipyardd", ["--check-config", daemon.configPath])
+        #expect(encoded.status == 1 && (encoded.stdout + encoded.stderr).contains("upstream holds a password"), "\(encoded)")
+        #expect(!(encoded.stdout + encoded.stderr).contains("secret"))
+    }
+
     @Test func withoutAuthTheWebViewIsReadOnlyAndTheAPIHasTheCLIsKeys() async throws {
         let world = try World(shipyard: Self.shipyard, extraConfig: "http:\n  listen: 127.0.0.1:0")
         #expect(await world.ready())

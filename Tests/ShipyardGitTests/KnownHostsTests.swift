@@ -55,7 +55,15 @@ import Testing
     }
 
     @Test func redactsPasswordsInURLs() {
-        #expect(RemoteAccess.redact("https://user:secret@host/x.git") == "https://user:***@host/x.git")
+        #expect(RemoteAccess.redact("https://user:secret@host/x.git") == "https://***@host/x.git")
+        // A token as the user name, an encoded colon, a token parameter: none of them shown.
+        #expect(RemoteAccess.redact("https://ghp_abc123@github.com/o/r.git") == "https://***@github.com/o/r.git")
+        #expect(RemoteAccess.redact("https://user%3Asecret@host/x.git") == "https://***@host/x.git")
+        #expect(RemoteAccess.redact("https://host/x.git?private_token=glpat-1&ref=main") == "https://host/x.git?private_token=***&ref=main")
+        #expect(RemoteAccess.redact("https://host/x.git?X-Amz-Signature=abc") == "https://host/x.git?X-Amz-Signature=***")
+        #expect(RemoteAccess.redact("ssh://git:pw@host/x.git") == "ssh://git:***@host/x.git")
+        #expect(RemoteAccess.redact("https://host/a@b/x.git") == "https://host/a@b/x.git")
+        #expect(!RemoteAccess.holdsCredential("ssh://git@host/x.git") && RemoteAccess.holdsCredential("git://tok@host/x.git"))
         #expect(RemoteAccess.redact("https://host/x.git") == "https://host/x.git")
         #expect(RemoteAccess.redact("ssh://git@host/x.git") == "ssh://git@host/x.git")
     }
