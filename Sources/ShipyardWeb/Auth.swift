@@ -58,7 +58,11 @@ final class PasswordFile: Sendable {
     private let checks = Mutex(0)
     static let maxChecks = 4
 
-    enum Check { case valid, invalid, busy }
+    enum Check: Equatable {
+        /// The password matches the hash given, which a session made from it is bound to.
+        case valid(hash: String)
+        case invalid, busy
+    }
 
     /// Checks a password on a thread of its own: bcrypt is slow on purpose.
     func check(user: String, password: String) async -> Check {
@@ -69,18 +73,14 @@ final class PasswordFile: Sendable {
         }
         guard admitted else { return .busy }
         defer { checks.withLock { $0 -= 1 } }
-        return await verify(user: user, password: password) ? .valid : .invalid
-    }
-
-    private func verify(user: String, password: String) async -> Bool {
         guard let hash = hash(of: user) else {
             // As long as a real check, so that timing does not tell which users exist.
             _ = await Self.onThread { Bcrypt.verify(password, hash: Self.decoy) }
-            return false
+            return .invalid
         }
         // OpenBSD's checker knows $2a$ and $2b$; $2y$ (PHP's and htpasswd's name) is the same.
         let normalized = hash.hasPrefix("$2y$") ? "$2b$" + hash.dropFirst(4) : hash
-        return await Self.onThread { Bcrypt.verify(password, hash: normalized) }
+        return await Self.onThread { Bcrypt.verify(password, hash: normalized) } ? .valid(hash: hash) : .invalid
     }
 
     /// Cost 12, as `shipyardctl htpasswd` makes them: an unknown user takes as long as a known one.
@@ -100,6 +100,9 @@ final class PasswordFile: Sendable {
 final class Sessions: Sendable {
     struct Session: Sendable {
         var user: String?
+        /// The user's htpasswd hash when they signed in: the session is worth only as much as the
+        /// line it was made from (a removed user or a changed password ends it).
+        var credential: String?
         var csrf: String
         var lastSeen: Date
     }
@@ -131,9 +134,9 @@ final class Sessions: Sendable {
     }
 
     /// A new session (anonymous until `signIn`); the oldest go when there are too many.
-    func create(user: String? = nil) -> (token: String, session: Session) {
+    func create(user: String? = nil, credential: String? = nil) -> (token: String, session: Session) {
         let token = Self.token()
-        let session = Session(user: user, csrf: Self.token(), lastSeen: Date())
+        let session = Session(user: user, credential: credential, csrf: Self.token(), lastSeen: Date())
         sessions.withLock { all in
             if all.count >= Self.limit {
                 let cutoff = Date().addingTimeInterval(-Self.idle)
@@ -152,6 +155,17 @@ final class Sessions: Sendable {
 
     func end(_ token: String) {
         _ = sessions.withLock { $0.removeValue(forKey: token) }
+    }
+
+    /// The session's user is signed out; the session (and its CSRF token) stays for the visitor.
+    /// Returns the user who was signed in, or nil when nobody was (or another request did it).
+    func signOut(_ token: String) -> String? {
+        sessions.withLock { all -> String? in
+            guard let user = all[token]?.user else { return nil }
+            all[token]?.user = nil
+            all[token]?.credential = nil
+            return user
+        }
     }
 }
 

@@ -96,6 +96,9 @@ extension Site {
             guard let token = identity.token, Site.same(form["csrf"], identity.session?.csrf), !Site.crossSite(request) else {
                 return self.refusal("refused: no valid session or CSRF token")
             }
+            if let user = identity.session?.user {
+                self.daemon.log.info("web: \(Untrusted.printable(user, limit: 64)) signed out")
+            }
             self.sessions.end(token)
             return self.redirect("/deliveries", extra: [(.setCookie, self.cookie("", expire: true))])
         }
@@ -452,7 +455,7 @@ extension Site {
         if check == .busy {
             return page(Pages.login(viewer: await viewer(identity), error: "Too many sign-ins at once; try again in a moment.", user: user), identity: identity, status: .serviceUnavailable)
         }
-        guard check == .valid else {
+        guard case .valid(let credential) = check else {
             throttle.failed(user: user, address: address)
             daemon.metrics.request("login", outcome: "refused")
             daemon.log.warning("web: a failed sign-in as \(Untrusted.printable(user, limit: 64))", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
@@ -462,7 +465,7 @@ extension Site {
         daemon.metrics.request("login", outcome: "accepted")
         // A new session on sign-in: a token seen before it (fixation) is worth nothing after.
         sessions.end(token)
-        let (fresh, _) = sessions.create(user: user)
+        let (fresh, _) = sessions.create(user: user, credential: credential)
         return redirect("/approvals", extra: [(.setCookie, cookie(fresh))])
     }
 

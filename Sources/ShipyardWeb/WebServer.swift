@@ -252,7 +252,18 @@ final class Site: Sendable {
             return identity
         }
         switch auth {
-        case .htpasswd?: identity.user = identity.session?.user
+        case .htpasswd?:
+            identity.user = identity.session?.user
+            // The line the session was made from must still be there, unchanged: removing a user
+            // or changing their password signs out every session they had, at its next request.
+            if let user = identity.user, let token = identity.token, passwords?.hash(of: user) != identity.session?.credential {
+                identity.user = nil
+                identity.session?.user = nil
+                if sessions.signOut(token) != nil {
+                    let why = passwords?.hash(of: user) == nil ? "their htpasswd entry was removed" : "their password was changed"
+                    daemon.log.notice("web: a session of \(Untrusted.printable(user, limit: 64)) ended: \(why)")
+                }
+            }
         case .proxy?: identity.user = proxyUser(request, context: context)
         case nil: identity.user = nil
         }

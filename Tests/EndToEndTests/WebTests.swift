@@ -162,6 +162,50 @@ import Testing
         return try #require(reply.cookie)
     }
 
+    /// A session is worth only as much as the htpasswd line it was made from: a changed password
+    /// or a removed line ends it at its next request (no approve button, no decision), and the
+    /// log says so; the new password signs in again.
+    @Test func aSessionEndsWhenItsUsersPasswordChangesOrIsRemoved() async throws {
+        let (world, secrets) = try Self.approverWorld()
+        defer { withExtendedLifetime(secrets) {} }
+        #expect(await world.ready())
+        let web = try await web(world)
+        let (context, id) = try await waitingApproval(world)
+        let file = secrets.path + "/htpasswd"
+        let original = try String(contentsOfFile: file, encoding: .utf8)
+        let aliceLine = try #require(original.split(separator: "\n").first { $0.hasPrefix("alice:") })
+        let malloryLine = try #require(original.split(separator: "\n").first { $0.hasPrefix("mallory:") })
+
+        for change in ["changed", "removed"] {
+            let cookie = try signIn(web, "alice", "alice-secret")
+            let page = try web.get("/approvals", headers: ["Cookie": cookie])
+            #expect(page.body.contains("<button class=\"approve\""))
+            let csrf = try #require(Self.csrf(page.body))
+            // The administrator changes alice's password, or removes her.
+            let replacement = change == "changed" ? "alice:" + Bcrypt.hash("new-secret", cost: 4) + "\n" : ""
+            try (replacement + malloryLine + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            let after = try web.get("/approvals", headers: ["Cookie": cookie])
+            #expect(!after.body.contains("<button class=\"approve\""), "\(change): the old session still shows the button")
+            let form = try web.post("/approvals/\(id)/approve", form: ["csrf": csrf, "reason": "old session"], headers: ["Cookie": cookie])
+            #expect(form.status == 403 || form.status == 401, "\(change): \(form.status) \(form.body.prefix(300))")
+            let api = try web.post("/api/v1/approvals/\(id)/approve", json: "{}", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+            #expect(api.status == 401, "\(change): \(api.status) \(api.body.prefix(300))")
+            #expect(try world.state(context, "production") == "waitingForApproval")
+            #expect(world.daemon.log.contains("a session of alice ended: " + (change == "changed" ? "their password was changed" : "their htpasswd entry was removed")), "\(world.daemon.log.suffix(2000))")
+            try (String(aliceLine) + "\n" + malloryLine + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        // With the new password (and only with it) alice signs in and decides.
+        try ("alice:" + Bcrypt.hash("new-secret", cost: 4) + "\n" + malloryLine + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let cookie = try signIn(web, "alice", "new-secret")
+        let csrf = try #require(Self.csrf(try web.get("/approvals", headers: ["Cookie": cookie]).body))
+        #expect(try web.post("/approvals/\(id)/approve", form: ["csrf": csrf, "reason": "new password"], headers: ["Cookie": cookie]).status == 303)
+        #expect(await world.waitState(context, "production", "finished"))
+        // Signing out is logged.
+        let signOutCSRF = try #require(Self.csrf(try web.get("/approvals", headers: ["Cookie": cookie]).body))
+        _ = try web.post("/logout", form: ["csrf": signOutCSRF], headers: ["Cookie": cookie])
+        #expect(world.daemon.log.contains("web: alice signed out"))
+    }
+
     @Test func onlyASignedInApproverDecidesAndEveryForgeryIsRefused() async throws {
         let (world, secrets) = try Self.approverWorld()
         defer { withExtendedLifetime(secrets) {} }
