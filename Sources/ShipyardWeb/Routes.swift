@@ -495,12 +495,24 @@ extension Site {
     /// Server-Sent Events: `change` whenever the record or a project's status changed, and a
     /// comment every 20 s so that proxies keep the connection.
     func stream(_ request: Request) -> Response {
+        // Each stream holds a connection and a subscription for as long as the page is open.
+        let admitted = streams.withLock { count -> Bool in
+            guard count < Self.maxStreams else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else {
+            return refusal("too many live-update streams (\(Self.maxStreams)); the page refreshes without one", status: .serviceUnavailable)
+        }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-store"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         let feed = daemon.feed
+        // Given back when the body is done with, written or not (the client may be gone first).
+        let ticket = StreamTicket(site: self)
         let body = ResponseBody { writer in
+            withExtendedLifetime(ticket) {}
             let changes = feed.subscribe()
             let (chunks, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(8))
             let forward = Task {
@@ -525,6 +537,19 @@ extension Site {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
+    }
+}
+
+/// A live-update stream's place in `Site.streams`, given back when the stream's body goes.
+final class StreamTicket: Sendable {
+    let site: Site
+
+    init(site: Site) {
+        self.site = site
+    }
+
+    deinit {
+        site.streams.withLock { $0 -= 1 }
     }
 }
 

@@ -38,11 +38,14 @@ public struct WebServer: DaemonFrontend {
     let daemon: Daemon
     let http: DaemonConfig.HTTP?
     let site: Site
-    let local: LocalServer
+    let socket: ListeningSocket
+    let local: FrontServer
+    let web: FrontServer?
 
     public init(daemon: Daemon, socket: ListeningSocket, http: DaemonConfig.HTTP?) {
         self.daemon = daemon
         self.http = http
+        self.socket = socket
         let site = Site(daemon: daemon, http: http, socket: socket.path)
         self.site = site
         let router = Router(context: WebContext.self)
@@ -50,13 +53,31 @@ public struct WebServer: DaemonFrontend {
         site.routes(router)
         var logger = daemon.log
         logger.logLevel = .warning
-        local = LocalServer(socket: socket, router: router, peers: Peers(), logger: logger) { peer in
-            peer.uid == 0 || peer.uid == geteuid() || site.isProxy(peer)
+        let limits = FrontLimits.current()
+        local = FrontServer(door: .unix(socket), router: router, limits: limits.local, logger: logger) { _, peer in
+            guard let peer else { return false }
+            return peer.uid == 0 || peer.uid == geteuid() || site.isProxy(peer)
+        }
+        if let http, case .tcp(let host, let port) = http.listen {
+            web = FrontServer(
+                door: .tcp(host: host, port: port), router: router, limits: limits.web, logger: logger,
+                privileged: { key, _ in
+                    // A trusted reverse proxy carries many users' connections.
+                    guard case .address(let address) = key, case .proxy(_, let trusted)? = site.auth else { return false }
+                    return trusted.contains { $0.contains(address) }
+                },
+                listening: { bound in
+                    site.boundPort.withLock { $0 = bound }
+                    await daemon.webListening("http://\(host.contains(":") ? "[\(host)]" : host):\(bound)/")
+                })
+        } else {
+            web = nil
         }
     }
 
     public func stop() {
         local.stop()
+        web?.stop()
     }
 
     public func update(_ http: DaemonConfig.HTTP) {
@@ -65,17 +86,17 @@ public struct WebServer: DaemonFrontend {
 
     public func run() async throws {
         let daemon = daemon
-        await daemon.apiListening(local.socket.path)
-        if let http, case .unix(let path) = http.listen, path != local.socket.path {
+        await daemon.apiListening(socket.path)
+        if let http, case .unix(let path) = http.listen, path != socket.path {
             daemon.log.warning(
-                "http.listen \(path): the web view is served on the local API's socket \(local.socket.path) (one door for the CLI and a reverse proxy); point the proxy there")
+                "http.listen \(path): the web view is served on the local API's socket \(socket.path) (one door for the CLI and a reverse proxy); point the proxy there")
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            if let http, case .tcp(let host, let port) = http.listen {
+            if let web, let http {
                 group.addTask {
                     // The web view failing (its port taken, say) leaves the CLI's socket serving.
                     do {
-                        try await self.runTCP(host: host, port: port)
+                        try await web.run()
                     } catch is CancellationError {
                     } catch {
                         daemon.log.error("the web view on \(http.listen) stopped: \(error)")
@@ -86,23 +107,42 @@ public struct WebServer: DaemonFrontend {
             group.cancelAll()
         }
     }
+}
 
-    private func runTCP(host: String, port: Int) async throws {
-        let router = Router(context: WebContext.self)
-        router.add(middleware: HostCheck(site: site))
-        site.routes(router)
-        let daemon = daemon
-        let site = site
-        var logger = daemon.log
-        logger.logLevel = .warning
-        let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? 0
-                site.boundPort.withLock { $0 = bound }
-                await daemon.webListening("http://\(host.contains(":") ? "[\(host)]" : host):\(bound)/")
-            }, logger: logger)
-        try await app.run()
+/// The connection limits of both doors, sized to the descriptors the process may open
+/// (`LimitNOFILE`; the unit sets 8192): whatever connects, the record, tasks, fetches and
+/// `/healthz` keep descriptors, so that running out of them never stops or crashes the daemon.
+struct FrontLimits {
+    var local: ConnectionLimits
+    var web: ConnectionLimits
+
+    /// A quarter of the descriptors is kept for everything but connections.
+    static func current() -> FrontLimits {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        // Take what the hard limit allows (Go's runtime does the same): a daemon started by hand
+        // under a soft 1,024 gets its hard limit's room.
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = min(limit.rlim_max, 65536)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return FrontLimits(descriptors: Int(min(limit.rlim_cur, 1 << 20)))
     }
+
+    init(descriptors: Int) {
+        let room = max(64, descriptors * 3 / 4)
+        local = ConnectionLimits(
+            total: min(LocalAPI.maxConnections, room / 4), perKey: min(LocalAPI.connectionsPerUser, max(8, room / 16)),
+            privilegedRoom: min(LocalAPI.connectionsPerUser * 4, room / 8))
+        web = ConnectionLimits(
+            total: min(Self.webConnections, room / 2), perKey: min(Self.webConnectionsPerAddress, max(8, room / 16)),
+            privilegedRoom: min(256, room / 8))
+    }
+
+    /// The web view's connections in all, and from one address.
+    static let webConnections = 2048
+    static let webConnectionsPerAddress = 64
 }
 
 /// Everything the routes share: who is who, the read-only store, and the daemon.
@@ -126,6 +166,9 @@ final class Site: Sendable {
     let socketPath: String
     let state: StateDirectory
     let sessions = Sessions()
+    /// Live-update streams open now, and the most at once.
+    let streams = Mutex(0)
+    static let maxStreams = 1024
     let throttle = LoginThrottle()
     /// The port the server was given (the config may say 0).
     let boundPort = Mutex<Int?>(nil)

@@ -11,6 +11,8 @@ final class RunningDaemon: @unchecked Sendable {
     private var process: Subprocess?
     /// Extra environment for the daemon (NOTIFY_SOCKET, WATCHDOG_USEC, …).
     var environment: [String: String] = [:]
+    /// A command the daemon is started under (e.g. `prlimit --nofile=8192:8192 --`).
+    var prefix: [String] = []
     /// When set, the daemon runs as `users.daemon` (as the unit runs it as `shipyard`), and
     /// `ctl` runs as `operatorUser`.
     let users: LocalUsers?
@@ -68,6 +70,7 @@ final class RunningDaemon: @unchecked Sendable {
             // systemd sets LISTEN_PID to the daemon's own pid: a shell that execs into it has it.
             (program, arguments) = ("/bin/sh", ["-c", #"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#, program] + arguments)
         }
+        if !prefix.isEmpty { (program, arguments) = (prefix[0], Array(prefix.dropFirst()) + [program] + arguments) }
         if let users { (program, arguments) = users.command(as: users.daemon, program, arguments) }
         process = try Subprocess(program, arguments, environment: environment, stdout: log, stderr: log, passing: socket.map { [$0.fd] } ?? [])
     }
