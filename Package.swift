@@ -140,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ShipyardDaemonTests",
-            dependencies: ["ShipyardDaemon", "ShipyardTestKit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ShipyardDaemon", "ShipyardWeb", "ShipyardTestKit", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(

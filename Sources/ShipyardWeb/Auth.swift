@@ -10,6 +10,9 @@ final class PasswordFile: Sendable {
     private struct Loaded {
         var identity: (dev: UInt64, ino: UInt64, size: Int64, mtime: Int, nsec: Int)?
         var hashes: [String: String] = [:]
+        /// The bcrypt cost most of the file's hashes have: an unknown user's decoy check costs
+        /// as much, so that its time does not tell which users exist.
+        var decoyCost = 12
     }
 
     private let loaded = Mutex(Loaded())
@@ -22,19 +25,40 @@ final class PasswordFile: Sendable {
 
     /// The user's hash, from the file as it is now.
     func hash(of user: String) -> String? {
+        current { $0.hashes[user] }
+    }
+
+    /// A hash of the cost the file's hashes have, which no password matches.
+    var decoy: String {
+        let cost = current { $0.decoyCost }
+        return "$2b$" + (cost < 10 ? "0" : "") + String(cost) + "$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+    }
+
+    private func current<T>(_ read: (Loaded) -> T) -> T {
         var info = stat()
         guard stat(path, &info) == 0 else {
             logger("http.auth.htpasswd \(path) cannot be read: \(String(cString: strerror(errno))); nobody can log in")
-            return nil
+            return read(Loaded())
         }
         let identity = (UInt64(info.st_dev), UInt64(info.st_ino), Int64(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec)
-        return loaded.withLock { state -> String? in
+        return loaded.withLock { state -> T in
             if state.identity.map({ $0 != identity }) ?? true {
                 state.hashes = Self.parse(FileManager.default.contents(atPath: path) ?? Data(), warn: logger, path: path)
                 state.identity = identity
+                state.decoyCost = Self.commonCost(state.hashes.values)
             }
-            return state.hashes[user]
+            return read(state)
         }
+    }
+
+    /// The cost most hashes have (the higher on a tie); 12 for an empty file.
+    static func commonCost(_ hashes: some Sequence<String>) -> Int {
+        var counts: [Int: Int] = [:]
+        for hash in hashes {
+            let parts = hash.split(separator: "$")
+            if parts.count >= 2, let cost = Int(parts[1]), (4...31).contains(cost) { counts[cost, default: 0] += 1 }
+        }
+        return counts.max { ($0.value, $0.key) < ($1.value, $1.key) }?.key ?? 12
     }
 
     static func parse(_ data: Data, warn: (String) -> Void, path: String) -> [String: String] {
@@ -53,9 +77,10 @@ final class PasswordFile: Sendable {
         return hashes
     }
 
-    /// bcrypt checks running now: at most `maxChecks`, so that a flood of guesses cannot take
-    /// every core (the others are told to try again).
-    private let checks = Mutex(0)
+    /// bcrypt checks running now, for users of the file and for names it does not hold, each at
+    /// most `maxChecks`: a flood of guesses cannot take every core, and a flood of made-up names
+    /// cannot take the checks known users need (the others are told to try again).
+    private let running = Mutex((known: 0, unknown: 0))
     static let maxChecks = 4
 
     enum Check: Equatable {
@@ -66,25 +91,29 @@ final class PasswordFile: Sendable {
 
     /// Checks a password on a thread of its own: bcrypt is slow on purpose.
     func check(user: String, password: String) async -> Check {
-        let admitted = checks.withLock { running -> Bool in
-            guard running < Self.maxChecks else { return false }
-            running += 1
+        let hash = hash(of: user)
+        let known = hash != nil
+        let admitted = running.withLock { running -> Bool in
+            guard (known ? running.known : running.unknown) < Self.maxChecks else { return false }
+            if known { running.known += 1 } else { running.unknown += 1 }
             return true
         }
         guard admitted else { return .busy }
-        defer { checks.withLock { $0 -= 1 } }
-        guard let hash = hash(of: user) else {
+        defer {
+            running.withLock { running in
+                if known { running.known -= 1 } else { running.unknown -= 1 }
+            }
+        }
+        guard let hash else {
             // As long as a real check, so that timing does not tell which users exist.
-            _ = await Self.onThread { Bcrypt.verify(password, hash: Self.decoy) }
+            let decoy = decoy
+            _ = await Self.onThread { Bcrypt.verify(password, hash: decoy) }
             return .invalid
         }
         // OpenBSD's checker knows $2a$ and $2b$; $2y$ (PHP's and htpasswd's name) is the same.
         let normalized = hash.hasPrefix("$2y$") ? "$2b$" + hash.dropFirst(4) : hash
         return await Self.onThread { Bcrypt.verify(password, hash: normalized) } ? .valid(hash: hash) : .invalid
     }
-
-    /// Cost 12, as `shipyardctl htpasswd` makes them: an unknown user takes as long as a known one.
-    static let decoy = "$2b$12$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
 
     static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
@@ -169,37 +198,131 @@ final class Sessions: Sendable {
     }
 }
 
-/// Failed logins slow further attempts down, per user and per address: half a second, doubled
-/// per failure, at most eight seconds, forgotten after a success or fifteen quiet minutes.
+/// Password guessing is limited, not just delayed. Each failure makes its user and its address
+/// wait before the next attempt (0.5 s, doubled per failure, at most 8 s; forgotten after a
+/// success or fifteen quiet minutes), and an attempt is checked only when neither has one under
+/// way and both waits are over: the others are refused at once, unchecked (so 200 guesses at once
+/// from one address are checked at one per wait, not all after it).
+///
+/// Users and addresses are kept apart (a failure under the name "127.0.0.2" never slows that
+/// address); addresses are IPv6 /64s. Names and addresses are kept in a table of at most
+/// `capacity`, from which the least recently seen entry that is not waiting goes first, else the
+/// one whose wait ends first: a flood of made-up names or of addresses cannot flush the ones
+/// being throttled.
 final class LoginThrottle: Sendable {
-    private let failures = Mutex<[String: (count: Int, last: Date)]>([:])
-
-    func delay(user: String, address: String) -> Duration {
-        let count = failures.withLock { all -> Int in
-            let now = Date()
-            return [user, address].map { key -> Int in
-                guard let entry = all[key], now.timeIntervalSince(entry.last) < 900 else { return 0 }
-                return entry.count
-            }.max() ?? 0
-        }
-        guard count > 0 else { return .zero }
-        return .milliseconds(Int64(min(8000, 500 * (1 << min(count - 1, 10)))))
+    enum Key: Hashable, Sendable {
+        case user(String)
+        case address(String)
     }
 
-    func failed(user: String, address: String) {
-        failures.withLock { all in
-            if all.count > 50_000 { all.removeAll() }
-            for key in [user, address] {
-                let previous = all[key].map { Date().timeIntervalSince($0.last) < 900 ? $0.count : 0 } ?? 0
-                all[key] = (previous + 1, Date())
+    private struct Entry {
+        var failures = 0
+        var last = Date.distantPast
+        var busy = false
+        var seen = Date()
+    }
+
+    private let entries = Mutex<[Key: Entry]>([:])
+    let capacity: Int
+    static let forget: TimeInterval = 900
+
+    init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    static func wait(after failures: Int) -> TimeInterval {
+        failures == 0 ? 0 : Double(min(8000, 500 * (1 << min(failures - 1, 10)))) / 1000
+    }
+
+    /// An address as throttled: IPv4 whole, IPv6 by its /64 (one host has them all).
+    static func addressKey(_ address: String) -> Key {
+        guard address.contains(":") else { return .address(address) }
+        var bytes = in6_addr()
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return .address(address) }
+        let prefix = withUnsafeBytes(of: bytes) { Array($0.prefix(8)) }
+        return .address(prefix.map { String(format: "%02x", $0) }.joined() + "::/64")
+    }
+
+    enum Admission: Equatable {
+        /// Check the password once this many seconds have passed (the wait a failure left);
+        /// `done` or `cancel` must follow.
+        case check(after: TimeInterval)
+        /// Refused unchecked, another attempt of this user or address being under way: try
+        /// again after this many seconds.
+        case wait(TimeInterval)
+    }
+
+    /// Whether an attempt for `user` (counted by name only when `known`) from `address` may be
+    /// checked, and when; marks both busy when it may. A person who mistypes waits a moment; a
+    /// script that sends guesses side by side has all but one refused.
+    func admit(user: String, known: Bool, address: String, now: Date = Date()) -> Admission {
+        let keys = (known ? [Key.user(user)] : []) + [Self.addressKey(address)]
+        return entries.withLock { all -> Admission in
+            var longest: TimeInterval = 0
+            var busy = false
+            for key in keys {
+                guard var entry = all[key] else { continue }
+                if now.timeIntervalSince(entry.last) > Self.forget { entry.failures = 0 }
+                longest = max(longest, entry.last.addingTimeInterval(Self.wait(after: entry.failures)).timeIntervalSince(now))
+                busy = busy || entry.busy
+                all[key] = entry
+            }
+            if busy { return .wait(max(longest, 0.5)) }
+            for key in keys {
+                if all[key] == nil { makeRoom(&all, now: now) }
+                all[key, default: Entry()].busy = true
+                all[key]?.seen = now
+            }
+            return .check(after: max(longest, 0))
+        }
+    }
+
+    /// Records the outcome of an admitted attempt.
+    func done(user: String, known: Bool, address: String, succeeded: Bool, now: Date = Date()) {
+        let keys = (known ? [Key.user(user)] : []) + [Self.addressKey(address)]
+        entries.withLock { all in
+            for key in keys {
+                if succeeded {
+                    all[key] = nil
+                    continue
+                }
+                var entry = all[key] ?? Entry()
+                if now.timeIntervalSince(entry.last) > Self.forget { entry.failures = 0 }
+                entry.failures += 1
+                entry.last = now
+                entry.busy = false
+                entry.seen = now
+                if all[key] == nil { makeRoom(&all, now: now) }
+                all[key] = entry
             }
         }
     }
 
-    func succeeded(user: String, address: String) {
-        failures.withLock { all in
-            all[user] = nil
-            all[address] = nil
+    /// Under the lock: at capacity, forgotten entries go, then the least recently seen one that
+    /// is neither waiting nor busy, else the one whose wait ends first (the most throttled are
+    /// kept whatever else arrives).
+    private func makeRoom(_ all: inout [Key: Entry], now: Date) {
+        guard all.count >= capacity else { return }
+        all = all.filter { $0.value.busy || now.timeIntervalSince($0.value.last) <= Self.forget }
+        guard all.count >= capacity else { return }
+        let idle = all.filter { !$0.value.busy && $0.value.last.addingTimeInterval(Self.wait(after: $0.value.failures)) <= now }
+        if let oldest = idle.min(by: { $0.value.seen < $1.value.seen }) {
+            all[oldest.key] = nil
+        } else if let least = all.filter({ !$0.value.busy }).min(by: {
+            $0.value.last.addingTimeInterval(Self.wait(after: $0.value.failures)) < $1.value.last.addingTimeInterval(Self.wait(after: $1.value.failures))
+        }) {
+            // Everyone waits: the one whose wait ends first goes, the most throttled stay.
+            all[least.key] = nil
         }
     }
+
+    /// An admitted attempt that was not checked after all (the check pool was full): no failure.
+    func cancel(user: String, known: Bool, address: String) {
+        let keys = (known ? [Key.user(user)] : []) + [Self.addressKey(address)]
+        entries.withLock { all in
+            for key in keys { all[key]?.busy = false }
+        }
+    }
+
+    var count: Int { entries.withLock { $0.count } }
 }

@@ -307,16 +307,17 @@ extension Site {
             let parts = decoded.split(separator: ":", maxSplits: 1).map(String.init)
             let address = context.remoteAddress?.ipAddress ?? "unix"
             if parts.count == 2 {
-                let delay = throttle.delay(user: parts[0], address: address)
-                if delay > .zero { try? await Task.sleep(for: delay) }
-                switch await passwords.check(user: parts[0], password: parts[1]) {
+                switch await signIn(user: parts[0], password: parts[1], address: address, passwords: passwords) {
                 case .valid:
-                    throttle.succeeded(user: parts[0], address: address)
                     user = parts[0]
                 case .invalid:
-                    throttle.failed(user: parts[0], address: address)
+                    break
                 case .busy:
                     return refusal("too many sign-ins at once; try again in a moment", status: .serviceUnavailable)
+                case .wait(let seconds):
+                    var response = refusal("too many failed sign-ins for this user or from this address; try again in \(Int(seconds.rounded(.up))) s", status: .tooManyRequests)
+                    response.headers[.retryAfter] = String(Int(seconds.rounded(.up)))
+                    return response
                 }
             }
             if user == nil {
@@ -449,24 +450,59 @@ extension Site {
         }
         let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
         let address = context.remoteAddress?.ipAddress ?? "unix"
-        let delay = throttle.delay(user: user, address: address)
-        if delay > .zero { try? await Task.sleep(for: delay) }
-        let check = user.isEmpty || user.count > 128 ? .invalid : await passwords.check(user: user, password: form["password"] ?? "")
+        let check = await signIn(user: user, password: form["password"] ?? "", address: address, passwords: passwords)
         if check == .busy {
             return page(Pages.login(viewer: await viewer(identity), error: "Too many sign-ins at once; try again in a moment.", user: user), identity: identity, status: .serviceUnavailable)
         }
+        if case .wait(let seconds) = check {
+            daemon.metrics.request("login", outcome: "throttled")
+            return page(
+                Pages.login(viewer: await viewer(identity), error: "Too many failed sign-ins; try again in \(Int(seconds.rounded(.up))) s.", user: user), identity: identity,
+                status: .tooManyRequests)
+        }
         guard case .valid(let credential) = check else {
-            throttle.failed(user: user, address: address)
             daemon.metrics.request("login", outcome: "refused")
             daemon.log.warning("web: a failed sign-in as \(Untrusted.printable(user, limit: 64))", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
             return page(Pages.login(viewer: await viewer(identity), error: "Wrong user or password.", user: user), identity: identity, status: .unauthorized)
         }
-        throttle.succeeded(user: user, address: address)
         daemon.metrics.request("login", outcome: "accepted")
         // A new session on sign-in: a token seen before it (fixation) is worth nothing after.
         sessions.end(token)
         let (fresh, _) = sessions.create(user: user, credential: credential)
         return redirect("/approvals", extra: [(.setCookie, cookie(fresh))])
+    }
+
+    enum SignIn: Equatable {
+        case valid(credential: String)
+        case invalid, busy
+        /// Refused unchecked (`LoginThrottle`): try again after this many seconds.
+        case wait(TimeInterval)
+    }
+
+    /// One password check, when the throttle lets it be made: the user (if the file has them)
+    /// and the address each have one attempt under way at most and wait after a failure.
+    func signIn(user: String, password: String, address: String, passwords: PasswordFile) async -> SignIn {
+        guard !user.isEmpty, user.count <= 128 else { return .invalid }
+        // Every name is counted, made-up ones too: a name that were not would answer at once
+        // after failures where a real one waits, telling which users exist.
+        let known = true
+        switch throttle.admit(user: user, known: known, address: address) {
+        case .wait(let seconds):
+            return .wait(seconds)
+        case .check(let after):
+            if after > 0 { try? await Task.sleep(for: .milliseconds(Int64(after * 1000))) }
+        }
+        switch await passwords.check(user: user, password: password) {
+        case .valid(let hash):
+            throttle.done(user: user, known: known, address: address, succeeded: true)
+            return .valid(credential: hash)
+        case .invalid:
+            throttle.done(user: user, known: known, address: address, succeeded: false)
+            return .invalid
+        case .busy:
+            throttle.cancel(user: user, known: known, address: address)
+            return .busy
+        }
     }
 
     // MARK: Flash messages (kept in the session, shown once)

@@ -1,4 +1,5 @@
 import Foundation
+import HummingbirdBcrypt
 import ShipyardTestKit
 import Testing
 
@@ -75,6 +76,131 @@ import Testing
             #expect(lines >= 1 && lines <= 3, "\(address): \(lines) log lines")
         }
     }
+
+    /// The tutorial with an htpasswd file of cost-10 hashes (about what `htpasswd -B` makes).
+    static func guessingWorld() throws -> (World, TemporaryDirectory, HTTPClient.Type) {
+        let secrets = try TemporaryDirectory()
+        let alice = Bcrypt.hash("alice-secret", cost: 10).replacingOccurrences(of: "$2b$", with: "$2y$")
+        let others = (0..<7).map { "k\($0):" + Bcrypt.hash("k-secret", cost: 10) + "\n" }.joined()
+        let passwords = try secrets.write("htpasswd", "alice:\(alice)\n" + others, mode: 0o600)
+        let world = try World(shipyard: GitWatchingTests.tutorialWithApproval, extraConfig: """
+            approvers:
+              users: [alice]
+            http:
+              listen: 127.0.0.1:0
+              auth:
+                htpasswd: \(passwords)
+            """)
+        return (world, secrets, HTTPClient.self)
+    }
+
+    /// Guessing is limited, not just delayed: 200 guesses at once from one address are checked
+    /// at the throttle's rate (at most 5 in 10 s) and the rest refused unchecked (429); a flood of
+    /// made-up names from 60 addresses does not take the checks alice needs to sign in; a failed
+    /// sign-in takes as long for a user who does not exist as for one who does (within 20 %).
+    @Test(.timeLimit(.minutes(5)))
+    func guessingIsLimitedAndUnknownNamesTakeNothingFromKnownUsers() async throws {
+        let (world, secrets, _) = try Self.guessingWorld()
+        defer { withExtendedLifetime(secrets) {} }
+        #expect(await world.ready())
+        var web: String?
+        _ = await eventually { web = world.daemon.status()?.web; return web != nil }
+        let base = try #require(web)
+        let port = try #require(URLComponents(string: base)?.port)
+
+        // 200 at once from 127.0.0.2, for alice, with wrong passwords (20 a second for 10 s).
+        let guesses = try Run.checked("/usr/bin/python3", ["-c", Self.client + #"""
+            import threading
+            counts = {}
+            lock = threading.Lock()
+            def guess(i):
+                status = basic("127.0.0.2", "alice", "guess-%d" % i)
+                with lock:
+                    counts[status] = counts.get(status, 0) + 1
+            threads = []
+            start = time.time()
+            for i in range(200):
+                t = threading.Thread(target=guess, args=(i,))
+                t.start()
+                threads.append(t)
+                time.sleep(0.05)
+            for t in threads: t.join()
+            print(json.dumps({"checked": counts.get(401, 0), "refused": counts.get(429, 0), "other": sum(v for k, v in counts.items() if k not in (401, 429)), "seconds": time.time() - start}))
+            """#, String(port)])
+        let counts = try #require(try JSONSerialization.jsonObject(with: Data(guesses.utf8)) as? [String: Double])
+        print("guessing: \(counts)")
+        // 0.5 + 1 + 2 + 4 s of waits fit in ~10 s: five checks (six with a slow machine's slack).
+        #expect((counts["checked"] ?? 0) >= 1 && (counts["checked"] ?? 99) <= 6, "\(counts)")
+        #expect((counts["refused"] ?? 0) >= 190 && counts["other"] == 0, "\(counts)")
+
+        // Made-up names from 60 addresses, 12 at a time, while alice signs in from 127.0.0.1.
+        let flood = try Subprocess("/usr/bin/python3", ["-c", Self.client + #"""
+            import threading
+            stop = time.time() + 60
+            def flood(k):
+                i = 0
+                while time.time() < stop and not os.path.exists(sys.argv[2]):
+                    basic("127.0.1.%d" % (10 + (k * 5 + i % 5)), "nobody-%d-%d" % (k, i), "x")
+                    i += 1
+            threads = [threading.Thread(target=flood, args=(k,)) for k in range(12)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            """#, String(port), world.dir.path + "/stop-flood"], stdout: 1, stderr: 2)
+        defer { flood.kill9() }
+        try await Task.sleep(for: .seconds(2))
+        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        for _ in 0..<3 {
+            // Her password is checked (no such approval: 404), never "busy" or throttled.
+            let reply = try client.post("/api/v1/approvals/none/approve", json: "{}", headers: ["Authorization": HTTPClient.basic("alice", "alice-secret")])
+            #expect(![401, 429, 503].contains(reply.status), "alice during the flood: \(reply.status) \(reply.body.prefix(200))")
+        }
+        let page = try client.get("/login")
+        let cookie = try #require(page.cookie)
+        let csrf = try #require(WebTests.csrf(page.body))
+        let signIn = try client.post("/login", form: ["csrf": csrf, "user": "alice", "password": "alice-secret"], headers: ["Cookie": cookie])
+        #expect(signIn.status == 303, "alice's sign-in during the flood: \(signIn.status)")
+        FileManager.default.createFile(atPath: world.dir.path + "/stop-flood", contents: nil)
+        _ = flood.wait()
+
+        // A first failed sign-in: known users (k0…k6) and unknown ones, each from an address of its own.
+        let timing = try Run.checked("/usr/bin/python3", ["-c", Self.client + #"""
+            known, unknown = [], []
+            for i in range(7):
+                for user, into in (("k%d" % i, known), ("nobody%d" % i, unknown)):
+                    start = time.time()
+                    assert basic("127.0.2.%d" % (10 + i * 2 + (into is known)), user, "wrong") == 401
+                    into.append(time.time() - start)
+            known.sort(); unknown.sort()
+            print(json.dumps({"known": known[3], "unknown": unknown[3]}))
+            """#, String(port)])
+        let times = try #require(try JSONSerialization.jsonObject(with: Data(timing.utf8)) as? [String: Double])
+        print("guessing: median failed sign-in \(times)")
+        let known = times["known"] ?? 0, unknown = times["unknown"] ?? 0
+        #expect(known > 0 && unknown > 0 && abs(known - unknown) <= 0.2 * max(known, unknown), "\(times)")
+    }
+
+    /// `basic(source, user, password)`: a GET of /api/v1/approvals with Basic credentials from a
+    /// loopback address of its own; the status.
+    static let client = #"""
+        import json, os, socket, sys, time, base64
+        port = int(sys.argv[1])
+        def basic(source, user, password):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((source, 0))
+            s.settimeout(60)
+            s.connect(("127.0.0.1", port))
+            token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+            s.sendall(("POST /api/v1/approvals/none/approve HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Basic %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}" % (port, token)).encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            return int(data.split()[1])
+
+        """#
 
     /// The attacker: streams from 127.0.0.2, slowloris from 127.0.0.3 (both loopback), held until
     /// told to stop (or three minutes); writes what the server did to each kind.
