@@ -317,7 +317,12 @@ actor Orchestrator {
         }
         for event in records { log(event) }
         if let metrics, !records.isEmpty {
-            for (task, result, duration) in ended { metrics.taskEnded(task, result: result, duration: duration) }
+            for (task, result, duration) in ended {
+                // Task names come from Git: those the host config does not run (and Keptn's own)
+                // share one series, so that a push cannot add series without end.
+                let known = executors[task] != nil || ["approval", "evaluation", "get-sli"].contains(task)
+                metrics.taskEnded(known ? task : "other", result: result, duration: duration)
+            }
             for event in records {
                 guard case .sequence(_, _, "finished")? = event.kind else { continue }
                 let state = event.data["status"]?.string == TaskStatus.aborted.rawValue ? "aborted" : event.data["state"]?.string == "timedOut" ? "timedOut" : "finished"

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ShipyardDaemon
 import Synchronization
@@ -94,6 +95,30 @@ final class Peers: Sendable {
             state.refused[key, default: 0] += 1
             return state.refused[key] == 1
         }
+    }
+}
+
+/// A request line must give a path (`GET /deliveries HTTP/1.1`), as a server that is not a proxy
+/// expects: a full URL (`GET http://other.example/ HTTP/1.1`) names another site than the Host
+/// header that was checked, and is answered 400 and closed.
+final class OriginFormOnly: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data), !head.uri.hasPrefix("/"), !(head.method == .OPTIONS && head.uri == "*") {
+            let body = "the request line must give a path, not a full URL\n"
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            headers.add(name: "Content-Length", value: String(body.utf8.count))
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
     }
 }
 
@@ -212,7 +237,12 @@ final class FrontServer: Sendable {
                     return http.setup(channel: channel, logger: logger)
                 }
                 channel.closeFuture.whenComplete { _ in peers.remove(channel) }
-                return http.setup(channel: channel, logger: logger)
+                return http.setup(channel: channel, logger: logger).flatMapThrowing { value in
+                    // Looked at as the decoder reads it, before the request line's form is lost.
+                    let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                    try channel.pipeline.syncOperations.addHandler(OriginFormOnly(), position: .after(decoder))
+                    return value
+                }
             }
         }
         let server: NIOAsyncChannel<HTTP1Channel.Value, Never>

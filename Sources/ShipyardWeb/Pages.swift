@@ -20,8 +20,12 @@ struct HTML: Sendable {
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
             default:
-                // Control characters (an escape sequence in a message) are shown, not passed on.
-                if scalar.value < 0x20, scalar != "\n", scalar != "\t" {
+                // Control characters (an escape sequence in a message) and invisible format
+                // characters (a right-to-left override in a task name from Git, which would show
+                // "exe.txt" for "txt.exe", a zero-width space) are shown, not passed on.
+                if scalar.value < 0x20 && scalar != "\n" && scalar != "\t" || (0x7F..<0xA0).contains(scalar.value)
+                    || scalar.properties.generalCategory == .format || scalar.value == 0x2028 || scalar.value == 0x2029
+                {
                     out += "\\u{\(String(scalar.value, radix: 16))}"
                 } else {
                     out.unicodeScalars.append(scalar)

@@ -291,15 +291,15 @@ extension Site {
         } catch {
             return refusal("the body is larger than \(LocalAPI.maxBodyBytes) bytes", status: .contentTooLarge)
         }
-        let reason: String?
-        do {
-            reason = try Site.reason(Data(buffer: body))
-        } catch {
-            return refusal("\(error)", status: .badRequest)
-        }
+        // Parsed only once the caller is known: an anonymous client gets nothing from the parser.
+        var reason: String? { get throws { try Site.reason(Data(buffer: body)) } }
         if let local {
             // The kernel named the caller: nothing in the request (a header, a cookie) counts.
-            return decisionResponse(await decideLocally(context: context, as: local, reason: reason))
+            do {
+                return decisionResponse(await decideLocally(context: context, as: local, reason: try reason))
+            } catch {
+                return refusal("\(error)", status: .badRequest)
+            }
         }
         var user: String?
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic "), let passwords {
@@ -336,7 +336,11 @@ extension Site {
             }
             user = signedIn
         }
-        return decisionResponse(await decide(request, context: context, as: webCaller(user!), reason: reason))
+        do {
+            return decisionResponse(await decide(request, context: context, as: webCaller(user!), reason: try reason))
+        } catch {
+            return refusal("\(error)", status: .badRequest)
+        }
     }
 
     func decisionResponse(_ outcome: CommandOutcome) -> Response {

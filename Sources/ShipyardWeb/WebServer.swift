@@ -502,6 +502,19 @@ struct HostCheck: RouterMiddleware {
     let site: Site
 
     func handle(_ request: Request, context: WebContext, next: (Request, WebContext) async throws -> Response) async throws -> Response {
+        // The first Host header is the request's authority; a second one left among the fields
+        // could be read by whatever sits behind (a cache, a log) as the name asked for.
+        if request.headers[HTTPField.Name("Host")!] != nil {
+            site.daemon.metrics.request("web-host", outcome: "refused")
+            return site.refusal("a request names one host (it has more than one Host header)", status: .badRequest)
+        }
+        var response = try await check(request, context: context, next: next)
+        // Every answer, /metrics and the API's included, is what its Content-Type says.
+        response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        return response
+    }
+
+    private func check(_ request: Request, context: WebContext, next: (Request, WebContext) async throws -> Response) async throws -> Response {
         guard site.hostAllowed(request, context: context, port: site.boundPort.withLock { $0 }) else {
             site.daemon.metrics.request("web-host", outcome: "refused")
             return site.refusal(

@@ -78,6 +78,46 @@ import Testing
         #expect(!(encoded.stdout + encoded.stderr).contains("secret"))
     }
 
+    /// Request smuggling's raw material is refused: a full URL as the request line, a second
+    /// Host header; every answer says nosniff; the API reads no body before it knows the caller.
+    @Test func oddRequestLinesAndHeadersAreRefused() async throws {
+        let (world, secrets) = try Self.approverWorld()
+        defer { withExtendedLifetime(secrets) {} }
+        #expect(await world.ready())
+        let web = try await web(world)
+        let port = try #require(URLComponents(string: web.base)?.port)
+        let raw = try Run.checked("/usr/bin/python3", ["-c", #"""
+            import socket, sys, json
+            port = int(sys.argv[1])
+            CRLF = "\r\n"
+            def send(lines, body=""):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall((CRLF.join(lines) + CRLF + CRLF + body).encode())
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data.split(CRLF.encode())[0].decode()
+            host = "Host: 127.0.0.1:%d" % port
+            close = "Connection: close"
+            print(json.dumps({
+                "absolute": send(["GET http://evil.example/deliveries HTTP/1.1", host, close]),
+                "twoHosts": send(["GET /deliveries HTTP/1.1", host, "Host: evil.example", close]),
+                "plain": send(["GET /deliveries HTTP/1.1", host, close]),
+                "anonymousBadBody": send(["POST /api/v1/approvals/x/approve HTTP/1.1", host, "Content-Type: application/json", "Content-Length: 5", close], "{{{{{"),
+            }))
+            """#, String(port)])
+        let lines = try #require(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: String])
+        #expect(lines["absolute"]?.hasPrefix("HTTP/1.1 400") == true, "\(lines)")
+        #expect(lines["twoHosts"]?.hasPrefix("HTTP/1.1 400") == true, "\(lines)")
+        #expect(lines["plain"]?.hasPrefix("HTTP/1.1 200") == true, "\(lines)")
+        #expect(lines["anonymousBadBody"]?.hasPrefix("HTTP/1.1 401") == true, "\(lines)")
+        #expect(try web.get("/metrics").header("X-Content-Type-Options") == "nosniff")
+        #expect(try web.get("/api/v1/status").header("X-Content-Type-Options") == "nosniff")
+    }
+
     @Test func withoutAuthTheWebViewIsReadOnlyAndTheAPIHasTheCLIsKeys() async throws {
         let world = try World(shipyard: Self.shipyard, extraConfig: "http:\n  listen: 127.0.0.1:0")
         #expect(await world.ready())
@@ -405,7 +445,7 @@ import Testing
     }
 
     @Test func aPageNeverBreaksOnMarkupInAMessage() async throws {
-        let hostile = #"<script>alert("x")</script> and 'quotes' & <b>bold</b>"#
+        let hostile = #"<script>alert("x")</script> and 'quotes' & <b>bold</b> and "# + "gnp.\u{202E}exe and a\u{200B}b"
         let world = try World(shipyard: Self.shipyard, testCommand: { dir in
             let path = dir + "/tasks/hostile-test"
             try writeFile(path, Data("""
@@ -430,6 +470,9 @@ import Testing
         let page = try web.get("/deliveries/\(context)")
         #expect(page.body.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; and &#39;quotes&#39; &amp; &lt;b&gt;bold&lt;/b&gt;"))
         #expect(page.body.contains("Why: "))
+        // A right-to-left override and a zero-width space are shown, not obeyed.
+        #expect(page.body.contains(#"gnp.\u{202e}exe and a\u{200b}b"#), "\(page.body)")
+        #expect(!page.body.unicodeScalars.contains { $0.value == 0x202E || $0.value == 0x200B })
     }
 }
 
