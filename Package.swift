@@ -80,6 +80,7 @@ let package = Package(
             dependencies: [
                 "ShipyardCore",
                 "ShipyardDaemon",
+                "ShipyardGit",
                 "CSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

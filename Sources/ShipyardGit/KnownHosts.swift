@@ -120,8 +120,10 @@ public struct KnownHosts: Sendable {
     }
 }
 
-/// SHA-1, only for matching hashed known_hosts entries (HMAC-SHA1 is what OpenSSH uses there).
-enum SHA1 {
+/// SHA-1, for matching hashed known_hosts entries (HMAC-SHA1 is what OpenSSH uses there), and
+/// HMAC-SHA1 as a keyed pseudo-random function (the web view's CSRF tokens); never as a bare hash
+/// where collisions would matter.
+public enum SHA1 {
     static func hash(_ message: [UInt8]) -> [UInt8] {
         var h: [UInt32] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0]
         var data = message
@@ -165,7 +167,7 @@ enum SHA1 {
         return h.flatMap { v in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> UInt32($0)) } }
     }
 
-    static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
+    public static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
         var block = key.count > 64 ? hash(key) : key
         block += [UInt8](repeating: 0, count: 64 - block.count)
         let inner = hash(block.map { $0 ^ 0x36 } + message)

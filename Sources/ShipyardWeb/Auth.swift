@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdBcrypt
 import ShipyardDaemon
+import ShipyardGit
 import Synchronization
 
 /// `http.auth.htpasswd`: `user:hash` lines, bcrypt only (`htpasswd -B` writes `$2y$`, other tools
@@ -124,8 +125,11 @@ final class PasswordFile: Sendable {
     }
 }
 
-/// Browser sessions: a random token in an `HttpOnly; SameSite=Strict` cookie, with the signed-in
-/// user (if any) and the CSRF token every form carries. In memory: a restart signs everyone out.
+/// Browser sessions: a random token in an `HttpOnly; SameSite=Strict` cookie, and the CSRF token
+/// every form carries. A visitor's session is kept nowhere: its CSRF token is an HMAC of the
+/// cookie's token under a key that lives in this process, so no number of cookie-less page views
+/// can push a visitor's session (and the sign-in form it guards) out of a table. Signed-in
+/// sessions are kept, in memory (a restart signs everyone out), bound to the user's htpasswd line.
 final class Sessions: Sendable {
     struct Session: Sendable {
         var user: String?
@@ -136,21 +140,41 @@ final class Sessions: Sendable {
         var lastSeen: Date
     }
 
-    private let sessions = Mutex<[String: Session]>([:])
+    private let signedIn = Mutex<[String: Session]>([:])
+    private let key: [UInt8]
     static let idle: TimeInterval = 12 * 3600
     static let limit = 10_000
+
+    init() {
+        key = (0..<32).map { _ in UInt8.random(in: 0...255) }
+    }
 
     static func token() -> String {
         var bytes = [UInt8](repeating: 0, count: 32)
         for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        return base64url(bytes)
+    }
+
+    private static func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    /// The session of this token, if it is live (touching it).
+    /// Whether a cookie's value can be a token of ours (43 base64url characters).
+    static func wellFormed(_ token: String) -> Bool {
+        token.utf8.count == 43 && token.utf8.allSatisfy { ("a"..."z").contains(Character(UnicodeScalar($0))) || ("A"..."Z").contains(Character(UnicodeScalar($0)))
+            || ("0"..."9").contains(Character(UnicodeScalar($0))) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    }
+
+    /// The CSRF token of a session token.
+    func csrf(for token: String) -> String {
+        Self.base64url(SHA1.hmac(key: key, message: Array(("csrf:" + token).utf8)))
+    }
+
+    /// The session of this token: a signed-in one if it is live (touching it), else a visitor's.
     func session(_ token: String?) -> Session? {
-        guard let token, !token.isEmpty else { return nil }
-        return sessions.withLock { all -> Session? in
+        guard let token, Self.wellFormed(token) else { return nil }
+        let kept = signedIn.withLock { all -> Session? in
             guard var session = all[token] else { return nil }
             if Date().timeIntervalSince(session.lastSeen) > Self.idle {
                 all[token] = nil
@@ -160,21 +184,21 @@ final class Sessions: Sendable {
             all[token] = session
             return session
         }
+        return kept ?? Session(user: nil, csrf: csrf(for: token), lastSeen: Date())
     }
 
-    /// A new session (anonymous until `signIn`); the oldest go when there are too many.
+    /// A new session: a visitor's (kept nowhere) or, with `user`, a signed-in one; the oldest
+    /// signed-in sessions go when there are too many (only a password makes one).
     func create(user: String? = nil, credential: String? = nil) -> (token: String, session: Session) {
         let token = Self.token()
-        let session = Session(user: user, credential: credential, csrf: Self.token(), lastSeen: Date())
-        sessions.withLock { all in
+        let session = Session(user: user, credential: credential, csrf: csrf(for: token), lastSeen: Date())
+        guard user != nil else { return (token, session) }
+        signedIn.withLock { all in
             if all.count >= Self.limit {
                 let cutoff = Date().addingTimeInterval(-Self.idle)
                 all = all.filter { $0.value.lastSeen > cutoff }
                 if all.count >= Self.limit {
-                    // Visitors' sessions go first, oldest first: a flood of page views never
-                    // signs anyone out.
-                    let order = all.sorted { ($0.value.user != nil ? 1 : 0, $0.value.lastSeen) < ($1.value.user != nil ? 1 : 0, $1.value.lastSeen) }
-                    for key in order.prefix(Self.limit / 10).map(\.key) { all[key] = nil }
+                    for key in all.sorted(by: { $0.value.lastSeen < $1.value.lastSeen }).prefix(Self.limit / 10).map(\.key) { all[key] = nil }
                 }
             }
             all[token] = session
@@ -183,18 +207,13 @@ final class Sessions: Sendable {
     }
 
     func end(_ token: String) {
-        _ = sessions.withLock { $0.removeValue(forKey: token) }
+        _ = signedIn.withLock { $0.removeValue(forKey: token) }
     }
 
-    /// The session's user is signed out; the session (and its CSRF token) stays for the visitor.
+    /// The session's user is signed out; the token (and its CSRF token) stays the visitor's.
     /// Returns the user who was signed in, or nil when nobody was (or another request did it).
     func signOut(_ token: String) -> String? {
-        sessions.withLock { all -> String? in
-            guard let user = all[token]?.user else { return nil }
-            all[token]?.user = nil
-            all[token]?.credential = nil
-            return user
-        }
+        signedIn.withLock { $0.removeValue(forKey: token)?.user }
     }
 }
 

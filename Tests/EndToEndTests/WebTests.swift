@@ -78,6 +78,38 @@ import Testing
         #expect(!(encoded.stdout + encoded.stderr).contains("secret"))
     }
 
+    /// A visitor's session is kept nowhere (its CSRF token is an HMAC of its cookie): 12,000
+    /// cookie-less page views, each of which makes a session, cannot push the sign-in form's
+    /// session out, and alice signs in with the form she opened before them.
+    @Test func aFloodOfPageViewsCannotEvictAVisitorsSession() async throws {
+        let (world, secrets) = try Self.approverWorld()
+        defer { withExtendedLifetime(secrets) {} }
+        #expect(await world.ready())
+        let web = try await web(world)
+        let form = try web.get("/login")
+        let cookie = try #require(form.cookie)
+        let csrf = try #require(Self.csrf(form.body))
+        let port = try #require(URLComponents(string: web.base)?.port)
+        let made = try Run.checked("/usr/bin/python3", ["-c", #"""
+            import http.client, sys
+            port = int(sys.argv[1])
+            connection = http.client.HTTPConnection("127.0.0.1", port)
+            cookies = set()
+            for _ in range(12000):
+                connection.request("GET", "/login")
+                response = connection.getresponse()
+                response.read()
+                cookies.add(response.getheader("Set-Cookie", ""))
+            print(len(cookies))
+            """#, String(port)]).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(made) ?? 0 >= 12000, "\(made) sessions made")
+        let reply = try web.post("/login", form: ["csrf": csrf, "user": "alice", "password": "alice-secret"], headers: ["Cookie": cookie])
+        #expect(reply.status == 303, "\(reply.status): \(reply.body.prefix(300))")
+        // A made-up token gets no CSRF token that works.
+        let forged = try web.post("/login", form: ["csrf": csrf, "user": "alice", "password": "alice-secret"], headers: ["Cookie": "shipyard_session=" + String(repeating: "A", count: 43)])
+        #expect(forged.status == 403, "\(forged.status)")
+    }
+
     /// Request smuggling's raw material is refused: a full URL as the request line, a second
     /// Host header; every answer says nosniff; the API reads no body before it knows the caller.
     @Test func oddRequestLinesAndHeadersAreRefused() async throws {
