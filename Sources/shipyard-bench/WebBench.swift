@@ -16,6 +16,11 @@ enum WebBench {
         var cliApprovals = 0.0
         var residentMB = 0.0
         var residentOffMB = 0.0
+        var streams = 0
+        var streamsAsked = 0
+        var streamsResidentMB = 0.0
+        var streamsCPU = 0.0
+        var streamsHealthz = 0.0
     }
 
     static func run(scratch: String, repository: String, bin: String) throws {
@@ -37,7 +42,52 @@ enum WebBench {
         row("  shipyardctl approvals (the same list)") { String(format: "%.1f ms", $0.cliApprovals * 1000) }
         row("resident memory, web view on") { String(format: "%.1f MB", $0.residentMB) }
         row("resident memory, web view off") { String(format: "%.1f MB", $0.residentOffMB) }
+        row("live-update streams asked for / held (cap 1,024)") { "\($0.streamsAsked) / \($0.streams)" }
+        row("  resident memory with them") { String(format: "%.1f MB", $0.streamsResidentMB) }
+        row("  CPU over 20 s, a sync every 2 s") { String(format: "%.1f %%", $0.streamsCPU) }
+        row("  GET /healthz meanwhile (target < 1 s)") { String(format: "%.1f ms", $0.streamsHealthz * 1000) }
     }
+
+    /// CPU seconds the process has used (user + system), from /proc.
+    static func cpuSeconds(_ pid: pid_t) -> Double {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        guard let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// `count` Server-Sent-Events clients from 127.0.1.1…32 (64 an address, the daemon's limit),
+    /// held open until `stop` exists; `ready` is written once all are answered.
+    static let streamClients = #"""
+        import os, resource, socket, sys, time
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
+        port, count, ready, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+        clients = []
+        for i in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.1.%d" % (1 + i // 64), 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+            clients.append(s)
+        answered = 0
+        for s in clients:
+            s.settimeout(30)
+            if b"text/event-stream" in s.recv(4096):
+                answered += 1
+        open(ready, "w").write(str(answered))
+        for s in clients:
+            s.setblocking(False)
+        deadline = time.time() + 300
+        while not os.path.exists(stop) and time.time() < deadline:
+            for s in clients:
+                try:
+                    s.recv(65536)
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        """#
 
     static func measure(deliveries: Int, waiting: Int, scratch: String, repository: String, commit: String, bin: String) throws -> Column {
         var column = Column(label: "\(2 * (deliveries + waiting)) / \(waiting)")
@@ -95,6 +145,32 @@ enum WebBench {
         }
         column.cliApprovals = times.sorted()[2]
         column.residentMB = Double(SequenceBench.residentKB(daemon.pid)) / 1024
+
+        // 2,000 live-update streams held open; the record changes every 2 s (a trigger for a
+        // project that does not exist is refused, which changes nothing: a sync does).
+        let count = Int(ProcessInfo.processInfo.environment["BENCH_STREAMS"] ?? "2000") ?? 2000
+        let ready = scratch + "/streams-ready", stop = scratch + "/streams-stop"
+        unlink(ready)
+        unlink(stop)
+        let clients = try Subprocess("/usr/bin/python3", ["-c", streamClients, String(port), String(count), ready, stop], stdout: 2, stderr: 2)
+        try SequenceBench.waitUntil(timeout: 120) { FileManager.default.fileExists(atPath: ready) }
+        column.streams = Int((try? String(contentsOfFile: ready, encoding: .utf8)) ?? "") ?? 0
+        column.streamsAsked = count
+        let before = cpuSeconds(daemon.pid)
+        let started = Date()
+        var probes: [Double] = []
+        for _ in 0..<10 {
+            _ = try? Run.checked(bin + "/shipyardctl", ["sync", "--state-dir", state])
+            let t = Date()
+            _ = try client.get("/healthz")
+            probes.append(Date().timeIntervalSince(t))
+            usleep(2_000_000)
+        }
+        column.streamsCPU = (cpuSeconds(daemon.pid) - before) / Date().timeIntervalSince(started) * 100
+        column.streamsHealthz = probes.sorted()[5]
+        column.streamsResidentMB = Double(SequenceBench.residentKB(daemon.pid)) / 1024
+        FileManager.default.createFile(atPath: stop, contents: nil)
+        _ = clients.wait()
         daemon.signal(SIGTERM)
         daemon.wait()
         try? FileManager.default.removeItem(atPath: state)
