@@ -791,7 +791,9 @@ private struct ConfigReader {
             }
             return nil
         }
-        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
+        if let scheme = text.range(of: "://"),
+            case let authority = text[scheme.upperBound...].prefix(while: { $0 != "/" && $0 != "?" && $0 != "#" }),
+            let at = authority.lastIndex(of: "@"),
             text[scheme.upperBound..<at].contains(":") || text[scheme.upperBound..<at].lowercased().contains("%3a")
         {
             log.error("upstream holds a password; put it in a file and name it in credentials.passwordFile", at: node.mark)

@@ -100,9 +100,9 @@ public enum FetchProcess {
     static func repack(mirror: Mirror, cancel: CancelToken, timeout: Duration) throws(GitError) -> Int {
         mirror.removeLeftovers()
         let answer: Output = try ChildProcess.run("--repack-child", RepackInput(mirror: mirror.path), cancel: cancel, timeout: timeout)
-        let merged = try answer.tip("the repack")
-        defer { if answer.tip == nil { mirror.removeLeftovers() } }
-        return Int(merged.hex) ?? 0
+        // A repack that failed or was killed leaves its temporary pack: the next fetch or repack
+        // removes it (`removeLeftovers`), never while another writes into the mirror.
+        return Int(try answer.tip("the repack").hex) ?? 0
     }
 
     struct RepackInput: Codable {

@@ -61,6 +61,10 @@ final class ProjectWatcher: @unchecked Sendable {
 
     /// How long a repack of the mirror may take: its own deadline, never a poll's.
     static let repackTimeout: Duration = .seconds(1800)
+    /// After a repack failed (or ran out of time), none is tried for this long: polls, which
+    /// wait while one runs, keep their pace.
+    static let repackBackoff: Duration = .seconds(6 * 3600)
+    private var repackFailedAt: ContinuousClock.Instant?
 
     /// `/metrics`: this project's polls and shipyard loads.
     private let metrics: DaemonMetrics.Project?
@@ -218,9 +222,10 @@ final class ProjectWatcher: @unchecked Sendable {
         let job = PollJob(project: project, mirror: mirror, lastCommit: lastCommit, loadedBlob: loadedShipyard?.blob)
         let timeout = project.pollTimeout
         pollStarted = ContinuousClock.now
-        lock.unlock()
+        // Known before the lock is let go: a stop in between cancels this poll, not the last one.
         let token = CancelToken()
-        locked { running = token }
+        running = token
+        lock.unlock()
         pool.start(
             timeout: timeout, cancel: token, { job.run(cancel: token) },
             timedOut: { [weak self] in
@@ -248,7 +253,9 @@ final class ProjectWatcher: @unchecked Sendable {
             } else {
                 schedule(after: upstreamError == nil ? Self.jittered(project.pollInterval) : backoff())
             }
-            if threadFree, case .fetched = outcome, mirror.needsRepack { startRepack() }
+            if threadFree, case .fetched = outcome, repackFailedAt.map({ ContinuousClock.now - $0 > Self.repackBackoff }) ?? true, mirror.needsRepack {
+                startRepack()
+            }
         }
         lock.unlock()
         guard !waiters.isEmpty else { return }
@@ -280,13 +287,17 @@ final class ProjectWatcher: @unchecked Sendable {
             completed: { [weak self] result, _ in
                 guard let self else { return }
                 let took = GoDuration.format(ContinuousClock.now - started)
+                let failed: Bool
                 switch result {
                 case .failure(let error):
-                    self.logger.warning("the mirror's repack failed after \(took): \(error.message); the next fetch tries again")
+                    failed = true
+                    self.logger.warning("the mirror's repack failed after \(took): \(error.message); it is tried again after a fetch in \(GoDuration.format(Self.repackBackoff))")
                 case .success(let merged):
+                    failed = false
                     if merged > 0 { self.logger.info("the mirror's \(merged) packs were merged into one in \(took)") }
                 }
                 self.locked {
+                    self.repackFailedAt = failed ? ContinuousClock.now : nil
                     self.busy = false
                     self.abandoned = false
                     if self.pollAgain, !self.stopped { self.schedule(after: .zero) }

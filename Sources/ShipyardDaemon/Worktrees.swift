@@ -44,15 +44,24 @@ final class Worktrees: Sendable {
         guard Self.isCommitName(commit) else { return "\(commit) is not a commit id" }
         let final = path(commit: commit)
         if Self.isDirectory(final) {
+            let judged = seals.withLock { $0[commit] }
             guard let changed = changedSinceSealed(commit) else { return nil }
-            if changed != Self.unsealed {
-                tampered("the export of \(commit.prefix(12)) was changed after it was made (\(changed)); a task got a fresh one")
-            }
-            // Renamed, not removed: a task of the same commit may still be running in it. What
-            // was set aside goes at the next start.
-            seals.withLock { seals in
+            // Set aside only what was judged: another task of this commit may have published a
+            // fresh export meanwhile, which is good.
+            let aside = root + "/" + (changed == Self.unsealed ? Self.removingPrefix : Self.tamperedPrefix) + commit + "-" + UUID().uuidString.lowercased()
+            let moved = seals.withLock { seals -> Bool in
+                guard seals[commit]?.inode == judged?.inode else { return false }
                 seals[commit] = nil
-                _ = rename(final, root + "/" + Self.tamperedPrefix + commit + "-" + UUID().uuidString.lowercased())
+                return rename(final, aside) == 0
+            }
+            guard moved else { return Self.isDirectory(final) ? nil : ensure(mirror: mirror, commit: commit, tampered: tampered) }
+            if changed == Self.unsealed {
+                // Left by the daemon's previous run: no task of this run is in it.
+                Thread { Self.removeTree(aside) }.start()
+            } else {
+                // Renamed, not removed: a task of the same commit may still be running in it.
+                // What was set aside goes at the next start.
+                tampered("the export of \(commit.prefix(12)) was changed after it was made (\(changed)); a task got a fresh one")
             }
         }
         let temporary = root + "/" + Self.partialPrefix + commit + "-" + UUID().uuidString.lowercased()

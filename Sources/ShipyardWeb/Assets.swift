@@ -72,7 +72,7 @@ enum Assets {
             var wait = 300 - (Date.now() - last);
             if (wait > 0) { pending = true; setTimeout(flush, wait); return; }
             busy = true; pending = false; last = Date.now();
-            fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+            fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Shipyard-Refresh": "1" } })
               .then(function (r) { return r.ok ? r.text() : null; })
               .then(function (text) {
                 if (!text) return;

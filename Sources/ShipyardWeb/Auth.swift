@@ -217,17 +217,19 @@ final class Sessions: Sendable {
     }
 }
 
-/// Password guessing is limited, not just delayed. Each failure makes its user and its address
-/// wait before the next attempt (0.5 s, doubled per failure, at most 8 s; forgotten after a
-/// success or fifteen quiet minutes), and an attempt is checked only when neither has one under
-/// way and both waits are over: the others are refused at once, unchecked (so 200 guesses at once
-/// from one address are checked at one per wait, not all after it).
+/// Password guessing is limited, not just delayed. After failures a user and an address each
+/// wait before their next check (none after the first failure, so a mistyped password can be
+/// typed again at once; then 0.5 s, doubled per failure, at most 8 s; forgotten after a success
+/// or fifteen quiet minutes). An attempt is checked only when both waits are over and neither has
+/// a check running; others are refused at once, unchecked, with the time to wait (so 200 guesses
+/// sent together are checked at that rate, not all after a delay). Nothing waits while holding
+/// the user or the address: a refused attempt costs nothing and blocks nothing.
 ///
 /// Users and addresses are kept apart (a failure under the name "127.0.0.2" never slows that
-/// address); addresses are IPv6 /64s. Names and addresses are kept in a table of at most
-/// `capacity`, from which the least recently seen entry that is not waiting goes first, else the
-/// one whose wait ends first: a flood of made-up names or of addresses cannot flush the ones
-/// being throttled.
+/// address); addresses are grouped as `ClientAddress` does. Names and addresses are kept in a
+/// table of at most `capacity`, from which the least recently seen entry that is not waiting goes
+/// first, else the one whose wait ends first: a flood of made-up names or of addresses cannot
+/// flush the ones being throttled.
 final class LoginThrottle: Sendable {
     enum Key: Hashable, Sendable {
         case user(String)
@@ -250,49 +252,42 @@ final class LoginThrottle: Sendable {
     }
 
     static func wait(after failures: Int) -> TimeInterval {
-        failures == 0 ? 0 : Double(min(8000, 500 * (1 << min(failures - 1, 10)))) / 1000
+        failures <= 1 ? 0 : Double(min(8000, 500 * (1 << min(failures - 2, 10)))) / 1000
     }
 
-    /// An address as throttled: IPv4 whole, IPv6 by its /64 (one host has them all).
+    /// An address as throttled.
     static func addressKey(_ address: String) -> Key {
-        guard address.contains(":") else { return .address(address) }
-        var bytes = in6_addr()
-        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return .address(address) }
-        let prefix = withUnsafeBytes(of: bytes) { Array($0.prefix(8)) }
-        return .address(prefix.map { String(format: "%02x", $0) }.joined() + "::/64")
+        .address(ClientAddress.group(address))
     }
 
     enum Admission: Equatable {
-        /// Check the password once this many seconds have passed (the wait a failure left);
-        /// `done` or `cancel` must follow.
-        case check(after: TimeInterval)
-        /// Refused unchecked, another attempt of this user or address being under way: try
-        /// again after this many seconds.
+        /// Check the password now; `done` or `cancel` must follow.
+        case check
+        /// Refused unchecked: try again after this many seconds.
         case wait(TimeInterval)
     }
 
-    /// Whether an attempt for `user` (counted by name only when `known`) from `address` may be
-    /// checked, and when; marks both busy when it may. A person who mistypes waits a moment; a
-    /// script that sends guesses side by side has all but one refused.
+    /// Whether an attempt for `user` (counted by name when `known`) from `address` may be checked
+    /// now; marks both busy while it is.
     func admit(user: String, known: Bool, address: String, now: Date = Date()) -> Admission {
         let keys = (known ? [Key.user(user)] : []) + [Self.addressKey(address)]
         return entries.withLock { all -> Admission in
             var longest: TimeInterval = 0
-            var busy = false
             for key in keys {
                 guard var entry = all[key] else { continue }
                 if now.timeIntervalSince(entry.last) > Self.forget { entry.failures = 0 }
                 longest = max(longest, entry.last.addingTimeInterval(Self.wait(after: entry.failures)).timeIntervalSince(now))
-                busy = busy || entry.busy
+                // A check takes a fraction of a second: try again in a moment.
+                if entry.busy { longest = max(longest, 0.5) }
                 all[key] = entry
             }
-            if busy { return .wait(max(longest, 0.5)) }
+            if longest > 0 { return .wait(longest) }
             for key in keys {
                 if all[key] == nil { makeRoom(&all, now: now) }
                 all[key, default: Entry()].busy = true
                 all[key]?.seen = now
             }
-            return .check(after: max(longest, 0))
+            return .check
         }
     }
 
@@ -344,4 +339,19 @@ final class LoginThrottle: Sendable {
     }
 
     var count: Int { entries.withLock { $0.count } }
+}
+
+/// A client's address as limits count it: IPv4 whole (also when a dual-stack listener reports it
+/// as `::ffff:a.b.c.d`), IPv6 by its /64, which one host or one customer holds whole.
+enum ClientAddress {
+    static func group(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = in6_addr()
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        let raw = withUnsafeBytes(of: bytes) { Array($0) }
+        if raw.prefix(10).allSatisfy({ $0 == 0 }), raw[10] == 0xFF, raw[11] == 0xFF {
+            return raw.suffix(4).map { String($0) }.joined(separator: ".")
+        }
+        return raw.prefix(8).map { String(format: "%02x", $0) }.joined() + "::/64"
+    }
 }

@@ -272,7 +272,7 @@ final class FrontServer: Sendable {
     static func key(of channel: any Channel, door: Door) -> EventLoopFuture<(key: ConnectionKey, credentials: PeerCredentials?)?> {
         guard case .unix = door else {
             let address = channel.remoteAddress?.ipAddress
-            return channel.eventLoop.makeSucceededFuture(address.map { (ConnectionKey.address($0), nil) })
+            return channel.eventLoop.makeSucceededFuture(address.map { (ConnectionKey.address(ClientAddress.group($0)), nil) })
         }
         guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(nil) }
         let future: EventLoopFuture<shipyard_ucred> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))

@@ -490,12 +490,7 @@ extension Site {
         // Every name is counted, made-up ones too: a name that were not would answer at once
         // after failures where a real one waits, telling which users exist.
         let known = true
-        switch throttle.admit(user: user, known: known, address: address) {
-        case .wait(let seconds):
-            return .wait(seconds)
-        case .check(let after):
-            if after > 0 { try? await Task.sleep(for: .milliseconds(Int64(after * 1000))) }
-        }
+        if case .wait(let seconds) = throttle.admit(user: user, known: known, address: address) { return .wait(seconds) }
         switch await passwords.check(user: user, password: password) {
         case .valid(let hash):
             throttle.done(user: user, known: known, address: address, succeeded: true)

@@ -283,7 +283,11 @@ final class Site: Sendable {
         if let session = sessions.session(token) {
             identity.token = token
             identity.session = session
-        } else if makeSession {
+        } else if makeSession, request.headers[HTTPField.Name("X-Shipyard-Refresh")!] == nil,
+            request.headers[HTTPField.Name("Sec-Fetch-Mode")!].map({ $0 == "navigate" }) ?? true
+        {
+            // A page opened, not a page's own refresh: a refresh that made a cookie would replace
+            // the one a form on screen (the sign-in form) was made for.
             let (fresh, session) = sessions.create()
             identity.token = fresh
             identity.newToken = fresh

@@ -392,6 +392,10 @@ import Testing
         }
         #expect(throws: PrometheusSLIError.self) { try expand("up{d=`$DEPLOYMENT`}", deployment: "a`b") }
         #expect(try expand("up{d=`$DEPLOYMENT`}", deployment: #"a"b\"#) == #"up{d=`a"b\`}"#)
+        // In a regular expression a value matches itself only: `.*` or `a|b` cannot widen it.
+        #expect(try expand(#"up{svc=~"$LABEL.s"}"#, labels: ["s": ".*"]) == #"up{svc=~"\\.\\*"}"#)
+        #expect(try expand(#"up{svc !~ '$LABEL.s'}"#, labels: ["s": "a|b"]) == #"up{svc !~ 'a\\|b'}"#)
+        #expect(try expand(#"up{svc="$LABEL.s"}"#, labels: ["s": ".*"]) == #"up{svc=".*"}"#)
         // A comment ends at a new line, which a value cannot bring.
         #expect(try expand("up # $DEPLOYMENT", deployment: "x\nor vector(1)") == "up # x or vector(1)")
     }

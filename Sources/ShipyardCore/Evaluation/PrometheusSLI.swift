@@ -48,6 +48,9 @@ public enum PrometheusSLI {
 
         enum Context { case code, double, single, backtick, comment }
         var context = Context.code
+        // The string being read is a regular expression (after `=~` or `!~`): a value in it is
+        // matched literally, its metacharacters quoted as Go's regexp.QuoteMeta does.
+        var regex = false
         let bytes = Array(query.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
@@ -60,16 +63,18 @@ public enum PrometheusSLI {
         while i < bytes.count {
             let byte = bytes[i]
             if byte == UInt8(ascii: "$"), let name = names.first(where: { bytes[(i + 1)...].starts(with: $0.utf8) }), let entry = values[name] {
-                let text = try literal(entry.value, in: context, origin: entry.origin)
+                let value = regex && context != .code && context != .comment ? Self.quoteMeta(entry.value) : entry.value
+                let text = try literal(value, in: context, origin: entry.origin)
                 try fits(text.count)
                 out.append(contentsOf: text)
                 i += 1 + name.utf8.count
                 continue
             }
             switch (context, byte) {
-            case (.code, UInt8(ascii: "\"")): context = .double
-            case (.code, UInt8(ascii: "'")): context = .single
-            case (.code, UInt8(ascii: "`")): context = .backtick
+            case (.code, UInt8(ascii: "\"")), (.code, UInt8(ascii: "'")), (.code, UInt8(ascii: "`")):
+                context = byte == UInt8(ascii: "\"") ? .double : byte == UInt8(ascii: "'") ? .single : .backtick
+                let before = out.reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.prefix(2)
+                regex = Array(before) == [UInt8(ascii: "~"), UInt8(ascii: "=")] || Array(before) == [UInt8(ascii: "~"), UInt8(ascii: "!")]
             case (.code, UInt8(ascii: "#")): context = .comment
             case (.double, UInt8(ascii: "\"")), (.single, UInt8(ascii: "'")), (.backtick, UInt8(ascii: "`")), (.comment, 0x0A): context = .code
             case (.double, UInt8(ascii: "\\")), (.single, UInt8(ascii: "\\")):
@@ -129,6 +134,17 @@ public enum PrometheusSLI {
             default: return false
             }
         }
+    }
+
+    /// A value matched literally inside a regular expression: RE2's metacharacters quoted with a
+    /// backslash, as Go's `regexp.QuoteMeta` does.
+    static func quoteMeta(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            if #"\.+*?()|[]{}^$"#.contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 
     /// `$DURATION_SECONDS`: `ceil(end − start)` in whole seconds, with an "s".
