@@ -152,16 +152,22 @@ struct ApprovalPolicyTests {
 
     }
 
+    /// The gate waits under an hour's expiry; while the daemon is down the policy becomes 6 s and
+    /// more than 6 s pass: the next start expires it, once. (The policy is shortened only while the
+    /// daemon is down, so the test never has to see a 6-second window on a busy machine.)
     @Test func anApprovalDueWhileTheDaemonWasDownExpiresAtTheNextStartOnce() async throws {
         let users = try LocalUsers(others: ["bob"])
         let world = try world(users, policy: """
               - approvers: {users: [\(users.others["bob"]!)]}
-                expireAfter: 6s
+                expireAfter: 1h
             """)
         #expect(await world.ready())
         let next = try trigger(world, as: users.alice)
         #expect(await world.waitState(next, "production", "waitingForApproval"))
         #expect(await world.daemon.stop() != nil)
+        let config = try String(contentsOfFile: world.daemon.configPath, encoding: .utf8)
+        #expect(config.contains("expireAfter: 1h"))
+        try config.replacingOccurrences(of: "expireAfter: 1h", with: "expireAfter: 6s").write(toFile: world.daemon.configPath, atomically: true, encoding: .utf8)
         try await Task.sleep(for: .seconds(7))
         let restarted = Date()
         try world.daemon.start()
