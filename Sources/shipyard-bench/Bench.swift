@@ -9,8 +9,10 @@ import ShipyardTestKit
 struct Bench {
     static func main() throws {
         let polls = Int(ProcessInfo.processInfo.environment["BENCH_POLLS"] ?? "") ?? 10_000
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("shipyard-bench-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // mkdtemp: a name of our own, never a folder someone else made first in the shared /tmp.
+        var template = Array((FileManager.default.temporaryDirectory.path + "/shipyard-bench.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let dir = String(cString: made)
         defer { try? FileManager.default.removeItem(atPath: dir) }
 
         let repo = dir + "/upstream.git"

@@ -97,6 +97,43 @@ struct UnprivilegedTests {
         #expect(FileManager.default.fileExists(atPath: world.daemon.state + "/home/.written"))
     }
 
+    /// Earlier releases isolated libgit2's config through `$TMPDIR/shipyard-empty-gitconfig`,
+    /// made by whichever process came first. Here another local user made that name first in a
+    /// shared folder (sticky and world-writable, as /tmp is): once unreadable (0700), once with a
+    /// `.gitconfig` that redirects the upstream. The daemon, as its own user, polls the real
+    /// upstream both times, and a sync (a second poll, in the fetch child) succeeds too.
+    @Test func whatAnotherUserMadeInTheSharedTmpChangesNothing() async throws {
+        let users = try LocalUsers()
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        let real = try upstream.commit(["shipyard.yaml": GitWatchingTests.tutorial])
+        let other = try UpstreamRepository(in: dir.path, name: "other")
+        _ = try other.commit(["shipyard.yaml": GitWatchingTests.tutorial + "# elsewhere\n"])
+        let redirect = "[url \"\(other.fileURL)\"]\n\tinsteadOf = \(upstream.fileURL)\n"
+        for planted in [false, true] {
+            let shared = dir.path + (planted ? "/tmp-planted" : "/tmp-locked")
+            #expect(mkdir(shared, 0o777) == 0 && chmod(shared, 0o1777) == 0)
+            let folder = shared + "/shipyard-empty-gitconfig"
+            let made = try users.run(as: users.eve, "/bin/sh", ["-c", planted
+                ? "mkdir -m 0755 \"$1\" && printf '%s' \"$2\" > \"$1/.gitconfig\" && chmod 0644 \"$1/.gitconfig\""
+                : "mkdir -m 0700 \"$1\"", "sh", folder, redirect])
+            #expect(made.status == 0, "\(made.stderr)")
+            var info = stat()
+            #expect(lstat(folder, &info) == 0 && info.st_uid == users.uid(users.eve))
+            let daemon = try RunningDaemon(
+                directory: dir.path + (planted ? "/planted" : "/locked"), users: users,
+                config: "projects:\n  - name: real\n    upstream: \(upstream.fileURL)\n    pollInterval: 1h\n",
+                environment: ["TMPDIR": shared, "HOME": folder, "XDG_CONFIG_HOME": folder])
+            let status = await daemon.waitFor("real") { $0.shipyardCommit == real && $0.error == nil }
+            #expect(status != nil, "\(planted ? "planted" : "locked"): \(daemon.log)")
+            let sync = try daemon.ctl(["sync", "--project", "real", "--timeout", "60"])
+            #expect(sync.status == 0, "\(sync.stdout)\(sync.stderr)\n\(daemon.log)")
+            #expect(daemon.project("real")?.shipyardCommit == real)
+            #expect(!daemon.log.contains("gitconfig"), "\(daemon.log)")
+            #expect(await daemon.stop() == 0)
+        }
+    }
+
     /// The unit's ExecReload: `shipyardd --reload $MAINPID`, as the daemon's user.
     @Test func reloadReportsWhetherTheConfigWasTaken() async throws {
         let users = try LocalUsers()

@@ -67,7 +67,9 @@ public final class LocalUsers: Sendable {
 
     /// useradd and userdel lock /etc/passwd: tests running at once take turns.
     private static func serialized(_ body: () throws -> Void) throws {
-        let fd = open("/tmp/shipyard-test-users.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        // /etc/passwd itself (useradd locks other files, with fcntl): a name of our own in the
+        // shared /tmp could be made first by another user, and then root cannot open it.
+        let fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ProcessFailure(description: "cannot open the users lock") }
         defer { close(fd) }
         flock(fd, LOCK_EX)

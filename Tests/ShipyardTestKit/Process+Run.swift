@@ -82,14 +82,22 @@ public enum Run {
     }
 }
 
+/// A new folder of our own in the temporary folder (mkdtemp: never one someone else made first).
+public func makeTemporaryDirectory(_ prefix: String) throws -> String {
+    var template = Array((FileManager.default.temporaryDirectory.path + "/\(prefix).XXXXXX").utf8CString)
+    guard let made = mkdtemp(&template) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    // mkdtemp makes it 0700; tests share it with the daemon's user and task programs.
+    chmod(made, 0o755)
+    return String(cString: made)
+}
+
 /// A temporary folder that is removed when the test is done with it.
 public final class TemporaryDirectory: Sendable {
     public let path: String
     public var url: URL { URL(fileURLWithPath: path) }
 
     public init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("shipyard-test-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        path = try makeTemporaryDirectory("shipyard-test")
     }
 
     deinit {
