@@ -35,8 +35,36 @@ struct ApprovalVote: Codable, Sendable, Equatable {
     }
 }
 
+/// A person as the record keeps them: the name they had then and, when the host has the
+/// account, its uid. Names change (`usermod -l`); the uid names the same account throughout.
+struct Person: Equatable, Sendable {
+    var name: String
+    var uid: UInt32?
+
+    /// The same account: by uid when both have one, otherwise by name (a web-only user).
+    func isSame(as other: Person) -> Bool {
+        if let uid, let theirs = other.uid { return uid == theirs }
+        return name == other.name
+    }
+}
+
+extension ApprovalVote {
+    var person: Person { Person(name: by, uid: uid) }
+}
+
+/// The host's accounts as they are now: a uid's current name (nil once the account is gone) and
+/// a name's groups. The daemon reads the host's databases each time a gate is counted, so a
+/// `gpasswd -d` or `usermod -l` counts from the next count on, with no reload.
+struct AccountDirectory: Sendable {
+    var name: @Sendable (UInt32) -> String?
+    var groups: @Sendable (String) -> Set<String>
+
+    static let host = AccountDirectory(name: { Accounts.name(uid: $0) }, groups: { Daemon.groupNames(user: $0) })
+}
+
 /// The rules of an approval policy, apart from the record and the clock: who may decide, who
-/// started the delivery, what one more approval does.
+/// started the delivery, which approvals count. One function (`tally`) decides which votes count;
+/// a new vote, a reload, a start and the approval file all call it.
 enum ApprovalRules {
     /// The person behind a `source` (`shipyardctl/alice`, `web/alice`, `shipyardctl/alice/checker`).
     static func person(_ source: String?) -> String? {
@@ -46,27 +74,95 @@ enum ApprovalRules {
         return String(parts[1])
     }
 
-    enum Verdict: Equatable {
-        case refused(String)
-        /// Recorded; `of` more are needed.
-        case counted(approvals: [String], of: Int)
-        /// Enough people approved: the gate opens.
-        case approved(approvals: [String])
+    /// One pending gate as its policy sees it now.
+    struct Gate: Sendable {
+        var policy: DaemonConfig.ApprovalPolicy
+        /// The policy's approvers, or the config's; nil: anyone who may send requests.
+        var approvers: DaemonConfig.Approvers?
+        /// Who started the delivery, when a person did.
+        var triggeredBy: Person?
+
+        init(policy: DaemonConfig.ApprovalPolicy, fallback: DaemonConfig.Approvers?, triggeredBy source: String?, uid: UInt32?) {
+            self.policy = policy
+            approvers = policy.approvers ?? fallback
+            triggeredBy = ApprovalRules.person(source).map { Person(name: $0, uid: uid) }
+        }
     }
 
-    /// What an approval by `user` does under `policy`, given the approvals so far.
-    static func approve(
-        user: String, policy: DaemonConfig.ApprovalPolicy, votes: [ApprovalVote], triggeredBy: String?, stage: String, project: String
-    ) -> Verdict {
-        let so = summary(votes.map(\.by), required: policy.required)
-        if !policy.allowSelfApproval, let origin = person(triggeredBy), origin == user {
-            return .refused("\(user) cannot approve their own delivery (\(user) triggered it; allowSelfApproval is false for \(policy.scope)); another approver must\(votes.isEmpty ? "" : " (\(so))")")
+    /// The approvals of a gate, counted under the policy in force and the accounts as they are now.
+    struct Tally: Equatable, Sendable {
+        struct SetAside: Equatable, Sendable {
+            var vote: ApprovalVote
+            var reason: String
         }
-        if votes.contains(where: { $0.by == user }) {
-            return .refused("already approved by you (\(so)); it counts once, another approver must")
+
+        var counted: [ApprovalVote]
+        var setAside: [SetAside]
+        var required: Int
+
+        var isMet: Bool { counted.count >= required }
+        /// "1 of 2 approvals: alice".
+        var summary: String { ApprovalRules.summary(counted.map(\.by), required: required) }
+        /// "bob: bob is not an approver of production now (…)", one per vote that does not count.
+        var notCounted: [String] { setAside.map { "\($0.vote.by): \($0.reason)" } }
+    }
+
+    /// Which votes count: every vote re-checked, in the order they came, against the approvers
+    /// (groups as they are now), self-approval and one vote per account.
+    static func tally(_ votes: [ApprovalVote], gate: Gate, accounts: AccountDirectory) -> Tally {
+        var counted: [ApprovalVote] = []
+        var setAside: [Tally.SetAside] = []
+        for vote in votes {
+            if let reason = whyNotCounted(vote, gate: gate, accounts: accounts, counted: counted) {
+                setAside.append(Tally.SetAside(vote: vote, reason: reason))
+            } else {
+                counted.append(vote)
+            }
         }
-        let approvals = votes.map(\.by) + [user]
-        return approvals.count >= policy.required ? .approved(approvals: approvals) : .counted(approvals: approvals, of: policy.required)
+        return Tally(counted: counted, setAside: setAside, required: gate.policy.required)
+    }
+
+    private static func whyNotCounted(_ vote: ApprovalVote, gate: Gate, accounts: AccountDirectory, counted: [ApprovalVote]) -> String? {
+        var name = vote.by
+        if let uid = vote.uid {
+            guard let now = accounts.name(uid) else { return "the account (uid \(uid)) no longer exists" }
+            name = now
+        }
+        let who = name == vote.by ? name : "\(vote.by) (now \(name))"
+        if let approvers = gate.approvers, !approvers.admits(user: name, groups: accounts.groups(name)) {
+            return "\(who) is not an approver of \(gate.policy.scope) now (approvers are \(approvers.description))"
+        }
+        if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy, origin.isSame(as: vote.person) {
+            return "\(who) triggered the delivery\(origin.name == vote.by ? "" : " (as \(origin.name))") and allowSelfApproval is false for \(gate.policy.scope)"
+        }
+        if let earlier = counted.first(where: { $0.person.isSame(as: vote.person) }) {
+            return "\(who) already approved\(earlier.by == vote.by ? "" : " as \(earlier.by)"); a person counts once"
+        }
+        return nil
+    }
+
+    enum Verdict: Equatable {
+        case refused(String)
+        /// Recorded; more are needed.
+        case counted(Tally)
+        /// Enough people approved: the gate opens with the votes that count.
+        case approved(Tally)
+    }
+
+    /// What one more approval does: the same count as every other, with the new vote last.
+    static func approve(_ vote: ApprovalVote, votes: [ApprovalVote], gate: Gate, accounts: AccountDirectory) -> Verdict {
+        let before = tally(votes, gate: gate, accounts: accounts)
+        let so = before.summary
+        let user = vote.by
+        if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy, origin.isSame(as: vote.person) {
+            return .refused("\(user) cannot approve their own delivery (\(origin.name) triggered it; allowSelfApproval is false for \(gate.policy.scope)); another approver must\(before.counted.isEmpty ? "" : " (\(so))")")
+        }
+        if let earlier = before.counted.first(where: { $0.person.isSame(as: vote.person) }) {
+            return .refused("already approved by you\(earlier.by == user ? "" : " as \(earlier.by)") (\(so)); it counts once, another approver must")
+        }
+        let after = tally(votes + [vote], gate: gate, accounts: accounts)
+        if let mine = after.setAside.last, mine.vote == vote { return .refused(mine.reason) }
+        return after.isMet ? .approved(after) : .counted(after)
     }
 
     /// "1 of 2 approvals: alice".
@@ -74,12 +170,12 @@ enum ApprovalRules {
         "\(approvals.count) of \(required) approvals" + (approvals.isEmpty ? "" : ": " + approvals.joined(separator: ", "))
     }
 
-    /// Who may still approve: the policy's approvers, less those who did and, unless allowed,
-    /// the person who started the delivery.
-    static func stillMay(_ approvers: DaemonConfig.Approvers?, votes: [ApprovalVote], policy: DaemonConfig.ApprovalPolicy, triggeredBy: String?) -> String {
-        guard let approvers else { return "anyone who may send requests" }
-        var excluded = Set(votes.map(\.by))
-        if !policy.allowSelfApproval, let origin = person(triggeredBy) { excluded.insert(origin) }
+    /// Who may still approve: the gate's approvers, less those whose approval counts and, unless
+    /// allowed, the person who started the delivery.
+    static func stillMay(_ gate: Gate, tally: Tally) -> String {
+        guard let approvers = gate.approvers else { return "anyone who may send requests" }
+        var excluded = Set(tally.counted.map(\.by))
+        if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy { excluded.insert(origin.name) }
         let users = approvers.users.filter { !excluded.contains($0) }
         var parts: [String] = []
         if !users.isEmpty { parts.append("users " + users.joined(separator: ", ")) }

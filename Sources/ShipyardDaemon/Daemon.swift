@@ -125,6 +125,7 @@ public actor Daemon {
         logger.info("ready")
         systemd.send("READY=1\nSTATUS=\(await statusLine())")
         startWatchdog()
+        Task { [weak self] in await self?.answerDowntime() }
         await withCheckedContinuation { continuation in
             if stopping { continuation.resume() } else { stopped = continuation }
         }
@@ -351,6 +352,24 @@ public actor Daemon {
         return line
     }
 
+    /// Requests being handled now.
+    private var handling = 0
+
+    /// Requests that queued in the socket while the daemon was down (systemd holds it across a
+    /// restart) are answered before the expiries that fell due meanwhile are judged: once no
+    /// connection waits to be accepted and no request is being handled for a second (ten at most).
+    private func answerDowntime() async {
+        let start = ContinuousClock.now
+        var quiet = 0
+        while quiet < 10, ContinuousClock.now - start < .seconds(10), !stopping {
+            try? await Task.sleep(for: .milliseconds(100))
+            var waiting = pollfd(fd: listening?.fd ?? -1, events: Int16(POLLIN), revents: 0)
+            let queued = listening != nil && poll(&waiting, 1, 0) > 0 && waiting.revents & Int16(POLLIN) != 0
+            quiet = queued || handling > 0 ? 0 : quiet + 1
+        }
+        await orchestrator?.downtimeAnswered()
+    }
+
     // MARK: Requests (the local API)
 
     /// Who sent a request: the uid the kernel names at the other end of the socket (or the
@@ -372,6 +391,8 @@ public actor Daemon {
     public func handle(_ request: CommandRequest, from caller: Caller) async -> CommandOutcome {
         let kind = request.kind.rawValue
         let outcome: CommandOutcome
+        handling += 1
+        defer { handling -= 1 }
         if let wait = limiter.admit(caller.uid, exempt: Self.isAdministrator(caller.uid)) {
             outcome = CommandOutcome(
                 id: request.id, ok: false,
@@ -593,7 +614,7 @@ public actor Daemon {
             }
             command = .trigger(TriggerRequest(
                 project: project, service: service, sequence: sequence, stage: request.stage, data: data,
-                source: "shipyardctl/\(Self.userName(requester))", requestID: requestKey))
+                source: "shipyardctl/\(Self.userName(requester))", requestID: requestKey, uid: requester))
         case .pause, .resume, .abort:
             guard let context = request.context else {
                 return CommandOutcome(id: request.id, ok: false, message: "name the sequence's context")
@@ -643,6 +664,7 @@ public actor Daemon {
             // executors run by one account stay two (Keptn counts a task's executors by source).
             event.source = Self.stampedSource(user: Self.userName(requester), claimed: event.source)
             event.time = Timestamps.format(Date())
+            event.shipyarduid = requester
             if let duplicate = await orchestrator.duplicate(event) {
                 return CommandOutcome(id: request.id, ok: true, message: "\(duplicate); nothing changed")
             }

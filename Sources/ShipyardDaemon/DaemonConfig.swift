@@ -462,6 +462,10 @@ private struct ConfigReader {
             log.error(
                 "required is \(policy.required) but the approvers for \(policy.scope) are \(people.count) people (users named and members of groups on this host: \(people.sorted().joined(separator: ", "))): the gate could never open",
                 at: requiredMark)
+        } else if policy.required == people.count, !policy.allowSelfApproval {
+            log.warning(
+                "required is \(policy.required) and the approvers for \(policy.scope) are \(people.count == 1 ? "1 person" : "\(people.count) people") (\(people.sorted().joined(separator: ", "))) with allowSelfApproval false: a delivery \(people.count == 1 ? "they trigger" : "one of them triggers") can never pass this gate (\(people.count == 1 ? "nobody else may approve it" : "only \(people.count - 1) other\(people.count == 2 ? "" : "s") may approve it")); add an approver, lower required, or set allowSelfApproval: true",
+                at: requiredMark)
         }
     }
 

@@ -11,7 +11,9 @@ actor Orchestrator {
     private var engine = Engine()
     /// Opened by `start()`.
     private var store: (any Store)!
-    private var ids = UUIDGenerator()
+    /// Event ids; `SHIPYARD_FAULT_ID_PREFIX` makes them share their first digits, so that tests
+    /// can give an id prefix that names more than one approval.
+    private var ids = UUIDGenerator(prefix: ProcessInfo.processInfo.environment["SHIPYARD_FAULT_ID_PREFIX"])
     private let state: StateDirectory
     private var executors: [String: DaemonConfig.TaskExecutor]
     private var notify: DaemonConfig.TaskExecutor?
@@ -36,6 +38,15 @@ actor Orchestrator {
     private var votes: [String: [ApprovalVote]] = [:]
     /// When the notify program was last reminded of a pending approval.
     private var reminded: [String: Date] = [:]
+    /// The host's accounts, read each time a gate is counted (tests give their own).
+    var accounts = AccountDirectory.host
+    /// When this run started: an expiry that fell due before it fell due while the daemon was down.
+    private var startedAt = Date()
+    /// False until the requests that waited in the socket while the daemon was down have been
+    /// answered: expiries that fell due meanwhile are judged after them, not before.
+    private var downtimeJudged = false
+    /// Why gates are being counted again outside a vote: a reload, a start, a timer.
+    private var recountCause = "start"
 
     private let metrics: DaemonMetrics?
     private let feed: ChangeFeed?
@@ -56,8 +67,9 @@ actor Orchestrator {
         Self.configure(&engine, config)
     }
 
-    /// A reloaded config: executors, the notify program and the engine's limits.
-    func update(_ config: DaemonConfig) {
+    /// A reloaded config: executors, the notify program and the engine's limits; pending gates
+    /// are counted again under it before the reload is reported done.
+    func update(_ config: DaemonConfig) async {
         configuration = config
         executors = config.tasks
         notify = config.notify
@@ -65,11 +77,13 @@ actor Orchestrator {
         // Shorter timeouts may be due already: look again now.
         schedule(Date())
         // Policies apply to pending approvals from now on: the files say so at once, and one
-        // that now has enough approvals opens (at the wake just scheduled).
+        // that now has enough approvals opens, recorded as opened by the reload.
         for id in pendingApprovalIDs {
             writeApproval(triggeredID: id)
             scheduleDeadlines(of: id)
         }
+        recountCause = "reload"
+        await approvalDeadlines()
     }
 
     /// Wakes the daemon when an approval's expiry or next reminder is due (`approvalDeadlines`
@@ -81,6 +95,20 @@ actor Orchestrator {
         let since = execution.tasks[index].triggeredAt ?? Date()
         if let expiry = policy.expireAfter { schedule(since.addingTimeInterval(expiry.seconds)) }
         if let interval = policy.remindAfter { schedule((reminded[id] ?? since).addingTimeInterval(interval.seconds)) }
+    }
+
+    /// A pending gate as its policy in force sees it (nil: no policy, one decision closes it).
+    private func gate(of execution: SequenceExecution) -> ApprovalRules.Gate? {
+        configuration.approvalPolicy(project: execution.project, stage: execution.stage).map {
+            ApprovalRules.Gate(policy: $0, fallback: configuration.approvers, triggeredBy: execution.triggeredBy, uid: execution.triggeredByUID)
+        }
+    }
+
+    /// When a pending approval expires under the policy in force.
+    private func deadline(of execution: SequenceExecution, task index: Int) -> Date? {
+        configuration.approvalPolicy(project: execution.project, stage: execution.stage)?.expireAfter.map {
+            (execution.tasks[index].triggeredAt ?? startedAt).addingTimeInterval($0.seconds)
+        }
     }
 
     private var pendingApprovalIDs: [String] {
@@ -154,6 +182,7 @@ actor Orchestrator {
             if let dropped = report.dropped { logger.warning("journal import: \(dropped)") }
         }
         store = try SQLiteStore(writingAt: state.storeFile)
+        startedAt = Date()
         let (fresh, events) = try engineFromRecord()
         engine = fresh
         for event in events {
@@ -783,12 +812,13 @@ actor Orchestrator {
             image: execution.data["configurationChange"]?["values"]?["image"]?.string,
             triggeredBy: execution.triggeredBy,
             requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
-        if let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage) {
-            let so = votes[triggeredID] ?? []
-            request.required = policy.required
-            request.approvedBy = so.map(\.by)
-            request.mayApprove = ApprovalRules.stillMay(policy.approvers ?? configuration.approvers, votes: so, policy: policy, triggeredBy: execution.triggeredBy)
-            request.expiresAt = policy.expireAfter.map { Timestamps.format((execution.tasks[index].triggeredAt ?? Date()).addingTimeInterval($0.seconds)) }
+        if let gate = gate(of: execution) {
+            let tally = ApprovalRules.tally(votes[triggeredID] ?? [], gate: gate, accounts: accounts)
+            request.required = gate.policy.required
+            request.approvedBy = tally.counted.map(\.by)
+            request.notCounted = tally.setAside.isEmpty ? nil : tally.notCounted
+            request.mayApprove = ApprovalRules.stillMay(gate, tally: tally)
+            request.expiresAt = deadline(of: execution, task: index).map(Timestamps.format)
         }
         do {
             try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
@@ -851,23 +881,35 @@ actor Orchestrator {
             logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
             return (false, message, execution.context)
         }
-        let vote = ApprovalVote(by: user, uid: decision.uid, at: Timestamps.format(Date()), reason: reason, via: decision.via)
-        guard decision.approve, let policy else {
+        let now = Date()
+        // A decision is judged by the clock when it is recorded, not when the expiry timer runs:
+        // one that comes after expiresAt is late, and the expiry follows at once. (Requests that
+        // waited in the socket while the daemon was down are answered before expiries that fell
+        // due meanwhile are judged: those are in time.)
+        if let index = engine.task(triggeredID: id)?.1, let deadline = deadline(of: execution, task: index), now >= deadline,
+            downtimeJudged || deadline >= startedAt
+        {
+            schedule(now)
+            let message = "approval \(id) expired at \(Timestamps.format(deadline)) (expireAfter for \(policy?.scope ?? "this gate")); it is being declined and the decision was not recorded"
+            logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
+            return (false, message, execution.context)
+        }
+        let vote = ApprovalVote(by: user, uid: decision.uid, at: Timestamps.format(now), reason: reason, via: decision.via)
+        guard decision.approve, let gate = gate(of: execution) else {
             return await settle(id, execution, approved: decision.approve, votes: [vote], by: user, via: decision.via)
         }
-        let so = votes[id] ?? []
-        switch ApprovalRules.approve(user: user, policy: policy, votes: so, triggeredBy: execution.triggeredBy, stage: execution.stage, project: execution.project) {
+        switch ApprovalRules.approve(vote, votes: votes[id] ?? [], gate: gate, accounts: accounts) {
         case .refused(let message):
             logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
             return (false, message, execution.context)
-        case .approved:
+        case .approved(let tally):
             guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
-            return await settle(id, execution, approved: true, votes: so + [vote], by: user, via: decision.via)
-        case .counted(let approvals, let required):
+            return await settle(id, execution, approved: true, votes: tally.counted, by: user, via: decision.via, notCounted: tally.setAside)
+        case .counted(let tally):
             guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
             writeApproval(triggeredID: id)
-            let still = ApprovalRules.stillMay(policy.approvers ?? configuration.approvers, votes: so + [vote], policy: policy, triggeredBy: execution.triggeredBy)
-            return (true, "approved by \(user): \(ApprovalRules.summary(approvals, required: required)); waiting for \(required - approvals.count) more from \(still)", execution.context)
+            let aside = tally.setAside.isEmpty ? "" : "; not counted: " + tally.notCounted.joined(separator: "; ")
+            return (true, "approved by \(user): \(tally.summary); waiting for \(tally.required - tally.counted.count) more from \(ApprovalRules.stillMay(gate, tally: tally))\(aside)", execution.context)
         }
     }
 
@@ -879,9 +921,10 @@ actor Orchestrator {
     private func recordVote(_ vote: ApprovalVote, id: String, execution: SequenceExecution) -> Bool {
         var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
         data["approval"] = vote.json
-        let event = KeptnEvent(
+        var event = KeptnEvent(
             id: ids.next(), source: vote.via == "web" ? "web/\(vote.by)" : "shipyardctl/\(vote.by)", type: ApprovalVote.type, time: vote.at,
             context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
+        event.shipyarduid = vote.uid
         guard recordAside([event]) else { return false }
         votes[id, default: []].append(vote)
         defer { logger.info("approval counted", metadata: ["by": "\(vote.by)", "via": "\(vote.via)", "context": "\(execution.context)", "stage": "\(execution.stage)"]) }
@@ -892,36 +935,49 @@ actor Orchestrator {
     /// Gates whose closing decision is being recorded.
     private var settling: Set<String> = []
 
+    /// `recount` names what opened a gate without a vote of its own (a reload, a start): the
+    /// record says so, with the votes it counted and those it did not.
     private func settle(
-        _ id: String, _ execution: SequenceExecution, approved: Bool, votes decided: [ApprovalVote], by user: String, via: String
+        _ id: String, _ execution: SequenceExecution, approved: Bool, votes decided: [ApprovalVote], by user: String, via: String,
+        notCounted: [ApprovalRules.Tally.SetAside] = [], recount: String? = nil
     ) async -> (ok: Bool, message: String, context: String?) {
         settling.insert(id)
         defer { settling.remove(id) }
+        let now = Date()
         let decision = approved ? "approved" : "declined"
         let people = decided.map(\.by).joined(separator: ", ")
-        let reason = decided.last?.reason ?? ""
+        let occasion = ["reload": "the config's reload", "start": "the daemon's start"][recount ?? ""] ?? "a later count (the approvers' groups changed)"
+        let reason = recount.map { _ in "opened at \(occasion): the policy in force for \(execution.stage) needs \(decided.count == 1 ? "this approval" : "these \(decided.count) approvals")" }
+            ?? decided.last?.reason ?? ""
         var data: JSONValue = .object([
             "project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service),
             "result": .string(approved ? "pass" : "fail"), "status": .string("succeeded"),
             "message": .string("\(decision) by \(people)" + (reason.isEmpty ? "" : ": \(reason)")),
         ])
         var record: [String: JSONValue] = [
-            "decision": .string(decision), "by": .string(people), "at": .string(decided.last?.at ?? Timestamps.format(Date())),
-            "reason": .string(reason), "via": .string(via),
+            "decision": .string(decision), "by": .string(people),
+            "at": .string(recount != nil ? Timestamps.format(now) : decided.last?.at ?? Timestamps.format(now)),
+            "reason": .string(reason), "via": .string(recount ?? via),
         ]
-        if decided.count > 1 { record["approvals"] = .array(decided.map(\.json)) }
+        if decided.count > 1 || recount != nil { record["approvals"] = .array(decided.map(\.json)) }
         if decided.count == 1, let uid = decided[0].uid { record["uid"] = .number(Double(uid)) }
+        if !notCounted.isEmpty {
+            record["notCounted"] = .array(notCounted.map { aside in
+                var entry = aside.vote.json
+                entry["why"] = .string(aside.reason)
+                return entry
+            })
+        }
         data["approval"] = .object(record)
-        let now = Date()
         let event = KeptnEvent(
-            id: CommandRequest.newID(), source: via == "web" ? "web/\(user)" : via == "daemon" ? "shipyardd" : "shipyardctl/\(user)",
+            id: CommandRequest.newID(), source: recount != nil || via == "daemon" ? "shipyardd" : via == "web" ? "web/\(user)" : "shipyardctl/\(user)",
             type: "\(KeptnEvent.prefix)approval.finished", time: Timestamps.format(now), context: execution.context, triggeredid: id,
             gitcommitid: execution.commit, data: data)
         do {
             let effects = try await submit(.event(event))
             votes[id] = nil
             reminded[id] = nil
-            logger.info("approval \(decision)", metadata: ["by": "\(people)", "via": "\(via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+            logger.info("approval \(decision)", metadata: ["by": "\(people)", "via": "\(recount ?? via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
             return (true, Daemon.whatHappensNext(decision: decision, execution: execution, effects: effects), execution.context)
         } catch {
             return (false, error.message, execution.context)
@@ -932,20 +988,26 @@ actor Orchestrator {
     /// when one was due does it now, once); then sleeps until the next one is.
     func approvalDeadlines(now: Date = Date()) async {
         guard !stopping, failed == nil else { return }
+        let cause = recountCause
+        recountCause = "recount"
         for id in pendingApprovalIDs {
             guard let (execution, index) = engine.task(triggeredID: id) else { continue }
             let waitingSince = execution.tasks[index].triggeredAt ?? now
-            guard let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage) else { continue }
-            // A policy loosened by a reload may already be met: by the approvals of people who
-            // are approvers under it.
-            let approvers = policy.approvers ?? configuration.approvers
-            let counted = (votes[id] ?? []).filter { approvers?.admits(user: $0.by, groups: Daemon.groupNames(user: $0.by)) ?? true }
-            if counted.count >= policy.required, let last = counted.last, !settling.contains(id) {
-                _ = await settle(id, execution, approved: true, votes: counted, by: last.by, via: last.via)
+            guard let gate = gate(of: execution) else { continue }
+            let policy = gate.policy
+            // A policy loosened by a reload (or changed while the daemon was down) may already be
+            // met: by the approvals that count under it, counted as a vote is.
+            let tally = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
+            if tally.isMet, let last = tally.counted.last, !settling.contains(id) {
+                logger.notice("approval \(id) opened by the \(cause): \(tally.summary)", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
+                _ = await settle(id, execution, approved: true, votes: tally.counted, by: last.by, via: last.via, notCounted: tally.setAside, recount: cause)
                 continue
             }
             if let expiry = policy.expireAfter {
                 let deadline = waitingSince.addingTimeInterval(expiry.seconds)
+                // One that fell due while the daemon was down waits for the requests that waited
+                // in the socket meanwhile (`downtimeAnswered`).
+                if now >= deadline, !downtimeJudged, deadline < startedAt { continue }
                 if now >= deadline {
                     let vote = ApprovalVote(by: "shipyardd", at: Timestamps.format(now), reason: "expired: nobody decided within \(GoDuration.format(expiry)) (expireAfter for \(policy.scope))", via: "daemon")
                     logger.notice("approval \(id) expired", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
@@ -978,6 +1040,14 @@ actor Orchestrator {
         tell("reminder", request, decision: nil, waited: waited)
     }
 
+    /// The requests that waited in the socket while the daemon was down have been answered:
+    /// expiries that fell due meanwhile are judged now.
+    func downtimeAnswered() async {
+        guard !downtimeJudged else { return }
+        downtimeJudged = true
+        await approvalDeadlines()
+    }
+
     /// The shortest id prefix `approve`/`reject` take, as git's shortest abbreviation.
     static let minimumIDPrefix = 4
 
@@ -993,12 +1063,18 @@ actor Orchestrator {
                 pending.append((id, execution))
             }
         }
-        if pending.count == 1 { return pending[0] }
-        if pending.count > 1 {
-            throw EngineError("\(prefix) is ambiguous: it starts \(pending.map(\.0).joined(separator: ", ")); give more of the id")
+        // A prefix names one approval among all the record holds, resolved ones too: one that
+        // was ambiguous does not quietly come to mean the other gate once the first is decided.
+        let recorded = ((try? store.approvals(idPrefix: prefix, limit: 3)) ?? []).filter { $0.task.triggeredID != nil }
+        let pendingIDs = Set(pending.map(\.0))
+        let resolved = recorded.filter { !pendingIDs.contains($0.task.triggeredID!) }.map { $0.task.triggeredID! }
+        if pending.count == 1, resolved.isEmpty { return pending[0] }
+        if pending.count + resolved.count > 1 {
+            let named = pending.map { "\($0.0) (pending)" } + resolved.map { "\($0) (no longer pending)" }
+            throw EngineError("\(prefix) is ambiguous: it starts \(named.joined(separator: ", ")); give more of the id")
         }
         // Not pending: the record says what became of it.
-        if let (sequence, task) = ((try? store.approvals(idPrefix: prefix, limit: 1)) ?? []).first, let id = task.triggeredID {
+        if let (sequence, task) = recorded.first, let id = task.triggeredID {
             let how = task.state == TaskRun.Phase.finished.rawValue
                 ? (task.message.map { "it was resolved: \($0)" } ?? "it was resolved") : "its sequence ended \(sequence.state.rawValue)"
             throw EngineError("approval \(id) is no longer pending; \(how)")
@@ -1052,6 +1128,9 @@ public struct ApprovalRequest: Codable, Sendable, Equatable {
     /// and when the approval expires.
     public var required: Int?
     public var approvedBy: [String]?
+    /// Approvals recorded that do not count under the policy in force, each with why
+    /// ("bob: bob is not an approver of production now (…)").
+    public var notCounted: [String]?
     public var mayApprove: String?
     public var expiresAt: String?
 

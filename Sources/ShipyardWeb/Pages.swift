@@ -441,6 +441,10 @@ enum Pages {
                     html.add(progress)
                     if let may = request.mayApprove { html.add("; may still approve: \(may)") }
                     if let expires = request.expiresAt { html.add("; expires \(expires)") }
+                    for aside in request.notCounted ?? [] {
+                        html.raw("<br>")
+                        html.add("not counted: \(aside)")
+                    }
                     html.raw("</div>")
                 }
                 html.raw("</td><td>")

@@ -285,6 +285,7 @@ struct Approvals: AsyncParsableCommand {
                     var line = "\(request.id.prefix(8)): \(request.progress ?? "")"
                     if let may = request.mayApprove { line += "; may still approve: \(may)" }
                     if let expires = request.expiresAt { line += "; expires \(expires)" }
+                    for aside in request.notCounted ?? [] { line += "\n  not counted: \(aside)" }
                     print(Output.safe(line))
                 }
                 print("approve with: shipyardctl approve ID [--reason R]; reject with: shipyardctl reject ID --reason R")

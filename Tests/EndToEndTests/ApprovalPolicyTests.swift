@@ -13,12 +13,14 @@ struct ApprovalPolicyTests {
     static let shipyard = GitWatchingTests.tutorialWithApproval
 
     /// The tutorial's production gate under a policy; `extra` follows `approvalPolicies:`' first entry.
-    func world(_ users: LocalUsers, policy: String, extraConfig: String = "", seconds: String = "0") throws -> World {
+    func world(
+        _ users: LocalUsers, policy: String, extraConfig: String = "", seconds: String = "0", activated: Bool = false, environment: [String: String] = [:]
+    ) throws -> World {
         try World(shipyard: Self.shipyard, seconds: seconds, extraConfig: """
             approvalPolicies:
             \(policy)
             \(extraConfig)
-            """, users: users)
+            """, users: users, activated: activated, environment: environment)
     }
 
     func ctl(_ world: World, _ user: String, _ arguments: [String]) throws -> ProcessOutput {

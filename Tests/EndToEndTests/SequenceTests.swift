@@ -22,7 +22,7 @@ import Testing
         init(
             shipyard: String = GitWatchingTests.tutorial, testExit: Int = 0, seconds: String = "0",
             testCommand: ((String) throws -> String)? = nil, testTimeout: String = "15m", extraConfig: String = "",
-            users: LocalUsers? = nil, activated: Bool = false
+            users: LocalUsers? = nil, activated: Bool = false, environment: [String: String] = [:]
         ) throws {
             dir = try TemporaryDirectory()
             upstream = try UpstreamRepository(in: dir.path)
@@ -59,7 +59,7 @@ import Testing
                     command: ["\(test)"]
                     timeout: \(testTimeout)
                 \(extraConfig)
-                """, activated: activated)
+                """, environment: environment, activated: activated)
         }
 
         func ready() async -> Bool {

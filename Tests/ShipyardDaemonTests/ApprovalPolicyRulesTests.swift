@@ -9,8 +9,6 @@ import Testing
 @Suite struct ApprovalPolicyRulesTests {
     typealias Policy = DaemonConfig.ApprovalPolicy
 
-    func vote(_ by: String) -> ApprovalVote { ApprovalVote(by: by, at: "2026-11-27T10:00:00.000Z", reason: "", via: "cli") }
-
     @Test func theMostSpecificPolicyWins() {
         var config = DaemonConfig(stateDirectory: "/s", projects: [], tasks: [:], approvers: nil, notify: nil)
         config.approvalPolicies = [
@@ -34,32 +32,108 @@ import Testing
         #expect(ApprovalRules.person(nil) == nil)
     }
 
+    /// A directory of accounts as a test sets it: uid → current name, name → groups.
+    final class Accounts: @unchecked Sendable {
+        var names: [UInt32: String] = [1001: "alice", 1002: "bob", 1003: "carol", 1004: "dave"]
+        var groups: [String: Set<String>] = ["alice": ["release"], "bob": ["release"], "carol": ["release"], "dave": ["ops"]]
+        var directory: AccountDirectory {
+            AccountDirectory(name: { [self] in names[$0] }, groups: { [self] in groups[$0] ?? [] })
+        }
+        func uid(_ name: String) -> UInt32? { names.first { $0.value == name }?.key }
+    }
+
+    func vote(_ by: String, uid: UInt32?) -> ApprovalVote { ApprovalVote(by: by, uid: uid, at: "2026-11-27T10:00:00.000Z", reason: "", via: "cli") }
+
+    func gate(_ policy: Policy, approvers: DaemonConfig.Approvers? = .init(users: [], groups: ["release"]), by origin: String = "shipyardctl/alice", uid: UInt32? = 1001) -> ApprovalRules.Gate {
+        var policy = policy
+        policy.approvers = approvers
+        return ApprovalRules.Gate(policy: policy, fallback: nil, triggeredBy: origin, uid: uid)
+    }
+
     @Test func eachRuleOfOneMoreApproval() {
+        let accounts = Accounts()
         var policy = Policy(required: 2)
         func approve(_ user: String, _ votes: [ApprovalVote], by origin: String = "shipyardctl/alice") -> ApprovalRules.Verdict {
-            ApprovalRules.approve(user: user, policy: policy, votes: votes, triggeredBy: origin, stage: "production", project: "shop")
+            ApprovalRules.approve(vote(user, uid: accounts.uid(user)), votes: votes, gate: gate(policy, by: origin), accounts: accounts.directory)
+        }
+        func people(_ verdict: ApprovalRules.Verdict) -> [String]? {
+            switch verdict {
+            case .counted(let tally), .approved(let tally): return tally.counted.map(\.by)
+            case .refused: return nil
+            }
         }
         guard case .refused(let own) = approve("alice", []) else { Issue.record("self-approval counted"); return }
         #expect(own.hasPrefix("alice cannot approve their own delivery"))
-        #expect(approve("bob", []) == .counted(approvals: ["bob"], of: 2))
-        guard case .refused(let twice) = approve("bob", [vote("bob")]) else { Issue.record("a second approval by bob counted"); return }
+        guard case .counted(let one) = approve("bob", []) else { Issue.record("bob's approval did not count"); return }
+        #expect(one.summary == "1 of 2 approvals: bob")
+        guard case .refused(let twice) = approve("bob", [vote("bob", uid: 1002)]) else { Issue.record("a second approval by bob counted"); return }
         #expect(twice == "already approved by you (1 of 2 approvals: bob); it counts once, another approver must")
-        #expect(approve("carol", [vote("bob")]) == .approved(approvals: ["bob", "carol"]))
+        guard case .approved(let both) = approve("carol", [vote("bob", uid: 1002)]) else { Issue.record("carol's approval did not open the gate"); return }
+        #expect(both.counted.map(\.by) == ["bob", "carol"])
         policy.allowSelfApproval = true
-        #expect(approve("alice", []) == .counted(approvals: ["alice"], of: 2))
+        #expect(people(approve("alice", [])) == ["alice"])
         policy.required = 1
-        #expect(approve("alice", []) == .approved(approvals: ["alice"]))
+        guard case .approved = approve("alice", []) else { Issue.record("an allowed self-approval did not open a one-person gate"); return }
         // A follow-on or `send event` delivery counts as started by whoever started the context.
         policy.allowSelfApproval = false
         guard case .refused = approve("alice", [], by: "shipyardctl/alice/external-checker") else { Issue.record("self-approval counted"); return }
     }
 
+    /// A1–A3 of issue 26: every earlier vote is counted again under the policy in force and the
+    /// accounts as they are now, by uid.
+    @Test func earlierVotesAreCountedAgainUnderThePolicyInForce() {
+        let accounts = Accounts()
+        let alice = vote("alice", uid: 1001), bob = vote("bob", uid: 1002), carol = vote("carol", uid: 1003)
+        // Self-approval was allowed when alice approved her own delivery; a reload turned it off.
+        var policy = Policy(required: 1)
+        policy.allowSelfApproval = false
+        var tally = ApprovalRules.tally([alice], gate: gate(policy), accounts: accounts.directory)
+        #expect(!tally.isMet)
+        #expect(tally.notCounted == ["alice: alice triggered the delivery and allowSelfApproval is false for every gate"])
+        policy.required = 2
+        tally = ApprovalRules.tally([alice, bob], gate: gate(policy), accounts: accounts.directory)
+        #expect(tally.counted.map(\.by) == ["bob"])
+        // bob left the approvers' group (gpasswd -d): his vote no longer counts, carol's alone
+        // does not open a two-person gate.
+        accounts.groups["bob"] = []
+        guard case .counted(let left) = ApprovalRules.approve(carol, votes: [bob], gate: gate(policy), accounts: accounts.directory) else {
+            Issue.record("carol's vote opened the gate with bob's"); return
+        }
+        #expect(left.summary == "1 of 2 approvals: carol")
+        #expect(left.notCounted.first?.hasPrefix("bob: bob is not an approver of every gate now") == true)
+        // A user removed from the host: the vote names an account that no longer exists.
+        accounts.groups["bob"] = ["release"]
+        accounts.names[1002] = nil
+        #expect(ApprovalRules.tally([bob], gate: gate(policy), accounts: accounts.directory).notCounted == ["bob: the account (uid 1002) no longer exists"])
+        // usermod -l bobby bob: the same uid counts once, under either name.
+        accounts.names[1002] = "bobby"
+        accounts.groups["bobby"] = ["release"]
+        let bobby = vote("bobby", uid: 1002)
+        guard case .refused(let again) = ApprovalRules.approve(bobby, votes: [bob], gate: gate(policy), accounts: accounts.directory) else {
+            Issue.record("one account approved twice under two names"); return
+        }
+        #expect(again == "already approved by you as bob (1 of 2 approvals: bob); it counts once, another approver must")
+        #expect(ApprovalRules.tally([bob, bobby], gate: gate(policy), accounts: accounts.directory).counted.map(\.by) == ["bob"])
+        // The triggerer renamed (alice → alicia) still cannot approve her own delivery.
+        accounts.names[1001] = "alicia"
+        accounts.groups["alicia"] = ["release"]
+        guard case .refused(let own) = ApprovalRules.approve(vote("alicia", uid: 1001), votes: [], gate: gate(policy), accounts: accounts.directory) else {
+            Issue.record("a renamed triggerer approved her own delivery"); return
+        }
+        #expect(own.hasPrefix("alicia cannot approve their own delivery (alice triggered it"))
+        // A web-only user (no account on the host) is one person by name.
+        let web = ApprovalVote(by: "erin", uid: nil, at: "2026-11-27T10:00:00.000Z", reason: "", via: "web")
+        let open = gate(policy, approvers: .init(users: ["erin"], groups: ["release"]))
+        #expect(ApprovalRules.tally([web, web, carol], gate: open, accounts: accounts.directory).counted.map(\.by) == ["erin", "carol"])
+    }
+
     @Test func whoMayStillApprove() {
+        let accounts = Accounts()
         let approvers = DaemonConfig.Approvers(users: ["alice", "bob", "carol"], groups: ["release"])
         let policy = Policy(required: 2)
-        #expect(ApprovalRules.stillMay(approvers, votes: [vote("bob")], policy: policy, triggeredBy: "shipyardctl/alice")
-            == "users carol; groups release (not alice, bob)")
-        #expect(ApprovalRules.stillMay(nil, votes: [], policy: policy, triggeredBy: nil) == "anyone who may send requests")
+        let tally = ApprovalRules.tally([vote("bob", uid: 1002)], gate: gate(policy, approvers: approvers), accounts: accounts.directory)
+        #expect(ApprovalRules.stillMay(gate(policy, approvers: approvers), tally: tally) == "users carol; groups release (not alice, bob)")
+        #expect(ApprovalRules.stillMay(gate(policy, approvers: nil), tally: tally) == "anyone who may send requests")
         #expect(ApprovalRules.summary([], required: 2) == "0 of 2 approvals")
     }
 
@@ -86,9 +160,22 @@ import Testing
             "7:16: warning: approvers: no user \"nobody-here-7x\" on this host (yet); fine for a web-only user",
             "7:16: warning: approvers: no group \"no-such-group-7x\" on this host (yet)",
             "8:15: error: required is 3 but the approvers for production of shop are 2 people (users named and members of groups on this host: \(["nobody-here-7x", me].sorted().joined(separator: ", "))): the gate could never open",
+            "11:5: warning: required is 1 and the approvers for production are 1 person (\(me)) with allowSelfApproval false: a delivery they trigger can never pass this gate (nobody else may approve it); add an approver, lower required, or set allowSelfApproval: true",
             "13:24: error: allowSelfApproval must be true or false",
             "14:5: error: a second policy for production (the first is at line 11); merge them",
         ])
+        // Two approvers, two approvals needed, no self-approval: a delivery one of them triggers
+        // waits for a second approval that nobody may give.
+        let twoOfTwo = ConfigLoader.load("""
+            projects:
+              - name: shop
+                upstream: file:///srv/shop.git
+            approvalPolicies:
+              - stage: production
+                approvers: {users: [\(me), nobody-here-7x]}
+                required: 2
+            """).diagnostics.map(\.description)
+        #expect(twoOfTwo.last == "7:15: warning: required is 2 and the approvers for production are 2 people (\(["nobody-here-7x", me].sorted().joined(separator: ", "))) with allowSelfApproval false: a delivery one of them triggers can never pass this gate (only 1 other may approve it); add an approver, lower required, or set allowSelfApproval: true", "\(twoOfTwo)")
         let config = ConfigLoader.load("""
             projects:
               - name: shop

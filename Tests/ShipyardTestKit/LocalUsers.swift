@@ -38,11 +38,21 @@ public final class LocalUsers: Sendable {
         }
     }
 
+    /// Accounts renamed by a test (`usermod -l`), by the name they have now: removed with the rest.
+    private let renamed = RenamedAccounts()
+
+    private final class RenamedAccounts: @unchecked Sendable {
+        let lock = NSLock()
+        var names: [String] = []
+    }
+
     deinit {
         let (daemon, alice, mallory, eve, group) = (daemon, alice, mallory, eve, group)
         let others = Array(others.values)
+        let box = renamed
+        let renamed: [String] = box.lock.withLock { box.names }
         try? Self.serialized {
-            for user in [daemon, alice, mallory, eve] + others { _ = try? Run.capture("/usr/sbin/userdel", [user]) }
+            for user in [daemon, alice, mallory, eve] + others + renamed { _ = try? Run.capture("/usr/sbin/userdel", [user]) }
             for extra in [alice, mallory, eve] + others { _ = try? Run.capture("/usr/sbin/groupdel", [extra]) }
             _ = try? Run.capture("/usr/sbin/groupdel", [group])
         }
@@ -50,7 +60,24 @@ public final class LocalUsers: Sendable {
 
     /// `executable arguments` run as `user` with that user's groups, through setpriv.
     public func command(as user: String, _ executable: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
-        ("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(primaryGroup(of: user))", "--init-groups", "--", executable] + arguments)
+        let gid = getpwnam(user).map { "\($0.pointee.pw_gid)" } ?? primaryGroup(of: user)
+        return ("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(gid)", "--init-groups", "--", executable] + arguments)
+    }
+
+    /// `usermod -l new old`: the same account (uid) under a new name, as an administrator renames
+    /// a person. The new name is a fresh one of this test's (`sy-<new>-<suffix>`), returned.
+    public func rename(_ user: String, to short: String) throws -> String {
+        let new = "sy-\(short)-\(group.dropFirst("sy-ops-".count))"
+        try Self.serialized {
+            try Run.checked("/usr/sbin/usermod", ["-l", new, user])
+            renamed.lock.withLock { renamed.names.append(new) }
+        }
+        return new
+    }
+
+    /// `gpasswd -d user group`: the user leaves a group they were added to.
+    public func remove(_ user: String, fromGroup group: String) throws {
+        try Self.serialized { try Run.checked("/usr/bin/gpasswd", ["-d", user, group]) }
     }
 
     public func run(as user: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {

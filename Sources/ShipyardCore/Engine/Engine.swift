@@ -6,8 +6,17 @@ public protocol IDGenerator {
 }
 
 public struct UUIDGenerator: IDGenerator {
-    public init() {}
-    public mutating func next() -> String { UUID().uuidString.lowercased() }
+    /// Hexadecimal digits every id starts with (tests of id prefixes: ids that share one).
+    let prefix: String
+
+    public init(prefix: String? = nil) {
+        self.prefix = prefix.map { String($0.lowercased().filter(\.isHexDigit).prefix(8)) } ?? ""
+    }
+
+    public mutating func next() -> String {
+        let id = UUID().uuidString.lowercased()
+        return prefix + id.dropFirst(prefix.count)
+    }
 }
 
 /// The shipyard a project runs new sequences with, and the commit it came from.
@@ -32,11 +41,14 @@ public struct TriggerRequest: Sendable {
     public var source: String
     /// The `shipyardctl` request's id: a request applied once is not applied again.
     public var requestID: String?
+    /// The account of the person who asked (the kernel's uid for the local socket's caller).
+    public var uid: UInt32?
 
     public init(
         project: String, service: String, sequence: String, stage: String? = nil, data: JSONValue = .object([:]),
-        source: String = "shipyardctl", requestID: String? = nil
+        source: String = "shipyardctl", requestID: String? = nil, uid: UInt32? = nil
     ) {
+        self.uid = uid
         self.project = project
         self.service = service
         self.sequence = sequence
@@ -94,8 +106,9 @@ public struct Engine: Sendable {
     private var changedSet: Set<String> = []
 
     private struct ContextInfo: Sendable {
-        /// Who started the context (the first trigger's source), for follow-on stages.
+        /// Who started the context (the first trigger's source and account), for follow-on stages.
         var origin: String
+        var originUID: UInt32?
         /// How many sequences it has run: `triggeredOn` loops stop at `maxSequencesPerContext`.
         var sequences = 0
         /// The executions of it the engine holds.
@@ -363,6 +376,7 @@ public struct Engine: Sendable {
             time: Timestamps.format(run.now), context: context, gitcommitid: pinned.commit,
             shipyardtasks: planned, data: data)
         event.shipyardrequestid = request.requestID
+        event.shipyarduid = request.uid
         emit(event, run: &run)
     }
 
@@ -690,12 +704,12 @@ public struct Engine: Sendable {
             case "triggered":
                 guard executions[event.id] == nil else { return }
                 // A follow-on stage keeps the person who started the delivery.
-                var info = contexts[event.shkeptncontext] ?? ContextInfo(origin: event.source)
+                var info = contexts[event.shkeptncontext] ?? ContextInfo(origin: event.source, originUID: event.shipyarduid)
                 let origin = info.origin
                 executions[event.id] = SequenceExecution(
                     id: event.id, context: event.shkeptncontext, project: event.data["project"]?.string ?? "",
                     stage: stage, service: event.data["service"]?.string ?? "", sequence: name, commit: event.gitcommitid,
-                    triggeredBy: origin, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder,
+                    triggeredBy: origin, triggeredByUID: info.originUID, tasks: (event.shipyardtasks ?? []).map(TaskRun.init), data: event.data, triggeredAt: time, order: nextOrder,
                     requestID: event.shipyardrequestid)
                 activeIDs.insert(event.id)
                 nextOrder += 1

@@ -23,6 +23,10 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
     /// Extension on a sequence's `.triggered` event: the id of the `shipyardctl` request that
     /// asked for it, so that a request retried after a crash is applied once.
     public var shipyardrequestid: String?
+    /// Extension on events a person of this host sent (a trigger, `send event`, a vote): the
+    /// uid the kernel named for them. Names change (`usermod -l`); the account does not, so rules
+    /// about "the same person" compare this.
+    public var shipyarduid: UInt32?
     public var data: JSONValue
 
     public init(
@@ -42,7 +46,7 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case specversion, id, source, type, time, datacontenttype, shkeptnspecversion, shkeptncontext, triggeredid
-        case gitcommitid, shipyardtasks, shipyardrequestid, data
+        case gitcommitid, shipyardtasks, shipyardrequestid, shipyarduid, data
     }
 
     /// Events from other tools may leave out what CloudEvents makes optional.
@@ -60,6 +64,7 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
         gitcommitid = try c.decodeIfPresent(String.self, forKey: .gitcommitid)
         shipyardtasks = try c.decodeIfPresent([PlannedTask].self, forKey: .shipyardtasks)
         shipyardrequestid = try c.decodeIfPresent(String.self, forKey: .shipyardrequestid)
+        shipyarduid = try c.decodeIfPresent(UInt32.self, forKey: .shipyarduid)
         data = try c.decodeIfPresent(JSONValue.self, forKey: .data) ?? .object([:])
     }
 

@@ -24,6 +24,8 @@ public struct SequenceExecution: Sendable, Equatable {
     public var commit: String?
     /// The source of the trigger event (`shipyardctl/alice`).
     public var triggeredBy: String?
+    /// The account behind `triggeredBy`, when a person of this host started the delivery.
+    public var triggeredByUID: UInt32?
     public var tasks: [TaskRun]
     /// The payload tasks receive: the trigger's data with every finished task's data merged in.
     public var data: JSONValue
