@@ -492,7 +492,11 @@ actor Orchestrator {
     /// Sends a task's `.started` or `.finished` through the engine, as any executor would.
     /// Returns whether it was recorded.
     @discardableResult
-    private func answer(_ triggered: KeptnEvent, phase: String, outcome: TaskProcess.Outcome?, source: String = "shipyardd/executor") async -> Bool {
+    /// `orAside`: when the sequence has ended meanwhile, the answer is recorded beside it rather
+    /// than dropped (an aborted evaluation's `.finished`, as Keptn records it).
+    private func answer(
+        _ triggered: KeptnEvent, phase: String, outcome: TaskProcess.Outcome?, source: String = "shipyardd/executor", orAside: Bool = false
+    ) async -> Bool {
         var data: JSONValue = .object([:])
         for key in ["project", "stage", "service"] { data[key] = triggered.data[key] }
         if let outcome {
@@ -518,7 +522,8 @@ actor Orchestrator {
                 continue
             } catch {
                 // The sequence was aborted or timed out meanwhile: the answer is moot.
-                logger.info("\(name).\(phase) not applied: \(error.message)", metadata: ["context": "\(triggered.shkeptncontext)"])
+                logger.info("\(name).\(phase) not applied: \(error.message)\(orAside ? "; recorded beside the sequence" : "")", metadata: ["context": "\(triggered.shkeptncontext)"])
+                if orAside { recordAside([event]) }
                 return false
             }
         }
@@ -589,16 +594,27 @@ actor Orchestrator {
                 await self.evaluationEnded(triggered, Lighthouse.decided(.fail, message: "interrupted", timeStart: plan.start, timeEnd: plan.end))
                 return
             }
-            self.recordGetSLIFinished(answer, request: request, triggered: getSLI, aborted: cancel.isCancelled)
+            let aborted = cancel.isCancelled
+            self.recordGetSLIFinished(answer, request: request, triggered: getSLI, aborted: aborted)
+            if aborted {
+                // `shipyardctl abort` during the provider call: Keptn's lighthouse answers the
+                // aborted get-sli with an errored evaluation.finished; the sequence has ended, so
+                // it is recorded beside it.
+                await self.evaluationEnded(
+                    triggered, Lighthouse.providerAborted(timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes), evenIfEnded: true)
+                return
+            }
+            if let failure = answer.failure {
+                // No usable answer: nothing was measured, nothing is scored (Keptn's provider that
+                // ends errored), with the provider's own message.
+                await self.evaluationEnded(
+                    triggered, Lighthouse.providerErrored(failure, timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes))
+                return
+            }
             var outcome = Lighthouse.evaluate(
                 slo, values: answer.values, previous: previous, timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes,
-                sliFailure: answer.failure, precedingFailed: triggered.data["result"]?.string == TaskResult.fail.rawValue)
-            if answer.failure == nil {
-                outcome.message = Self.scoreLine(outcome, slo) + (outcome.message.isEmpty ? "" : "; \(outcome.message)")
-            } else {
-                // The provider failed: nothing was measured (Keptn: errored).
-                outcome.errored = true
-            }
+                sliFailure: answer.reportedFail, precedingFailed: triggered.data["result"]?.string == TaskResult.fail.rawValue)
+            outcome.message = Self.scoreLine(outcome, slo) + (outcome.message.isEmpty ? "" : "; \(outcome.message)")
             await self.evaluationEnded(triggered, outcome)
         }
     }
@@ -652,11 +668,11 @@ actor Orchestrator {
 
     private func recordGetSLIFinished(_ answer: SLIAnswer, request: SLIRequest, triggered getSLI: KeptnEvent, aborted: Bool) {
         var data: JSONValue = .object(["project": .string(request.project), "stage": .string(request.stage), "service": .string(request.service)])
-        let failed = answer.failure != nil
+        let failed = answer.failure != nil || answer.reportedFail != nil
         let anyFailed = answer.values.contains { !$0.success }
-        data["result"] = .string(failed ? "fail" : anyFailed ? "warning" : "pass")
-        data["status"] = .string(aborted ? TaskStatus.aborted.rawValue : failed ? TaskStatus.errored.rawValue : TaskStatus.succeeded.rawValue)
-        data["message"] = .string(answer.failure ?? answer.message ?? "")
+        data["result"] = .string(failed || aborted ? "fail" : anyFailed ? "warning" : "pass")
+        data["status"] = .string(aborted ? TaskStatus.aborted.rawValue : answer.failure != nil ? TaskStatus.errored.rawValue : TaskStatus.succeeded.rawValue)
+        data["message"] = .string(answer.failure ?? answer.reportedFail ?? answer.message ?? "")
         let values = (try? JSON.decode(JSONValue.self, from: JSON.encode(answer.values))) ?? .array([])
         data["get-sli"] = .object([
             "sliProvider": .string(request.sliProvider), "start": .string(request.start), "end": .string(request.end), "indicatorValues": values,
@@ -667,7 +683,8 @@ actor Orchestrator {
         recordAside([event])
     }
 
-    private func evaluationEnded(_ triggered: KeptnEvent, _ outcome: EvaluationOutcome) async {
+    /// `evenIfEnded`: recorded beside the sequence when it has ended meanwhile (an abort).
+    private func evaluationEnded(_ triggered: KeptnEvent, _ outcome: EvaluationOutcome, evenIfEnded: Bool = false) async {
         running[triggered.id] = nil
         if stopping {
             logger.info("evaluation interrupted by the daemon's stop; it runs again at the next start", metadata: ["triggeredid": "\(triggered.id)"])
@@ -678,7 +695,7 @@ actor Orchestrator {
         await answer(
             triggered, phase: "finished",
             outcome: TaskProcess.Outcome(result: outcome.result, status: outcome.errored ? .errored : .succeeded, message: outcome.message, data: data),
-            source: Evaluations.source)
+            source: Evaluations.source, orAside: evenIfEnded)
     }
 
     /// Records events that the engine does not follow (the `get-sli` exchange, an invalidation):

@@ -114,6 +114,7 @@ import Testing
             cat > \(dir)/sli-input.json
             if [ -e \(dir)/sli-fail ]; then echo "monitoring is down" >&2; exit 3; fi
             if [ -e \(dir)/sli-hang ]; then sleep 60; fi
+            if [ -e \(dir)/sli-reported ]; then cat \(dir)/sli-reported; exit 0; fi
             cat \(dir)/sli-values.json
 
             """.utf8))
@@ -255,13 +256,54 @@ import Testing
         let failing = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice", "--timeframe", "5m"])
         #expect(await world.waitState(failing, "qa", "finished"))
         let failed = world.evaluation(failing)
-        // Unlike Keptn (keptn#6096), both results say fail.
+        // No usable answer: Keptn's provider that ends errored. Nothing is scored, and the message
+        // carries the provider's own last word and its log, once.
         #expect(failed?["result"] as? String == "fail")
+        #expect(failed?["status"] as? String == "errored")
         #expect((failed?["evaluation"] as? [String: Any])?["result"] as? String == "fail")
-        #expect((failed?["message"] as? String)?.contains("exited with status 3") == true)
+        #expect((failed?["evaluation"] as? [String: Any])?["indicatorResults"] is NSNull)
+        let message = failed?["message"] as? String ?? ""
+        #expect(message.hasPrefix("evaluation performed by lighthouse received an unexpected error: the SLI provider "), "\(message)")
+        #expect(message.contains("exited with status 3: monitoring is down (log: "), "\(message)")
+        #expect(message.components(separatedBy: "qa-evaluation.log").count == 2, "\(message)")
         let log = try String(contentsOfFile: world.daemon.state + "/logs/\(failing)/qa-evaluation.log", encoding: .utf8)
         #expect(log.contains("monitoring is down"))
         unlink(dir + "/sli-fail")
+
+        // A provider that reports fail with values (prometheus-service when some queries fail):
+        // the values are scored and shown, as Keptn does; the result fails with its message, and
+        // (unlike Keptn, keptn#6096) so does evaluation.result.
+        try writeFile(dir + "/sli-reported", Data(#"""
+            {"result": "fail", "message": "1 of 2 queries failed", "indicatorValues": [
+              {"metric": "response_time_p95", "value": 310, "success": true},
+              {"metric": "error_rate", "value": 0, "success": false, "message": "query timed out"}]}
+            """#.utf8))
+        let reported = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice", "--timeframe", "5m"])
+        #expect(await world.waitState(reported, "qa", "finished"))
+        let scored = world.evaluation(reported)
+        #expect(scored?["status"] as? String == "succeeded")
+        #expect(scored?["result"] as? String == "fail")
+        #expect((scored?["message"] as? String)?.contains("lighthouse failed because SLI failed with message 1 of 2 queries failed") == true, "\(scored ?? [:])")
+        let indicators = ((scored?["evaluation"] as? [String: Any])?["indicatorResults"] as? [[String: Any]]) ?? []
+        let p95 = indicators.first { (($0["value"] as? [String: Any])?["metric"] as? String) == "response_time_p95" }
+        #expect(((p95?["value"] as? [String: Any])?["value"] as? Double) == 310, "\(indicators)")
+        #expect((scored?["evaluation"] as? [String: Any])?["result"] as? String == "fail")
+        let getSLI = world.events(reported).last { $0["type"] as? String == "sh.keptn.event.get-sli.finished" }?["data"] as? [String: Any]
+        #expect(getSLI?["status"] as? String == "succeeded" && getSLI?["result"] as? String == "fail")
+        unlink(dir + "/sli-reported")
+
+        // An abort while the provider runs: the provider is stopped, and the evaluation is
+        // answered as Keptn's lighthouse answers an aborted get-sli (errored, "was aborted").
+        try writeFile(dir + "/sli-hang", Data())
+        let aborting = try world.trigger(["evaluation", "--stage", "qa", "--service", "helloservice", "--timeframe", "5m"])
+        #expect(await eventually { world.events(aborting).contains { $0["type"] as? String == "sh.keptn.event.get-sli.started" } })
+        #expect(try world.daemon.ctl(["abort", aborting, "--reason", "wrong build"]).status == 0)
+        #expect(await eventually { world.evaluation(aborting) != nil })
+        let abortedEvaluation = world.evaluation(aborting)
+        #expect(abortedEvaluation?["status"] as? String == "errored" && abortedEvaluation?["result"] as? String == "fail")
+        #expect(abortedEvaluation?["message"] as? String == "evaluation performed by lighthouse was aborted")
+        #expect((world.events(aborting).last { $0["type"] as? String == "sh.keptn.event.get-sli.finished" }?["data"] as? [String: Any])?["status"] as? String == "aborted")
+        unlink(dir + "/sli-hang")
 
         // A provider that never answers is stopped at its timeout (KEP 56), not waited for forever.
         try writeFile(dir + "/sli-hang", Data())
@@ -283,7 +325,7 @@ import Testing
         let noSLO = try world.trigger(["evaluation", "--stage", "qa", "--service", "other", "--timeframe", "5m"])
         #expect(await world.waitState(noSLO, "qa", "finished"))
         #expect(world.evaluation(noSLO)?["result"] as? String == "pass")
-        #expect(world.sequenceText(noSLO).contains("no evaluation performed: no SLO file qa/other/slo.yaml"))
+        #expect(world.sequenceText(noSLO).contains("no evaluation performed by lighthouse because no SLO file configured for project fulltour (looked for qa/other/slo.yaml at commit"))
         // … and `status` says so, so that a gate that measures nothing does not go unnoticed.
         #expect(await eventually { world.daemon.project("fulltour")?.qualityGate?.passedWithoutSLO == 1 })
         #expect(world.daemon.project("fulltour")?.qualityGate?.lastContext == noSLO)
@@ -316,7 +358,7 @@ import Testing
         #expect(await world.waitState(bad, "qa", "finished"))
         let message = world.evaluation(bad)?["message"] as? String ?? ""
         #expect(world.evaluation(bad)?["result"] as? String == "fail")
-        #expect(message.hasPrefix("qa/broken/slo.yaml:"), "\(message)")
+        #expect(message.hasPrefix("could not parse SLO file qa/broken/slo.yaml:26:13: error: "), "\(message)")
         #expect(message.contains("<=!1"), "\(message)")
 
         // A window that cannot be scored is refused at once.

@@ -117,8 +117,12 @@ public struct PlannedTask: Codable, Sendable, Equatable {
 
 /// RFC 3339 timestamps with milliseconds, in UTC, as events carry them.
 public enum Timestamps {
+    /// RFC 3339 with milliseconds, rounded to the nearest. The formatter truncates, and loses
+    /// precision on the way: a time read from "…27.152Z" came back as "…27.151Z". So the time is
+    /// rounded to its millisecond and given to the formatter half a millisecond later.
     public static func format(_ date: Date) -> String {
-        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: (milliseconds + 0.5) / 1000))
     }
 
     public static func parse(_ text: String) -> Date? {

@@ -202,30 +202,25 @@ public enum Lighthouse {
         if required {
             return decided(
                 .fail,
-                message: "evaluation failed because no SLO file is configured for project \(project) (looked for \(path)) and the project requires one",
+                message: "evaluation failed because no SLO file is configured for project \(project) (looked for \(path)) and the project requires one (requireSLO: true)",
                 timeStart: timeStart, timeEnd: timeEnd)
         }
         return decided(
             .pass,
-            message: "no evaluation performed by lighthouse because no SLO file configured for project \(project) (looked for \(path))",
+            message: "no evaluation performed by lighthouse because no SLO file configured for project \(project) (looked for \(path); requireSLO: true in the host config fails it instead)",
             timeStart: timeStart, timeEnd: timeEnd)
     }
 
-    /// No SLI provider: Keptn passes ("no evaluation performed by lighthouse because no
-    /// SLI-provider configured for project X"), even with an SLO file; with `required` it fails.
+    /// An SLO but no SLI provider: Keptn passes ("no evaluation performed by lighthouse because no
+    /// SLI-provider configured for project X"); Shipyard fails, errored (keptn#1212): objectives
+    /// nobody measures are not a pass.
     public static func noSLIProvider(
-        project: String, timeStart: Date?, timeEnd: Date?, sloFileContent: [UInt8] = [], required: Bool = false
+        project: String, path: String, objectives: Int, timeStart: Date?, timeEnd: Date?, sloFileContent: [UInt8] = []
     ) -> EvaluationOutcome {
-        if required {
-            return decided(
-                .fail,
-                message: "evaluation failed because no SLI-provider is configured for project \(project) to measure its SLO",
-                timeStart: timeStart, timeEnd: timeEnd, sloFileContent: sloFileContent)
-        }
-        return decided(
-            .pass,
-            message: "no evaluation performed by lighthouse because no SLI-provider configured for project \(project)",
-            timeStart: timeStart, timeEnd: timeEnd, sloFileContent: sloFileContent)
+        decided(
+            .fail,
+            message: "\(path) has \(objectives) objective(s) but project \(project) has no sliProvider in the config to measure them",
+            errored: true, timeStart: timeStart, timeEnd: timeEnd, sloFileContent: sloFileContent)
     }
 
     /// An SLO file that does not load: errored, fail, with the first error at FILE:LINE:COLUMN.
@@ -236,7 +231,7 @@ public enum Lighthouse {
         var message = "could not parse SLO file"
         if let first = errors.first {
             message += " " + first.formatted(file: path)
-            if errors.count > 1 { message += " (and \(errors.count - 1) more errors)" }
+            if errors.count > 1 { message += " (and \(errors.count - 1) more errors; shipyardctl lint \(path) lists them)" }
         } else {
             message += " \(path)"
         }

@@ -46,30 +46,8 @@ enum Evaluator {
                 timeEnd: plan.end == unset ? eventTime : plan.end, sloFileContent: plan.sloBytes)
             return decided
         }
-        guard let commit = execution.commit else {
-            return decide(.fail, "the sequence has no commit to read \(sloPath) from", errored: true)
-        }
-        let id = ObjectID(hex: commit)
-        switch read(mirror: mirror, commit: id, path: sloPath, what: "SLO file") {
-        case .failure(let failure):
-            return decide(.fail, failure.message, errored: true)
-        case .success(nil):
-            if project.requireSLO {
-                return decide(.fail, "no SLO file \(sloPath) at commit \(id.short), and project \(project.name) requires one (requireSLO: true)")
-            }
-            // Keptn passes an evaluation without an SLO; the message says so, and `sequence` shows it.
-            return decide(.pass, "no evaluation performed: no SLO file \(sloPath) at commit \(id.short) for project \(project.name) (set requireSLO: true to fail instead)")
-        case .success(let bytes?):
-            plan.sloBytes = bytes
-        }
-        let (slo, diagnostics) = SLOFile.load(plan.sloBytes)
-        if let error = diagnostics.first(where: { $0.severity == .error }) {
-            let more = diagnostics.filter { $0.severity == .error }.count - 1
-            return decide(.fail, "\(error.formatted(file: sloPath))\(more > 0 ? " (and \(more) more; shipyardctl lint \(sloPath) lists them)" : "")", errored: true)
-        }
-        guard let slo else { return decide(.fail, "\(sloPath) is not an SLO file", errored: true) }
-        plan.slo = slo
-
+        // The timeframe first, as Keptn's lighthouse: without one nothing is evaluated (errored,
+        // with empty times), SLO file or not.
         let previousTask = index > 0 ? execution.tasks[index - 1] : nil
         var fallback: (start: Date, end: Date)?
         if let started = previousTask?.startedAt ?? previousTask?.triggeredAt, let finished = previousTask?.finishedAt {
@@ -80,12 +58,37 @@ enum Evaluator {
             plan.start = window.start
             plan.end = window.end
         case .failure(let error):
-            return decide(.fail, error.message, errored: true)
+            plan.decided = Lighthouse.timeframeFailed(error)
+            return plan
         }
+        guard let commit = execution.commit else {
+            return decide(.fail, "the sequence has no commit to read \(sloPath) from", errored: true)
+        }
+        let id = ObjectID(hex: commit)
+        switch read(mirror: mirror, commit: id, path: sloPath, what: "SLO file") {
+        case .failure(let failure):
+            return decide(.fail, failure.message, errored: true)
+        case .success(nil):
+            // Keptn passes an evaluation without an SLO (in its words, with the path looked for);
+            // `sequence` and `status` show it. `requireSLO` fails it instead.
+            plan.decided = Lighthouse.noSLOFile(
+                project: project.name, path: "\(sloPath) at commit \(id.short)", timeStart: plan.start, timeEnd: plan.end, required: project.requireSLO)
+            return plan
+        case .success(let bytes?):
+            plan.sloBytes = bytes
+        }
+        let (slo, diagnostics) = SLOFile.load(plan.sloBytes)
+        guard let slo, !diagnostics.contains(where: { $0.severity == .error }) else {
+            plan.decided = Lighthouse.invalidSLO(path: sloPath, diagnostics: diagnostics, timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes)
+            return plan
+        }
+        plan.slo = slo
 
         guard let provider = project.sliProvider else {
-            // Keptn passes here too (keptn#1212): objectives nobody can measure are not a pass.
-            return decide(.fail, "\(sloPath) has \(slo.objectives.count) objective(s) but project \(project.name) has no sliProvider in the config to measure them", errored: true)
+            // Keptn passes here (keptn#1212): objectives nobody can measure are not a pass.
+            plan.decided = Lighthouse.noSLIProvider(
+                project: project.name, path: sloPath, objectives: slo.objectives.count, timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes)
+            return plan
         }
         let paths = project.effectiveSLIPaths.map { expand($0, project: project.name, stage: stage, service: service) }
         var files: [SLIFile] = []

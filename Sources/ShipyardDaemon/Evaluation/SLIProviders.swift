@@ -22,11 +22,17 @@ struct SLIRequest: Sendable, Encodable {
     var endDate: Date { Timestamps.parse(end) ?? Date(timeIntervalSince1970: 0) }
 }
 
-/// What a provider answered: the values, or why it could not give them (which fails the
-/// evaluation: unlike Keptn, a provider that fails never lets a release pass, keptn#6096).
+/// What a provider answered: the values, or why it could not give them.
 struct SLIAnswer: Sendable {
     var values: [SLIResult]
+    /// No usable answer (the program exited non-zero, was killed, timed out, printed no JSON; a
+    /// Prometheus that cannot be reached): Keptn's provider that ends `errored`, so the
+    /// evaluation is errored with the provider's own message, and nothing is scored.
     var failure: String?
+    /// The provider answered `"result": "fail"` (as prometheus-service does when queries fail):
+    /// its values are still scored, as Keptn does, and the evaluation fails with its message
+    /// (unlike Keptn, `evaluation.result` fails too, keptn#6096).
+    var reportedFail: String?
     var message: String?
 
     static func failed(_ message: String) -> SLIAnswer { SLIAnswer(values: [], failure: message) }
@@ -57,9 +63,26 @@ struct CommandSLIProvider: Sendable {
         let ended = process.run(cancel: cancel)
         defer { unlink(outputPath) }
         guard ended.status == .succeeded else {
-            return .failed("the SLI provider \(program) failed: \(ended.message.replacingOccurrences(of: "sli-provider ", with: "")) (its standard error is in \(logFile))")
+            // What went wrong, then the provider's own word on it: the message it printed, or
+            // else the last line of its standard error; the log once.
+            var how = ended.message.replacingOccurrences(of: "sli-provider ", with: "")
+            if let cut = how.range(of: "; its output is in ") { how = String(how[..<cut.lowerBound]) }
+            let said = Self.parse(outputPath: outputPath, program: program, logFile: logFile).message.flatMap { $0.isEmpty ? nil : $0 }
+                ?? Self.lastLine(of: logFile)
+            return .failed("the SLI provider \(program) \(how)\(said.map { ": \(Untrusted.printable($0, limit: 500))" } ?? "") (log: \(logFile))")
         }
         return Self.parse(outputPath: outputPath, program: program, logFile: logFile)
+    }
+
+    /// The last line a program wrote to a log file (its last 4 KiB), leaving out the daemon's own
+    /// notes ("[shipyardd …] …").
+    static func lastLine(of path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        return tail.split(separator: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("[shipyardd ") }.map(String.init)
     }
 
     static func parse(outputPath: String, program: String, logFile: String) -> SLIAnswer {
@@ -80,12 +103,12 @@ struct CommandSLIProvider: Sendable {
         guard value.object != nil else {
             return .failed("the SLI provider \(program) printed \(value.compactDescription.prefix(80)), not a JSON object with indicatorValues")
         }
-        if let result = value["result"]?.string, result == "fail" {
-            let message = value["message"]?.string ?? ""
-            return .failed("the SLI provider \(program) reported fail" + (message.isEmpty ? "" : ": \(message)"))
-        }
+        // `"result": "fail"`: the values that came with it are still scored (Keptn).
+        let reportedFail = value["result"]?.string == "fail"
+            ? (value["message"]?.string).flatMap { $0.isEmpty ? nil : $0 } ?? "the SLI provider \(program) reported fail" : nil
         guard let items = value["indicatorValues"]?.array else {
-            return .failed("the SLI provider \(program) printed no indicatorValues list")
+            if let reportedFail { return SLIAnswer(values: [], reportedFail: reportedFail, message: value["message"]?.string) }
+            return SLIAnswer(values: [], failure: "the SLI provider \(program) printed no indicatorValues list", message: value["message"]?.string)
         }
         var values: [SLIResult] = []
         for (index, item) in items.enumerated() {
@@ -109,7 +132,7 @@ struct CommandSLIProvider: Sendable {
             guard number.isFinite else { return .failed("the SLI provider \(program): the value of \(metric) is not a finite number") }
             values.append(SLIResult(metric: metric, value: number, success: success, message: item["message"]?.string))
         }
-        return SLIAnswer(values: values, failure: nil, message: value["message"]?.string)
+        return SLIAnswer(values: values, failure: nil, reportedFail: reportedFail, message: value["message"]?.string)
     }
 }
 
