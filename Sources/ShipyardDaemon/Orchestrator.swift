@@ -40,6 +40,10 @@ actor Orchestrator {
     private var reminded: [String: Date] = [:]
     /// The host's accounts, read each time a gate is counted (tests give their own).
     var accounts = AccountDirectory.host
+    /// The clock a decision is judged by (tests move it).
+    var clock: @Sendable () -> Date = { Date() }
+
+    func setClock(_ clock: @escaping @Sendable () -> Date) { self.clock = clock }
     /// When this run started: an expiry that fell due before it fell due while the daemon was down.
     private var startedAt = Date()
     /// False until the requests that waited in the socket while the daemon was down have been
@@ -898,7 +902,7 @@ actor Orchestrator {
             logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
             return (false, message, execution.context)
         }
-        let now = Date()
+        let now = clock()
         // A decision is judged by the clock when it is recorded, not when the expiry timer runs:
         // one that comes after expiresAt is late, and the expiry follows at once. (Requests that
         // waited in the socket while the daemon was down are answered before expiries that fell

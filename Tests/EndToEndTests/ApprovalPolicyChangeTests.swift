@@ -167,6 +167,8 @@ extension ApprovalPolicyTests {
     /// A5, first half: a vote is judged by the clock when it is recorded. The daemon is stopped
     /// (SIGSTOP) before the approval expires and a vote waits in its socket past expiresAt: when
     /// the daemon goes on, the vote is late whichever comes first, the vote or the expiry timer.
+    /// (Which comes first is the machine's choice; ApprovalDeadlineTests moves the clock instead,
+    /// so that the vote is always first.)
     @Test func aVoteAfterExpiresAtIsLateEvenBeforeTheTimerFires() async throws {
         let (users, world, context, id) = try await bobsGate(activated: true)
         let bob = users.others["bob"]!
