@@ -6,11 +6,27 @@ public enum Accounts {
     private static func buffer(_ size: Int) -> [CChar] { [CChar](repeating: 0, count: max(size, 16384)) }
 
     public static func name(uid: uid_t) -> String? {
+        if case .found(let name) = lookup(uid: uid) { return name }
+        return nil
+    }
+
+    /// A uid's account: its name, none (no such entry), or the lookup failed (an NSS source such
+    /// as sssd or LDAP did not answer), which must not be taken for "no such account".
+    public enum Lookup: Equatable, Sendable {
+        case found(String)
+        case none
+        case failed(String)
+    }
+
+    public static func lookup(uid: uid_t) -> Lookup {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var storage = buffer(sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))
-        guard getpwuid_r(uid, &entry, &storage, storage.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
-        return String(cString: name)
+        let rc = getpwuid_r(uid, &entry, &storage, storage.count, &result)
+        if rc == 0, result != nil, let name = entry.pw_name { return .found(String(cString: name)) }
+        // getpwuid_r returns 0 with no result, or ENOENT/ESRCH/EBADF/EPERM, when there is no entry.
+        if rc == 0 || [ENOENT, ESRCH, EBADF, EPERM].contains(rc) { return .none }
+        return .failed(String(cString: strerror(rc)))
     }
 
     /// The uid and primary group of a user of this host.

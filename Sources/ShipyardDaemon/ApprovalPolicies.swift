@@ -52,14 +52,20 @@ extension ApprovalVote {
     var person: Person { Person(name: by, uid: uid) }
 }
 
-/// The host's accounts as they are now: a uid's current name (nil once the account is gone) and
-/// a name's groups. The daemon reads the host's databases each time a gate is counted, so a
-/// `gpasswd -d` or `usermod -l` counts from the next count on, with no reload.
+/// The host's accounts as they are now: a uid's current name and a name's groups. The daemon
+/// reads the host's databases each time a gate is counted, so a `gpasswd -d` or `usermod -l`
+/// counts from the next count on, with no reload.
 struct AccountDirectory: Sendable {
-    var name: @Sendable (UInt32) -> String?
+    var lookup: @Sendable (UInt32) -> Accounts.Lookup
     var groups: @Sendable (String) -> Set<String>
 
-    static let host = AccountDirectory(name: { Accounts.name(uid: $0) }, groups: { Daemon.groupNames(user: $0) })
+    static let host = AccountDirectory(lookup: { Accounts.lookup(uid: $0) }, groups: { Daemon.groupNames(user: $0) })
+
+    /// The name a uid has now, or the name recorded when the lookup cannot say.
+    func currentName(_ uid: UInt32?, recorded: String) -> String {
+        guard let uid, case .found(let name) = lookup(uid) else { return recorded }
+        return name
+    }
 }
 
 /// The rules of an approval policy, apart from the record and the clock: who may decide, who
@@ -122,21 +128,34 @@ enum ApprovalRules {
         return Tally(counted: counted, setAside: setAside, required: gate.policy.required)
     }
 
+    /// A vote counts only under the name it was given with: the uid must still be that account.
+    /// When the uid has another name now, the vote does not count: a renamed account may approve
+    /// again (once, as one account), and a uid handed to a new account after `userdel` never
+    /// inherits a departed person's approval.
     private static func whyNotCounted(_ vote: ApprovalVote, gate: Gate, accounts: AccountDirectory, counted: [ApprovalVote]) -> String? {
-        var name = vote.by
         if let uid = vote.uid {
-            guard let now = accounts.name(uid) else { return "the account (uid \(uid)) no longer exists" }
-            name = now
+            switch accounts.lookup(uid) {
+            case .found(let name) where name == vote.by:
+                break
+            case .found(let name):
+                return "uid \(uid) is \(name) now, not \(vote.by): an approval counts only under the name it was given with (a renamed account approves again)"
+            case .none where vote.by == "uid \(uid)":
+                break  // a caller the host has no name for, recorded by number
+            case .none:
+                return "no account has uid \(uid) (\(vote.by)) now"
+            case .failed(let why):
+                return "cannot look up uid \(uid) (\(vote.by)) now: \(why)"
+            }
         }
-        let who = name == vote.by ? name : "\(vote.by) (now \(name))"
+        let name = vote.by
         if let approvers = gate.approvers, !approvers.admits(user: name, groups: accounts.groups(name)) {
-            return "\(who) is not an approver of \(gate.policy.scope) now (approvers are \(approvers.description))"
+            return "\(name) is not an approver of \(gate.policy.scope) now (approvers are \(approvers.description))"
         }
         if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy, origin.isSame(as: vote.person) {
-            return "\(who) triggered the delivery\(origin.name == vote.by ? "" : " (as \(origin.name))") and allowSelfApproval is false for \(gate.policy.scope)"
+            return "\(name) triggered the delivery\(origin.name == name ? "" : " (as \(origin.name))") and allowSelfApproval is false for \(gate.policy.scope)"
         }
-        if let earlier = counted.first(where: { $0.person.isSame(as: vote.person) }) {
-            return "\(who) already approved\(earlier.by == vote.by ? "" : " as \(earlier.by)"); a person counts once"
+        if counted.contains(where: { $0.person.isSame(as: vote.person) }) {
+            return "\(name) already approved; a person counts once"
         }
         return nil
     }
@@ -157,8 +176,8 @@ enum ApprovalRules {
         if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy, origin.isSame(as: vote.person) {
             return .refused("\(user) cannot approve their own delivery (\(origin.name) triggered it; allowSelfApproval is false for \(gate.policy.scope)); another approver must\(before.counted.isEmpty ? "" : " (\(so))")")
         }
-        if let earlier = before.counted.first(where: { $0.person.isSame(as: vote.person) }) {
-            return .refused("already approved by you\(earlier.by == user ? "" : " as \(earlier.by)") (\(so)); it counts once, another approver must")
+        if before.counted.contains(where: { $0.person.isSame(as: vote.person) }) {
+            return .refused("already approved by you (\(so)); it counts once, another approver must")
         }
         let after = tally(votes + [vote], gate: gate, accounts: accounts)
         if let mine = after.setAside.last, mine.vote == vote { return .refused(mine.reason) }
@@ -172,10 +191,12 @@ enum ApprovalRules {
 
     /// Who may still approve: the gate's approvers, less those whose approval counts and, unless
     /// allowed, the person who started the delivery.
-    static func stillMay(_ gate: Gate, tally: Tally) -> String {
+    static func stillMay(_ gate: Gate, tally: Tally, accounts: AccountDirectory) -> String {
         guard let approvers = gate.approvers else { return "anyone who may send requests" }
         var excluded = Set(tally.counted.map(\.by))
-        if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy { excluded.insert(origin.name) }
+        if !gate.policy.allowSelfApproval, let origin = gate.triggeredBy {
+            excluded.insert(accounts.currentName(origin.uid, recorded: origin.name))
+        }
         let users = approvers.users.filter { !excluded.contains($0) }
         var parts: [String] = []
         if !users.isEmpty { parts.append("users " + users.joined(separator: ", ")) }

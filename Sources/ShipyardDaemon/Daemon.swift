@@ -120,6 +120,7 @@ public actor Daemon {
         await publishStatus()
         installSignals([(SIGHUP, "reload")])
         startFrontend()
+        await orchestrator.serving()
         ready = true
         metrics.up.set(to: 1)
         logger.info("ready")
@@ -242,7 +243,25 @@ public actor Daemon {
 
     /// SIGHUP: re-reads the config file; a bad one is refused and the running config stays.
     /// Every project is polled at once either way.
+    /// A reload under way, and whether another SIGHUP came meanwhile: reloads take turns, so that
+    /// an older file's settings never land after a newer one's.
+    private var reloading = false
+    private var reloadAgain = false
+
     public func reload() async {
+        if reloading {
+            reloadAgain = true
+            return
+        }
+        reloading = true
+        defer { reloading = false }
+        repeat {
+            reloadAgain = false
+            await reloadOnce()
+        } while reloadAgain
+    }
+
+    private func reloadOnce() async {
         systemd.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)")
         defer { Task { await self.reloaded() } }
         var outcome = (ok: true, message: "config reloaded")

@@ -44,13 +44,13 @@ actor Orchestrator {
     var clock: @Sendable () -> Date = { Date() }
 
     func setClock(_ clock: @escaping @Sendable () -> Date) { self.clock = clock }
-    /// When this run started: an expiry that fell due before it fell due while the daemon was down.
-    private var startedAt = Date()
+    func setAccounts(_ accounts: AccountDirectory) { self.accounts = accounts }
+    /// Since when requests are taken (the local API serves): an expiry that fell due before
+    /// then fell due while nobody could decide.
+    private var servingSince: Date?
     /// False until the requests that waited in the socket while the daemon was down have been
     /// answered: expiries that fell due meanwhile are judged after them, not before.
     private var downtimeJudged = false
-    /// Why gates are being counted again outside a vote: a reload, a start, a timer.
-    private var recountCause = "start"
 
     private let metrics: DaemonMetrics?
     private let feed: ChangeFeed?
@@ -86,8 +86,7 @@ actor Orchestrator {
             writeApproval(triggeredID: id)
             scheduleDeadlines(of: id)
         }
-        recountCause = "reload"
-        await approvalDeadlines()
+        await approvalDeadlines(cause: "reload")
     }
 
     /// Wakes the daemon when an approval's expiry or next reminder is due (`approvalDeadlines`
@@ -111,8 +110,14 @@ actor Orchestrator {
     /// When a pending approval expires under the policy in force.
     private func deadline(of execution: SequenceExecution, task index: Int) -> Date? {
         configuration.approvalPolicy(project: execution.project, stage: execution.stage)?.expireAfter.map {
-            (execution.tasks[index].triggeredAt ?? startedAt).addingTimeInterval($0.seconds)
+            (execution.tasks[index].triggeredAt ?? Date()).addingTimeInterval($0.seconds)
         }
+    }
+
+    /// Whether an expiry fell due while nobody could decide (the daemon down, or starting): it
+    /// waits until the requests that queued meanwhile are answered.
+    private func dueWhileDown(_ deadline: Date) -> Bool {
+        !downtimeJudged && deadline < (servingSince ?? .distantFuture)
     }
 
     private var pendingApprovalIDs: [String] {
@@ -186,7 +191,6 @@ actor Orchestrator {
             if let dropped = report.dropped { logger.warning("journal import: \(dropped)") }
         }
         store = try SQLiteStore(writingAt: state.storeFile)
-        startedAt = Date()
         let (fresh, events) = try engineFromRecord()
         engine = fresh
         for event in events {
@@ -212,7 +216,7 @@ actor Orchestrator {
         reconcileApprovals()
         worktrees.removeAbandonedExports()
         await perform(engine.resume(shipyards: await shipyards(), now: Date(), ids: &ids))
-        await approvalDeadlines()
+        await approvalDeadlines(cause: "start")
         retentionTask = Task { [weak self] in
             while !Task.isCancelled {
                 await self?.retain()
@@ -838,7 +842,7 @@ actor Orchestrator {
             request.required = gate.policy.required
             request.approvedBy = tally.counted.map(\.by)
             request.notCounted = tally.setAside.isEmpty ? nil : tally.notCounted
-            request.mayApprove = ApprovalRules.stillMay(gate, tally: tally)
+            request.mayApprove = ApprovalRules.stillMay(gate, tally: tally, accounts: accounts)
             request.expiresAt = deadline(of: execution, task: index).map(Timestamps.format)
         }
         do {
@@ -908,7 +912,7 @@ actor Orchestrator {
         // waited in the socket while the daemon was down are answered before expiries that fell
         // due meanwhile are judged: those are in time.)
         if let index = engine.task(triggeredID: id)?.1, let deadline = deadline(of: execution, task: index), now >= deadline,
-            downtimeJudged || deadline >= startedAt
+            !dueWhileDown(deadline)
         {
             schedule(now)
             let message = "approval \(id) expired at \(Timestamps.format(deadline)) (expireAfter for \(policy?.scope ?? "this gate")); it is being declined and the decision was not recorded"
@@ -918,6 +922,12 @@ actor Orchestrator {
         let vote = ApprovalVote(by: user, uid: decision.uid, at: Timestamps.format(now), reason: reason, via: decision.via)
         guard decision.approve, let gate = gate(of: execution) else {
             return await settle(id, execution, approved: decision.approve, votes: [vote], by: user, via: decision.via)
+        }
+        // Earlier approvals may be enough already (one set aside counts again once its person is
+        // an approver again): the gate opens by that count, whoever asked.
+        let before = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
+        if before.isMet, let last = before.counted.last {
+            return await settle(id, execution, approved: true, votes: before.counted, by: last.by, via: last.via, notCounted: before.setAside, recount: "recount")
         }
         switch ApprovalRules.approve(vote, votes: votes[id] ?? [], gate: gate, accounts: accounts) {
         case .refused(let message):
@@ -930,7 +940,7 @@ actor Orchestrator {
             guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
             writeApproval(triggeredID: id)
             let aside = tally.setAside.isEmpty ? "" : "; not counted: " + tally.notCounted.joined(separator: "; ")
-            return (true, "approved by \(user): \(tally.summary); waiting for \(tally.required - tally.counted.count) more from \(ApprovalRules.stillMay(gate, tally: tally))\(aside)", execution.context)
+            return (true, "approved by \(user): \(tally.summary); waiting for \(tally.required - tally.counted.count) more from \(ApprovalRules.stillMay(gate, tally: tally, accounts: accounts))\(aside)", execution.context)
         }
     }
 
@@ -967,7 +977,8 @@ actor Orchestrator {
         let now = Date()
         let decision = approved ? "approved" : "declined"
         let people = decided.map(\.by).joined(separator: ", ")
-        let occasion = ["reload": "the config's reload", "start": "the daemon's start"][recount ?? ""] ?? "a later count (the approvers' groups changed)"
+        let occasion = ["reload": "the config's reload", "start": "the daemon's start"][recount ?? ""]
+            ?? "a later count (the approvals counted again under the policy and the accounts as they are now)"
         let reason = recount.map { _ in "opened at \(occasion): the policy in force for \(execution.stage) needs \(decided.count == 1 ? "this approval" : "these \(decided.count) approvals")" }
             ?? decided.last?.reason ?? ""
         var data: JSONValue = .object([
@@ -1007,19 +1018,19 @@ actor Orchestrator {
 
     /// Expiry and reminders of pending approvals, when due (also at start: a daemon that was down
     /// when one was due does it now, once); then sleeps until the next one is.
-    func approvalDeadlines(now: Date = Date()) async {
+    /// `cause` names what counts the gates again: a reload, the start, or a timer ("recount").
+    func approvalDeadlines(now: Date = Date(), cause: String = "recount") async {
         guard !stopping, failed == nil else { return }
-        let cause = recountCause
-        recountCause = "recount"
         for id in pendingApprovalIDs {
-            guard let (execution, index) = engine.task(triggeredID: id) else { continue }
+            // A gate whose closing decision is being recorded is that decision's.
+            guard !settling.contains(id), let (execution, index) = engine.task(triggeredID: id) else { continue }
             let waitingSince = execution.tasks[index].triggeredAt ?? now
             guard let gate = gate(of: execution) else { continue }
             let policy = gate.policy
             // A policy loosened by a reload (or changed while the daemon was down) may already be
             // met: by the approvals that count under it, counted as a vote is.
             let tally = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
-            if tally.isMet, let last = tally.counted.last, !settling.contains(id) {
+            if tally.isMet, let last = tally.counted.last {
                 logger.notice("approval \(id) opened by the \(cause): \(tally.summary)", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
                 _ = await settle(id, execution, approved: true, votes: tally.counted, by: last.by, via: last.via, notCounted: tally.setAside, recount: cause)
                 continue
@@ -1028,7 +1039,7 @@ actor Orchestrator {
                 let deadline = waitingSince.addingTimeInterval(expiry.seconds)
                 // One that fell due while the daemon was down waits for the requests that waited
                 // in the socket meanwhile (`downtimeAnswered`).
-                if now >= deadline, !downtimeJudged, deadline < startedAt { continue }
+                if now >= deadline, dueWhileDown(deadline) { continue }
                 if now >= deadline {
                     let vote = ApprovalVote(by: "shipyardd", at: Timestamps.format(now), reason: "expired: nobody decided within \(GoDuration.format(expiry)) (expireAfter for \(policy.scope))", via: "daemon")
                     logger.notice("approval \(id) expired", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
@@ -1063,6 +1074,10 @@ actor Orchestrator {
 
     /// The requests that waited in the socket while the daemon was down have been answered:
     /// expiries that fell due meanwhile are judged now.
+    func serving() {
+        if servingSince == nil { servingSince = Date() }
+    }
+
     func downtimeAnswered() async {
         guard !downtimeJudged else { return }
         downtimeJudged = true

@@ -70,7 +70,8 @@ import Testing
 
     /// No git config steers the daemon: not the user's ~/.gitconfig or XDG config (here one that
     /// redirects the upstream to another repository with url.insteadOf), nor a folder someone
-    /// made in the shared /tmp under the name earlier releases used.
+    /// made under the name earlier releases used in its temporary folder (a TMPDIR of the test's
+    /// own here; UnprivilegedTests has another user make it).
     @Test func noGitConfigSteersTheDaemon() async throws {
         let dir = try TemporaryDirectory()
         let upstream = try UpstreamRepository(in: dir.path)
@@ -80,17 +81,10 @@ import Testing
         let redirect = "[url \"\(other.fileURL)\"]\n\tinsteadOf = \(upstream.fileURL)\n"
         _ = try dir.write("home/.gitconfig", redirect)
         _ = try dir.write("xdg/git/config", redirect)
-        let shared = FileManager.default.temporaryDirectory.appendingPathComponent("shipyard-empty-gitconfig").path
-        var info = stat()
-        let made = lstat(shared, &info) != 0
-        if made {
-            try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
-            try writeFile(shared + "/.gitconfig", Data(redirect.utf8))
-        }
-        defer { if made { try? FileManager.default.removeItem(atPath: shared) } }
+        _ = try dir.write("tmp/shipyard-empty-gitconfig/.gitconfig", redirect)
         let daemon = try RunningDaemon(
             directory: dir.path, config: "projects:\n  - name: real\n    upstream: \(upstream.fileURL)\n    pollInterval: 1h\n",
-            environment: ["HOME": dir.path + "/home", "XDG_CONFIG_HOME": dir.path + "/xdg", "TMPDIR": FileManager.default.temporaryDirectory.path])
+            environment: ["HOME": dir.path + "/home", "XDG_CONFIG_HOME": dir.path + "/xdg", "TMPDIR": dir.path + "/tmp"])
         #expect(await daemon.waitFor("real") { $0.shipyardCommit == real } != nil, "\(daemon.log)")
     }
 

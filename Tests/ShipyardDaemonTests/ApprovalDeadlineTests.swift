@@ -31,7 +31,11 @@ import Testing
         config.approvalPolicies = [policy]
         let pinned = PinnedShipyard(shipyard: try #require(ShipyardLoader.load(Self.shipyard).shipyard), commit: String(repeating: "a", count: 40))
         let orchestrator = Orchestrator(state: StateDirectory(dir.path), config: config, logger: Logger(label: "test")) { ["shop": pinned] }
+        // bob is an account of this test's, whatever the host has.
+        await orchestrator.setAccounts(AccountDirectory(lookup: { $0 == 1002 ? .found("bob") : .none }, groups: { _ in [] }))
         try await orchestrator.start()
+        // As the daemon does once its local API serves: deadlines from now on are judged live.
+        await orchestrator.serving()
         _ = try await orchestrator.submit(.trigger(TriggerRequest(project: "shop", service: "cart", sequence: "delivery", source: "shipyardctl/alice", uid: 1001)))
         await orchestrator.settled()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/approvals")

@@ -36,8 +36,11 @@ import Testing
     final class Accounts: @unchecked Sendable {
         var names: [UInt32: String] = [1001: "alice", 1002: "bob", 1003: "carol", 1004: "dave"]
         var groups: [String: Set<String>] = ["alice": ["release"], "bob": ["release"], "carol": ["release"], "dave": ["ops"]]
+        var failing: Set<UInt32> = []
         var directory: AccountDirectory {
-            AccountDirectory(name: { [self] in names[$0] }, groups: { [self] in groups[$0] ?? [] })
+            AccountDirectory(
+                lookup: { [self] uid in failing.contains(uid) ? .failed("Connection refused") : names[uid].map { .found($0) } ?? .none },
+                groups: { [self] in groups[$0] ?? [] })
         }
         func uid(_ name: String) -> UInt32? { names.first { $0.value == name }?.key }
     }
@@ -101,19 +104,29 @@ import Testing
         }
         #expect(left.summary == "1 of 2 approvals: carol")
         #expect(left.notCounted.first?.hasPrefix("bob: bob is not an approver of every gate now") == true)
-        // A user removed from the host: the vote names an account that no longer exists.
+        // A user removed from the host: the vote names an account that no longer exists; a lookup
+        // that fails (sssd down) is not taken for either.
         accounts.groups["bob"] = ["release"]
         accounts.names[1002] = nil
-        #expect(ApprovalRules.tally([bob], gate: gate(policy), accounts: accounts.directory).notCounted == ["bob: the account (uid 1002) no longer exists"])
-        // usermod -l bobby bob: the same uid counts once, under either name.
+        #expect(ApprovalRules.tally([bob], gate: gate(policy), accounts: accounts.directory).notCounted == ["bob: no account has uid 1002 (bob) now"])
+        accounts.failing = [1002]
+        #expect(ApprovalRules.tally([bob], gate: gate(policy), accounts: accounts.directory).notCounted == ["bob: cannot look up uid 1002 (bob) now: Connection refused"])
+        accounts.failing = []
+        // usermod -l bobby bob, or userdel bob and a new account given his uid: bob's approval no
+        // longer counts (a uid never hands a departed person's approval to someone else); the
+        // account approves again under its new name, once.
         accounts.names[1002] = "bobby"
         accounts.groups["bobby"] = ["release"]
         let bobby = vote("bobby", uid: 1002)
-        guard case .refused(let again) = ApprovalRules.approve(bobby, votes: [bob], gate: gate(policy), accounts: accounts.directory) else {
-            Issue.record("one account approved twice under two names"); return
+        guard case .counted(let again) = ApprovalRules.approve(bobby, votes: [bob], gate: gate(policy), accounts: accounts.directory) else {
+            Issue.record("the renamed account could not approve again"); return
         }
-        #expect(again == "already approved by you as bob (1 of 2 approvals: bob); it counts once, another approver must")
-        #expect(ApprovalRules.tally([bob, bobby], gate: gate(policy), accounts: accounts.directory).counted.map(\.by) == ["bob"])
+        #expect(again.summary == "1 of 2 approvals: bobby")
+        #expect(again.notCounted == ["bob: uid 1002 is bobby now, not bob: an approval counts only under the name it was given with (a renamed account approves again)"])
+        guard case .refused(let twice) = ApprovalRules.approve(bobby, votes: [bob, bobby], gate: gate(policy), accounts: accounts.directory) else {
+            Issue.record("one account approved twice"); return
+        }
+        #expect(twice == "already approved by you (1 of 2 approvals: bobby); it counts once, another approver must")
         // The triggerer renamed (alice → alicia) still cannot approve her own delivery.
         accounts.names[1001] = "alicia"
         accounts.groups["alicia"] = ["release"]
@@ -132,8 +145,12 @@ import Testing
         let approvers = DaemonConfig.Approvers(users: ["alice", "bob", "carol"], groups: ["release"])
         let policy = Policy(required: 2)
         let tally = ApprovalRules.tally([vote("bob", uid: 1002)], gate: gate(policy, approvers: approvers), accounts: accounts.directory)
-        #expect(ApprovalRules.stillMay(gate(policy, approvers: approvers), tally: tally) == "users carol; groups release (not alice, bob)")
-        #expect(ApprovalRules.stillMay(gate(policy, approvers: nil), tally: tally) == "anyone who may send requests")
+        #expect(ApprovalRules.stillMay(gate(policy, approvers: approvers), tally: tally, accounts: accounts.directory) == "users carol; groups release (not alice, bob)")
+        #expect(ApprovalRules.stillMay(gate(policy, approvers: nil), tally: tally, accounts: accounts.directory) == "anyone who may send requests")
+        // The triggerer renamed: left out under the name she has now.
+        accounts.names[1001] = "alicia"
+        let renamed = DaemonConfig.Approvers(users: ["alicia", "bob", "carol"], groups: [])
+        #expect(ApprovalRules.stillMay(gate(policy, approvers: renamed), tally: tally, accounts: accounts.directory) == "users carol (not alicia, bob)")
         #expect(ApprovalRules.summary([], required: 2) == "0 of 2 approvals")
     }
 

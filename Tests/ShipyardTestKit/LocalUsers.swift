@@ -94,9 +94,10 @@ public final class LocalUsers: Sendable {
 
     /// useradd and userdel lock /etc/passwd: tests running at once take turns.
     private static func serialized(_ body: () throws -> Void) throws {
-        // /etc/passwd itself (useradd locks other files, with fcntl): a name of our own in the
-        // shared /tmp could be made first by another user, and then root cannot open it.
-        let fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC)
+        // In /run, where only root makes files (a name in the shared /tmp could be made first by
+        // another user); not /etc/passwd itself, which useradd replaces by renaming a new file
+        // over it, so a lock taken on it after the rename would not exclude one taken before.
+        let fd = open("/run/shipyard-test-users.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ProcessFailure(description: "cannot open the users lock") }
         defer { close(fd) }
         flock(fd, LOCK_EX)
