@@ -58,16 +58,27 @@ let package = Package(
         // The one libc call Swift cannot see (posix_spawn_file_actions_addchdir_np).
         .target(name: "CSupport"),
 
-        // The imperative shell: config, state directory, poller, request spool, logging.
+        // The record: the `Store` protocol, its queries, the SQLite implementation with its
+        // migrations, and the import of an earlier release's journal. Knows events, not the daemon.
+        .target(
+            name: "ShipyardStore",
+            dependencies: [
+                "ShipyardCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The imperative shell: config, state directory, poller, the orchestrator, logging.
         .target(
             name: "ShipyardDaemon",
             dependencies: [
                 "ShipyardCore",
                 "ShipyardGit",
+                "ShipyardStore",
                 "CSupport",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
@@ -81,6 +92,7 @@ let package = Package(
                 "ShipyardCore",
                 "ShipyardDaemon",
                 "ShipyardGit",
+                "ShipyardStore",
                 "CSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -109,6 +121,7 @@ let package = Package(
             dependencies: [
                 "ShipyardCore",
                 "ShipyardDaemon",
+                "ShipyardStore",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -118,7 +131,7 @@ let package = Package(
         // `make bench`: Git polling measured beside git ls-remote and git fetch.
         .executableTarget(
             name: "shipyard-bench",
-            dependencies: ["ShipyardCore", "ShipyardGit", "ShipyardDaemon", "ShipyardTestKit"],
+            dependencies: ["ShipyardCore", "ShipyardGit", "ShipyardStore", "ShipyardDaemon", "ShipyardTestKit"],
             swiftSettings: strict
         ),
 
@@ -140,8 +153,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ShipyardStoreTests",
+            dependencies: ["ShipyardStore", "ShipyardTestKit", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "ShipyardDaemonTests",
-            dependencies: ["ShipyardDaemon", "ShipyardWeb", "ShipyardTestKit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ShipyardDaemon", "ShipyardStore", "ShipyardWeb", "ShipyardTestKit"],
             swiftSettings: strict
         ),
         .testTarget(

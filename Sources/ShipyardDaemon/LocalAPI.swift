@@ -1,4 +1,5 @@
 public import Foundation
+import ShipyardCore
 
 /// Where the daemon's local API listens, and how the CLI finds it.
 ///

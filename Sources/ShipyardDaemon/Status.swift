@@ -122,18 +122,6 @@ public struct StatusError: Codable, Sendable, Equatable {
     }
 }
 
-public enum JSON {
-    public static func encode(_ value: some Encodable, pretty: Bool = false) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
-    }
-
-    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try JSONDecoder().decode(type, from: data)
-    }
-}
-
 /// Every project's latest status, posted by the watchers as they poll (a lock, no actor hop:
 /// a quiet poll costs O(1) here) and read by the daemon when it writes `status.json`.
 final class StatusBoard: Sendable {

@@ -1,5 +1,6 @@
 public import Foundation
 public import ShipyardCore
+public import ShipyardStore
 
 /// `shipyardctl sequence CONTEXT --output json` and `/api/v1/sequences/{context}`: one delivery,
 /// every stage with its tasks, in the order they were triggered.
@@ -84,5 +85,71 @@ public struct EvaluationRow: Codable, Sendable, Equatable {
         message = e.data["message"]?.string
         labels = e.data["labels"]
         evaluation = e.data["evaluation"]
+    }
+}
+
+/// `approvals/<id>.json`: what a person needs to decide.
+public struct ApprovalRequest: Codable, Sendable, Equatable {
+    public var id: String
+    public var project: String
+    public var stage: String
+    public var service: String
+    public var sequence: String
+    public var context: String
+    public var previousResult: String?
+    public var image: String?
+    /// Who started the delivery (the trigger event's source, e.g. `shipyardctl/alice`).
+    public var triggeredBy: String?
+    public var requestedAt: String
+    /// With an approval policy: distinct approvals needed, who approved so far, who may still,
+    /// and when the approval expires.
+    public var required: Int?
+    public var approvedBy: [String]?
+    /// Approvals recorded that do not count under the policy in force, each with why
+    /// ("bob: bob is not an approver of production now (…)").
+    public var notCounted: [String]?
+    public var mayApprove: String?
+    public var expiresAt: String?
+
+    /// "1 of 2 approvals: alice", when a policy asks for approvals.
+    public var progress: String? {
+        required.map { ApprovalRules.summary(approvedBy ?? [], required: $0) }
+    }
+
+    public init(
+        id: String, project: String, stage: String, service: String, sequence: String, context: String,
+        previousResult: String?, image: String?, triggeredBy: String?, requestedAt: String
+    ) {
+        self.id = id
+        self.project = project
+        self.stage = stage
+        self.service = service
+        self.sequence = sequence
+        self.context = context
+        self.previousResult = previousResult
+        self.image = image
+        self.triggeredBy = triggeredBy
+        self.requestedAt = requestedAt
+    }
+}
+
+/// One line of `shipyardctl sequences`.
+public struct SequenceSummary: Codable, Sendable, Equatable {
+    public var context: String
+    public var project: String
+    public var service: String
+    public var sequence: String
+    public var stage: String
+    public var state: String
+    public var result: String?
+
+    public init(_ sequence: StoredSequence) {
+        context = sequence.context
+        project = sequence.project
+        service = sequence.service
+        self.sequence = sequence.sequence
+        stage = sequence.stage
+        state = sequence.state.rawValue
+        result = sequence.result?.rawValue
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ShipyardCore
+import ShipyardStore
 import ShipyardDaemon
 
 /// HTML, escaped. Every value from the record, a repository or a request goes through `escape`.

@@ -3,6 +3,7 @@ import Hummingbird
 import HTTPTypes
 import NIOCore
 import ShipyardCore
+import ShipyardStore
 import ShipyardDaemon
 import Synchronization
 

@@ -4,6 +4,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import ShipyardCore
+import ShipyardStore
 public import ShipyardDaemon
 import Synchronization
 

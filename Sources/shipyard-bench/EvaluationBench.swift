@@ -1,5 +1,6 @@
 import Foundation
 import ShipyardCore
+import ShipyardStore
 import ShipyardDaemon
 
 /// Quality gates: what one evaluation costs shipyardd besides its SLI provider's own time, the

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import ShipyardCore
+import ShipyardStore
 import ShipyardDaemon
 import ShipyardTestKit
 

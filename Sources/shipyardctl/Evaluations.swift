@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShipyardCore
+import ShipyardStore
 import ShipyardDaemon
 
 /// `shipyardctl evaluations`: the quality-gate history of one service in one stage (Bridge's

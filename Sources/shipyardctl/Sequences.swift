@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShipyardCore
+import ShipyardStore
 import ShipyardDaemon
 
 /// What the CLI reads comes from shipyardd over its socket. When shipyardd is not running, root

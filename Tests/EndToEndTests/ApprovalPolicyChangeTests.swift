@@ -140,7 +140,6 @@ extension ApprovalPolicyTests {
     @Test func aRenamedAccountIsStillTheSamePerson() async throws {
         let (users, world, context, id) = try await operatorsGate()
         let (bob, carol) = (users.others["bob"]!, users.others["carol"]!)
-        let approvers = "{groups: [\(users.group)]}"
         #expect(try ctl(world, bob, ["approve", id]).status == 0)
 
         let bobby = try users.rename(bob, to: "bobby")

@@ -1,4 +1,5 @@
 import Foundation
+import ShipyardCore
 import ShipyardDaemon
 import ShipyardTestKit
 

@@ -137,7 +137,8 @@ public enum Untrusted {
 }
 
 extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
+    /// Zeros in front, up to `width` characters ("U+" + "200B").
+    public func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

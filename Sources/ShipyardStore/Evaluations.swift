@@ -3,11 +3,11 @@ import ShipyardCore
 
 /// The index of lighthouse evaluations kept beside the events: a finished evaluation adds a row,
 /// an `evaluation.invalidated` marks the evaluation it names so it is never compared with again.
-enum Evaluations {
-    static let finishedType = "\(KeptnEvent.prefix)evaluation.finished"
-    static let invalidatedType = "\(KeptnEvent.prefix)evaluation.invalidated"
+public enum Evaluations {
+    public static let finishedType = "\(KeptnEvent.prefix)evaluation.finished"
+    public static let invalidatedType = "\(KeptnEvent.prefix)evaluation.invalidated"
     /// The source of the evaluations shipyardd scores (Keptn: `lighthouse-service`).
-    static let source = "shipyardd/lighthouse"
+    public static let source = "shipyardd/lighthouse"
 
     static func index(_ event: KeptnEvent, _ db: Database) throws {
         switch event.type {

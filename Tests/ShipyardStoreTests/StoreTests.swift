@@ -4,7 +4,7 @@ import ShipyardCore
 import ShipyardTestKit
 import Testing
 
-@testable import ShipyardDaemon
+@testable import ShipyardStore
 
 /// The store on a real SQLite file in a temporary directory.
 struct StoreTests {

@@ -1,0 +1,369 @@
+import Foundation
+import Logging
+import ShipyardCore
+import ShipyardGit
+
+/// The approval desk: request files, votes counted under the policy in force, decisions,
+/// expiry and reminder timers.
+extension Orchestrator {
+    func setClock(_ clock: @escaping @Sendable () -> Date) { self.clock = clock }
+    func setAccounts(_ accounts: AccountDirectory) { self.accounts = accounts }
+
+    /// Wakes the daemon when an approval's expiry or next reminder is due (`approvalDeadlines`
+    /// acts then).
+    func scheduleDeadlines(of id: String) {
+        guard let (execution, index) = engine.task(triggeredID: id),
+            let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
+        else { return }
+        let since = execution.tasks[index].triggeredAt ?? Date()
+        if let expiry = policy.expireAfter { schedule(since.addingTimeInterval(expiry.seconds)) }
+        if let interval = policy.remindAfter { schedule((reminded[id] ?? since).addingTimeInterval(interval.seconds)) }
+    }
+
+    /// A pending gate as its policy in force sees it (nil: no policy, one decision closes it).
+    func gate(of execution: SequenceExecution) -> ApprovalRules.Gate? {
+        configuration.approvalPolicy(project: execution.project, stage: execution.stage).map {
+            ApprovalRules.Gate(policy: $0, fallback: configuration.approvers, triggeredBy: execution.triggeredBy, uid: execution.triggeredByUID)
+        }
+    }
+
+    /// When a pending approval expires under the policy in force.
+    func deadline(of execution: SequenceExecution, task index: Int) -> Date? {
+        configuration.approvalPolicy(project: execution.project, stage: execution.stage)?.expireAfter.map {
+            (execution.tasks[index].triggeredAt ?? Date()).addingTimeInterval($0.seconds)
+        }
+    }
+
+    /// Whether an expiry fell due while nobody could decide (the daemon down, or starting): it
+    /// waits until the requests that queued meanwhile are answered.
+    func dueWhileDown(_ deadline: Date) -> Bool {
+        !downtimeJudged && deadline < (servingSince ?? .distantFuture)
+    }
+
+    var pendingApprovalIDs: [String] {
+        engine.active.flatMap { execution in
+            execution.tasks.filter { $0.name == "approval" && $0.phase == .started }.compactMap(\.triggeredID)
+        }
+    }
+
+    /// `approvals/` holds exactly the pending approvals: a file left by a crash between the record
+    /// of a decision and the file's removal goes, a missing one is written again.
+    func reconcileApprovals() {
+        let pending = Set(engine.active.flatMap { execution in
+            execution.tasks.filter { $0.name == "approval" && $0.phase == .started }.compactMap(\.triggeredID)
+        })
+        let directory = state.root + "/approvals"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") {
+            let id = String(name.dropLast(".json".count))
+            if !pending.contains(id) {
+                unlink(directory + "/" + name)
+                logger.info("removed the approval request \(id): it was resolved before the daemon stopped")
+            }
+        }
+    }
+
+    /// Runs the config's notify program, if any, in the background.
+    func tell(_ what: String, _ request: ApprovalRequest, decision: JSONValue?, waited: TimeInterval? = nil) {
+        guard let notify else { return }
+        struct Message: Encodable {
+            var event: String
+            var approval: ApprovalRequest
+            var decision: JSONValue?
+            var waitedSeconds: Int?
+        }
+        guard let input = try? JSON.encode(Message(event: what, approval: request, decision: decision, waitedSeconds: waited.map { Int($0) })) else { return }
+        let notifier = Notifier(command: notify.command, timeout: notify.timeout, logFile: state.root + "/logs/notify.log")
+        let logger = logger
+        let thread = Thread {
+            if let failure = notifier.run(input) { logger.warning("\(failure)") }
+        }
+        thread.name = "notify"
+        thread.start()
+    }
+
+    func writeApproval(triggeredID: String) -> ApprovalRequest? {
+        guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return nil }
+        // The result the approval judges: the previous task's, or for a first task the result the
+        // stage before handed on (as the approval's .triggered payload carries it).
+        let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : execution.data["result"]?.string
+        var request = ApprovalRequest(
+            id: triggeredID, project: execution.project, stage: execution.stage, service: execution.service,
+            sequence: execution.sequence, context: execution.context, previousResult: previous,
+            image: execution.data["configurationChange"]?["values"]?["image"]?.string,
+            triggeredBy: execution.triggeredBy,
+            requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
+        if let gate = gate(of: execution) {
+            let tally = ApprovalRules.tally(votes[triggeredID] ?? [], gate: gate, accounts: accounts)
+            request.required = gate.policy.required
+            request.approvedBy = tally.counted.map(\.by)
+            request.notCounted = tally.setAside.isEmpty ? nil : tally.notCounted
+            request.mayApprove = ApprovalRules.stillMay(gate, tally: tally, accounts: accounts)
+            request.expiresAt = deadline(of: execution, task: index).map(Timestamps.format)
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
+            try AtomicFile.write(try JSON.encode(request, pretty: true), to: state.root + "/approvals/\(triggeredID).json", mode: 0o640)
+        } catch {
+            logger.error("cannot write the approval request \(triggeredID): \(error)")
+        }
+        return request
+    }
+
+    func schedule(_ date: Date) {
+        // A wake already due no later (even one due now that has not run yet) serves this one.
+        if let wakeAt, wakeAt <= date { return }
+        wakeAt = date
+        wakeTask?.cancel()
+        let delay = max(0, date.timeIntervalSinceNow)
+        wakeTask = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(delay * 1000) + 5))
+            guard !Task.isCancelled else { return }
+            await self?.wake()
+        }
+    }
+
+    func wake() async {
+        wakeAt = nil
+        _ = try? await submit(.tick)
+        await approvalDeadlines()
+    }
+
+    /// A person's decision: checked against the gate's policy (or the config's approvers), then
+    /// recorded; an approval opens the gate once `required` distinct people approved, a
+    /// rejection closes it at once.
+    func decide(_ decision: Daemon.Decision) async -> (ok: Bool, message: String, context: String?) {
+        let user = decision.user
+        let reason = decision.reason ?? ""
+        var pending: (triggeredID: String, execution: SequenceExecution)
+        var waited = 0
+        while true {
+            do {
+                pending = try pendingApproval(decision.approval)
+            } catch {
+                return (false, error.message, nil)
+            }
+            // Only the decision that closes a gate waits (for its record): another decision on
+            // the same gate meanwhile waits for it, and then finds it decided.
+            guard settling.contains(pending.triggeredID), waited < 400 else { break }
+            waited += 1
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        let (id, execution) = pending
+        guard !settling.contains(id) else {
+            return (false, "approval \(id) is being decided right now; look again (shipyardctl approvals) in a moment", execution.context)
+        }
+        let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
+        if let approvers = policy?.approvers ?? configuration.approvers, !approvers.admits(user: user, groups: decision.groups) {
+            let message = policy.map { "\(user) may not decide \($0.scope): its approvers are \(approvers.description)" }
+                ?? "\(user) may not resolve approvals: approvers are \(approvers.description)"
+            logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
+            return (false, message, execution.context)
+        }
+        let now = clock()
+        // A decision is judged by the clock when it is recorded, not when the expiry timer runs:
+        // one that comes after expiresAt is late, and the expiry follows at once. (Requests that
+        // waited in the socket while the daemon was down are answered before expiries that fell
+        // due meanwhile are judged: those are in time.)
+        if let index = engine.task(triggeredID: id)?.1, let deadline = deadline(of: execution, task: index), now >= deadline,
+            !dueWhileDown(deadline)
+        {
+            schedule(now)
+            let message = "approval \(id) expired at \(Timestamps.format(deadline)) (expireAfter for \(policy?.scope ?? "this gate")); it is being declined and the decision was not recorded"
+            logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
+            return (false, message, execution.context)
+        }
+        let vote = ApprovalVote(by: user, uid: decision.uid, at: Timestamps.format(now), reason: reason, via: decision.via)
+        guard decision.approve, let gate = gate(of: execution) else {
+            return await settle(id, execution, approved: decision.approve, votes: [vote], by: user, via: decision.via)
+        }
+        // Earlier approvals may be enough already (one set aside counts again once its person is
+        // an approver again): the gate opens by that count, whoever asked.
+        let before = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
+        if before.isMet, let last = before.counted.last {
+            return await settle(id, execution, approved: true, votes: before.counted, by: last.by, via: last.via, notCounted: before.setAside, recount: "recount")
+        }
+        switch ApprovalRules.approve(vote, votes: votes[id] ?? [], gate: gate, accounts: accounts) {
+        case .refused(let message):
+            logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
+            return (false, message, execution.context)
+        case .approved(let tally):
+            guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
+            return await settle(id, execution, approved: true, votes: tally.counted, by: user, via: decision.via, notCounted: tally.setAside)
+        case .counted(let tally):
+            guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
+            writeApproval(triggeredID: id)
+            let aside = tally.setAside.isEmpty ? "" : "; not counted: " + tally.notCounted.joined(separator: "; ")
+            return (true, "approved by \(user): \(tally.summary); waiting for \(tally.required - tally.counted.count) more from \(ApprovalRules.stillMay(gate, tally: tally, accounts: accounts))\(aside)", execution.context)
+        }
+    }
+
+    var recordFailure: String {
+        "nothing was done: the record cannot be written (\(failed ?? "see the daemon's log")); try again once it can"
+    }
+
+    /// Records one approval; false (and nothing counted) when the record cannot be written.
+    func recordVote(_ vote: ApprovalVote, id: String, execution: SequenceExecution) -> Bool {
+        var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
+        data["approval"] = vote.json
+        var event = KeptnEvent(
+            id: ids.next(), source: vote.via == "web" ? "web/\(vote.by)" : "shipyardctl/\(vote.by)", type: ApprovalVote.type, time: vote.at,
+            context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
+        event.shipyarduid = vote.uid
+        guard recordAside([event]) else { return false }
+        votes[id, default: []].append(vote)
+        defer { logger.info("approval counted", metadata: ["by": "\(vote.by)", "via": "\(vote.via)", "context": "\(execution.context)", "stage": "\(execution.stage)"]) }
+        return true
+    }
+
+    /// `recount` names what opened a gate without a vote of its own (a reload, a start): the
+    /// record says so, with the votes it counted and those it did not.
+    func settle(
+        _ id: String, _ execution: SequenceExecution, approved: Bool, votes decided: [ApprovalVote], by user: String, via: String,
+        notCounted: [ApprovalRules.Tally.SetAside] = [], recount: String? = nil
+    ) async -> (ok: Bool, message: String, context: String?) {
+        settling.insert(id)
+        defer { settling.remove(id) }
+        let now = Date()
+        let decision = approved ? "approved" : "declined"
+        let people = decided.map(\.by).joined(separator: ", ")
+        let occasion = ["reload": "the config's reload", "start": "the daemon's start"][recount ?? ""]
+            ?? "a later count (the approvals counted again under the policy and the accounts as they are now)"
+        let reason = recount.map { _ in "opened at \(occasion): the policy in force for \(execution.stage) needs \(decided.count == 1 ? "this approval" : "these \(decided.count) approvals")" }
+            ?? decided.last?.reason ?? ""
+        var data: JSONValue = .object([
+            "project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service),
+            "result": .string(approved ? "pass" : "fail"), "status": .string("succeeded"),
+            "message": .string("\(decision) by \(people)" + (reason.isEmpty ? "" : ": \(reason)")),
+        ])
+        var record: [String: JSONValue] = [
+            "decision": .string(decision), "by": .string(people),
+            "at": .string(recount != nil ? Timestamps.format(now) : decided.last?.at ?? Timestamps.format(now)),
+            "reason": .string(reason), "via": .string(recount ?? via),
+        ]
+        if decided.count > 1 || recount != nil { record["approvals"] = .array(decided.map(\.json)) }
+        if decided.count == 1, let uid = decided[0].uid { record["uid"] = .number(Double(uid)) }
+        if !notCounted.isEmpty {
+            record["notCounted"] = .array(notCounted.map { aside in
+                var entry = aside.vote.json
+                entry["why"] = .string(aside.reason)
+                return entry
+            })
+        }
+        data["approval"] = .object(record)
+        let event = KeptnEvent(
+            id: CommandRequest.newID(), source: recount != nil || via == "daemon" ? "shipyardd" : via == "web" ? "web/\(user)" : "shipyardctl/\(user)",
+            type: "\(KeptnEvent.prefix)approval.finished", time: Timestamps.format(now), context: execution.context, triggeredid: id,
+            gitcommitid: execution.commit, data: data)
+        do {
+            let effects = try await submit(.event(event))
+            votes[id] = nil
+            reminded[id] = nil
+            logger.info("approval \(decision)", metadata: ["by": "\(people)", "via": "\(recount ?? via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
+            return (true, Daemon.whatHappensNext(decision: decision, execution: execution, effects: effects), execution.context)
+        } catch {
+            return (false, error.message, execution.context)
+        }
+    }
+
+    /// Expiry and reminders of pending approvals, when due (also at start: a daemon that was down
+    /// when one was due does it now, once); then sleeps until the next one is.
+    /// `cause` names what counts the gates again: a reload, the start, or a timer ("recount").
+    func approvalDeadlines(now: Date = Date(), cause: String = "recount") async {
+        guard !stopping, failed == nil else { return }
+        for id in pendingApprovalIDs {
+            // A gate whose closing decision is being recorded is that decision's.
+            guard !settling.contains(id), let (execution, index) = engine.task(triggeredID: id) else { continue }
+            let waitingSince = execution.tasks[index].triggeredAt ?? now
+            guard let gate = gate(of: execution) else { continue }
+            let policy = gate.policy
+            // A policy loosened by a reload (or changed while the daemon was down) may already be
+            // met: by the approvals that count under it, counted as a vote is.
+            let tally = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
+            if tally.isMet, let last = tally.counted.last {
+                logger.notice("approval \(id) opened by the \(cause): \(tally.summary)", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
+                _ = await settle(id, execution, approved: true, votes: tally.counted, by: last.by, via: last.via, notCounted: tally.setAside, recount: cause)
+                continue
+            }
+            if let expiry = policy.expireAfter {
+                let deadline = waitingSince.addingTimeInterval(expiry.seconds)
+                // One that fell due while the daemon was down waits for the requests that waited
+                // in the socket meanwhile (`downtimeAnswered`).
+                if now >= deadline, dueWhileDown(deadline) { continue }
+                if now >= deadline {
+                    let vote = ApprovalVote(by: "shipyardd", at: Timestamps.format(now), reason: "expired: nobody decided within \(GoDuration.format(expiry)) (expireAfter for \(policy.scope))", via: "daemon")
+                    logger.notice("approval \(id) expired", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
+                    _ = await settle(id, execution, approved: false, votes: [vote], by: "shipyardd", via: "daemon")
+                    continue
+                }
+                schedule(deadline)
+            }
+            if let interval = policy.remindAfter {
+                let due = (reminded[id] ?? waitingSince).addingTimeInterval(interval.seconds)
+                if now >= due {
+                    remind(id, execution, waited: now.timeIntervalSince(waitingSince))
+                    reminded[id] = now
+                    schedule(now.addingTimeInterval(interval.seconds))
+                } else {
+                    schedule(due)
+                }
+            }
+        }
+    }
+
+    func remind(_ id: String, _ execution: SequenceExecution, waited: TimeInterval) {
+        guard let request = writeApproval(triggeredID: id) else { return }
+        var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
+        data["waitedSeconds"] = .number(waited.rounded())
+        recordAside([KeptnEvent(
+            id: ids.next(), source: "shipyardd", type: ApprovalVote.reminderType, time: Timestamps.format(Date()), context: execution.context,
+            triggeredid: id, gitcommitid: execution.commit, data: data)])
+        logger.info("approval reminder", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)", "waited": "\(Int(waited))s"])
+        tell("reminder", request, decision: nil, waited: waited)
+    }
+
+    /// The requests that waited in the socket while the daemon was down have been answered:
+    /// expiries that fell due meanwhile are judged now.
+    func serving() {
+        if servingSince == nil { servingSince = Date() }
+    }
+
+    func downtimeAnswered() async {
+        guard !downtimeJudged else { return }
+        downtimeJudged = true
+        await approvalDeadlines()
+    }
+
+    /// The shortest id prefix `approve`/`reject` take, as git's shortest abbreviation.
+    static let minimumIDPrefix = 4
+
+    /// The pending approval an id or unique id prefix names.
+    func pendingApproval(_ prefix: String) throws(EngineError) -> (triggeredID: String, execution: SequenceExecution) {
+        guard prefix.count >= Self.minimumIDPrefix else {
+            throw EngineError("give at least \(Self.minimumIDPrefix) characters of the approval's id, not \"\(prefix)\" (shipyardctl approvals lists them)")
+        }
+        var pending: [(String, SequenceExecution)] = []
+        for execution in engine.active {
+            for task in execution.tasks where task.name == "approval" && task.phase == .started {
+                guard let id = task.triggeredID, id.hasPrefix(prefix) else { continue }
+                pending.append((id, execution))
+            }
+        }
+        // A prefix names one approval among all the record holds, resolved ones too: one that
+        // was ambiguous does not quietly come to mean the other gate once the first is decided.
+        let recorded = ((try? store.approvals(idPrefix: prefix, limit: 3)) ?? []).filter { $0.task.triggeredID != nil }
+        let pendingIDs = Set(pending.map(\.0))
+        let resolved = recorded.filter { !pendingIDs.contains($0.task.triggeredID!) }.map { $0.task.triggeredID! }
+        if pending.count == 1, resolved.isEmpty { return pending[0] }
+        if pending.count + resolved.count > 1 {
+            let named = pending.map { "\($0.0) (pending)" } + resolved.map { "\($0) (no longer pending)" }
+            throw EngineError("\(prefix) is ambiguous: it starts \(named.joined(separator: ", ")); give more of the id")
+        }
+        // Not pending: the record says what became of it.
+        if let (sequence, task) = recorded.first, let id = task.triggeredID {
+            let how = task.state == TaskRun.Phase.finished.rawValue
+                ? (task.message.map { "it was resolved: \($0)" } ?? "it was resolved") : "its sequence ended \(sequence.state.rawValue)"
+            throw EngineError("approval \(id) is no longer pending; \(how)")
+        }
+        throw EngineError("no pending approval has the id \(prefix) (shipyardctl approvals lists them)")
+    }
+}
