@@ -1,4 +1,5 @@
 public import Foundation
+public import ShipyardCore
 
 /// The host's users and groups, looked up with the reentrant calls: the local API, the web view and
 /// the orchestrator ask at the same time, and getpwnam's static buffer is not for sharing.
@@ -10,15 +11,8 @@ public enum Accounts {
         return nil
     }
 
-    /// A uid's account: its name, none (no such entry), or the lookup failed (an NSS source such
-    /// as sssd or LDAP did not answer), which must not be taken for "no such account".
-    public enum Lookup: Equatable, Sendable {
-        case found(String)
-        case none
-        case failed(String)
-    }
-
-    public static func lookup(uid: uid_t) -> Lookup {
+    /// A uid's account, telling "no such entry" from a lookup that failed.
+    public static func lookup(uid: uid_t) -> AccountLookup {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var storage = buffer(sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))
