@@ -1,4 +1,4 @@
-public import ShipyardCore
+import ShipyardCore
 import Foundation
 import ShipyardGit
 

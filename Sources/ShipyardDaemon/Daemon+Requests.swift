@@ -1,7 +1,7 @@
 import Synchronization
 import Dispatch
 public import Foundation
-public import Logging
+import Logging
 import ShipyardCore
 import ShipyardGit
 

@@ -1,6 +1,6 @@
 import Synchronization
 import Dispatch
-public import Foundation
+import Foundation
 public import Logging
 import ShipyardCore
 import ShipyardGit

@@ -81,6 +81,7 @@ extension Orchestrator {
         thread.start()
     }
 
+    @discardableResult
     func writeApproval(triggeredID: String) -> ApprovalRequest? {
         guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return nil }
         // The result the approval judges: the previous task's, or for a first task the result the

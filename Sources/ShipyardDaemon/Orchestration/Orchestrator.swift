@@ -349,7 +349,6 @@ actor Orchestrator {
         }
     }
 
-    @discardableResult
     /// Returns once no step is half done: a step commits the record and writes (or removes) the
     /// approval files in one turn of this actor, so a reader that saw a sequence waiting for
     /// approval and then waits here finds its file.
