@@ -9,8 +9,8 @@ public import ShipyardCore
 /// every read and write costs the same after years of history as on the first day.
 public final class SQLiteStore: Store {
     public let path: String
-    private let pool: DatabasePool
-    private let encoder: JSONEncoder
+    let pool: DatabasePool
+    let encoder: JSONEncoder
 
     /// The schema this build knows: numbered migrations, applied in order, never edited once
     /// released. A database that has one this build does not know is from a newer shipyardd.
@@ -200,7 +200,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    private static func newerMessage(_ path: String, known: Set<String>) -> String {
+    static func newerMessage(_ path: String, known: Set<String>) -> String {
         let mine = Set(migrator.migrations)
         let unknown = known.subtracting(mine).sorted()
         return "\(path) was written by a newer shipyardd (its schema has \(unknown.joined(separator: ", ")), which this one does not know): "
@@ -251,7 +251,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    private func run<T>(_ work: () throws -> T) throws -> T {
+    func run<T>(_ work: () throws -> T) throws -> T {
         do {
             return try work()
         } catch let error as DatabaseError {
@@ -386,250 +386,5 @@ public final class SQLiteStore: Store {
                 (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
             }
         }
-    }
-
-    // MARK: Reading
-
-    private static let sequenceColumns = """
-        id, context, project, stage, service, sequence, commit_id, state, result, status, message, triggered_by, request_id,
-        triggered_at, started_at, finished_at, queue_released_at, position
-        """
-
-    private static func date(_ row: Row, _ column: String) -> Date? {
-        (row[column] as Double?).map(Date.init(timeIntervalSince1970:))
-    }
-
-    private static func sequence(_ row: Row) -> StoredSequence {
-        func date(_ column: String) -> Date? { Self.date(row, column) }
-        return StoredSequence(
-            id: row["id"], context: row["context"], project: row["project"], stage: row["stage"], service: row["service"],
-            sequence: row["sequence"], commit: row["commit_id"], state: SequenceState(rawValue: row["state"]) ?? .finished,
-            result: (row["result"] as String?).flatMap(TaskResult.init), status: (row["status"] as String?).flatMap(TaskStatus.init),
-            message: row["message"], triggeredBy: row["triggered_by"], requestID: row["request_id"],
-            triggeredAt: date("triggered_at") ?? Date(timeIntervalSince1970: 0), startedAt: date("started_at"), finishedAt: date("finished_at"),
-            queueReleasedAt: date("queue_released_at"))
-    }
-
-    private static func task(_ row: Row) -> StoredTask {
-        func date(_ column: String) -> Date? { Self.date(row, column) }
-        return StoredTask(
-            position: row["position"], name: row["name"], state: row["state"], result: (row["result"] as String?).flatMap(TaskResult.init),
-            status: (row["status"] as String?).flatMap(TaskStatus.init), message: row["message"], triggeredID: row["triggered_id"],
-            triggeredAt: date("triggered_at"), startedAt: date("started_at"), finishedAt: date("finished_at"))
-    }
-
-    private static func withTasks(_ sequences: [StoredSequence], _ db: Database) throws -> [StoredSequence] {
-        var filled = sequences
-        let statement = try db.cachedStatement(sql: "SELECT * FROM tasks WHERE sequence_id = ? ORDER BY position")
-        for index in filled.indices {
-            filled[index].tasks = try Row.fetchAll(statement, arguments: [filled[index].id]).map(task)
-        }
-        return filled
-    }
-
-    public func sequences(_ query: SequenceQuery) throws -> SequencePage {
-        var conditions: [String] = []
-        var arguments: [(any DatabaseValueConvertible)?] = []
-        if let project = query.project { conditions.append("project = ?"); arguments.append(project) }
-        if let service = query.service { conditions.append("service = ?"); arguments.append(service) }
-        if let state = query.state { conditions.append("state = ?"); arguments.append(state.rawValue) }
-        if let since = query.since { conditions.append("triggered_at >= ?"); arguments.append(since.timeIntervalSince1970) }
-        let filter = conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")
-        return try run {
-            try pool.read { db in
-                guard let limit = query.limit else {
-                    let rows = try Row.fetchAll(db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE \(filter) ORDER BY position",
-                                                arguments: StatementArguments(arguments))
-                    return SequencePage(sequences: rows.map(Self.sequence), more: false)
-                }
-                var rows = try Row.fetchAll(
-                    db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE \(filter) ORDER BY position DESC LIMIT ?",
-                    arguments: StatementArguments(arguments + [limit + 1]))
-                let more = rows.count > limit
-                rows = Array(rows.prefix(limit))
-                // Active sequences are shown however old they are.
-                let oldest: Int64 = rows.last?["position"] ?? Int64.max
-                let older = try Row.fetchAll(
-                    db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE active = 1 AND position < ? AND \(filter) ORDER BY position",
-                    arguments: StatementArguments([oldest] + arguments))
-                return SequencePage(sequences: (older + rows.reversed()).map(Self.sequence), more: more)
-            }
-        }
-    }
-
-    public func sequences(context: String) throws -> [StoredSequence] {
-        try run {
-            try pool.read { db in
-                let rows = try Row.fetchAll(
-                    db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE context = ? ORDER BY position", arguments: [context])
-                return try Self.withTasks(rows.map(Self.sequence), db)
-            }
-        }
-    }
-
-    public func sequence(forRequest id: String) throws -> StoredSequence? {
-        try run {
-            try pool.read { db in
-                try Row.fetchOne(
-                    db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE request_id = ? ORDER BY position LIMIT 1", arguments: [id]
-                ).map(Self.sequence)
-            }
-        }
-    }
-
-    public func task(triggeredID: String) throws -> (sequence: StoredSequence, task: StoredTask)? {
-        try run {
-            try pool.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE triggered_id = ?", arguments: [triggeredID]) else { return nil }
-                let sequenceID: String = row["sequence_id"]
-                guard let owner = try Row.fetchOne(
-                    db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE id = ?", arguments: [sequenceID])
-                else { return nil }
-                return (try Self.withTasks([Self.sequence(owner)], db)[0], Self.task(row))
-            }
-        }
-    }
-
-    public func approvals(idPrefix prefix: String, limit: Int) throws -> [(sequence: StoredSequence, task: StoredTask)] {
-        try run {
-            try pool.read { db in
-                // A range on the index: the prefix, up to the prefix followed by the highest character.
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT * FROM tasks WHERE triggered_id >= ? AND triggered_id < ? AND name = 'approval' LIMIT ?
-                    """, arguments: [prefix, prefix + "\u{10FFFF}", limit])
-                return try rows.compactMap { row -> (StoredSequence, StoredTask)? in
-                    let sequenceID: String = row["sequence_id"]
-                    guard let owner = try Row.fetchOne(
-                        db, sql: "SELECT \(Self.sequenceColumns) FROM sequences WHERE id = ?", arguments: [sequenceID])
-                    else { return nil }
-                    return (Self.sequence(owner), Self.task(row))
-                }
-            }
-        }
-    }
-
-    public func containsEvent(id: String) throws -> Bool {
-        try run { try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE id = ?)", arguments: [id]) ?? false } }
-    }
-
-    public func events(context: String?, after: Int64, limit: Int) throws -> [RecordedEvent] {
-        try run {
-            try pool.read { db in
-                let rows: [Row]
-                if let context {
-                    rows = try Row.fetchAll(
-                        db, sql: "SELECT position, context, body FROM events WHERE context = ? AND position > ? ORDER BY position LIMIT ?",
-                        arguments: [context, after, limit])
-                } else {
-                    rows = try Row.fetchAll(
-                        db, sql: "SELECT position, context, body FROM events WHERE position > ? ORDER BY position LIMIT ?", arguments: [after, limit])
-                }
-                return rows.map { RecordedEvent(position: $0[0], context: $0[1], json: Data(($0[2] as String).utf8)) }
-            }
-        }
-    }
-
-    // MARK: Evaluations
-
-    public func evaluations(_ query: EvaluationQuery) throws -> [StoredEvaluation] {
-        try run {
-            try pool.read { db in
-                var sql = """
-                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, json_remove(e.body, '$.data.evaluation.sloFileContent')
-                    FROM evaluations AS v INDEXED BY evaluations_by_service JOIN events AS e ON e.id = v.event_id
-                    WHERE v.project = ? AND v.stage = ? AND v.service = ?
-                    """
-                var arguments: StatementArguments = [query.project, query.stage, query.service]
-                if !query.includeInvalidated { sql += " AND v.invalidated = 0" }
-                if let results = query.results {
-                    sql += " AND v.result IN (\(results.map { _ in "?" }.joined(separator: ",")))"
-                    for result in results.sorted() { arguments += [result] }
-                }
-                sql += " ORDER BY v.position DESC LIMIT ?"
-                arguments += [query.limit]
-                return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.evaluation)
-            }
-        }
-    }
-
-    public func previousEvaluations(_ query: EvaluationQuery) throws -> [PreviousEvaluation] {
-        try run {
-            try pool.read { db in
-                var filter = "project = ? AND stage = ? AND service = ?"
-                var arguments: StatementArguments = [query.project, query.stage, query.service]
-                if !query.includeInvalidated { filter += " AND invalidated = 0" }
-                if let results = query.results {
-                    filter += " AND result IN (\(results.map { _ in "?" }.joined(separator: ",")))"
-                    for result in results.sorted() { arguments += [result] }
-                }
-                arguments += [query.limit]
-                // The values are read by SQLite's JSON functions, never decoded whole: the rows
-                // hold every indicator result and the SLO file.
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT v.event_id, v.result, json_extract(r.value, '$.value.metric'), json_extract(r.value, '$.value.value')
-                    FROM (SELECT event_id, result, position FROM evaluations INDEXED BY evaluations_by_service
-                          WHERE \(filter) ORDER BY position DESC LIMIT ?) AS v
-                    JOIN events AS e ON e.id = v.event_id
-                    LEFT JOIN json_each(e.body, '$.data.evaluation.indicatorResults') AS r
-                      ON json_extract(r.value, '$.value.success') = 1
-                    ORDER BY v.position DESC
-                    """, arguments: arguments)
-                var previous: [PreviousEvaluation] = []
-                for row in rows {
-                    let id: String = row[0]
-                    if previous.last?.id != id { previous.append(PreviousEvaluation(id: id, result: row[1], values: [:])) }
-                    if let metric: String = row[2], let value: Double = row[3] { previous[previous.count - 1].values[metric] = value }
-                }
-                return previous
-            }
-        }
-    }
-
-    /// The newest evaluation of each of these contexts, in short: `{stage, result, evaluation: {score, result}}`
-    /// (what an approval shows of the result it judges), read without decoding whole events.
-    public func latestEvaluations(contexts: [String]) throws -> [String: JSONValue] {
-        var latest: [String: JSONValue] = [:]
-        for chunk in stride(from: 0, to: contexts.count, by: 500).map({ Array(contexts[$0..<min($0 + 500, contexts.count)]) }) {
-            try run {
-                try pool.read { db in
-                    let rows = try Row.fetchAll(db, sql: """
-                        SELECT v.context, v.stage, v.result, json_extract(e.body, '$.data.evaluation.score'), json_extract(e.body, '$.data.evaluation.result')
-                        FROM evaluations AS v INDEXED BY evaluations_by_context JOIN events AS e ON e.id = v.event_id
-                        WHERE v.context IN (\(chunk.map { _ in "?" }.joined(separator: ","))) ORDER BY v.position
-                        """, arguments: StatementArguments(chunk))
-                    for row in rows {
-                        let score: Double? = row[3]
-                        let evaluationResult: String? = row[4]
-                        latest[row[0]] = .object([
-                            "stage": .string(row[1]), "result": .string(row[2]),
-                            "evaluation": .object(["score": score.map(JSONValue.number) ?? .null, "result": evaluationResult.map(JSONValue.string) ?? .null]),
-                        ])
-                    }
-                }
-            }
-        }
-        return latest
-    }
-
-    public func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation] {
-        try run {
-            try pool.read { db in
-                let upper = prefix + "\u{10FFFF}"
-                return try Row.fetchAll(db, sql: """
-                    SELECT v.event_id, v.triggered_id, v.context, v.time, v.result, v.invalidated, json_remove(e.body, '$.data.evaluation.sloFileContent')
-                    FROM evaluations AS v JOIN events AS e ON e.id = v.event_id
-                    WHERE (v.triggered_id >= ? AND v.triggered_id < ?) OR (v.event_id >= ? AND v.event_id < ?)
-                    ORDER BY v.position LIMIT ?
-                    """, arguments: [prefix, upper, prefix, upper, limit]).map(Self.evaluation)
-            }
-        }
-    }
-
-    private static func evaluation(_ row: Row) -> StoredEvaluation {
-        let body: String = row[6]
-        let event = try? JSONDecoder().decode(KeptnEvent.self, from: Data(body.utf8))
-        return StoredEvaluation(
-            eventID: row[0], triggeredID: row[1], context: row[2], time: row[3], result: row[4], invalidated: (row[5] as Int) != 0,
-            data: event?.data ?? .object([:]))
     }
 }

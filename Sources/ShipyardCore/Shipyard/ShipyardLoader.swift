@@ -38,7 +38,7 @@ public enum ShipyardLoader {
 }
 
 /// Walks the YAML tree and builds the model, logging what is wrong on the way.
-private struct ShipyardReader {
+struct ShipyardReader {
     var log: DiagnosticLog
     let schema = SchemaReader()
 
@@ -82,7 +82,7 @@ private struct ShipyardReader {
 
     // MARK: Top level
 
-    private mutating func readAPIVersion(_ pair: YAMLPair?, in root: YAMLNode) -> (text: String, patch: Int)? {
+    mutating func readAPIVersion(_ pair: YAMLPair?, in root: YAMLNode) -> (text: String, patch: Int)? {
         guard let pair else {
             log.error("apiVersion is missing; add 'apiVersion: spec.keptn.sh/0.2.4'", at: root.mark)
             return nil
@@ -109,7 +109,7 @@ private struct ShipyardReader {
         return nil
     }
 
-    private mutating func readKind(_ pair: YAMLPair?, in root: YAMLNode) {
+    mutating func readKind(_ pair: YAMLPair?, in root: YAMLNode) {
         guard let pair else {
             log.error("kind is missing; add 'kind: Shipyard'", at: root.mark)
             return
@@ -120,14 +120,14 @@ private struct ShipyardReader {
         }
     }
 
-    private mutating func readMetadata(_ pair: YAMLPair?) -> String? {
+    mutating func readMetadata(_ pair: YAMLPair?) -> String? {
         guard let pair, !pair.value.isNull else { return nil }
         guard let meta = fields(pair.value, of: "metadata", allowed: ["name"]) else { return nil }
         guard let name = meta["name"], !name.value.isNull else { return nil }
         return string(name.value, what: "metadata.name")
     }
 
-    private mutating func readSpec(_ pair: YAMLPair?, in root: YAMLNode, specPatch: Int?) -> [Shipyard.Stage]? {
+    mutating func readSpec(_ pair: YAMLPair?, in root: YAMLNode, specPatch: Int?) -> [Shipyard.Stage]? {
         guard let pair else {
             log.error("spec is missing; a shipyard lists its stages under spec.stages", at: root.mark)
             return nil
@@ -160,7 +160,7 @@ private struct ShipyardReader {
 
     // MARK: Stages, sequences, tasks
 
-    private mutating func readStage(_ node: YAMLNode, specPatch: Int?) -> Shipyard.Stage? {
+    mutating func readStage(_ node: YAMLNode, specPatch: Int?) -> Shipyard.Stage? {
         guard let stage = fields(node, of: "a stage", allowed: ["name", "sequences"]) else { return nil }
         let name = readName(stage["name"], of: "stage", in: node, strict: true)
         var sequences: [Shipyard.Sequence] = []
@@ -182,7 +182,7 @@ private struct ShipyardReader {
         return Shipyard.Stage(name: name.text, sequences: sequences, mark: name.mark)
     }
 
-    private mutating func readSequence(_ node: YAMLNode, specPatch: Int?) -> Shipyard.Sequence? {
+    mutating func readSequence(_ node: YAMLNode, specPatch: Int?) -> Shipyard.Sequence? {
         guard let sequence = fields(node, of: "a sequence", allowed: ["name", "triggeredOn", "tasks"]) else {
             return nil
         }
@@ -229,7 +229,7 @@ private struct ShipyardReader {
         return Shipyard.Sequence(name: name.text, triggeredOn: triggers, tasks: tasks, mark: name.mark)
     }
 
-    private mutating func readTask(_ node: YAMLNode, specPatch: Int?) -> Shipyard.Task? {
+    mutating func readTask(_ node: YAMLNode, specPatch: Int?) -> Shipyard.Task? {
         guard let task = fields(node, of: "a task", allowed: ["name", "triggeredAfter", "properties"]) else {
             return nil
         }
@@ -290,7 +290,7 @@ private struct ShipyardReader {
     }
 
     /// `approval` properties: `pass` and `warning`, each `automatic` or `manual`.
-    private mutating func checkApproval(_ node: YAMLNode) {
+    mutating func checkApproval(_ node: YAMLNode) {
         guard let props = fields(node, of: "approval properties", allowed: ["pass", "warning"]) else { return }
         for key in ["pass", "warning"] {
             guard let pair = props[key], !pair.value.isNull else {
@@ -308,180 +308,9 @@ private struct ShipyardReader {
         }
     }
 
-    private mutating func readTrigger(_ node: YAMLNode) -> Shipyard.Trigger? {
-        guard let trigger = fields(node, of: "a triggeredOn entry", allowed: ["event", "selector"]) else { return nil }
-        guard let eventPair = trigger["event"], !eventPair.value.isNull else {
-            log.error(
-                "this triggeredOn entry has no event; write 'event: <stage>.<sequence>.finished'",
-                at: node.mark)
-            return nil
-        }
-        guard let event = string(eventPair.value, what: "event") else { return nil }
-        var short = event
-        if short.hasPrefix("sh.keptn.event.") { short.removeFirst("sh.keptn.event.".count) }
-        let parts = short.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[2] == "finished", !parts[0].isEmpty, !parts[1].isEmpty else {
-            log.error(
-                "triggeredOn event \"\(event)\" must be '<stage>.<sequence>.finished', e.g. \"qa.delivery.finished\"",
-                at: eventPair.value.mark)
-            return nil
-        }
-        if short != event {
-            log.error(
-                "write the triggeredOn event in its short form \"\(short)\"; Keptn compares it with '<stage>.<sequence>.finished' and never matches \"\(event)\"",
-                at: eventPair.value.mark)
-            return nil
-        }
-        var matches: [Shipyard.Match] = []
-        var complete = true
-        if let selectorPair = trigger["selector"], !selectorPair.value.isNull {
-            if let selector = fields(selectorPair.value, of: "a selector", allowed: ["match"]) {
-                if let matchPair = selector["match"], !matchPair.value.isNull {
-                    if let entries = readMatch(matchPair.value) { matches = entries } else { complete = false }
-                }
-            } else {
-                complete = false
-            }
-        }
-        guard complete else { return nil }
-        return Shipyard.Trigger(
-            stage: String(parts[0]), sequence: String(parts[1]), match: matches, mark: eventPair.value.mark)
-    }
-
-    private mutating func readMatch(_ node: YAMLNode) -> [Shipyard.Match]? {
-        guard let pairs = node.mapping else {
-            log.error(
-                "selector.match must be a mapping like 'result: fail', not \(node.kindDescription)", at: node.mark)
-            return nil
-        }
-        var matches: [Shipyard.Match] = []
-        var complete = true
-        for pair in pairs {
-            let key = pair.key.scalar?.text ?? ""
-            let task: String?
-            if key == "result" {
-                task = nil
-            } else if key.hasSuffix(".result"), key.count > ".result".count {
-                task = String(key.dropLast(".result".count))
-            } else {
-                log.error(
-                    "selector.match takes 'result' or '<task>.result' (e.g. 'evaluation.result'), not \"\(key)\"",
-                    at: pair.key.mark)
-                complete = false
-                continue
-            }
-            guard let text = pair.value.string else {
-                log.error(
-                    "\(key) must be a string (pass, warning or fail), not \(pair.value.kindDescription)",
-                    at: pair.value.mark)
-                complete = false
-                continue
-            }
-            if let result = TaskResult(rawValue: text) {
-                matches.append(Shipyard.Match(task: task, result: result))
-            } else if text == "failed" {
-                log.warning(
-                    "Keptn compares results with \"fail\", so \"failed\" never matches there; Shipyard reads it as \"fail\": write \"fail\"",
-                    at: pair.value.mark)
-                matches.append(Shipyard.Match(task: task, result: .fail))
-            } else {
-                log.error("\(key) must be pass, warning or fail, not \"\(text)\"", at: pair.value.mark)
-                complete = false
-            }
-        }
-        return complete ? matches : nil
-    }
-
-    /// Checks that every `triggeredOn` points at a sequence that exists, and that task selectors
-    /// name a task that sequence runs.
-    private mutating func checkTriggers(_ stages: [Shipyard.Stage]?) {
-        guard let stages else { return }
-        for stage in stages {
-            for sequence in stage.sequences {
-                for trigger in sequence.triggeredOn {
-                    guard let source = stages.first(where: { $0.name == trigger.stage }) else {
-                        log.error(
-                            "triggeredOn names stage \"\(trigger.stage)\", which does not exist (stages: \(stages.map(\.name).joined(separator: ", ")))",
-                            at: trigger.mark)
-                        continue
-                    }
-                    guard let upstream = source.sequence(named: trigger.sequence) else {
-                        let names = source.sequences.map(\.name)
-                        log.error(
-                            "triggeredOn names sequence \"\(trigger.sequence)\" in stage \"\(trigger.stage)\", which has "
-                                + (names.isEmpty ? "no sequences" : "only \(names.joined(separator: ", "))"),
-                            at: trigger.mark)
-                        continue
-                    }
-                    checkMatches(trigger, upstream: upstream)
-                    if trigger.match.isEmpty, trigger.stage == stage.name, trigger.sequence == sequence.name {
-                        log.warning(
-                            "sequence \"\(sequence.name)\" triggers itself on every pass or warning, an endless loop; add a selector such as 'match: {result: fail}'",
-                            at: trigger.mark)
-                    } else if let loop = Self.loop(closedBy: trigger, into: "\(stage.name).\(sequence.name)", stages: stages) {
-                        log.warning(
-                            "\(loop) is a loop: it repeats in one delivery for as long as the selector matches (a remediation that never heals); Shipyard ends it after maxSequencesPerContext sequences of one context (50 unless the daemon's config says otherwise)",
-                            at: trigger.mark)
-                    }
-                }
-            }
-        }
-    }
-
-    /// The loop a trigger closes, as "a → b → a", when the sequence it starts leads back to the
-    /// one it listens to; nil otherwise.
-    static func loop(closedBy trigger: Shipyard.Trigger, into target: String, stages: [Shipyard.Stage]) -> String? {
-        // Edges: a finished sequence → the sequences whose triggeredOn names it.
-        var next: [String: [String]] = [:]
-        for stage in stages {
-            for sequence in stage.sequences {
-                for on in sequence.triggeredOn { next["\(on.stage).\(on.sequence)", default: []].append("\(stage.name).\(sequence.name)") }
-            }
-        }
-        let source = "\(trigger.stage).\(trigger.sequence)"
-        // Breadth-first from the target back to the source: the shortest way round.
-        var previous: [String: String] = [target: target]
-        var queue = [target]
-        while !queue.isEmpty {
-            let node = queue.removeFirst()
-            if node == source {
-                var path = [source]
-                var at = source
-                while at != target, let before = previous[at] {
-                    path.append(before)
-                    at = before
-                }
-                return ([source] + path.reversed()).joined(separator: " → ")
-            }
-            for following in next[node] ?? [] where previous[following] == nil {
-                previous[following] = node
-                queue.append(following)
-            }
-        }
-        return nil
-    }
-
-    private mutating func checkMatches(_ trigger: Shipyard.Trigger, upstream: Shipyard.Sequence) {
-        for match in trigger.match {
-            guard let task = match.task else { continue }
-            let names = upstream.tasks.map(\.name)
-            if !names.contains(task) {
-                log.error(
-                    "the selector names task \"\(task)\", which sequence \(trigger.stage).\(trigger.sequence) does not run (it runs \(names.joined(separator: ", ")))",
-                    at: trigger.mark)
-            } else if names.last != task, match.result != .fail {
-                // Keptn compares with the last task that ran: a task before the last one is that
-                // only when it fails (after a pass or a warning, the next task runs).
-                log.warning(
-                    "\"\(task).result: \(match.result.rawValue)\" never matches: Keptn compares '<task>.result' with the last task that ran, and \(task) is that only when it fails (after a \(match.result.rawValue) \(trigger.stage).\(trigger.sequence) goes on to \(names[(names.lastIndex(of: task) ?? 0) + 1]))",
-                    at: trigger.mark)
-            }
-        }
-    }
-
     // MARK: Names
 
-    private mutating func readName(_ pair: YAMLPair?, of what: String, in node: YAMLNode, strict: Bool) -> (text: String, mark: SourceMark)? {
+    mutating func readName(_ pair: YAMLPair?, of what: String, in node: YAMLNode, strict: Bool) -> (text: String, mark: SourceMark)? {
         guard let pair, !pair.value.isNull else {
             log.error("this \(what) has no name; add 'name: ...'", at: node.mark)
             return nil
@@ -513,17 +342,17 @@ private struct ShipyardReader {
 
     // MARK: Node helpers
 
-    private mutating func fields(_ node: YAMLNode, of what: String, allowed: [String]) -> [String: YAMLPair]? {
+    mutating func fields(_ node: YAMLNode, of what: String, allowed: [String]) -> [String: YAMLPair]? {
         var result: [String: YAMLPair] = [:]
         if !schema.mapping(node, of: what, allowed: allowed, log: &log, into: &result) { return nil }
         return result
     }
 
-    private mutating func string(_ node: YAMLNode, what: String) -> String? {
+    mutating func string(_ node: YAMLNode, what: String) -> String? {
         schema.string(node, what: what, log: &log)
     }
 
-    private mutating func list(_ node: YAMLNode, what: String) -> [YAMLNode]? {
+    mutating func list(_ node: YAMLNode, what: String) -> [YAMLNode]? {
         schema.list(node, what: what, log: &log)
     }
 }
