@@ -1,5 +1,5 @@
 import CSupport
-public import Foundation
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging

@@ -48,7 +48,7 @@ struct Viewer: Sendable {
     var csrf: String?
     var mayDecide: Bool
     /// Which gates this user may decide (nil: none).
-    var rights: Daemon.DecisionRights? = nil
+    var rights: DecisionRights? = nil
     /// Whether this web view has a way to sign in at all (`http.auth`).
     var authConfigured: Bool
     var loginForm: Bool

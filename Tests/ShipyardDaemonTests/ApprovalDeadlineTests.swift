@@ -40,8 +40,8 @@ import Testing
         await orchestrator.settled()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/approvals")
         let id = try #require(files.first?.replacingOccurrences(of: ".json", with: ""))
-        func bob(_ reason: String) -> Daemon.Decision {
-            Daemon.Decision(approve: true, approval: id, reason: reason, user: "bob", uid: 1002, groups: [], via: "cli")
+        func bob(_ reason: String) -> Decision {
+            Decision(approve: true, approval: id, reason: reason, user: "bob", uid: 1002, groups: [], via: "cli")
         }
 
         // Two hours on: expiresAt has passed, and the timer (an hour from the trigger, on the real

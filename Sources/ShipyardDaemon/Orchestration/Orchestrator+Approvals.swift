@@ -132,7 +132,8 @@ extension Orchestrator {
     /// A person's decision: checked against the gate's policy (or the config's approvers), then
     /// recorded; an approval opens the gate once `required` distinct people approved, a
     /// rejection closes it at once.
-    func decide(_ decision: Daemon.Decision) async -> (ok: Bool, message: String, context: String?) {
+    /// `authorization`: who may decide which gate, by the config the command layer judged by.
+    func decide(_ decision: Decision, authorization: Authorization? = nil) async -> (ok: Bool, message: String, context: String?) {
         let user = decision.user
         let reason = decision.reason ?? ""
         var pending: (triggeredID: String, execution: SequenceExecution)
@@ -154,9 +155,8 @@ extension Orchestrator {
             return (false, "approval \(id) is being decided right now; look again (shipyardctl approvals) in a moment", execution.context)
         }
         let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
-        if let approvers = policy?.approvers ?? configuration.approvers, !approvers.admits(user: user, groups: decision.groups) {
-            let message = policy.map { "\(user) may not decide \($0.scope): its approvers are \(approvers.description)" }
-                ?? "\(user) may not resolve approvals: approvers are \(approvers.description)"
+        let authorization = authorization ?? Authorization(config: configuration)
+        if let message = authorization.decide(user: user, groups: decision.groups, project: execution.project, stage: execution.stage) {
             logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
             return (false, message, execution.context)
         }
@@ -260,7 +260,7 @@ extension Orchestrator {
             votes[id] = nil
             reminded[id] = nil
             logger.info("approval \(decision)", metadata: ["by": "\(people)", "via": "\(recount ?? via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
-            return (true, Daemon.whatHappensNext(decision: decision, execution: execution, effects: effects), execution.context)
+            return (true, Self.whatHappensNext(decision: decision, execution: execution, effects: effects), execution.context)
         } catch {
             return (false, error.message, execution.context)
         }
@@ -366,5 +366,26 @@ extension Orchestrator {
             throw EngineError("approval \(id) is no longer pending; \(how)")
         }
         throw EngineError("no pending approval has the id \(prefix) (shipyardctl approvals lists them)")
+    }
+
+    /// "approved: production je-deployment for helloservice started".
+    static func whatHappensNext(decision: String, execution: SequenceExecution, effects: [EngineEffect]) -> String {
+        var next: [String] = []
+        for case .record(let event) in effects {
+            guard event.shkeptncontext == execution.context, let kind = event.kind else { continue }
+            let stage = event.data["stage"]?.string ?? execution.stage
+            let service = event.data["service"]?.string ?? execution.service
+            switch kind {
+            case .task(let name, "triggered"):
+                next.append("\(stage) \(name) for \(service) started")
+            case .sequence(let stage, let name, "finished"):
+                next.append("\(stage).\(name) for \(service) finished \(event.data["result"]?.string ?? "")")
+            case .sequence(let stage, let name, "triggered"):
+                next.append("\(stage).\(name) for \(service) triggered")
+            default:
+                continue
+            }
+        }
+        return "\(decision): " + (next.isEmpty ? "\(execution.stage).\(execution.sequence) for \(execution.service) goes on" : next.joined(separator: "; "))
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import ShipyardCore
 
 /// What a caller of the local API asks the daemon to do (`shipyardctl trigger`, `approve`, …).

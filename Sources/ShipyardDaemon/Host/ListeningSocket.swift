@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The local API's listening socket: handed over by systemd (`shipyardd.socket`, socket
 /// activation), or made by the daemon itself at `<state>/shipyardd.sock`.

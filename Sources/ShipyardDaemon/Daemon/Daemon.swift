@@ -1,5 +1,5 @@
 import Synchronization
-import Dispatch
+import ServiceLifecycle
 import Foundation
 public import Logging
 import ShipyardCore
@@ -28,19 +28,17 @@ public actor Daemon {
     /// The local API's socket (systemd's, or `<state>/shipyardd.sock`), and the state's lock.
     var listening: ListeningSocket?
     var stateLock: Int32 = -1
-    var signalSources: [any DispatchSourceSignal] = []
     var stopping = false
-    var stopped: CheckedContinuation<Void, Never>?
     var orchestrator: Orchestrator?
     let systemd: SystemdNotifier
     var lastStatusLine = ""
     var reloadGeneration = 0
-    var limiter = RequestLimiter()
-    var refusals = RefusalLog()
     /// `/metrics`, counted as things happen.
     public nonisolated let metrics = DaemonMetrics()
     /// Open pages are told of each change.
     public nonisolated let feed = ChangeFeed()
+    /// Every request to change something, from every way in, goes through here.
+    public nonisolated let commands: Commands
     /// The local API on its socket, and the web view when the config has `http:`.
     let makeFrontend: (@Sendable (Daemon, ListeningSocket, DaemonConfig.HTTP?) throws -> any DaemonFrontend)?
     var frontend: Task<Void, Never>?
@@ -59,22 +57,45 @@ public actor Daemon {
         self.logger = logger
         self.systemd = SystemdNotifier(environment: environment)
         self.pollPool = BlockingPool(name: "poll", size: config.pollThreads ?? BlockingPool.defaultSize)
+        self.commands = Commands(config: config, metrics: metrics, logger: logger)
     }
 
-    /// Runs until SIGTERM or SIGINT.
+    /// The running services (see DaemonServices.swift), once `run` made them.
+    var group: ServiceGroup?
+
+    /// Runs until SIGTERM or SIGINT: the daemon's services in one `ServiceGroup`, which owns
+    /// those signals and stops the services in the reverse order of their start.
     public func run() async throws {
         // Nothing the daemon writes is for others than its own group, whatever umask it inherited.
         umask(0o027)
         board.whenUrgent { [weak self] in
             Task { await self?.scheduleStatusWrite(in: 0.1) }
         }
-        // From the start: a SIGTERM during start-up (a long import, say) stops the daemon cleanly,
-        // and a SIGHUP is ignored until there is a running config to reload.
-        signal(SIGHUP, SIG_IGN)
-        installSignals([(SIGTERM, "stop"), (SIGINT, "stop")])
+        // A SIGHUP is ignored until there is a running config to reload (SystemdService); SIGTERM
+        // and SIGINT reach the group's handlers, not the default action.
+        for signo in [SIGHUP, SIGTERM, SIGINT] { signal(signo, SIG_IGN) }
+        let milestones = StartMilestones()
+        let services: [any Service] = [
+            StatusService(daemon: self, milestones: milestones),
+            WatcherService(daemon: self, milestones: milestones),
+            OrchestratorService(daemon: self, milestones: milestones),
+            FrontendService(daemon: self, milestones: milestones),
+            SystemdService(daemon: self, milestones: milestones),
+        ]
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, serviceName: "\(type(of: $0))") },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        self.group = group
+        if stopping { await group.triggerGracefulShutdown() }
+        try await group.run()
+        logger.info("stopped")
+    }
+
+    /// The state's lock and the local API's socket (from here on nobody else serves this state),
+    /// then one watcher per project.
+    func prepare() async throws {
         let (notes, lock) = try state.prepare()
         stateLock = lock
-        // From here on nobody else serves this state: the socket systemd holds for us, or our own.
         let socket = try ListeningSocket.inherited(environment: environment) ?? ListeningSocket.bind(path: state.socket)
         listening = socket
         var stale = stat()
@@ -97,6 +118,11 @@ public actor Daemon {
             await startWatcher(project, restoring: restoring[project.name] ?? nil, firstDelay: first)
         }
         try FileManager.default.createDirectory(atPath: state.root + "/logs", withIntermediateDirectories: true)
+    }
+
+    /// The record read (an earlier release's journal imported first), what was running carried
+    /// on, and commands taken from here on.
+    func startOrchestrator() async throws {
         let orchestrator = Orchestrator(state: state, config: config, logger: logger, metrics: metrics, feed: feed) { [weak self] in
             await self?.pinnedShipyards() ?? [:]
         }
@@ -105,36 +131,43 @@ public actor Daemon {
             board.notePassWithoutSLO(project: project, message: message, context: context)
         }
         self.orchestrator = orchestrator
+        await commands.attach(orchestrator) { [weak self] request in
+            await self?.sync(request) ?? CommandOutcome(id: request.id, ok: false, message: "the daemon is stopping")
+        }
         let systemd = systemd
         try await orchestrator.start { imported in
             // An import of years of journal may outlast the unit's start timeout: ask for more.
             _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
         }
-        // Quiet polls only move their projects' times: status.json takes them every 15 s.
-        Task { [weak self] in
-            while let self, await !self.stopping {
-                try? await Task.sleep(for: .seconds(15))
-                if self.board.isDirty { await self.publishStatus() }
-            }
-        }
         await publishStatus()
-        installSignals([(SIGHUP, "reload")])
-        startFrontend()
-        await orchestrator.serving()
+    }
+
+    /// Requests are taken: systemd hears READY=1, and expiries that fell due while the daemon was
+    /// down wait for the requests that queued meanwhile.
+    func becomeReady() async {
+        await orchestrator?.serving()
         ready = true
         metrics.up.set(to: 1)
         logger.info("ready")
         systemd.send("READY=1\nSTATUS=\(await statusLine())")
-        startWatchdog()
         Task { [weak self] in await self?.answerDowntime() }
-        await withCheckedContinuation { continuation in
-            if stopping { continuation.resume() } else { stopped = continuation }
+    }
+
+    /// The first step of a stop: systemd hears STOPPING=1, `/readyz` says no.
+    func beginStop() {
+        if !stopping {
+            stopping = true
+            systemd.send("STOPPING=1")
+            logger.info("stopping")
         }
         ready = false
         metrics.up.set(to: 0)
-        // The socket stops taking connections (under systemd, new ones queue for the next start)
-        // and the requests under way are answered; connections left open after that (a page's
-        // event stream, an idle keep-alive) are closed.
+    }
+
+    /// The socket stops taking connections (under systemd, new ones queue for the next start)
+    /// and the requests under way are answered; connections left open after that (a page's
+    /// event stream, an idle keep-alive) are closed.
+    func stopFrontend() async {
         frontendServer?.stop()
         if let frontend {
             let deadline = ContinuousClock.now + .seconds(3)
@@ -142,16 +175,20 @@ public actor Daemon {
             // Not waited for: a sync still waiting for its poll would hold up the stop.
             frontend.cancel()
         }
-        await orchestrator.shutdown(grace: config.stopGracePeriod)
+    }
+
+    func stopOrchestrator() async {
+        await orchestrator?.shutdown(grace: config.stopGracePeriod)
+    }
+
+    /// A poll under way ends (a stuck one is interrupted at its pollTimeout) before the exit.
+    func stopWatchers() async {
         for watcher in watchers.values { watcher.stop() }
-        // A poll under way ends (a stuck one is interrupted at its pollTimeout) before the exit.
         let longest = config.projects.map(\.pollTimeout).max() ?? .zero
         let deadline = ContinuousClock.now + longest + .seconds(2)
         while watchers.values.contains(where: \.isPolling), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        await publishStatus()
-        logger.info("stopped")
     }
 
     // MARK: The web view
@@ -164,6 +201,11 @@ public actor Daemon {
     public nonisolated var log: Logger { logger }
 
     var webAddress: String?
+
+    /// Returns once the approval files agree with what the record says (see `Orchestrator.settled`).
+    public func approvalsSettled() async {
+        await orchestrator?.settled()
+    }
 
     /// The local API is taking requests on this socket.
     public func apiListening(_ path: String) {
@@ -205,13 +247,13 @@ public actor Daemon {
     var frontendEnded = false
     func noteFrontendEnded() { frontendEnded = true }
 
-    public func shutdown() {
-        guard !stopping else { return }
-        stopping = true
-        systemd.send("STOPPING=1")
-        logger.info("stopping")
-        stopped?.resume()
-        stopped = nil
+    /// Stops the daemon as SIGTERM does.
+    public func shutdown() async {
+        if let group {
+            await group.triggerGracefulShutdown()
+        } else {
+            stopping = true
+        }
     }
 
     func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?, firstDelay: Duration = .zero) async {
@@ -226,20 +268,6 @@ public actor Daemon {
     }
 
     // MARK: Signals and reload
-
-    func installSignals(_ signals: [(Int32, String)]) {
-        for (signo, action) in signals {
-            signal(signo, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { [weak self] in
-                Task {
-                    if action == "reload" { await self?.reload() } else { await self?.shutdown() }
-                }
-            }
-            source.resume()
-            signalSources.append(source)
-        }
-    }
 
     /// SIGHUP: re-reads the config file; a bad one is refused and the running config stays.
     /// Every project is polled at once either way.
@@ -328,6 +356,7 @@ public actor Daemon {
         config.eventSenders = new.eventSenders
         config.sequenceControl = new.sequenceControl
         config.approvalPolicies = new.approvalPolicies
+        await commands.update(config)
         if new.http?.listen != config.http?.listen {
             logger.warning("http.listen changed in the config; that takes a restart, the web view keeps \(config.http.map { "\($0.listen)" } ?? "off")")
         } else if let http = new.http {
@@ -346,13 +375,11 @@ public actor Daemon {
     /// `WATCHDOG=1` at half of `WATCHDOG_USEC`, sent only after a round trip through this actor:
     /// a wedged daemon stops petting the watchdog, a stuck Git remote (polled on its own thread)
     /// does not.
-    func startWatchdog() {
+    func runWatchdog() async {
         guard let interval = systemd.watchdogInterval else { return }
-        Task { [weak self] in
-            while let self, await !self.stopping {
-                if await self.heartbeat() { self.systemd.send("WATCHDOG=1") }
-                try? await Task.sleep(for: interval)
-            }
+        while !Task.isCancelled, !stopping {
+            if heartbeat() { systemd.send("WATCHDOG=1") }
+            try? await Task.sleep(for: interval)
         }
     }
 
@@ -371,9 +398,6 @@ public actor Daemon {
         return line
     }
 
-    /// Requests being handled now.
-    var handling = 0
-
     /// Requests that queued in the socket while the daemon was down (systemd holds it across a
     /// restart) are answered before the expiries that fell due meanwhile are judged: once no
     /// connection waits to be accepted and no request is being handled for a second (ten at most).
@@ -384,7 +408,8 @@ public actor Daemon {
             try? await Task.sleep(for: .milliseconds(100))
             var waiting = pollfd(fd: listening?.fd ?? -1, events: Int16(POLLIN), revents: 0)
             let queued = listening != nil && poll(&waiting, 1, 0) > 0 && waiting.revents & Int16(POLLIN) != 0
-            quiet = queued || handling > 0 ? 0 : quiet + 1
+            let busy = await commands.handling > 0
+            quiet = queued || busy ? 0 : quiet + 1
         }
         await orchestrator?.downtimeAnswered()
     }
