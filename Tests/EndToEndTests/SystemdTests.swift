@@ -93,7 +93,7 @@ import Testing
         try world.daemon.start()
         #expect(await eventually { world.runs.count == 2 })
         try world.openGate()
-        #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)))
+        #expect(await world.waitState(context, "production", "finished", timeout: .seconds(60)), "\(world.daemon.log.suffix(3000))")
         #expect(world.runs.filter { $0.contains(" qa je-deployment ") }.map { $0.split(separator: " ")[3] } == ["attempt=1", "attempt=2"])
     }
 

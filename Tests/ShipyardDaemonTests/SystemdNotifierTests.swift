@@ -30,6 +30,33 @@ import Testing
         #expect(String(decoding: buffer[0..<max(0, n)], as: UTF8.self) == "READY=1\nSTATUS=testing")
     }
 
+    /// A manager that does not read its socket (its queue full) never stalls the daemon: sends
+    /// return at once, and once it reads, every message arrives in order, watchdog pings that
+    /// waited together sent once.
+    @Test func aFullNotifySocketNeverBlocksTheSenderAndLosesNothing() throws {
+        let (fd, name) = try abstractSocket()
+        defer { close(fd) }
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": name])
+        let start = ContinuousClock.now
+        // More than the socket's queue holds (net.unix.max_dgram_qlen: 10 by default).
+        for index in 0..<50 {
+            #expect(notifier.send("STATUS=\(index)"))
+            #expect(notifier.send("WATCHDOG=1"))
+        }
+        #expect(notifier.send("READY=1"))
+        #expect(ContinuousClock.now - start < .seconds(2))
+        var received: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while received.last != "READY=1" {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else { break }
+            received.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+        #expect(received.filter { $0.hasPrefix("STATUS=") } == (0..<50).map { "STATUS=\($0)" })
+        #expect(received.last == "READY=1")
+        #expect(received.filter { $0 == "WATCHDOG=1" }.count < 50)
+    }
+
     @Test func watchdogIsHalfTheIntervalAndOnlyForThisProcess() {
         #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "30000000"]).watchdogInterval == .seconds(15))
         #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\(getpid())"]).watchdogInterval == .seconds(15))

@@ -374,11 +374,11 @@ public actor Daemon {
 
     /// `WATCHDOG=1` at half of `WATCHDOG_USEC`, sent only after a round trip through this actor:
     /// a wedged daemon stops petting the watchdog, a stuck Git remote (polled on its own thread)
-    /// does not.
-    func runWatchdog() async {
+    /// does not. The send itself is off the actor (and never blocks).
+    nonisolated func runWatchdog() async {
         guard let interval = systemd.watchdogInterval else { return }
-        while !Task.isCancelled, !stopping {
-            if heartbeat() { systemd.send("WATCHDOG=1") }
+        while !Task.isCancelled, await heartbeat() {
+            systemd.send("WATCHDOG=1")
             try? await Task.sleep(for: interval)
         }
     }

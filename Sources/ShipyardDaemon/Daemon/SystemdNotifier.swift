@@ -1,14 +1,22 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 /// systemd's notify protocol, without libsystemd: one datagram per message to the AF_UNIX socket
 /// named by `$NOTIFY_SOCKET` (a leading `@` means the abstract namespace).
+///
+/// Messages leave from a thread of their own, in order: a datagram to a socket whose queue is
+/// full (a manager that does not read, `net.unix.max_dgram_qlen` messages behind) waits there
+/// until it reads, never in the daemon. A watchdog ping already waiting is not queued twice.
 public struct SystemdNotifier: Sendable {
     let socketPath: String?
+    let outbox: Outbox?
     /// Half of `$WATCHDOG_USEC`, when systemd watches this process.
     public let watchdogInterval: Duration?
 
     public init(environment: [String: String]) {
         socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        outbox = socketPath.map { Outbox(path: $0) }
         if let usec = environment["WATCHDOG_USEC"].flatMap(Int64.init), usec > 0,
             environment["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true
         {
@@ -20,10 +28,56 @@ public struct SystemdNotifier: Sendable {
 
     public var isEnabled: Bool { socketPath != nil }
 
-    /// Sends `KEY=VALUE` lines; returns false when there is no socket or the send failed.
+    /// Queues `KEY=VALUE` lines for systemd; returns false when there is no socket. Never blocks.
     @discardableResult
     public func send(_ message: String) -> Bool {
-        guard let socketPath else { return false }
+        guard let outbox else { return false }
+        outbox.post(message)
+        return true
+    }
+
+    /// Messages for the socket, sent in order by one thread that may wait on a full socket.
+    final class Outbox: Sendable {
+        let path: String
+        private let state = Mutex<(pending: [String], started: Bool)>(([], false))
+        private let ready = DispatchSemaphore(value: 0)
+        /// The most messages that wait; beyond it the oldest status and watchdog lines go.
+        static let limit = 256
+
+        init(path: String) { self.path = path }
+
+        func post(_ message: String) {
+            let start = state.withLock { state -> Bool in
+                if message == "WATCHDOG=1", state.pending.contains(message) { return false }
+                state.pending.append(message)
+                if state.pending.count > Self.limit,
+                    let stale = state.pending.firstIndex(where: { $0 == "WATCHDOG=1" || ($0.hasPrefix("STATUS=") && !$0.contains("\n")) })
+                {
+                    state.pending.remove(at: stale)
+                }
+                defer { state.started = true }
+                return !state.started
+            }
+            if start {
+                let thread = Thread { [self] in self.run() }
+                thread.name = "sd-notify"
+                thread.start()
+            }
+            ready.signal()
+        }
+
+        private func run() {
+            while true {
+                ready.wait()
+                while let next = state.withLock({ $0.pending.isEmpty ? nil : $0.pending.removeFirst() }) {
+                    _ = SystemdNotifier.deliver(next, to: path)
+                }
+            }
+        }
+    }
+
+    /// One datagram, sent now (waiting while the socket's queue is full); false when it failed.
+    static func deliver(_ message: String, to socketPath: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
