@@ -16,11 +16,9 @@ actor Orchestrator {
     /// can give an id prefix that names more than one approval.
     var ids = UUIDGenerator(prefix: ProcessInfo.processInfo.environment["SHIPYARD_FAULT_ID_PREFIX"])
     let state: StateDirectory
-    var executors: [String: DaemonConfig.TaskExecutor]
     var notify: DaemonConfig.TaskExecutor?
     let shipyards: @Sendable () async -> [String: PinnedShipyard]
     let logger: Logger
-    var running: [String: TaskCancel] = [:]
     var wakeTask: Task<Void, Never>?
     var wakeAt: Date?
     var failed: String?
@@ -33,23 +31,11 @@ actor Orchestrator {
     /// start runs them again.
     var stopping = false
 
-    let worktrees: Worktrees
+    /// Local task programs: configured, running, their files.
+    var tasks: TaskRunner
     var configuration: DaemonConfig
-    /// The approvals so far of pending approvals that need several (rebuilt from the record).
-    var votes: [String: [ApprovalVote]] = [:]
-    /// When the notify program was last reminded of a pending approval.
-    var reminded: [String: Date] = [:]
-    /// The host's accounts, read each time a gate is counted (tests give their own).
-    var accounts = AccountDirectory.host
-    /// The clock a decision is judged by (tests move it).
-    var clock: @Sendable () -> Date = { Date() }
-
-    /// Since when requests are taken (the local API serves): an expiry that fell due before
-    /// then fell due while nobody could decide.
-    var servingSince: Date?
-    /// False until the requests that waited in the socket while the daemon was down have been
-    /// answered: expiries that fell due meanwhile are judged after them, not before.
-    var downtimeJudged = false
+    /// Pending approvals: their votes, reminders, files and timers' state.
+    var desk: ApprovalDesk
     var retentionTask: Task<Void, Never>?
     var retaining = false
 
@@ -63,8 +49,8 @@ actor Orchestrator {
         self.metrics = metrics
         self.feed = feed
         self.state = state
-        self.worktrees = Worktrees(root: state.root + "/worktrees")
-        self.executors = config.tasks
+        self.tasks = TaskRunner(state: state, executors: config.tasks, logger: logger)
+        self.desk = ApprovalDesk(state: state, logger: logger)
         self.notify = config.notify
         self.configuration = config
         self.logger = logger
@@ -76,7 +62,7 @@ actor Orchestrator {
     /// are counted again under it before the reload is reported done.
     func update(_ config: DaemonConfig) async {
         configuration = config
-        executors = config.tasks
+        tasks.executors = config.tasks
         notify = config.notify
         Self.configure(&engine, config)
         // Shorter timeouts may be due already: look again now.
@@ -120,7 +106,7 @@ actor Orchestrator {
     }
 
     /// Whether a task name runs as a local program here.
-    func runsLocally(_ task: String) -> Bool { executors[task] != nil }
+    func runsLocally(_ task: String) -> Bool { tasks.runsLocally(task) }
 
     /// The sequence a request id already started (a request retried after a crash), whether it
     /// is still active or long ended.
@@ -157,11 +143,7 @@ actor Orchestrator {
         store = try SQLiteStore(writingAt: state.storeFile)
         let (fresh, events) = try engineFromRecord()
         engine = fresh
-        for event in events {
-            guard let id = event.triggeredid else { continue }
-            if let vote = ApprovalVote(event) { votes[id, default: []].append(vote) }
-            if event.type == ApprovalVote.reminderType, let date = event.date { reminded[id] = max(reminded[id] ?? date, date) }
-        }
+        desk.restore(events)
         logger.info("record read", metadata: ["events": "\(events.count)", "active": "\(engine.active.count)"])
         let unfinished = engine.unfinishedTasks
         let wanted = Set(unfinished.compactMap { $0.execution.tasks[$0.index].triggeredID })
@@ -171,14 +153,14 @@ actor Orchestrator {
             guard let id = task.triggeredID, let triggered = triggeredEvents[id] else { continue }
             if task.name == "approval" {
                 if task.phase == .started { writeApproval(triggeredID: id) }
-            } else if executors[task.name] != nil || task.name == Engine.evaluationSequence {
+            } else if tasks.runsLocally(task.name) || task.name == Engine.evaluationSequence {
                 logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was running when the daemon stopped; running it again",
                                metadata: ["context": "\(execution.context)"])
                 launch(triggered, alreadyStarted: task.startedCount > 0)
             }
         }
         reconcileApprovals()
-        worktrees.removeAbandonedExports()
+        tasks.worktrees.removeAbandonedExports()
         await perform(engine.resume(shipyards: await shipyards(), now: Date(), ids: &ids))
         await approvalDeadlines(cause: "start")
         retentionTask = Task { [weak self] in
@@ -259,7 +241,7 @@ actor Orchestrator {
             for (task, result, duration) in ended {
                 // Task names come from Git: those the host config does not run (and Keptn's own)
                 // share one series, so that a push cannot add series without end.
-                let known = executors[task] != nil || ["approval", "evaluation", "get-sli"].contains(task)
+                let known = tasks.runsLocally(task) || ["approval", "evaluation", "get-sli"].contains(task)
                 metrics.taskEnded(known ? task : "other", result: result, duration: duration)
             }
             for event in records {
@@ -284,25 +266,20 @@ actor Orchestrator {
             case .runTask(let event):
                 launch(event, alreadyStarted: false)
             case .cancelTask(let id):
-                running[id]?.cancel()
+                tasks.running[id]?.cancel()
             case .approvalNeeded(let id):
-                if let request = writeApproval(triggeredID: id) { tell("waiting", request, decision: nil) }
+                if let request = writeApproval(triggeredID: id) { desk.tell("waiting", request, decision: nil, notify: notify) }
                 scheduleDeadlines(of: id)
             case .approvalClosed(let id):
-                votes[id] = nil
-                reminded[id] = nil
-                let path = state.root + "/approvals/\(id).json"
-                let request = FileManager.default.contents(atPath: path).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
-                unlink(path)
+                let request = desk.closed(id)
                 let decision = records.last { $0.triggeredid == id && $0.type.hasSuffix("approval.finished") }?.data["approval"]
-                if let request { tell("resolved", request, decision: decision) }
+                if let request { desk.tell("resolved", request, decision: decision, notify: notify) }
             case .wake(let date):
                 schedule(date)
             }
         }
         if finished {
-            pruneWorktrees()
-            pruneRuns()
+            pruneAfterSequencesEnded()
         }
         return true
     }
@@ -354,10 +331,6 @@ actor Orchestrator {
     /// approval and then waits here finds its file.
     func settled() {}
 
-    /// The approval's `.finished`: approved by everyone who did, or declined (by a person, or expired).
-    /// Gates whose closing decision is being recorded.
-    var settling: Set<String> = []
-
     var activeSummary: (running: Int, approvals: Int) {
         let states = engine.active.map(engine.state)
         return (states.filter { $0 == .started }.count, states.filter { $0 == .waitingForApproval }.count)
@@ -369,19 +342,17 @@ actor Orchestrator {
     func shutdown(grace: Duration) async {
         draining = true
         let deadline = ContinuousClock.now + grace
-        if !running.isEmpty, grace > .zero {
-            logger.info("waiting up to \(GoDuration.format(grace)) for \(running.count) running task(s) to finish")
+        if !tasks.running.isEmpty, grace > .zero {
+            logger.info("waiting up to \(GoDuration.format(grace)) for \(tasks.running.count) running task(s) to finish")
         }
-        while !running.isEmpty, ContinuousClock.now < deadline {
+        while !tasks.running.isEmpty, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
         stopping = true
         wakeTask?.cancel()
         retentionTask?.cancel()
-        for cancel in running.values {
-            if let pid = cancel.pid { kill(-pid, SIGTERM) }
-        }
-        for _ in 0..<Int(TaskProcess.gracePeriod * 20 + 40) where !running.isEmpty {
+        tasks.interruptAll()
+        for _ in 0..<Int(TaskProcess.gracePeriod * 20 + 40) where !tasks.running.isEmpty {
             try? await Task.sleep(for: .milliseconds(50))
         }
     }

@@ -3,11 +3,11 @@ import Logging
 import ShipyardCore
 import ShipyardGit
 
-/// The approval desk: request files, votes counted under the policy in force, decisions,
-/// expiry and reminder timers.
+/// The approval desk's driving: votes counted under the policy in force, decisions recorded
+/// through the engine, expiry and reminder timers. The desk's state and files: ApprovalDesk.
 extension Orchestrator {
-    func setClock(_ clock: @escaping @Sendable () -> Date) { self.clock = clock }
-    func setAccounts(_ accounts: AccountDirectory) { self.accounts = accounts }
+    func setClock(_ clock: @escaping @Sendable () -> Date) { desk.clock = clock }
+    func setAccounts(_ accounts: AccountDirectory) { desk.accounts = accounts }
 
     /// Wakes the daemon when an approval's expiry or next reminder is due (`approvalDeadlines`
     /// acts then).
@@ -17,27 +17,7 @@ extension Orchestrator {
         else { return }
         let since = execution.tasks[index].triggeredAt ?? Date()
         if let expiry = policy.expireAfter { schedule(since.addingTimeInterval(expiry.seconds)) }
-        if let interval = policy.remindAfter { schedule((reminded[id] ?? since).addingTimeInterval(interval.seconds)) }
-    }
-
-    /// A pending gate as its policy in force sees it (nil: no policy, one decision closes it).
-    func gate(of execution: SequenceExecution) -> ApprovalRules.Gate? {
-        configuration.approvalPolicy(project: execution.project, stage: execution.stage).map {
-            ApprovalRules.Gate(policy: $0, fallback: configuration.approvers, triggeredBy: execution.triggeredBy, uid: execution.triggeredByUID)
-        }
-    }
-
-    /// When a pending approval expires under the policy in force.
-    func deadline(of execution: SequenceExecution, task index: Int) -> Date? {
-        configuration.approvalPolicy(project: execution.project, stage: execution.stage)?.expireAfter.map {
-            (execution.tasks[index].triggeredAt ?? Date()).addingTimeInterval($0.seconds)
-        }
-    }
-
-    /// Whether an expiry fell due while nobody could decide (the daemon down, or starting): it
-    /// waits until the requests that queued meanwhile are answered.
-    func dueWhileDown(_ deadline: Date) -> Bool {
-        !downtimeJudged && deadline < (servingSince ?? .distantFuture)
+        if let interval = policy.remindAfter { schedule((desk.reminded[id] ?? since).addingTimeInterval(interval.seconds)) }
     }
 
     var pendingApprovalIDs: [String] {
@@ -46,68 +26,24 @@ extension Orchestrator {
         }
     }
 
-    /// `approvals/` holds exactly the pending approvals: a file left by a crash between the record
-    /// of a decision and the file's removal goes, a missing one is written again.
-    func reconcileApprovals() {
-        let pending = Set(engine.active.flatMap { execution in
-            execution.tasks.filter { $0.name == "approval" && $0.phase == .started }.compactMap(\.triggeredID)
-        })
-        let directory = state.root + "/approvals"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") {
-            let id = String(name.dropLast(".json".count))
-            if !pending.contains(id) {
-                unlink(directory + "/" + name)
-                logger.info("removed the approval request \(id): it was resolved before the daemon stopped")
-            }
-        }
-    }
-
-    /// Runs the config's notify program, if any, in the background.
-    func tell(_ what: String, _ request: ApprovalRequest, decision: JSONValue?, waited: TimeInterval? = nil) {
-        guard let notify else { return }
-        struct Message: Encodable {
-            var event: String
-            var approval: ApprovalRequest
-            var decision: JSONValue?
-            var waitedSeconds: Int?
-        }
-        guard let input = try? JSON.encode(Message(event: what, approval: request, decision: decision, waitedSeconds: waited.map { Int($0) })) else { return }
-        let notifier = Notifier(command: notify.command, timeout: notify.timeout, logFile: state.root + "/logs/notify.log")
-        let logger = logger
-        let thread = Thread {
-            if let failure = notifier.run(input) { logger.warning("\(failure)") }
-        }
-        thread.name = "notify"
-        thread.start()
-    }
-
+    /// Writes (again) a pending approval's file, as the policy in force and the votes so far say.
     @discardableResult
     func writeApproval(triggeredID: String) -> ApprovalRequest? {
         guard let (execution, index) = engine.task(triggeredID: triggeredID) else { return nil }
-        // The result the approval judges: the previous task's, or for a first task the result the
-        // stage before handed on (as the approval's .triggered payload carries it).
-        let previous = index > 0 ? execution.tasks[index - 1].result.rawValue : execution.data["result"]?.string
-        var request = ApprovalRequest(
-            id: triggeredID, project: execution.project, stage: execution.stage, service: execution.service,
-            sequence: execution.sequence, context: execution.context, previousResult: previous,
-            image: execution.data["configurationChange"]?["values"]?["image"]?.string,
-            triggeredBy: execution.triggeredBy,
-            requestedAt: Timestamps.format(execution.tasks[index].triggeredAt ?? Date()))
-        if let gate = gate(of: execution) {
-            let tally = ApprovalRules.tally(votes[triggeredID] ?? [], gate: gate, accounts: accounts)
-            request.required = gate.policy.required
-            request.approvedBy = tally.counted.map(\.by)
-            request.notCounted = tally.setAside.isEmpty ? nil : tally.notCounted
-            request.mayApprove = ApprovalRules.stillMay(gate, tally: tally, accounts: accounts)
-            request.expiresAt = deadline(of: execution, task: index).map(Timestamps.format)
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: state.root + "/approvals", withIntermediateDirectories: true)
-            try AtomicFile.write(try JSON.encode(request, pretty: true), to: state.root + "/approvals/\(triggeredID).json", mode: 0o640)
-        } catch {
-            logger.error("cannot write the approval request \(triggeredID): \(error)")
-        }
+        let request = desk.request(triggeredID, execution: execution, index: index, config: configuration)
+        desk.write(request)
         return request
+    }
+
+    /// `approvals/` holds exactly the pending approvals: a file left by a crash between the record
+    /// of a decision and the file's removal goes.
+    func reconcileApprovals() {
+        desk.reconcile(pending: Set(pendingApprovalIDs))
+    }
+
+    /// The pending approval an id or unique id prefix names.
+    func pendingApproval(_ prefix: String) throws(EngineError) -> (triggeredID: String, execution: SequenceExecution) {
+        try ApprovalDesk.pendingApproval(prefix, active: engine.active, store: store)
     }
 
     func schedule(_ date: Date) {
@@ -146,12 +82,12 @@ extension Orchestrator {
             }
             // Only the decision that closes a gate waits (for its record): another decision on
             // the same gate meanwhile waits for it, and then finds it decided.
-            guard settling.contains(pending.triggeredID), waited < 400 else { break }
+            guard desk.settling.contains(pending.triggeredID), waited < 400 else { break }
             waited += 1
             try? await Task.sleep(for: .milliseconds(25))
         }
         let (id, execution) = pending
-        guard !settling.contains(id) else {
+        guard !desk.settling.contains(id) else {
             return (false, "approval \(id) is being decided right now; look again (shipyardctl approvals) in a moment", execution.context)
         }
         let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
@@ -160,13 +96,13 @@ extension Orchestrator {
             logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
             return (false, message, execution.context)
         }
-        let now = clock()
+        let now = desk.clock()
         // A decision is judged by the clock when it is recorded, not when the expiry timer runs:
         // one that comes after expiresAt is late, and the expiry follows at once. (Requests that
         // waited in the socket while the daemon was down are answered before expiries that fell
         // due meanwhile are judged: those are in time.)
-        if let index = engine.task(triggeredID: id)?.1, let deadline = deadline(of: execution, task: index), now >= deadline,
-            !dueWhileDown(deadline)
+        if let index = engine.task(triggeredID: id)?.1, let deadline = desk.deadline(of: execution, task: index, config: configuration), now >= deadline,
+            !desk.dueWhileDown(deadline)
         {
             schedule(now)
             let message = "approval \(id) expired at \(Timestamps.format(deadline)) (expireAfter for \(policy?.scope ?? "this gate")); it is being declined and the decision was not recorded"
@@ -174,16 +110,16 @@ extension Orchestrator {
             return (false, message, execution.context)
         }
         let vote = ApprovalVote(by: user, uid: decision.uid, at: Timestamps.format(now), reason: reason, via: decision.via)
-        guard decision.approve, let gate = gate(of: execution) else {
+        guard decision.approve, let gate = desk.gate(of: execution, config: configuration) else {
             return await settle(id, execution, approved: decision.approve, votes: [vote], by: user, via: decision.via)
         }
         // Earlier approvals may be enough already (one set aside counts again once its person is
         // an approver again): the gate opens by that count, whoever asked.
-        let before = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
+        let before = ApprovalRules.tally(desk.votes[id] ?? [], gate: gate, accounts: desk.accounts)
         if before.isMet, let last = before.counted.last {
             return await settle(id, execution, approved: true, votes: before.counted, by: last.by, via: last.via, notCounted: before.setAside, recount: "recount")
         }
-        switch ApprovalRules.approve(vote, votes: votes[id] ?? [], gate: gate, accounts: accounts) {
+        switch ApprovalRules.approve(vote, votes: desk.votes[id] ?? [], gate: gate, accounts: desk.accounts) {
         case .refused(let message):
             logger.warning("approval \(id) refused: \(message)", metadata: ["by": "\(user)", "via": "\(decision.via)"])
             return (false, message, execution.context)
@@ -194,7 +130,7 @@ extension Orchestrator {
             guard recordVote(vote, id: id, execution: execution) else { return (false, recordFailure, execution.context) }
             writeApproval(triggeredID: id)
             let aside = tally.setAside.isEmpty ? "" : "; not counted: " + tally.notCounted.joined(separator: "; ")
-            return (true, "approved by \(user): \(tally.summary); waiting for \(tally.required - tally.counted.count) more from \(ApprovalRules.stillMay(gate, tally: tally, accounts: accounts))\(aside)", execution.context)
+            return (true, "approved by \(user): \(tally.summary); waiting for \(tally.required - tally.counted.count) more from \(ApprovalRules.stillMay(gate, tally: tally, accounts: desk.accounts))\(aside)", execution.context)
         }
     }
 
@@ -211,7 +147,7 @@ extension Orchestrator {
             context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
         event.shipyarduid = vote.uid
         guard recordAside([event]) else { return false }
-        votes[id, default: []].append(vote)
+        desk.votes[id, default: []].append(vote)
         defer { logger.info("approval counted", metadata: ["by": "\(vote.by)", "via": "\(vote.via)", "context": "\(execution.context)", "stage": "\(execution.stage)"]) }
         return true
     }
@@ -222,8 +158,8 @@ extension Orchestrator {
         _ id: String, _ execution: SequenceExecution, approved: Bool, votes decided: [ApprovalVote], by user: String, via: String,
         notCounted: [ApprovalRules.Tally.SetAside] = [], recount: String? = nil
     ) async -> (ok: Bool, message: String, context: String?) {
-        settling.insert(id)
-        defer { settling.remove(id) }
+        desk.settling.insert(id)
+        defer { desk.settling.remove(id) }
         let now = Date()
         let decision = approved ? "approved" : "declined"
         let people = decided.map(\.by).joined(separator: ", ")
@@ -257,8 +193,8 @@ extension Orchestrator {
             gitcommitid: execution.commit, data: data)
         do {
             let effects = try await submit(.event(event))
-            votes[id] = nil
-            reminded[id] = nil
+            desk.votes[id] = nil
+            desk.reminded[id] = nil
             logger.info("approval \(decision)", metadata: ["by": "\(people)", "via": "\(recount ?? via)", "context": "\(execution.context)", "stage": "\(execution.stage)"])
             return (true, Self.whatHappensNext(decision: decision, execution: execution, effects: effects), execution.context)
         } catch {
@@ -273,13 +209,13 @@ extension Orchestrator {
         guard !stopping, failed == nil else { return }
         for id in pendingApprovalIDs {
             // A gate whose closing decision is being recorded is that decision's.
-            guard !settling.contains(id), let (execution, index) = engine.task(triggeredID: id) else { continue }
+            guard !desk.settling.contains(id), let (execution, index) = engine.task(triggeredID: id) else { continue }
             let waitingSince = execution.tasks[index].triggeredAt ?? now
-            guard let gate = gate(of: execution) else { continue }
+            guard let gate = desk.gate(of: execution, config: configuration) else { continue }
             let policy = gate.policy
             // A policy loosened by a reload (or changed while the daemon was down) may already be
             // met: by the approvals that count under it, counted as a vote is.
-            let tally = ApprovalRules.tally(votes[id] ?? [], gate: gate, accounts: accounts)
+            let tally = ApprovalRules.tally(desk.votes[id] ?? [], gate: gate, accounts: desk.accounts)
             if tally.isMet, let last = tally.counted.last {
                 logger.notice("approval \(id) opened by the \(cause): \(tally.summary)", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
                 _ = await settle(id, execution, approved: true, votes: tally.counted, by: last.by, via: last.via, notCounted: tally.setAside, recount: cause)
@@ -289,7 +225,7 @@ extension Orchestrator {
                 let deadline = waitingSince.addingTimeInterval(expiry.seconds)
                 // One that fell due while the daemon was down waits for the requests that waited
                 // in the socket meanwhile (`downtimeAnswered`).
-                if now >= deadline, dueWhileDown(deadline) { continue }
+                if now >= deadline, desk.dueWhileDown(deadline) { continue }
                 if now >= deadline {
                     let vote = ApprovalVote(by: "shipyardd", at: Timestamps.format(now), reason: "expired: nobody decided within \(GoDuration.format(expiry)) (expireAfter for \(policy.scope))", via: "daemon")
                     logger.notice("approval \(id) expired", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)"])
@@ -299,10 +235,10 @@ extension Orchestrator {
                 schedule(deadline)
             }
             if let interval = policy.remindAfter {
-                let due = (reminded[id] ?? waitingSince).addingTimeInterval(interval.seconds)
+                let due = (desk.reminded[id] ?? waitingSince).addingTimeInterval(interval.seconds)
                 if now >= due {
                     remind(id, execution, waited: now.timeIntervalSince(waitingSince))
-                    reminded[id] = now
+                    desk.reminded[id] = now
                     schedule(now.addingTimeInterval(interval.seconds))
                 } else {
                     schedule(due)
@@ -319,53 +255,19 @@ extension Orchestrator {
             id: ids.next(), source: "shipyardd", type: ApprovalVote.reminderType, time: Timestamps.format(Date()), context: execution.context,
             triggeredid: id, gitcommitid: execution.commit, data: data)])
         logger.info("approval reminder", metadata: ["context": "\(execution.context)", "stage": "\(execution.stage)", "waited": "\(Int(waited))s"])
-        tell("reminder", request, decision: nil, waited: waited)
+        desk.tell("reminder", request, decision: nil, waited: waited, notify: notify)
     }
 
     /// The requests that waited in the socket while the daemon was down have been answered:
     /// expiries that fell due meanwhile are judged now.
     func serving() {
-        if servingSince == nil { servingSince = Date() }
+        if desk.servingSince == nil { desk.servingSince = Date() }
     }
 
     func downtimeAnswered() async {
-        guard !downtimeJudged else { return }
-        downtimeJudged = true
+        guard !desk.downtimeJudged else { return }
+        desk.downtimeJudged = true
         await approvalDeadlines()
-    }
-
-    /// The shortest id prefix `approve`/`reject` take, as git's shortest abbreviation.
-    static let minimumIDPrefix = 4
-
-    /// The pending approval an id or unique id prefix names.
-    func pendingApproval(_ prefix: String) throws(EngineError) -> (triggeredID: String, execution: SequenceExecution) {
-        guard prefix.count >= Self.minimumIDPrefix else {
-            throw EngineError("give at least \(Self.minimumIDPrefix) characters of the approval's id, not \"\(prefix)\" (shipyardctl approvals lists them)")
-        }
-        var pending: [(String, SequenceExecution)] = []
-        for execution in engine.active {
-            for task in execution.tasks where task.name == "approval" && task.phase == .started {
-                guard let id = task.triggeredID, id.hasPrefix(prefix) else { continue }
-                pending.append((id, execution))
-            }
-        }
-        // A prefix names one approval among all the record holds, resolved ones too: one that
-        // was ambiguous does not quietly come to mean the other gate once the first is decided.
-        let recorded = ((try? store.approvals(idPrefix: prefix, limit: 3)) ?? []).filter { $0.task.triggeredID != nil }
-        let pendingIDs = Set(pending.map(\.0))
-        let resolved = recorded.filter { !pendingIDs.contains($0.task.triggeredID!) }.map { $0.task.triggeredID! }
-        if pending.count == 1, resolved.isEmpty { return pending[0] }
-        if pending.count + resolved.count > 1 {
-            let named = pending.map { "\($0.0) (pending)" } + resolved.map { "\($0) (no longer pending)" }
-            throw EngineError("\(prefix) is ambiguous: it starts \(named.joined(separator: ", ")); give more of the id")
-        }
-        // Not pending: the record says what became of it.
-        if let (sequence, task) = recorded.first, let id = task.triggeredID {
-            let how = task.state == TaskRun.Phase.finished.rawValue
-                ? (task.message.map { "it was resolved: \($0)" } ?? "it was resolved") : "its sequence ended \(sequence.state.rawValue)"
-            throw EngineError("approval \(id) is no longer pending; \(how)")
-        }
-        throw EngineError("no pending approval has the id \(prefix) (shipyardctl approvals lists them)")
     }
 
     /// "approved: production je-deployment for helloservice started".

@@ -19,7 +19,7 @@ extension Orchestrator {
     func evaluate(_ triggered: KeptnEvent, alreadyStarted: Bool) {
         guard let (execution, index) = engine.task(triggeredID: triggered.id) else { return }
         let cancel = TaskCancel()
-        running[triggered.id] = cancel
+        tasks.running[triggered.id] = cancel
         let project = configuration.project(named: execution.project)
         let mirror = Mirror(path: state.mirror(project: execution.project))
         let runDirectory = state.root + "/runs/\(triggered.id)"
@@ -37,7 +37,7 @@ extension Orchestrator {
                 await self.evaluationEnded(triggered, outcome)
                 return
             }
-            let plan = await Self.onThread(name: "evaluation") {
+            let plan = await TaskRunner.onThread(name: "evaluation") {
                 Evaluator.plan(triggered: triggered, execution: execution, index: index, project: project, mirror: mirror, now: Date())
             }
             if let decided = plan.decided {
@@ -54,14 +54,10 @@ extension Orchestrator {
             let request = Evaluator.request(plan: plan, slo: slo, triggered: triggered, execution: execution, provider: provider)
             let getSLI = self.recordGetSLI(request, triggered: triggered)
             let deployment = triggered.data["deployment"]?["deploymentNames"]?.array?.first?.string ?? ""
-            let answer = await Self.onThread(name: "sli-provider") {
-                switch provider {
-                case .command(let executor):
-                    return CommandSLIProvider(executor: executor).fetch(
-                        request, triggered: triggered, sequence: execution.sequence, runDirectory: runDirectory, logFile: logFile, home: home, cancel: cancel)
-                case .prometheus(let settings):
-                    return PrometheusSLIProvider(settings: settings).fetch(request, deployment: deployment, cancel: cancel)
-                }
+            let answer = await TaskRunner.onThread(name: "sli-provider") {
+                QualityGate.fetch(
+                    provider, request, triggered: triggered, sequence: execution.sequence, deployment: deployment, runDirectory: runDirectory,
+                    logFile: logFile, home: home, cancel: cancel)
             }
             // A stop interrupts the provider: nothing is recorded, the next start asks again.
             if self.stopping {
@@ -88,22 +84,9 @@ extension Orchestrator {
             var outcome = Lighthouse.evaluate(
                 slo, values: answer.values, previous: previous, timeStart: plan.start, timeEnd: plan.end, sloFileContent: plan.sloBytes,
                 sliFailure: answer.reportedFail, precedingFailed: triggered.data["result"]?.string == TaskResult.fail.rawValue)
-            outcome.message = Self.scoreLine(outcome, slo) + (outcome.message.isEmpty ? "" : "; \(outcome.message)")
+            outcome.message = QualityGate.scoreLine(outcome, slo) + (outcome.message.isEmpty ? "" : "; \(outcome.message)")
             await self.evaluationEnded(triggered, outcome)
         }
-    }
-
-    /// "score 87.5 (pass ≥ 90%, warning ≥ 75%)": the score beside its thresholds, which Keptn's
-    /// messages leave out (keptn#1661, #2305).
-    static func scoreLine(_ outcome: EvaluationOutcome, _ slo: SLO) -> String {
-        func number(_ value: Double) -> String {
-            let text = String(format: "%.2f", value)
-            return text.hasSuffix(".00") ? String(text.dropLast(3)) : text.hasSuffix("0") ? String(text.dropLast()) : text
-        }
-        var thresholds: [String] = []
-        if let pass = slo.totalScorePass.flatMap(SLO.percentage) { thresholds.append("pass ≥ \(number(pass))%") }
-        if let warning = slo.totalScoreWarning.flatMap(SLO.percentage) { thresholds.append("warning ≥ \(number(warning))%") }
-        return "score \(number(outcome.score))" + (thresholds.isEmpty ? "" : " (\(thresholds.joined(separator: ", ")))")
     }
 
     /// The previous evaluations an SLO's `comparison` asks for, newest first.
@@ -119,47 +102,20 @@ extension Orchestrator {
         }
     }
 
-    /// `get-sli.triggered` and the provider's `.started`, as Keptn's lighthouse and provider record them.
+    /// `get-sli.triggered` and the provider's `.started`, recorded beside the sequence.
     func recordGetSLI(_ request: SLIRequest, triggered: KeptnEvent) -> KeptnEvent {
-        var data = (try? JSON.decode(JSONValue.self, from: JSON.encode(request))) ?? .object([:])
-        data["queries"] = nil
-        var payload: JSONValue = .object(["project": .string(request.project), "stage": .string(request.stage), "service": .string(request.service)])
-        payload["get-sli"] = data
-        if let labels = triggered.data["labels"] { payload["labels"] = labels }
-        let now = Timestamps.format(Date())
-        let getSLI = KeptnEvent(
-            id: ids.next(), source: Evaluations.source, type: "\(KeptnEvent.prefix)get-sli.triggered", time: now,
-            context: triggered.shkeptncontext, triggeredid: triggered.id, gitcommitid: triggered.gitcommitid, data: payload)
-        var started = payload
-        started["get-sli"] = nil
-        started["status"] = .string(TaskStatus.succeeded.rawValue)
-        let startedEvent = KeptnEvent(
-            id: ids.next(), source: "shipyardd/sli-provider/\(request.sliProvider)", type: "\(KeptnEvent.prefix)get-sli.started", time: now,
-            context: triggered.shkeptncontext, triggeredid: getSLI.id, gitcommitid: triggered.gitcommitid, data: started)
-        recordAside([getSLI, startedEvent])
+        let (getSLI, started) = QualityGate.getSLIStarted(request, triggered: triggered, ids: &ids)
+        recordAside([getSLI, started])
         return getSLI
     }
 
     func recordGetSLIFinished(_ answer: SLIAnswer, request: SLIRequest, triggered getSLI: KeptnEvent, aborted: Bool) {
-        var data: JSONValue = .object(["project": .string(request.project), "stage": .string(request.stage), "service": .string(request.service)])
-        let failed = answer.failure != nil || answer.reportedFail != nil
-        let anyFailed = answer.values.contains { !$0.success }
-        data["result"] = .string(failed || aborted ? "fail" : anyFailed ? "warning" : "pass")
-        data["status"] = .string(aborted ? TaskStatus.aborted.rawValue : answer.failure != nil ? TaskStatus.errored.rawValue : TaskStatus.succeeded.rawValue)
-        data["message"] = .string(answer.failure ?? answer.reportedFail ?? answer.message ?? "")
-        let values = (try? JSON.decode(JSONValue.self, from: JSON.encode(answer.values))) ?? .array([])
-        data["get-sli"] = .object([
-            "sliProvider": .string(request.sliProvider), "start": .string(request.start), "end": .string(request.end), "indicatorValues": values,
-        ])
-        let event = KeptnEvent(
-            id: ids.next(), source: "shipyardd/sli-provider/\(request.sliProvider)", type: "\(KeptnEvent.prefix)get-sli.finished",
-            time: Timestamps.format(Date()), context: getSLI.shkeptncontext, triggeredid: getSLI.id, gitcommitid: getSLI.gitcommitid, data: data)
-        recordAside([event])
+        recordAside([QualityGate.getSLIFinished(answer, request: request, triggered: getSLI, aborted: aborted, id: ids.next())])
     }
 
     /// `evenIfEnded`: recorded beside the sequence when it has ended meanwhile (an abort).
     func evaluationEnded(_ triggered: KeptnEvent, _ outcome: EvaluationOutcome, evenIfEnded: Bool = false) async {
-        running[triggered.id] = nil
+        tasks.running[triggered.id] = nil
         if stopping {
             logger.info("evaluation interrupted by the daemon's stop; it runs again at the next start", metadata: ["triggeredid": "\(triggered.id)"])
             return
@@ -175,8 +131,8 @@ extension Orchestrator {
     /// `shipyardctl evaluations invalidate`: Keptn's `evaluation.invalidated`; later evaluations no
     /// longer compare with it.
     func invalidate(_ prefix: String, by user: String, reason: String) throws(EngineError) -> String {
-        guard prefix.count >= Self.minimumIDPrefix else {
-            throw EngineError("give at least \(Self.minimumIDPrefix) characters of the evaluation's id, not \"\(prefix)\" (shipyardctl evaluations lists them)")
+        guard prefix.count >= ApprovalDesk.minimumIDPrefix else {
+            throw EngineError("give at least \(ApprovalDesk.minimumIDPrefix) characters of the evaluation's id, not \"\(prefix)\" (shipyardctl evaluations lists them)")
         }
         let found: [StoredEvaluation]
         do {
