@@ -129,7 +129,9 @@ public actor Commands {
         let decision = Decision(
             approve: approve, approval: request.approval ?? "", reason: reason, user: caller.user, uid: caller.uid, groups: caller.groups,
             via: caller.via.rawValue)
-        let outcome = await orchestrator.decide(decision, authorization: authorization)
+        // The gate's approvers are judged by the approval desk, under the orchestrator's config (the
+        // policy the gate is counted by), with the same Authorization.
+        let outcome = await orchestrator.decide(decision)
         return CommandOutcome(id: request.id, ok: outcome.ok, message: outcome.message, context: outcome.context)
     }
 }

@@ -62,18 +62,29 @@ public actor Daemon {
 
     /// The running services (see DaemonServices.swift), once `run` made them.
     var group: ServiceGroup?
+    /// `shutdown()` was called, perhaps before `run` made the group.
+    var stopRequested = false
+    /// Whether SIGTERM, SIGINT and SIGHUP are the daemon's (not in tests that run it in-process).
+    var handlingSignals = true
 
     /// Runs until SIGTERM or SIGINT: the daemon's services in one `ServiceGroup`, which owns
     /// those signals and stops the services in the reverse order of their start.
-    public func run() async throws {
-        // Nothing the daemon writes is for others than its own group, whatever umask it inherited.
-        umask(0o027)
+    /// `ownsProcess: false` (a test that runs it inside its own process) leaves the process's umask
+    /// and signals alone: `shutdown()` stops it.
+    public func run(ownsProcess: Bool = true) async throws {
+        if ownsProcess {
+            // Nothing the daemon writes is for others than its own group, whatever umask it inherited.
+            umask(0o027)
+        }
         board.whenUrgent { [weak self] in
             Task { await self?.scheduleStatusWrite(in: 0.1) }
         }
         // A SIGHUP is ignored until there is a running config to reload (SystemdService); SIGTERM
         // and SIGINT reach the group's handlers, not the default action.
-        for signo in [SIGHUP, SIGTERM, SIGINT] { signal(signo, SIG_IGN) }
+        self.handlingSignals = ownsProcess
+        if ownsProcess {
+            for signo in [SIGHUP, SIGTERM, SIGINT] { signal(signo, SIG_IGN) }
+        }
         let milestones = StartMilestones()
         let services: [any Service] = [
             StatusService(daemon: self, milestones: milestones),
@@ -84,9 +95,10 @@ public actor Daemon {
         ]
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, serviceName: "\(type(of: $0))") },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            gracefulShutdownSignals: ownsProcess ? [.sigterm, .sigint] : [], logger: logger))
         self.group = group
-        if stopping { await group.triggerGracefulShutdown() }
+        if stopRequested { await group.triggerGracefulShutdown() }
+        defer { systemd.flush(within: .seconds(1)) }
         try await group.run()
         logger.info("stopped")
     }
@@ -249,11 +261,8 @@ public actor Daemon {
 
     /// Stops the daemon as SIGTERM does.
     public func shutdown() async {
-        if let group {
-            await group.triggerGracefulShutdown()
-        } else {
-            stopping = true
-        }
+        stopRequested = true
+        await group?.triggerGracefulShutdown()
     }
 
     func startWatcher(_ project: DaemonConfig.Project, restoring commit: String?, firstDelay: Duration = .zero) async {

@@ -28,7 +28,8 @@ public struct SystemdNotifier: Sendable {
 
     public var isEnabled: Bool { socketPath != nil }
 
-    /// Queues `KEY=VALUE` lines for systemd; returns false when there is no socket. Never blocks.
+    /// Queues `KEY=VALUE` lines for systemd and returns at once: true when there is a socket to
+    /// send them to (not that they were delivered), false when there is none.
     @discardableResult
     public func send(_ message: String) -> Bool {
         guard let outbox else { return false }
@@ -36,13 +37,25 @@ public struct SystemdNotifier: Sendable {
         return true
     }
 
+    /// Waits (at most `within`) until the queued messages left: the last of a stop (STOPPING=1)
+    /// reaches systemd before the process exits.
+    public func flush(within: Duration) {
+        guard let outbox else { return }
+        let deadline = ContinuousClock.now + within
+        while !outbox.isIdle, ContinuousClock.now < deadline { usleep(5000) }
+    }
+
     /// Messages for the socket, sent in order by one thread that may wait on a full socket.
     final class Outbox: Sendable {
         let path: String
-        private let state = Mutex<(pending: [String], started: Bool)>(([], false))
+        private let state = Mutex<(pending: [String], started: Bool, sending: Bool)>(([], false, false))
         private let ready = DispatchSemaphore(value: 0)
-        /// The most messages that wait; beyond it the oldest status and watchdog lines go.
+        /// The most status and watchdog lines that wait: beyond it the oldest go (the lines that
+        /// change the unit's state, READY, RELOADING, STOPPING, are never dropped).
         static let limit = 256
+
+        /// Nothing waits and nothing is being sent.
+        var isIdle: Bool { state.withLock { $0.pending.isEmpty && !$0.sending } }
 
         init(path: String) { self.path = path }
 
@@ -69,7 +82,10 @@ public struct SystemdNotifier: Sendable {
         private func run() {
             while true {
                 ready.wait()
-                while let next = state.withLock({ $0.pending.isEmpty ? nil : $0.pending.removeFirst() }) {
+                while let next = state.withLock({ state -> String? in
+                    state.sending = !state.pending.isEmpty
+                    return state.pending.isEmpty ? nil : state.pending.removeFirst()
+                }) {
                     _ = SystemdNotifier.deliver(next, to: path)
                 }
             }

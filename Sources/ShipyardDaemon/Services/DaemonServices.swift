@@ -91,20 +91,23 @@ struct SystemdService: Service {
 
     func run() async throws {
         if await milestones.serving.wait() {
-            let reloads = await UnixSignalsSequence(trapping: .sighup)
+            let reloads = await daemon.handlingSignals ? UnixSignalsSequence(trapping: .sighup) : nil
             await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await _ in reloads {
-                        // Reloads take turns in the daemon; a SIGHUP during one asks for one more.
-                        Task { await daemon.reload() }
+                if let reloads {
+                    group.addTask {
+                        for await _ in reloads {
+                            // Reloads take turns in the daemon; a SIGHUP during one asks for one more.
+                            Task { await daemon.reload() }
+                        }
                     }
                 }
-                group.addTask { await daemon.runWatchdog() }
                 await daemon.becomeReady()
+                group.addTask { await daemon.runWatchdog() }
                 try? await gracefulShutdown()
                 group.cancelAll()
             }
         }
-        await daemon.beginStop()
+        // A start that failed (the group cancelled) is no stop: shipyardd exits with its error.
+        if !Task.isCancelled { await daemon.beginStop() }
     }
 }

@@ -68,8 +68,9 @@ extension Orchestrator {
     /// A person's decision: checked against the gate's policy (or the config's approvers), then
     /// recorded; an approval opens the gate once `required` distinct people approved, a
     /// rejection closes it at once.
-    /// `authorization`: who may decide which gate, by the config the command layer judged by.
-    func decide(_ decision: Decision, authorization: Authorization? = nil) async -> (ok: Bool, message: String, context: String?) {
+    /// Who may decide the gate is asked of `Authorization` under this orchestrator's config, the
+    /// one whose policy the gate is counted by, once the gate is no longer being settled.
+    func decide(_ decision: Decision) async -> (ok: Bool, message: String, context: String?) {
         let user = decision.user
         let reason = decision.reason ?? ""
         var pending: (triggeredID: String, execution: SequenceExecution)
@@ -91,8 +92,7 @@ extension Orchestrator {
             return (false, "approval \(id) is being decided right now; look again (shipyardctl approvals) in a moment", execution.context)
         }
         let policy = configuration.approvalPolicy(project: execution.project, stage: execution.stage)
-        let authorization = authorization ?? Authorization(config: configuration)
-        if let message = authorization.decide(user: user, groups: decision.groups, project: execution.project, stage: execution.stage) {
+        if let message = Authorization(config: configuration).decide(user: user, groups: decision.groups, project: execution.project, stage: execution.stage) {
             logger.warning("approval \(id) refused: \(message)", metadata: ["via": "\(decision.via)"])
             return (false, message, execution.context)
         }

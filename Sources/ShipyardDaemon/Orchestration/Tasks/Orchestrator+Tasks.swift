@@ -26,14 +26,14 @@ extension Orchestrator {
         guard let process = tasks.program(triggered, name: name, executor: executor, execution: execution) else { return }
         let cancel = TaskCancel()
         tasks.running[triggered.id] = cancel
-        let runner = tasks
+        let launcher = tasks.launcher(project: execution.project)
         Task {
             // The program runs only once its .started is recorded.
             if !alreadyStarted, await !self.answer(triggered, phase: "started", outcome: nil) {
                 self.taskNotRun(triggered)
                 return
             }
-            let outcome = await runner.run(process, name: name, cancel: cancel, project: execution.project, commit: execution.commit)
+            let outcome = await launcher.run(process, name: name, cancel: cancel, commit: execution.commit)
             await self.taskEnded(triggered, outcome: outcome)
         }
     }

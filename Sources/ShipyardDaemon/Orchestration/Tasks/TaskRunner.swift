@@ -47,16 +47,25 @@ struct TaskRunner {
             logFile: state.root + "/logs/\(execution.context)/\(execution.stage)-\(name).log")
     }
 
-    /// Runs a program on a thread of its own, in the worktree of its commit (exported first).
-    func run(_ process: TaskProcess, name: String, cancel: TaskCancel, project: String, commit: String?) async -> TaskProcess.Outcome {
-        let mirror = Mirror(path: state.mirror(project: project))
-        let worktrees = worktrees
-        let logger = logger
-        return await Self.onThread(name: "task-\(name)") {
-            if let failure = worktrees.ensure(mirror: mirror, commit: commit, tampered: { logger.warning("\($0)") }) {
-                return TaskProcess.Outcome(result: .fail, status: .errored, message: failure)
+    /// What running a program of this project needs, without the runner's own state.
+    func launcher(project: String) -> Launcher {
+        Launcher(mirror: Mirror(path: state.mirror(project: project)), worktrees: worktrees, logger: logger)
+    }
+
+    struct Launcher: Sendable {
+        let mirror: Mirror
+        let worktrees: Worktrees
+        let logger: Logger
+
+        /// Runs a program on a thread of its own, in the worktree of its commit (exported first).
+        func run(_ process: TaskProcess, name: String, cancel: TaskCancel, commit: String?) async -> TaskProcess.Outcome {
+            let (mirror, worktrees, logger) = (mirror, worktrees, logger)
+            return await TaskRunner.onThread(name: "task-\(name)") {
+                if let failure = worktrees.ensure(mirror: mirror, commit: commit, tampered: { logger.warning("\($0)") }) {
+                    return TaskProcess.Outcome(result: .fail, status: .errored, message: failure)
+                }
+                return process.run(cancel: cancel)
             }
-            return process.run(cancel: cancel)
         }
     }
 
