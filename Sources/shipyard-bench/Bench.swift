@@ -33,7 +33,7 @@ struct Bench {
 
         let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
         // BENCH_ONLY=projects runs that section alone (with the libgit2 poll it is compared to);
-        // evaluation, web and sequences likewise.
+        // evaluation, web, sequences and fetch likewise.
         let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
         if only == "evaluation" {
             try EvaluationBench.run(scratch: dir)
@@ -46,6 +46,10 @@ struct Bench {
         }
         if only == "web" {
             try WebBench.run(scratch: dir, repository: repo, bin: bin)
+            return
+        }
+        if only == "fetch" {
+            try FetchBench.run(scratch: dir, bin: bin)
             return
         }
         if only == "projects" {

@@ -64,7 +64,8 @@ enum FetchBench {
         let log = open(dir + "/daemon.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         defer { close(log) }
         let process = try Subprocess(bin + "/shipyardd", ["--config", config], stdout: log, stderr: log)
-        try SequenceBench.waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: dir + "/state/requests") }
+        // Ready once its local API's socket is there (the request spool of earlier releases is gone).
+        try SequenceBench.waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: dir + "/state/shipyardd.sock") }
         return process
     }
 
