@@ -8,7 +8,8 @@ extension SQLiteStore {
 
     static let sequenceColumns = """
         id, context, project, stage, service, sequence, commit_id, state, result, status, message, triggered_by, request_id,
-        triggered_at, started_at, finished_at, queue_released_at, position
+        triggered_at, started_at, finished_at, queue_released_at, position,
+        (SELECT json_extract(events.body, '$.data.configurationChange.values.image') FROM events WHERE events.id = sequences.id) AS image
         """
 
     static func date(_ row: Row, _ column: String) -> Date? {
@@ -23,7 +24,7 @@ extension SQLiteStore {
             result: (row["result"] as String?).flatMap(TaskResult.init), status: (row["status"] as String?).flatMap(TaskStatus.init),
             message: row["message"], triggeredBy: row["triggered_by"], requestID: row["request_id"],
             triggeredAt: date("triggered_at") ?? Date(timeIntervalSince1970: 0), startedAt: date("started_at"), finishedAt: date("finished_at"),
-            queueReleasedAt: date("queue_released_at"))
+            queueReleasedAt: date("queue_released_at"), image: row["image"])
     }
 
     static func task(_ row: Row) -> StoredTask {
@@ -31,7 +32,7 @@ extension SQLiteStore {
         return StoredTask(
             position: row["position"], name: row["name"], state: row["state"], result: (row["result"] as String?).flatMap(TaskResult.init),
             status: (row["status"] as String?).flatMap(TaskStatus.init), message: row["message"], triggeredID: row["triggered_id"],
-            triggeredAt: date("triggered_at"), startedAt: date("started_at"), finishedAt: date("finished_at"))
+            triggeredAt: date("triggered_at"), startedAt: date("started_at"), finishedAt: date("finished_at"), dueAt: date("due_at"))
     }
 
     static func withTasks(_ sequences: [StoredSequence], _ db: Database) throws -> [StoredSequence] {
@@ -128,19 +129,48 @@ extension SQLiteStore {
         try run { try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE id = ?)", arguments: [id]) ?? false } }
     }
 
-    public func events(context: String?, after: Int64, limit: Int) throws -> [RecordedEvent] {
+    public func events(context: String?, type: String?, after: Int64, limit: Int) throws -> [RecordedEvent] {
+        var conditions = ["position > ?"]
+        var arguments: [(any DatabaseValueConvertible)?] = [after]
+        if let context { conditions.append("context = ?"); arguments.append(context) }
+        if let type {
+            // The type, or a type ending in ".type": a suffix compared as text, not a LIKE pattern.
+            conditions.append("(type = ? OR substr(type, -?) = ?)")
+            arguments += [type, type.count + 1, "." + type]
+        }
+        return try run {
+            try pool.read { db in
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT position, context, body FROM events WHERE \(conditions.joined(separator: " AND ")) ORDER BY position LIMIT ?",
+                    arguments: StatementArguments(arguments + [limit]))
+                return rows.map { RecordedEvent(position: $0[0], context: $0[1], json: Data(($0[2] as String).utf8)) }
+            }
+        }
+    }
+
+    public func hasDelivered(project: String, service: String) throws -> Bool {
         try run {
             try pool.read { db in
-                let rows: [Row]
-                if let context {
-                    rows = try Row.fetchAll(
-                        db, sql: "SELECT position, context, body FROM events WHERE context = ? AND position > ? ORDER BY position LIMIT ?",
-                        arguments: [context, after, limit])
-                } else {
-                    rows = try Row.fetchAll(
-                        db, sql: "SELECT position, context, body FROM events WHERE position > ? ORDER BY position LIMIT ?", arguments: [after, limit])
-                }
-                return rows.map { RecordedEvent(position: $0[0], context: $0[1], json: Data(($0[2] as String).utf8)) }
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sequences WHERE service = ? AND project = ?)", arguments: [service, project]) ?? false
+            }
+        }
+    }
+
+    public func services(project: String, limit: Int) throws -> [String] {
+        try run {
+            try pool.read { db in
+                try String.fetchAll(db, sql: "SELECT DISTINCT service FROM sequences WHERE project = ? ORDER BY service LIMIT ?", arguments: [project, limit])
+            }
+        }
+    }
+
+    public func contexts(prefix: String, limit: Int) throws -> [String] {
+        try run {
+            try pool.read { db in
+                // A range on the index, as approvals(idPrefix:) reads.
+                try String.fetchAll(
+                    db, sql: "SELECT DISTINCT context FROM sequences WHERE context >= ? AND context < ? LIMIT ?",
+                    arguments: [prefix, prefix + "\u{10FFFF}", limit])
             }
         }
     }

@@ -111,6 +111,11 @@ public final class SQLiteStore: Store {
                 ORDER BY position
                 """)
         }
+        // When a task held back by triggeredAfter will start, so that a listing can say why a
+        // sequence waits without the shipyard at hand.
+        migrator.registerMigration("3-task-due-at") { db in
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN due_at REAL")
+        }
         return migrator
     }
 
@@ -295,11 +300,12 @@ public final class SQLiteStore: Store {
                 finished_at = excluded.finished_at, queue_released_at = excluded.queue_released_at
             """)
         let task = try db.cachedStatement(sql: """
-            INSERT INTO tasks (sequence_id, position, name, state, result, status, message, triggered_id, triggered_at, started_at, finished_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO tasks (sequence_id, position, name, state, result, status, message, triggered_id, triggered_at, started_at, finished_at, due_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (sequence_id, position) DO UPDATE SET state = excluded.state, result = excluded.result,
                 status = excluded.status, message = excluded.message, triggered_id = excluded.triggered_id,
-                triggered_at = excluded.triggered_at, started_at = excluded.started_at, finished_at = excluded.finished_at
+                triggered_at = excluded.triggered_at, started_at = excluded.started_at, finished_at = excluded.finished_at,
+                due_at = excluded.due_at
             """)
         for change in changes {
             let s = StoredSequence(change)
@@ -312,6 +318,7 @@ public final class SQLiteStore: Store {
                 try task.execute(arguments: [
                     s.id, t.position, t.name, t.state, t.result?.rawValue, t.status?.rawValue, t.message, t.triggeredID,
                     t.triggeredAt?.timeIntervalSince1970, t.startedAt?.timeIntervalSince1970, t.finishedAt?.timeIntervalSince1970,
+                    t.dueAt?.timeIntervalSince1970,
                 ])
             }
         }

@@ -45,8 +45,18 @@ public protocol Store: AnyObject {
     func containsEvent(id: String) throws -> Bool
 
     /// Events in record order after the position `after`, as the JSON they were recorded as,
-    /// optionally of one context only.
-    func events(context: String?, after: Int64, limit: Int) throws -> [RecordedEvent]
+    /// optionally of one context only, and of one type: `type` itself or any type ending in
+    /// `.type` (`approval.finished` matches `sh.keptn.event.approval.finished`).
+    func events(context: String?, type: String?, after: Int64, limit: Int) throws -> [RecordedEvent]
+
+    /// Whether the project has a sequence of the service (one index lookup).
+    func hasDelivered(project: String, service: String) throws -> Bool
+
+    /// The services a project has sequences of, sorted (at most `limit`).
+    func services(project: String, limit: Int) throws -> [String]
+
+    /// The contexts of sequences that start with `prefix` (at most `limit`, in no particular order).
+    func contexts(prefix: String, limit: Int) throws -> [String]
 
     /// Lighthouse evaluations of one project, stage and service, newest first.
     func evaluations(_ query: EvaluationQuery) throws -> [StoredEvaluation]
@@ -57,6 +67,41 @@ public protocol Store: AnyObject {
 
     /// Evaluations whose `.triggered` or `.finished` id starts with `prefix`.
     func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation]
+}
+
+extension Store {
+    public func events(context: String?, after: Int64, limit: Int) throws -> [RecordedEvent] {
+        try events(context: context, type: nil, after: after, limit: limit)
+    }
+
+    /// The one context `given` names: the whole id, or a unique prefix of at least
+    /// `ContextLookup.minimumPrefix` characters, as approval ids are given. Thrown otherwise, with
+    /// what to do.
+    public func context(named given: String) throws -> String {
+        guard given.count >= ContextLookup.minimumPrefix else {
+            throw ContextLookup("give at least \(ContextLookup.minimumPrefix) characters of the context, not \"\(given)\" (shipyardctl sequences lists them)")
+        }
+        let found = try contexts(prefix: given, limit: 6)
+        if found.contains(given) { return given }
+        guard let only = found.first else {
+            throw ContextLookup("no sequence has \(given.count >= 36 ? "the context" : "a context starting with") \(given) (shipyardctl sequences lists them)")
+        }
+        guard found.count == 1 else {
+            let named = found.sorted().prefix(5).joined(separator: ", ") + (found.count > 5 ? ", …" : "")
+            throw ContextLookup("\(given) is ambiguous: it starts the contexts \(named); give more of it")
+        }
+        return only
+    }
+}
+
+/// Why a context given on the command line names no one sequence.
+public struct ContextLookup: Error, CustomStringConvertible, Sendable, Equatable {
+    public static let minimumPrefix = 4
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
 }
 
 /// Which evaluations `evaluations(_:)` returns.
@@ -158,6 +203,8 @@ public struct StoredSequence: Codable, Sendable, Equatable {
     public var startedAt: Date?
     public var finishedAt: Date?
     public var queueReleasedAt: Date?
+    /// The artifact delivered (`data.configurationChange.values.image` of the sequence's trigger).
+    public var image: String?
     /// Filled by `sequences(context:)` and `task(triggeredID:)`; empty in listings.
     public var tasks: [StoredTask]
 
@@ -182,13 +229,19 @@ public struct StoredSequence: Codable, Sendable, Equatable {
         startedAt = e.startedAt
         finishedAt = e.finishedAt
         queueReleasedAt = e.queueReleasedAt
+        image = e.data["configurationChange"]?["values"]?["image"]?.string
         tasks = e.tasks.enumerated().map { StoredTask($0.element, position: $0.offset) }
+        // A task held back by its triggeredAfter: when it will start (not while the sequence
+        // waits in the queue, when that is not known yet).
+        if change.state != .waiting, let index = e.currentTaskIndex, e.tasks[index].phase == .pending, e.tasks[index].delay > 0 {
+            tasks[index].dueAt = e.triggerDue(forTask: index)
+        }
     }
 
     init(
         id: String, context: String, project: String, stage: String, service: String, sequence: String, commit: String?,
         state: SequenceState, result: TaskResult?, status: TaskStatus?, message: String?, triggeredBy: String?, requestID: String?,
-        triggeredAt: Date, startedAt: Date?, finishedAt: Date?, queueReleasedAt: Date?
+        triggeredAt: Date, startedAt: Date?, finishedAt: Date?, queueReleasedAt: Date?, image: String? = nil
     ) {
         self.id = id
         self.context = context
@@ -207,6 +260,7 @@ public struct StoredSequence: Codable, Sendable, Equatable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.queueReleasedAt = queueReleasedAt
+        self.image = image
         tasks = []
     }
 }
@@ -223,6 +277,8 @@ public struct StoredTask: Codable, Sendable, Equatable {
     public var triggeredAt: Date?
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// For a task waiting out its `triggeredAfter`: when it will be triggered.
+    public var dueAt: Date?
 
     init(_ task: TaskRun, position: Int) {
         self.position = position
@@ -240,8 +296,9 @@ public struct StoredTask: Codable, Sendable, Equatable {
 
     init(
         position: Int, name: String, state: String, result: TaskResult?, status: TaskStatus?, message: String?, triggeredID: String?,
-        triggeredAt: Date?, startedAt: Date?, finishedAt: Date?
+        triggeredAt: Date?, startedAt: Date?, finishedAt: Date?, dueAt: Date? = nil
     ) {
+        self.dueAt = dueAt
         self.position = position
         self.name = name
         self.state = state

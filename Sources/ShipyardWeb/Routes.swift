@@ -133,7 +133,8 @@ extension Site {
                 return self.refusal("\(error)", status: .internalServerError)
             }
             // Whether older sequences were left out (the CLI says so on standard error).
-            return self.json((page?.sequences ?? []).map(SequenceSummary.init), extra: [(Site.moreHeader, page?.more == true ? "true" : "false")])
+            let rows = self.store.map { SequenceSummary.rows(page?.sequences ?? [], store: $0) } ?? []
+            return self.json(rows, extra: [(Site.moreHeader, page?.more == true ? "true" : "false")])
         }
         router.post("/api/v1/sequences") { request, context in
             await self.command(request, context: context) { body in
@@ -148,6 +149,7 @@ extension Site {
                 command.image = trigger.image
                 command.labels = trigger.labels
                 command.evaluation = trigger.evaluation
+                command.strict = trigger.strict
                 return command
             }
         }
@@ -197,19 +199,32 @@ extension Site {
             }
         }
         router.get("/api/v1/sequences/:context") { _, context in
-            let id = context.parameters.get("context") ?? ""
-            let executions = Site.validContext(id) ? ((try? self.store?.sequences(context: id)) ?? []) : []
+            // The whole context or a unique prefix of it, as the CLI takes approval ids.
+            let id: String
+            switch self.resolve(context: context.parameters.get("context") ?? "") {
+            case .success(let found): id = found
+            case .failure(let refusal): return self.refusal(refusal.message, status: refusal.status)
+            }
+            let executions = (try? self.store?.sequences(context: id)) ?? []
             guard !executions.isEmpty else { return self.refusal("no sequence has the context \(id)", status: .notFound) }
-            return self.json(DeliveryView(context: id, executions: executions))
+            let waits = self.store.map { WaitReasons.explain(executions, store: $0) } ?? [:]
+            return self.json(DeliveryView(context: id, executions: executions, waits: waits))
         }
         router.get("/api/v1/events") { request, _ in
             let query = request.uri.queryParameters
-            let context = query.get("context").map { String($0) }
+            var context = query.get("context").map { String($0) }
+            if let given = context {
+                switch self.resolve(context: given) {
+                case .success(let found): context = found
+                case .failure(let refusal): return self.refusal(refusal.message, status: refusal.status)
+                }
+            }
+            let type = query.get("type").flatMap { $0.isEmpty ? nil : String($0) }
             let after = query.get("after").flatMap { Int64($0) } ?? 0
             let limit = max(1, min(query.get("limit").flatMap { Int($0) } ?? 1000, 5000))
             let recorded: [RecordedEvent]
             do {
-                recorded = try self.store?.events(context: context, after: after, limit: limit) ?? []
+                recorded = try self.store?.events(context: context, type: type, after: after, limit: limit) ?? []
             } catch {
                 return self.refusal("\(error)", status: .internalServerError)
             }

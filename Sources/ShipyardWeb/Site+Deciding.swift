@@ -112,7 +112,7 @@ extension Site {
     }
 
     func decisionResponse(_ outcome: CommandOutcome) -> Response {
-        json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context), status: Site.status(of: outcome))
+        json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context, warnings: outcome.warnings), status: Site.status(of: outcome))
     }
 
     /// A decision of a caller (the kernel's, or a web user's): a request like every other, judged,
@@ -159,7 +159,7 @@ extension Site {
             return refusal("the body is not what this request takes: \(error)", status: .badRequest)
         }
         let outcome = await daemon.commands.perform(command, as: caller)
-        return json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context), status: Site.status(of: outcome))
+        return json(Message(ok: outcome.ok, message: outcome.message, context: outcome.context, warnings: outcome.warnings), status: Site.status(of: outcome))
     }
 
     /// 200 for a request applied; for one refused, what kind of refusal.

@@ -58,6 +58,7 @@ extension Site {
         var ok: Bool
         var message: String
         var context: String?
+        var warnings: [String]?
     }
 
     func refusal(_ message: String, status: HTTPResponse.Status = .forbidden) -> Response {

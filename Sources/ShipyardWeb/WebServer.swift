@@ -239,6 +239,24 @@ final class Site: Sendable {
         return text
     }
 
+    /// The one context a path or query names: all of it, or a unique prefix of at least 4.
+    func resolve(context given: String) -> Result<String, ContextRefusal> {
+        guard Self.validContext(given) else { return .failure(ContextRefusal(message: "no sequence has the context \(Untrusted.printable(given, limit: 100))", status: .notFound)) }
+        guard let store else { return .failure(ContextRefusal(message: "no record yet", status: .serviceUnavailable)) }
+        do {
+            return .success(try store.context(named: given))
+        } catch let lookup as ContextLookup {
+            return .failure(ContextRefusal(message: lookup.description, status: lookup.description.contains("ambiguous") ? .conflict : .notFound))
+        } catch {
+            return .failure(ContextRefusal(message: "\(error)", status: .internalServerError))
+        }
+    }
+
+    struct ContextRefusal: Error {
+        var message: String
+        var status: HTTPResponse.Status
+    }
+
     static func validContext(_ context: String) -> Bool {
         !context.isEmpty && context.count <= 100 && context.unicodeScalars.allSatisfy { $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || $0 == "-" }
     }

@@ -29,7 +29,7 @@ struct EvaluationHistory: AsyncParsableCommand {
     @Option(help: "The service.") var service: String
     @Option(help: "Show the newest N evaluations.") var limit: Int = 10
     @Flag(help: "Show invalidated evaluations too (marked *).") var includeInvalidated = false
-    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: .shortAndLong, help: OutputFormat.help) var output: OutputFormat = .table
 
     func validate() throws {
         if limit < 1 || limit > 1000 { throw ValidationError("--limit takes a number from 1 to 1000") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShipyardCore
+import ShipyardDaemon
 
 struct Lint: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,29 +11,29 @@ struct Lint: ParsableCommand {
             Exits 0 when no file has an error (warnings are printed but allowed), 1 when any file \
             has one, 2 on a usage error. Use - to read standard input. SLO and SLI files are \
             recognised by their content (objectives, indicators); given together, every objective \
-            must have a query in the SLI files.
+            must have a query in the SLI files. A shipyardd config (projects:, tasks: …) is \
+            recognised too and checked as the daemon reads it: files, programs and accounts it \
+            names that this host lacks are warnings here, errors in shipyardd --check-config.
             """
     )
 
-    enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json
-    }
-
-    @Option(name: .shortAndLong, help: "Output format: text (for people and editors) or json (for tools).")
-    var output: Format = .text
+    @Option(name: .shortAndLong, help: "table (FILE:LINE:COLUMN lines, for people and editors) or json (for tools).")
+    var output: OutputFormat = .table
 
     @Flag(name: .shortAndLong, help: "Print nothing for files without findings.")
     var quiet = false
 
-    enum Kind { case shipyard, slo, sli }
+    enum Kind: String { case shipyard, slo, sli, config }
 
     static func kind(_ root: YAMLNode) -> Kind {
         if SLOFile.recognizes(root) { return .slo }
         if SLIFile.recognizes(root) { return .sli }
+        // shipyardd's own config: its projects, and none of a shipyard's keys.
+        if root["projects"] != nil, root["apiVersion"] == nil, root["spec"] == nil { return .config }
         return .shipyard
     }
 
-    @Argument(help: "Shipyard, slo.yaml and sli.yaml files to check (- for standard input).")
+    @Argument(help: "Shipyard, slo.yaml and sli.yaml files (or shipyardd's config) to check (- for standard input).")
     var files: [String]
 
     func validate() throws {
@@ -46,10 +47,12 @@ struct Lint: ParsableCommand {
         for file in files {
             let name = file == "-" ? "<stdin>" : file
             var diagnostics: [Diagnostic]
+            var kind = Kind.shipyard
             do {
                 let bytes = try InputFile.read(file, limit: YAMLParser.Limits().maxBytes)
                 // Recognised by content: Keptn's slo.yaml and sli.yaml, else a shipyard.
                 let root = (try? YAMLParser().parse(bytes)).flatMap { $0 }
+                kind = root.map(Self.kind) ?? .shipyard
                 switch root.map(Self.kind) {
                 case .slo?:
                     let loaded = SLOFile.load(bytes)
@@ -59,13 +62,15 @@ struct Lint: ParsableCommand {
                     let loaded = SLIFile.load(bytes)
                     diagnostics = loaded.diagnostics
                     if let sli = loaded.sli { slis.append((name, sli)) }
+                case .config?:
+                    diagnostics = ConfigLoader.load(bytes, host: .warnings).diagnostics
                 case .shipyard?, nil:
                     diagnostics = ShipyardLoader.load(bytes).diagnostics
                 }
             } catch {
                 diagnostics = [Diagnostic(.error, "\(error)", at: .start)]
             }
-            reports.append(LintReport.File(file: name, diagnostics: diagnostics))
+            reports.append(LintReport.File(file: name, diagnostics: diagnostics, kind: kind))
         }
         // An objective whose SLI none of the SLI files given defines would fail at every evaluation.
         if !slis.isEmpty {
@@ -84,7 +89,7 @@ struct Lint: ParsableCommand {
         }
         let report = LintReport(files: reports)
         switch output {
-        case .text: print(report.text(quiet: quiet), terminator: "")
+        case .table: print(report.text(quiet: quiet), terminator: "")
         case .json: print(try report.json())
         }
         if report.errorCount > 0 { throw ExitCode(1) }
@@ -96,6 +101,7 @@ struct LintReport {
     struct File {
         var file: String
         var diagnostics: [Diagnostic]
+        var kind: Lint.Kind = .shipyard
         var valid: Bool { !diagnostics.contains { $0.severity == .error } }
     }
 
@@ -107,6 +113,11 @@ struct LintReport {
     func text(quiet: Bool) -> String {
         var out = ""
         for file in files {
+            if file.kind == .config {
+                out += "\(file.file): a shipyardd config, not a shipyard\(file.diagnostics.isEmpty ? ": ok" : ""); before a reload, check it as the daemon's user: sudo -u shipyard shipyardd --check-config \(file.file)\n"
+                for diagnostic in file.diagnostics { out += diagnostic.formatted(file: file.file) + "\n" }
+                continue
+            }
             for diagnostic in file.diagnostics {
                 out += diagnostic.formatted(file: file.file) + "\n"
             }
@@ -127,6 +138,7 @@ struct LintReport {
 
     private struct JSONFile: Encodable {
         var file: String
+        var kind: String
         var valid: Bool
         var errors: Int
         var warnings: Int
@@ -145,7 +157,7 @@ struct LintReport {
             warnings: warningCount,
             files: files.map { f in
                 JSONFile(
-                    file: f.file, valid: f.valid,
+                    file: f.file, kind: f.kind.rawValue, valid: f.valid,
                     errors: f.diagnostics.filter { $0.severity == .error }.count,
                     warnings: f.diagnostics.filter { $0.severity == .warning }.count)
             },

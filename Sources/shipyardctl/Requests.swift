@@ -27,7 +27,10 @@ struct Trigger: AsyncParsableCommand {
     @Option(help: "For an evaluation: score the last DURATION before the trigger (data.evaluation.timeframe; trigger evaluation's default is 5m).") var timeframe: String?
     @Option(help: "For an evaluation: the timeframe's start (RFC 3339; with --end or --timeframe).") var start: String?
     @Option(help: "For an evaluation: the timeframe's end (RFC 3339; needs --start).") var end: String?
-    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: .shortAndLong, help: OutputFormat.help) var output: OutputFormat = .table
+    @Flag(help: "Refuse the trigger, rather than warn, when the project has never delivered the service (a typo?) or its newest shipyard is refused (the last good one would run).")
+    var strict = false
+    @OptionGroup var waiting: WaitOptions
     @Option(help: "An id for this request (lowercase letters, digits and -, e.g. a UUID): a trigger sent again with the same id starts nothing new and answers with the first one's context.")
     var requestID: String?
 
@@ -74,17 +77,26 @@ struct Trigger: AsyncParsableCommand {
                 let parts = label.split(separator: "=", maxSplits: 1)
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
             }) { _, last in last }
+            body.strict = strict ? true : nil
             let outcome = try options.send("/api/v1/sequences", body: body, timeout: request.timeout)
+            for warning in outcome.warnings ?? [] {
+                FileHandle.standardError.write(Data("shipyardctl: warning: \(Output.safe(warning)) (--strict refuses this)\n".utf8))
+            }
             switch output {
             case .json: print(#"{"context":"\#(outcome.context ?? "")"}"#)
             case .table: print(Output.safe(outcome.message))
+            }
+            if waiting.wait, let context = outcome.context {
+                fflush(nil)
+                try await DeliveryWait.follow(context, options: options, limit: waiting.limit)
             }
         }
     }
 }
 
 struct Control: ParsableArguments {
-    @Argument(help: "The sequence's context id (shipyardctl sequences lists them).")
+    @Argument(help: "The sequence's context id, or a unique prefix of at least 4 characters (shipyardctl sequences lists them).",
+              completion: .custom(Completions.contexts))
     var context: String
 
     @Option(help: "Why; recorded with who asked, in the sequence's events.")

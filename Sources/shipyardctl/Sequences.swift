@@ -30,6 +30,8 @@ enum RecordView {
             return try body()
         } catch let error as StoreError {
             throw CLIError(error.description)
+        } catch let error as ContextLookup {
+            throw CLIError(error.description)
         }
     }
 
@@ -74,7 +76,7 @@ struct Sequences: AsyncParsableCommand {
     var since: Since?
     @Option(help: "Show the newest N sequences (active ones are always shown).") var limit: Int = Self.defaultLimit
     @Flag(help: "Show every sequence in the record (overrides --limit).") var all = false
-    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: .shortAndLong, help: OutputFormat.help) var output: OutputFormat = .table
 
     static let defaultLimit = 50
 
@@ -99,8 +101,9 @@ struct Sequences: AsyncParsableCommand {
             } else {
                 let query = SequenceQuery(
                     project: project, service: service, state: state.flatMap(SequenceState.init), since: since?.date, limit: all ? nil : limit)
-                let page = try RecordView.direct(options).map { store in try RecordView.reading { try store.sequences(query) } }
-                rows = (page?.sequences ?? []).map(SequenceSummary.init)
+                let store = try RecordView.direct(options)
+                let page = try store.map { store in try RecordView.reading { try store.sequences(query) } }
+                rows = store.map { SequenceSummary.rows(page?.sequences ?? [], store: $0) } ?? []
                 more = page?.more == true
             }
             switch output {
@@ -112,9 +115,17 @@ struct Sequences: AsyncParsableCommand {
                     print(filtered ? "no sequences match" : "no sequences yet; start one with: shipyardctl trigger delivery --project P --service S --image IMG")
                     return
                 }
-                print(Table.render([["CONTEXT", "PROJECT", "STAGE", "SEQUENCE", "SERVICE", "STATE", "RESULT"]] + rows.map {
-                    [$0.context, $0.project, $0.stage, $0.sequence, $0.service, $0.state, $0.result ?? "-"]
+                let now = Date()
+                print(Table.render([["CONTEXT", "PROJECT", "SERVICE", "STAGE", "SEQUENCE", "IMAGE", "STATE", "RESULT", "TRIGGERED", "TOOK"]] + rows.map {
+                    [String($0.context.prefix(8)), $0.project, $0.service, $0.stage, $0.sequence, Clock.image($0.image), $0.state, $0.result ?? "-",
+                     $0.triggeredAt.map { Clock.when($0, now: now) } ?? "-", Clock.took(from: $0.startedAt ?? $0.triggeredAt ?? "", to: $0.finishedAt, now: now)]
                 }), terminator: "")
+                let waiting = rows.filter { $0.waitingFor != nil }
+                if !waiting.isEmpty { print() }
+                for row in waiting {
+                    guard let why = row.waitingFor else { continue }
+                    print(Output.safe("\(row.context.prefix(8)) \(row.stage): waiting for \(why)"))
+                }
             }
             if more {
                 FileHandle.standardError.write(Data("(older sequences not shown: the newest \(limit) and every active one are; use --limit N, --since or --all)\n".utf8))
@@ -126,61 +137,109 @@ struct Sequences: AsyncParsableCommand {
 struct SequenceDetail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sequence", abstract: "Show one delivery: every stage and task of a context.")
     @OptionGroup var options: StateOptions
-    @Argument(help: "The context id.") var context: String
-    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Argument(help: "The context id, or a unique prefix of at least 4 characters.", completion: .custom(Completions.contexts))
+    var context: String
+    @Option(name: .shortAndLong, help: OutputFormat.help) var output: OutputFormat = .table
 
     func run() async throws {
         try await Self.failing {
             let view: DeliveryView
             let approvals: [ApprovalRequest]
-            do {
-                if let response = try options.get("/api/v1/sequences/\(Query.path(context))") {
-                    view = try RecordView.decode(DeliveryView.self, response)
-                    approvals = (try? options.get("/api/v1/approvals")).flatMap { $0 }.flatMap { try? JSON.decode([ApprovalRequest].self, from: $0.body) } ?? []
-                } else {
-                    let executions = try RecordView.direct(options).map { store in try RecordView.reading { try store.sequences(context: context) } } ?? []
-                    guard !executions.isEmpty else { throw CLIError("no sequence has the context \(context)") }
-                    view = DeliveryView(context: context, executions: executions)
-                    approvals = (try? PendingApprovals.read(try options.readable())) ?? []
-                }
-            } catch let error as CLIError where error.description.hasPrefix("no sequence has the context") {
-                throw CLIError("no sequence has the context \(context)")
+            if let response = try options.get("/api/v1/sequences/\(Query.path(context))") {
+                view = try RecordView.decode(DeliveryView.self, response)
+                approvals = (try? options.get("/api/v1/approvals")).flatMap { $0 }.flatMap { try? JSON.decode([ApprovalRequest].self, from: $0.body) } ?? []
+            } else {
+                guard let store = try RecordView.direct(options) else { throw CLIError("no sequence has the context \(context): shipyardd has recorded nothing yet") }
+                let full = try RecordView.reading { try store.context(named: context) }
+                let executions = try RecordView.reading { try store.sequences(context: full) }
+                view = DeliveryView(context: full, executions: executions, waits: WaitReasons.explain(executions, store: store))
+                approvals = (try? PendingApprovals.read(try options.readable())) ?? []
             }
-            let stages = view.stages
             switch output {
             case .json:
                 print(String(decoding: try JSON.encode(view), as: UTF8.self))
             case .table:
-                var out = "context \(Untrusted.printable(context)), project \(view.project), service \(stages.first?.service ?? "")\n"
-                for stage in stages {
-                    out += "\n\(stage.stage).\(stage.sequence): \(stage.state)\(stage.result.map { " (\($0))" } ?? "")"
-                    out += stage.commit.map { " at \($0.prefix(12))" } ?? ""
-                    out += "\n"
-                    for task in stage.tasks {
-                        var line = "  \(task.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(task.state)"
-                        if let result = task.result { line += " \(result)/\(task.status ?? "")" }
-                        if let message = task.message, !message.isEmpty { line += ": \(Untrusted.printable(message, limit: 1000))" }
-                        if task.name == "approval", task.state == "started", let id = task.triggeredID,
-                            let pending = approvals.first(where: { $0.id == id }), let progress = pending.progress
-                        {
-                            line += "; \(progress)" + (pending.mayApprove.map { "; may still approve: \(Untrusted.printable($0, limit: 400))" } ?? "")
-                        }
-                        out += line + "\n"
-                    }
-                    if let message = stage.message, !message.isEmpty, stage.state != "started" {
-                        out += "  → \(Untrusted.printable(message, limit: 1000))\n"
-                    }
-                }
-                print(out, terminator: "")
+                print(Self.render(view, approvals: approvals), terminator: "")
             }
         }
+    }
+
+    static func render(_ view: DeliveryView, approvals: [ApprovalRequest]) -> String {
+        let now = Date()
+        let stages = view.stages
+        var out = "context \(Untrusted.printable(view.context)), project \(view.project), service \(stages.first?.service ?? "")"
+        if let image = view.image { out += ", image \(Untrusted.printable(image, limit: 300))" }
+        out += "\ntriggered \(view.triggeredAt.map { Clock.when($0, now: now) } ?? "-")"
+        if let by = view.triggeredBy { out += " by \(Untrusted.printable(by, limit: 200))" }
+        out += "\n"
+        for stage in stages {
+            out += "\n\(stage.stage).\(stage.sequence): \(stage.state)\(stage.result.map { " (\($0))" } ?? "")"
+            out += stage.commit.map { " at \($0.prefix(12))" } ?? ""
+            if let started = stage.startedAt ?? stage.triggeredAt {
+                out += ", \(stage.finishedAt == nil ? "running for" : "took") \(Clock.took(from: started, to: stage.finishedAt, now: now))"
+            }
+            out += "\n"
+            if let why = stage.waitingFor { out += "  waiting for \(Untrusted.printable(why, limit: 600))\n" }
+            for task in stage.tasks {
+                var line = "  \(task.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(task.state)"
+                if let result = task.result { line += " \(result)/\(task.status ?? "")" }
+                if let started = task.startedAt { line += " (\(Clock.took(from: started, to: task.finishedAt, now: now)))" }
+                if let due = task.dueAt, task.state == "pending" { line += " until \(Clock.when(due, now: now))" }
+                if let message = task.message, !message.isEmpty { line += ": \(Untrusted.printable(message, limit: 1000))" }
+                if task.name == "approval", task.state == "started", let id = task.triggeredID,
+                    let pending = approvals.first(where: { $0.id == id }), let progress = pending.progress
+                {
+                    line += "; \(progress)" + (pending.mayApprove.map { "; may still approve: \(Untrusted.printable($0, limit: 400))" } ?? "")
+                }
+                out += line + "\n"
+            }
+            if let message = stage.message, !message.isEmpty, stage.state != "started" {
+                out += "  → \(Untrusted.printable(message, limit: 1000))\n"
+            }
+        }
+        return out
+    }
+}
+
+/// Times as a person reads them in a table: local, short, and how long something took.
+enum Clock {
+    /// "10:02:11" today, "Dec 01 10:02" this year, "2025-12-01 10:02" before.
+    static func when(_ stamp: String, now: Date) -> String {
+        guard let date = Timestamps.parse(stamp) else { return stamp }
+        let calendar = Calendar.current
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = calendar.isDate(date, inSameDayAs: now) ? "HH:mm:ss"
+            : calendar.component(.year, from: date) == calendar.component(.year, from: now) ? "MMM dd HH:mm" : "yyyy-MM-dd HH:mm"
+        return formatter.string(from: date)
+    }
+
+    /// "42s", "3m05s", "2h10m", "3d4h"; for something still running, how long so far and "…".
+    static func took(from start: String, to end: String?, now: Date) -> String {
+        guard let begun = Timestamps.parse(start) else { return "-" }
+        let finished = end.flatMap(Timestamps.parse)
+        let seconds = max(0, Int(((finished ?? now).timeIntervalSince(begun)).rounded()))
+        let text = seconds < 60 ? "\(seconds)s"
+            : seconds < 3600 ? "\(seconds / 60)m\(String(format: "%02d", seconds % 60))s"
+            : seconds < 86400 ? "\(seconds / 3600)h\(String(format: "%02d", seconds % 3600 / 60))m"
+            : "\(seconds / 86400)d\(seconds % 86400 / 3600)h"
+        return finished == nil ? text + "…" : text
+    }
+
+    /// An image as a column shows it: the name and tag without the registry and path.
+    static func image(_ image: String?) -> String {
+        guard let image, !image.isEmpty else { return "-" }
+        return String(image.split(separator: "/").last ?? Substring(image))
     }
 }
 
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the event record as CloudEvents, one JSON object per line.")
     @OptionGroup var options: StateOptions
-    @Option(help: "Only this context.") var context: String?
+    @Option(help: "Only this context (or a unique prefix of at least 4 characters).", completion: .custom(Completions.contexts))
+    var context: String?
+    @Option(help: ArgumentHelp("Only events of this type, or whose type ends in .TYPE (approval.finished, production.delivery.triggered).", valueName: "type"))
+    var type: String?
     @Flag(help: "Keep printing new events as they are recorded (Ctrl-C stops).") var follow = false
 
     func run() async throws {
@@ -188,10 +247,23 @@ struct Events: AsyncParsableCommand {
             var position: Int64 = 0
             let output = FileHandle.standardOutput
             var direct: SQLiteStore?
+            // A context given is one that exists: all of it, or a unique prefix.
+            var context = self.context
+            if let given = context {
+                if let response = try options.get("/api/v1/sequences/\(Query.path(given))") {
+                    context = try RecordView.decode(DeliveryView.self, response).context
+                } else {
+                    direct = try RecordView.direct(options)
+                    guard let store = direct else { throw CLIError("no sequence has the context \(given): shipyardd has recorded nothing yet") }
+                    context = try RecordView.reading { try store.context(named: given) }
+                }
+            }
             repeat {
                 // Pages of a bounded size: memory stays flat whatever the record holds.
                 while true {
-                    let target = "/api/v1/events" + Query.string([("context", context), ("after", "\(position)"), ("limit", "2000"), ("format", "lines")])
+                    let target = "/api/v1/events" + Query.string([
+                        ("context", context), ("type", type), ("after", "\(position)"), ("limit", "2000"), ("format", "lines"),
+                    ])
                     var chunk = Data()
                     var count = 0
                     if direct == nil, let response = try options.get(target) {
@@ -204,7 +276,7 @@ struct Events: AsyncParsableCommand {
                             if follow { break }
                             throw CLIError("no event record at \(options.state.storeFile) yet: shipyardd creates it when it first starts")
                         }
-                        let page = try RecordView.reading { try store.events(context: context, after: position, limit: 2000) }
+                        let page = try RecordView.reading { try store.events(context: context, type: type, after: position, limit: 2000) }
                         for event in page {
                             chunk.append(event.json)
                             chunk.append(0x0A)
@@ -258,7 +330,7 @@ struct Approvals: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List approvals waiting for a person.")
     @OptionGroup var options: StateOptions
     @Option(help: "Only this project.") var project: String?
-    @Option(name: .shortAndLong, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: .shortAndLong, help: OutputFormat.help) var output: OutputFormat = .table
 
     func run() async throws {
         try await Self.failing {

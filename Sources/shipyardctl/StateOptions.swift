@@ -58,7 +58,9 @@ struct StateOptions: ParsableArguments {
             throw CLIError("shipyardd answered \(response.status) without saying why: \(Untrusted.printable(String(decoding: response.body.prefix(300), as: UTF8.self), limit: 300))")
         }
         guard outcome.ok, response.status == 200 else { throw CLIError(outcome.message) }
-        return CommandOutcome(id: "", ok: true, message: outcome.message, context: outcome.context)
+        var answer = CommandOutcome(id: "", ok: true, message: outcome.message, context: outcome.context)
+        answer.warnings = outcome.warnings
+        return answer
     }
 
     /// `{"ok","message","context"}`: every answer of the local API to a request.
@@ -66,6 +68,7 @@ struct StateOptions: ParsableArguments {
         var ok: Bool
         var message: String
         var context: String?
+        var warnings: [String]?
     }
 
     static func message(_ response: LocalAPIClient.Response) -> String {
@@ -101,8 +104,20 @@ struct StateOptions: ParsableArguments {
     }
 }
 
+/// One vocabulary for every command that prints: `table` for people, `json` for scripts
+/// (`text`, what `lint` once called its lines, is taken as `table`).
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json
+
+    init?(argument: String) {
+        switch argument {
+        case "table", "text": self = .table
+        case "json": self = .json
+        default: return nil
+        }
+    }
+
+    static let help = ArgumentHelp("table (for people) or json (for scripts).", valueName: "format")
 }
 
 /// A failure the CLI reports in one line and exits 1 for.

@@ -9,7 +9,7 @@ struct Status: AsyncParsableCommand {
 
     @OptionGroup var options: StateOptions
 
-    @Option(name: .shortAndLong, help: "table or json.")
+    @Option(name: .shortAndLong, help: OutputFormat.help)
     var output: OutputFormat = .table
 
     func run() async throws {

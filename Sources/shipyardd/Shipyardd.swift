@@ -60,7 +60,7 @@ struct Shipyardd: AsyncParsableCommand {
             return
         }
         if let checkConfig {
-            let (document, ok) = load(checkConfig, environment: environment)
+            let (document, ok) = load(checkConfig, environment: environment, host: .errors)
             if ok, let config = document.config {
                 print("\(checkConfig): ok (\(config.projects.count) project\(config.projects.count == 1 ? "" : "s"), \(config.tasks.count) task executor\(config.tasks.count == 1 ? "" : "s"), state in \(config.stateDirectory))")
             }
@@ -88,14 +88,12 @@ struct Shipyardd: AsyncParsableCommand {
     }
 
     /// `systemctl reload`: SIGHUP to the daemon, then its verdict from `<state>/reload.json`.
-    /// The state directory is the unit's `$STATE_DIRECTORY`, else the config's, else the default.
+    /// The state directory is the config's, else the unit's `$STATE_DIRECTORY`, else the default.
     private func reload(_ pid: Int32, environment: [String: String]) async throws {
-        var root = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
-        if root == nil, let data = FileManager.default.contents(atPath: config) {
-            // The config may be the very one the daemon is about to refuse: read only its
-            // stateDirectory, whatever else is wrong with it.
-            root = (try? YAMLParser().parse(Array(data)))?["stateDirectory"]?.string
-        }
+        // As the daemon decides it: the config's stateDirectory, else the unit's. The config may
+        // be the very one the daemon is about to refuse: read only its stateDirectory.
+        var root = FileManager.default.contents(atPath: config).flatMap { (try? YAMLParser().parse(Array($0)))?["stateDirectory"]?.string }
+        if root == nil { root = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } }
         let state = StateDirectory(root ?? DaemonConfig.defaultStateDirectory)
         guard let result = await ReloadResult.request(pid: pid, state: state, timeout: .seconds(60)) else {
             FileHandle.standardError.write(Data("shipyardd: pid \(pid) did not answer the reload within 60s (is it shipyardd, with state in \(state.root)?)\n".utf8))
@@ -110,7 +108,7 @@ struct Shipyardd: AsyncParsableCommand {
     }
 
     /// Reads a config file and prints its findings as FILE:LINE:COLUMN lines on standard error.
-    private func load(_ path: String, environment: [String: String]) -> (ConfigDocument, Bool) {
+    private func load(_ path: String, environment: [String: String], host: HostChecks = .warnings) -> (ConfigDocument, Bool) {
         let probe = open(path, O_RDONLY | O_CLOEXEC)
         let openError = errno
         if probe >= 0 { close(probe) }
@@ -123,7 +121,7 @@ struct Shipyardd: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(path): error: cannot read the config: \(reason)\(hint)\n".utf8))
             return (ConfigDocument(config: nil, diagnostics: []), false)
         }
-        let document = ConfigLoader.load(Array(data), environment: environment)
+        let document = ConfigLoader.load(Array(data), environment: environment, host: host)
         for diagnostic in document.diagnostics {
             FileHandle.standardError.write(Data((diagnostic.formatted(file: path) + "\n").utf8))
         }

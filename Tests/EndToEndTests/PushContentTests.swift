@@ -441,7 +441,8 @@ struct DiskFullTests {
             try daemon.ctl(["trigger", "delivery", "--project", "disk", "--service", "svc", "--output", "json", "--timeout", "3"])
         }
         func finished(_ context: String) -> Bool {
-            ((try? daemon.ctl(["sequences"]).stdout) ?? "").split(separator: "\n").contains { $0.hasPrefix(context) && $0.contains("finished  pass") }
+            let rows = (try? daemon.ctl(["sequences", "--output", "json"]).stdout).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]
+            return (rows ?? []).contains { $0["context"] as? String == context && $0["state"] as? String == "finished" && $0["result"] as? String == "pass" }
         }
         let pid = daemon.pid
 

@@ -41,7 +41,7 @@ import Testing
                 allowSelfApproval: "yes"
               - stage: production
                 required: 1
-            """).diagnostics.map(\.description)
+            """, host: .errors).diagnostics.map(\.description)
         #expect(diagnostics == [
             "7:16: warning: approvers: no user \"nobody-here-7x\" on this host (yet); fine for a web-only user",
             "7:16: warning: approvers: no group \"no-such-group-7x\" on this host (yet)",

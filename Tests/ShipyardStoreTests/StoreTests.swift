@@ -132,7 +132,7 @@ struct StoreTests {
         #expect { try SQLiteStore(readingAt: path) } throws: { "\($0)".contains(message) }
         // Nothing was changed by the refusal.
         let migrations = try DatabaseQueue(path: path).read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }
-        #expect(migrations == ["1-events-sequences-tasks", "2-evaluations", "9-from-the-future"])
+        #expect(migrations == ["1-events-sequences-tasks", "2-evaluations", "3-task-due-at", "9-from-the-future"])
     }
 
     @Test func retentionRemovesExactlyTheDeliveriesThatEndedBeforeTheCutoff() throws {
@@ -286,5 +286,41 @@ struct StoreTests {
         // Three days of 100 two-stage deliveries are kept (and the one being cut into).
         let kept = try store.sequences(SequenceQuery()).sequences.count
         #expect((580...800).contains(kept), "kept \(kept), pages \(sizes)")
+    }
+}
+
+/// Contexts given by a prefix, as approval ids are: unique, at least four characters, or an
+/// error naming what matched.
+struct ContextLookupTests {
+    @Test func aPrefixNamesOneContextOrSaysWhyNot() throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteStore(writingAt: dir.path + "/shipyard.db")
+        let contexts = ["abcd1111-0000-4000-8000-000000000001", "abcd2222-0000-4000-8000-000000000002", "abcd2222-0000-4000-8000-000000000003"]
+        let queue = try DatabaseQueue(path: dir.path + "/shipyard.db")
+        try queue.write { db in
+            for (index, context) in contexts.enumerated() {
+                for stage in ["qa", "production"] {
+                    try db.execute(sql: """
+                        INSERT INTO sequences (id, context, project, stage, service, sequence, state, active, triggered_at)
+                        VALUES (?, ?, 'shop', ?, 'cart', 'delivery', 'finished', 0, ?)
+                        """, arguments: ["\(context)-\(stage)", context, stage, Double(index)])
+                }
+            }
+        }
+        try queue.close()
+        #expect(try store.context(named: "abcd1") == contexts[0])
+        #expect(try store.context(named: contexts[1]) == contexts[1])
+        #expect(throws: ContextLookup("abcd is ambiguous: it starts the contexts \(contexts.joined(separator: ", ")); give more of it")) {
+            try store.context(named: "abcd")
+        }
+        #expect(throws: ContextLookup("give at least 4 characters of the context, not \"abc\" (shipyardctl sequences lists them)")) {
+            try store.context(named: "abc")
+        }
+        #expect(throws: ContextLookup("no sequence has a context starting with ffff (shipyardctl sequences lists them)")) {
+            try store.context(named: "ffff")
+        }
+        #expect(throws: ContextLookup("no sequence has the context ffffffff-0000-4000-8000-000000000001 (shipyardctl sequences lists them)")) {
+            try store.context(named: "ffffffff-0000-4000-8000-000000000001")
+        }
     }
 }

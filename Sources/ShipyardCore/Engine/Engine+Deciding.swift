@@ -164,10 +164,7 @@ extension Engine {
         case .pending:
             // Keptn: due = now + triggeredAfter at the moment the task could be triggered, by the
             // daemon's clock: when the task before it finished, or when the sequence left the queue.
-            let since = index > 0
-                ? (execution.tasks[index - 1].finishedAt ?? execution.triggeredAt)
-                : max(execution.triggeredAt, execution.queueReleasedAt ?? execution.triggeredAt)
-            let due = since.addingTimeInterval(task.delay)
+            let due = execution.triggerDue(forTask: index)
             if task.delay > 0, run.now < due {
                 run.effects.append(.wake(at: due))
                 return false

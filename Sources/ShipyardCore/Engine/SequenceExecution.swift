@@ -54,6 +54,15 @@ public struct SequenceExecution: Sendable, Equatable {
 
     public var isActive: Bool { !phase.isTerminal }
 
+    /// When the task at `index` may be triggered (Keptn's `triggeredAfter`, by the daemon's
+    /// clock): its delay after the task before it finished, or after the sequence left the queue.
+    public func triggerDue(forTask index: Int) -> Date {
+        let since = index > 0
+            ? (tasks[index - 1].finishedAt ?? triggeredAt)
+            : max(triggeredAt, queueReleasedAt ?? triggeredAt)
+        return since.addingTimeInterval(tasks[index].delay)
+    }
+
     /// True once a task was triggered (the sequence holds its project/stage/service slot).
     public var hasStarted: Bool { startedAt != nil }
 

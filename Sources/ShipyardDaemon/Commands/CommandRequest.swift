@@ -36,6 +36,8 @@ public struct CommandRequest: Codable, Sendable, Equatable {
     public var image: String?
     public var labels: [String: String]?
     public var evaluation: EvaluationWindow?
+    /// trigger: refuse what would only be warned of (a service never delivered, a refused shipyard).
+    public var strict: Bool?
     /// pause, resume, abort.
     public var context: String?
     /// event: a Keptn CloudEvent (`shipyardctl send event`).
@@ -69,6 +71,8 @@ public struct CommandOutcome: Codable, Sendable, Equatable {
     public var message: String
     /// trigger: the new sequence's context id.
     public var context: String?
+    /// trigger: what the caller should know (a service never delivered, the newest shipyard refused).
+    public var warnings: [String]?
 
     public init(id: String, ok: Bool, message: String, context: String? = nil) {
         self.id = id
@@ -89,6 +93,8 @@ public struct TriggerBody: Codable, Sendable, Equatable {
     public var evaluation: CommandRequest.EvaluationWindow?
     /// Applied once by this id (per caller).
     public var requestID: String?
+    /// Refuse, rather than warn, when the service was never delivered or the newest shipyard is refused.
+    public var strict: Bool?
 
     public init(project: String, service: String, sequence: String) {
         self.project = project

@@ -43,25 +43,52 @@ extension Commands {
             return CommandOutcome(
                 id: request.id, ok: true, message: "request \(request.id) was already applied (context \(earlier.context))", context: earlier.context)
         }
+        // What a person would want to hear before a whole delivery runs: a service name never
+        // seen (a typo runs a delivery of nothing), and a newest shipyard that was refused (the
+        // last good one runs). --strict refuses instead.
+        var warnings: [String] = []
+        if let problem = await shipyardProblem?(project) {
+            warnings.append("the newest shipyard of \(project) is refused, so the last good one runs: \(problem)")
+        }
+        switch await orchestrator.deliveredServices(project: project, including: service) {
+        case .delivered: break
+        case .never(let others) where others.isEmpty:
+            warnings.append("\(service) is the first service delivered in \(project)")
+        case .never(let others):
+            let named = others.prefix(8).joined(separator: ", ") + (others.count > 8 ? ", …" : "")
+            warnings.append("\(project) has never delivered \(Untrusted.printable(service, limit: 100)) (it has delivered \(named)); is the name right?")
+        }
+        if request.strict == true, !warnings.isEmpty {
+            return CommandOutcome(id: request.id, ok: false, message: "refused (--strict): " + warnings.joined(separator: "; "))
+        }
         let command = Engine.Command.trigger(TriggerRequest(
             project: project, service: service, sequence: sequence, stage: request.stage, data: data,
             source: "shipyardctl/\(caller.user)", requestID: requestKey, uid: requester))
         return await submit(command, request, orchestrator) { recorded in
             let first = recorded.first
             let stage = first?.data["stage"]?.string ?? "?"
-            return CommandOutcome(
+            var outcome = CommandOutcome(
                 id: request.id, ok: true,
                 message: "\(stage).\(sequence) triggered for \(service) (context \(first?.shkeptncontext ?? "?"))",
                 context: first?.shkeptncontext)
+            outcome.warnings = warnings.isEmpty ? nil : warnings
+            return outcome
         }
     }
 
     func control(_ request: CommandRequest, caller: Caller, _ orchestrator: Orchestrator) async -> CommandOutcome {
-        guard let context = request.context else {
+        guard let given = request.context else {
             return CommandOutcome(id: request.id, ok: false, message: "name the sequence's context")
         }
         if let refusal = authorization.control(caller, verb: request.kind.rawValue) {
             return CommandOutcome(id: request.id, ok: false, message: refusal)
+        }
+        // The whole context or a unique prefix of it, as approval ids are given.
+        let context: String
+        do {
+            context = try await orchestrator.context(named: given)
+        } catch {
+            return CommandOutcome(id: request.id, ok: false, message: "\(error)")
         }
         let user = caller.user
         let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines)

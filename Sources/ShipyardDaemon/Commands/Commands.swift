@@ -17,6 +17,8 @@ public actor Commands {
     var orchestrator: Orchestrator?
     /// Polls now: the project watchers' answer to a `sync`.
     var sync: (@Sendable (CommandRequest) async -> CommandOutcome)?
+    /// Why a project's newest shipyard was refused, if it was (the last good one runs meanwhile).
+    var shipyardProblem: (@Sendable (String) async -> String?)?
     let metrics: DaemonMetrics
     let logger: Logger
     var limiter = RequestLimiter()
@@ -30,9 +32,13 @@ public actor Commands {
         self.logger = logger
     }
 
-    func attach(_ orchestrator: Orchestrator, sync: @escaping @Sendable (CommandRequest) async -> CommandOutcome) {
+    func attach(
+        _ orchestrator: Orchestrator, sync: @escaping @Sendable (CommandRequest) async -> CommandOutcome,
+        shipyardProblem: @escaping @Sendable (String) async -> String?
+    ) {
         self.orchestrator = orchestrator
         self.sync = sync
+        self.shipyardProblem = shipyardProblem
     }
 
     /// A reloaded config: who may do what, from the next request on.

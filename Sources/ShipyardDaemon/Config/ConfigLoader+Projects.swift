@@ -78,11 +78,12 @@ extension ConfigReader {
                 "an ssh upstream needs credentials.knownHosts (unknown host keys are refused); create it with ssh-keyscan",
                 at: fields["credentials"]?.key.mark ?? fields["upstream"]?.value.mark ?? node.mark)
         }
-        guard let name, let upstream else { return nil }
+        // The quality gate's settings are checked whatever else is wrong: every mistake in one pass.
         var project = DaemonConfig.Project(
-            name: name, upstream: upstream, branch: branch, shipyardPath: shipyardPath,
+            name: name ?? "", upstream: upstream ?? "", branch: branch, shipyardPath: shipyardPath,
             pollInterval: pollInterval, pollTimeout: pollTimeout, credentials: credentials)
         readEvaluation(fields, into: &project)
+        guard name != nil, upstream != nil else { return nil }
         return project
     }
 
@@ -163,6 +164,7 @@ extension ConfigReader {
             if let pair = options["username"], !pair.value.isNull { prometheus.username = schema.string(pair.value, what: "username", log: &log) }
             for key in ["passwordFile", "bearerTokenFile"] {
                 guard let pair = options[key], !pair.value.isNull, let path = absolutePath(pair.value, what: key) else { continue }
+                checkExists(path, what: "sliProvider.prometheus.\(key)", need: .read, at: pair.value.mark)
                 checkSecret(path, what: key, at: pair.value.mark)
                 if key == "passwordFile" { prometheus.passwordFile = path } else { prometheus.bearerTokenFile = path }
             }
@@ -222,7 +224,10 @@ extension ConfigReader {
         let isSSH = upstream.map { $0.hasPrefix("ssh://") } ?? true
         if let pair = fields["passwordFile"], !pair.value.isNull {
             credentials.passwordFile = absolutePath(pair.value, what: "passwordFile")
-            if let path = credentials.passwordFile { checkSecret(path, what: "passwordFile", at: pair.value.mark) }
+            if let path = credentials.passwordFile {
+                checkExists(path, what: "passwordFile", need: .read, at: pair.value.mark)
+                checkSecret(path, what: "passwordFile", at: pair.value.mark)
+            }
             if !isHTTP { log.error("passwordFile is for http(s) upstreams; this upstream is not one", at: pair.key.mark) }
             if credentials.username == nil {
                 log.error("passwordFile needs a username beside it (for a token, any name the server accepts)", at: pair.key.mark)
@@ -231,6 +236,7 @@ extension ConfigReader {
         for key in ["sshKey", "knownHosts"] {
             guard let pair = fields[key], !pair.value.isNull else { continue }
             let path = absolutePath(pair.value, what: key)
+            if let path { checkExists(path, what: key, need: .read, at: pair.value.mark) }
             if key == "sshKey" {
                 credentials.sshKey = path
                 if let path { checkSecret(path, what: "sshKey", at: pair.value.mark) }

@@ -5,8 +5,11 @@ import ShipyardGit
 /// Reads the daemon's config with the same YAML layer and `FILE:LINE:COLUMN` reporting as shipyards.
 public enum ConfigLoader {
     /// `environment` supplies `STATE_DIRECTORY`, which systemd sets from `StateDirectory=`.
-    public static func load(_ bytes: some Collection<UInt8>, environment: [String: String] = [:]) -> ConfigDocument {
+    /// `host`: whether the files, programs and accounts the config names are looked for on this
+    /// host, and what a missing one is.
+    public static func load(_ bytes: some Collection<UInt8>, environment: [String: String] = [:], host: HostChecks = .off) -> ConfigDocument {
         var reader = ConfigReader(environment: environment)
+        reader.host = host
         do {
             let root = try YAMLParser().parse(bytes)
             let config = reader.read(root)
@@ -17,15 +20,24 @@ public enum ConfigLoader {
         }
     }
 
-    public static func load(_ text: String, environment: [String: String] = [:]) -> ConfigDocument {
-        load(Array(text.utf8), environment: environment)
+    public static func load(_ text: String, environment: [String: String] = [:], host: HostChecks = .off) -> ConfigDocument {
+        load(Array(text.utf8), environment: environment, host: host)
     }
+}
+
+/// What the config names on this host (files, programs, users, groups) and how a missing one
+/// counts: not looked for (the config as text), warnings (the daemon's start and reload, and
+/// `shipyardctl lint`: a program may be installed after the config), or errors for files and
+/// programs (`shipyardd --check-config`: is this host ready for it?).
+public enum HostChecks: Sendable {
+    case off, warnings, errors
 }
 
 struct ConfigReader {
     var log = DiagnosticLog()
     let schema = SchemaReader()
     let environment: [String: String]
+    var host = HostChecks.off
 
     init(environment: [String: String]) {
         self.environment = environment
@@ -140,14 +152,9 @@ struct ConfigReader {
         // A user named is a person (a web-only user of the htpasswd file or an SSO proxy need
         // not exist on the host); a group counts the members it has on the host.
         var people = Set(approvers.users)
-        for user in approvers.users where Accounts.primaryGroup(of: user) == nil {
-            log.warning("approvers: no user \"\(user)\" on this host (yet); fine for a web-only user", at: mark)
-        }
+        // Users and groups unknown to the host were warned of where they are written (readPrincipals).
         for group in approvers.groups {
-            guard let entry = getgrnam(group) else {
-                log.warning("approvers: no group \"\(group)\" on this host (yet)", at: mark)
-                continue
-            }
+            guard let entry = getgrnam(group) else { continue }
             var member = entry.pointee.gr_mem
             while let name = member?.pointee {
                 people.insert(String(cString: name))
@@ -240,6 +247,7 @@ struct ConfigReader {
                     log.error("http.auth takes htpasswd or proxyHeader, not both", at: pair.value.mark)
                 }
                 if let path = absolutePath(file.value, what: "http.auth.htpasswd") {
+                    checkExists(path, what: "http.auth.htpasswd", need: .read, at: file.value.mark)
                     checkSecret(path, what: "http.auth.htpasswd", at: file.value.mark)
                     http.auth = .htpasswd(path: path)
                 }
@@ -340,6 +348,8 @@ struct ConfigReader {
     mutating func readExecutor(_ node: YAMLNode, what: String, defaultTimeout: Duration) -> DaemonConfig.TaskExecutor? {
         var fields: [String: YAMLPair] = [:]
         guard schema.mapping(node, of: what, allowed: ["command", "timeout"], log: &log, into: &fields) else { return nil }
+        // The timeout first: a mistake there is reported with one in the command, in one pass.
+        let timeout = duration(fields["timeout"], what: "timeout", minimum: .seconds(1)) ?? defaultTimeout
         guard let commandPair = fields["command"], !commandPair.value.isNull else {
             log.error("\(what) has no command; add 'command: [\"/path/to/program\", \"arg\"]'", at: node.mark)
             return nil
@@ -355,7 +365,7 @@ struct ConfigReader {
             log.error("the program \"\(program)\" must be an absolute path (no shell and no PATH lookup is used)", at: items[0].mark)
             return nil
         }
-        let timeout = duration(fields["timeout"], what: "timeout", minimum: .seconds(1)) ?? defaultTimeout
+        checkExists(program, what: "\(what): the program", need: .execute, at: items[0].mark)
         return DaemonConfig.TaskExecutor(command: command, timeout: timeout)
     }
 
@@ -378,6 +388,7 @@ struct ConfigReader {
         if principals.users.isEmpty, principals.groups.isEmpty {
             log.warning("\(what) lists no users and no groups, so \(empty)", at: pair.value.mark)
         }
+        checkAccounts(principals, what: what, at: pair.value.mark)
         return principals
     }
 

@@ -145,6 +145,8 @@ public actor Daemon {
         self.orchestrator = orchestrator
         await commands.attach(orchestrator) { [weak self] request in
             await self?.sync(request) ?? CommandOutcome(id: request.id, ok: false, message: "the daemon is stopping")
+        } shipyardProblem: { [weak self] project in
+            await self?.shipyardProblem(project)
         }
         let systemd = systemd
         try await orchestrator.start { imported in
@@ -308,7 +310,7 @@ public actor Daemon {
             let openError = errno
             if probe >= 0 { close(probe) }
             if probe >= 0, let data = FileManager.default.contents(atPath: configPath) {
-                document = ConfigLoader.load(Array(data), environment: environment)
+                document = ConfigLoader.load(Array(data), environment: environment, host: .warnings)
             } else {
                 document = ConfigDocument(config: nil, diagnostics: [])
                 let reason = String(cString: strerror(openError))
@@ -450,6 +452,12 @@ public actor Daemon {
 
     /// `status.json`: one line per project, each encoded when it last changed, so that a
     /// thousand projects cost one encoding per change, not a thousand per write.
+    /// Why the project's newest shipyard was refused, while it is.
+    func shipyardProblem(_ project: String) -> String? {
+        guard let error = watchers[project]?.status.error, error.kind == "shipyard" else { return nil }
+        return error.message
+    }
+
     func statusDocument() throws -> Data {
         let header = try JSON.encode(DaemonStatus(pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), web: webAddress, projects: []))
         let empty = Data(#""projects":[]"#.utf8)

@@ -7,6 +7,10 @@ public import ShipyardStore
 public struct DeliveryView: Codable, Sendable, Equatable {
     public var context: String
     public var project: String
+    /// The artifact delivered, who started it and when (the first stage's trigger).
+    public var image: String?
+    public var triggeredBy: String?
+    public var triggeredAt: String?
     public var stages: [StageView]
 
     public struct StageView: Codable, Sendable, Equatable {
@@ -17,6 +21,13 @@ public struct DeliveryView: Codable, Sendable, Equatable {
         public var result: String?
         public var message: String?
         public var commit: String?
+        public var image: String?
+        public var triggeredAt: String?
+        public var startedAt: String?
+        public var finishedAt: String?
+        /// Why a sequence that is not running waits: behind which delivery and gate, for which
+        /// approval, or until when (`triggeredAfter`).
+        public var waitingFor: String?
         public var tasks: [TaskView]
     }
 
@@ -27,19 +38,94 @@ public struct DeliveryView: Codable, Sendable, Equatable {
         public var status: String?
         public var message: String?
         public var triggeredID: String?
+        public var startedAt: String?
+        public var finishedAt: String?
+        /// A task held back by `triggeredAfter`: when it will be triggered.
+        public var dueAt: String?
     }
 
-    public init(context: String, executions: [StoredSequence]) {
+    public init(context: String, executions: [StoredSequence], waits: [String: String] = [:]) {
         self.context = context
         project = executions.first?.project ?? ""
+        image = executions.lazy.compactMap(\.image).first
+        triggeredBy = executions.first?.triggeredBy
+        triggeredAt = executions.first.map { Timestamps.format($0.triggeredAt) }
         stages = executions.map { e in
             StageView(
                 stage: e.stage, sequence: e.sequence, service: e.service, state: e.state.rawValue, result: e.result?.rawValue,
-                message: e.message, commit: e.commit,
+                message: e.message, commit: e.commit, image: e.image, triggeredAt: Timestamps.format(e.triggeredAt),
+                startedAt: e.startedAt.map(Timestamps.format), finishedAt: e.finishedAt.map(Timestamps.format), waitingFor: waits[e.id],
                 tasks: e.tasks.map { t in
-                    TaskView(name: t.name, state: t.state, result: t.result?.rawValue, status: t.status?.rawValue, message: t.message, triggeredID: t.triggeredID)
+                    TaskView(
+                        name: t.name, state: t.state, result: t.result?.rawValue, status: t.status?.rawValue, message: t.message,
+                        triggeredID: t.triggeredID, startedAt: t.startedAt.map(Timestamps.format), finishedAt: t.finishedAt.map(Timestamps.format),
+                        dueAt: t.dueAt.map(Timestamps.format))
                 })
         }
+    }
+}
+
+/// "Why is this waiting?": for each sequence that is not moving, the answer people need, read
+/// from the record alone (the CLI reads it without the daemon too).
+public enum WaitReasons {
+    /// Reasons by sequence id, for those of `sequences` that wait: behind another delivery in
+    /// the same stage and service (which one, and at which gate), for an approval, or for a
+    /// task's `triggeredAfter`. `sequences` may come without their tasks; the record fills them.
+    public static func explain(_ sequences: [StoredSequence], store: any Store) -> [String: String] {
+        var reasons: [String: String] = [:]
+        var loaded: [String: [StoredSequence]] = [:]
+        func withTasks(_ sequence: StoredSequence) -> StoredSequence {
+            if !sequence.tasks.isEmpty { return sequence }
+            if loaded[sequence.context] == nil { loaded[sequence.context] = (try? store.sequences(context: sequence.context)) ?? [] }
+            return loaded[sequence.context]?.first { $0.id == sequence.id } ?? sequence
+        }
+        for sequence in sequences where sequence.isActive {
+            switch sequence.state {
+            case .waiting:
+                reasons[sequence.id] = behind(sequence, store: store, withTasks: withTasks)
+            case .waitingForApproval:
+                let full = withTasks(sequence)
+                if let gate = full.tasks.first(where: { $0.name == "approval" && $0.state == "started" }), let id = gate.triggeredID {
+                    reasons[sequence.id] = "approval \(id.prefix(8)) (shipyardctl approve \(id.prefix(8)), or reject it)"
+                }
+            case .triggered, .started:
+                let full = withTasks(sequence)
+                if let task = full.tasks.first(where: { $0.state == "pending" }), let due = task.dueAt, due > Date() {
+                    reasons[sequence.id] = "\(task.name) to start at \(Timestamps.format(due)) (its triggeredAfter)"
+                }
+            case .paused:
+                reasons[sequence.id] = "a resume (it is paused: shipyardctl resume \(sequence.context.prefix(8)))"
+            default:
+                break
+            }
+        }
+        return reasons
+    }
+
+    /// The sequence ahead of a waiting one: Keptn runs one sequence at a time per project, stage
+    /// and service, and a later delivery queues behind the one holding the slot.
+    static func behind(_ waiting: StoredSequence, store: any Store, withTasks: (StoredSequence) -> StoredSequence) -> String {
+        let others = ((try? store.sequences(SequenceQuery(project: waiting.project, service: waiting.service, limit: 1)))?.sequences ?? [])
+            .filter { $0.isActive && $0.stage == waiting.stage && $0.context != waiting.context && $0.id != waiting.id }
+        let ahead = others.first { $0.startedAt != nil } ?? others.filter { $0.triggeredAt <= waiting.triggeredAt }.min { $0.triggeredAt < $1.triggeredAt }
+        guard let ahead else { return "its turn in \(waiting.stage) (the delivery ahead has just ended)" }
+        let holder = withTasks(ahead)
+        var what = "\(holder.stage).\(holder.sequence)"
+        if let image = holder.image { what += " of \(image)" }
+        let current = holder.tasks.first { $0.state != "finished" }
+        var gate: String
+        switch holder.state {
+        case .waitingForApproval:
+            let id = current?.triggeredID.map { String($0.prefix(8)) } ?? ""
+            gate = "waiting for approval \(id): approve or reject it first (shipyardctl approvals)"
+        case .paused:
+            gate = "paused: resume or abort it (shipyardctl resume|abort \(holder.context.prefix(8)))"
+        case .waiting:
+            gate = "itself waiting"
+        default:
+            gate = current.map { "running \($0.name)" } ?? holder.state.rawValue
+        }
+        return "delivery \(holder.context.prefix(8)) ahead in \(holder.stage) (\(what), \(gate))"
     }
 }
 
@@ -142,8 +228,14 @@ public struct SequenceSummary: Codable, Sendable, Equatable {
     public var stage: String
     public var state: String
     public var result: String?
+    public var image: String?
+    public var triggeredAt: String?
+    public var startedAt: String?
+    public var finishedAt: String?
+    /// Why it waits, when it does (see `DeliveryView.StageView.waitingFor`).
+    public var waitingFor: String?
 
-    public init(_ sequence: StoredSequence) {
+    public init(_ sequence: StoredSequence, waitingFor: String? = nil) {
         context = sequence.context
         project = sequence.project
         service = sequence.service
@@ -151,5 +243,16 @@ public struct SequenceSummary: Codable, Sendable, Equatable {
         stage = sequence.stage
         state = sequence.state.rawValue
         result = sequence.result?.rawValue
+        image = sequence.image
+        triggeredAt = Timestamps.format(sequence.triggeredAt)
+        startedAt = sequence.startedAt.map(Timestamps.format)
+        finishedAt = sequence.finishedAt.map(Timestamps.format)
+        self.waitingFor = waitingFor
+    }
+
+    /// The rows of a page, each waiting one with its reason.
+    public static func rows(_ sequences: [StoredSequence], store: any Store) -> [SequenceSummary] {
+        let waits = WaitReasons.explain(sequences, store: store)
+        return sequences.map { SequenceSummary($0, waitingFor: waits[$0.id]) }
     }
 }

@@ -108,6 +108,24 @@ actor Orchestrator {
     /// Whether a task name runs as a local program here.
     func runsLocally(_ task: String) -> Bool { tasks.runsLocally(task) }
 
+    enum Delivered: Equatable {
+        case delivered
+        /// Never; the services the project has delivered (at most 50).
+        case never([String])
+    }
+
+    /// Whether the project ever delivered the service (a trigger warns when not).
+    func deliveredServices(project: String, including service: String) -> Delivered {
+        guard let seen = try? store.hasDelivered(project: project, service: service), !seen else { return .delivered }
+        return .never((try? store.services(project: project, limit: 50)) ?? [])
+    }
+
+    /// The context a command names: all of it, or a unique prefix (the record has every
+    /// sequence the engine has: each step is committed before it is answered).
+    func context(named given: String) throws -> String {
+        try store.context(named: given)
+    }
+
     /// The sequence a request id already started (a request retried after a crash), whether it
     /// is still active or long ended.
     func sequence(forRequest id: String) -> StoredSequence? {

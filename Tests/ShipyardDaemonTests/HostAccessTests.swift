@@ -1,0 +1,30 @@
+import Foundation
+import ShipyardTestKit
+import Testing
+
+@testable import ShipyardDaemon
+
+/// Files and programs as the daemon's user finds them, when root runs the check.
+@Suite struct HostAccessTests {
+    @Test func theDaemonsUserIsJudgedByTheModeBitsAndEveryFolderOnTheWay() throws {
+        let dir = try TemporaryDirectory()
+        chmod(dir.path, 0o755)
+        let other = HostAccess(account: (uid: 64_000, gids: [64_000], name: "someone"))
+        let secret = try dir.write("secret", "x", mode: 0o600)
+        chown(secret, 0, 0)
+        #expect(other.problem(secret, need: .read)?.hasPrefix("is not readable by the daemon's user someone") == true)
+        let shared = try dir.write("shared", "x", mode: 0o640)
+        chown(shared, 0, 64_000)
+        #expect(other.problem(shared, need: .read) == nil)
+        #expect(other.problem(shared, need: .execute)?.hasPrefix("is not executable by the daemon's user someone") == true)
+        let owned = try dir.write("owned", "x", mode: 0o400)
+        chown(owned, 64_000, 0)
+        #expect(other.problem(owned, need: .read) == nil)
+        try FileManager.default.createDirectory(atPath: dir.path + "/closed", withIntermediateDirectories: false)
+        let inside = try dir.write("closed/program", "#!/bin/sh\n", mode: 0o755)
+        chmod(dir.path + "/closed", 0o700)
+        chown(dir.path + "/closed", 0, 0)
+        #expect(other.problem(inside, need: .execute) == "cannot be reached by the daemon's user someone: \(dir.path)/closed is closed to it")
+        #expect(other.problem(dir.path + "/nothing", need: .read) == "does not exist")
+    }
+}
