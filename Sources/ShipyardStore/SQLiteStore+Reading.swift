@@ -50,6 +50,11 @@ extension SQLiteStore {
         if let project = query.project { conditions.append("project = ?"); arguments.append(project) }
         if let service = query.service { conditions.append("service = ?"); arguments.append(service) }
         if let state = query.state { conditions.append("state = ?"); arguments.append(state.rawValue) }
+        if let stage = query.stage { conditions.append("stage = ?"); arguments.append(stage) }
+        if let image = query.image {
+            conditions.append("instr((SELECT json_extract(events.body, '$.data.configurationChange.values.image') FROM events WHERE events.id = sequences.id), ?) > 0")
+            arguments.append(image)
+        }
         if let since = query.since { conditions.append("triggered_at >= ?"); arguments.append(since.timeIntervalSince1970) }
         let filter = conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")
         return try run {
@@ -160,6 +165,20 @@ extension SQLiteStore {
         try run {
             try pool.read { db in
                 try String.fetchAll(db, sql: "SELECT DISTINCT service FROM sequences WHERE project = ? ORDER BY service LIMIT ?", arguments: [project, limit])
+            }
+        }
+    }
+
+    public func newestPerStage(deployed: Bool) throws -> [StoredSequence] {
+        let filter = deployed ? "WHERE state = 'finished' AND result IN ('pass', 'warning')" : ""
+        return try run {
+            try pool.read { db in
+                // One pass over the slot index (project, service, stage, position).
+                try Row.fetchAll(db, sql: """
+                    SELECT \(Self.sequenceColumns) FROM sequences WHERE position IN
+                      (SELECT MAX(position) FROM sequences \(filter) GROUP BY project, service, stage)
+                    ORDER BY project, service, position
+                    """).map(Self.sequence)
             }
         }
     }

@@ -112,9 +112,11 @@ public final class SQLiteStore: Store {
                 """)
         }
         // When a task held back by triggeredAfter will start, so that a listing can say why a
-        // sequence waits without the shipyard at hand.
+        // sequence waits without the shipyard at hand; and an index for the environment screen.
         migrator.registerMigration("3-task-due-at") { db in
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN due_at REAL")
+            // The environment screen: the newest sequence per project, service and stage.
+            try db.execute(sql: "CREATE INDEX sequences_by_slot ON sequences(project, service, stage, position)")
         }
         return migrator
     }

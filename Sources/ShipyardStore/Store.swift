@@ -55,6 +55,10 @@ public protocol Store: AnyObject {
     /// The services a project has sequences of, sorted (at most `limit`).
     func services(project: String, limit: Int) throws -> [String]
 
+    /// For each project, service and stage, the newest sequence (`deployed`: the newest that
+    /// finished with pass or warning, what runs there now): the environment's screen.
+    func newestPerStage(deployed: Bool) throws -> [StoredSequence]
+
     /// The contexts of sequences that start with `prefix` (at most `limit`, in no particular order).
     func contexts(prefix: String, limit: Int) throws -> [String]
 
@@ -162,6 +166,9 @@ public struct SequenceQuery: Sendable {
     public var project: String?
     public var service: String?
     public var state: SequenceState?
+    public var stage: String?
+    /// Only sequences whose image contains this text (a version: `v0.2`).
+    public var image: String?
     /// Only sequences triggered at or after this time.
     public var since: Date?
     /// The newest `limit` sequences that match (nil: all of them); active sequences that match

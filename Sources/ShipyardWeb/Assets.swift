@@ -48,6 +48,33 @@ enum Assets {
         .login label { display: flex; flex-direction: column; }
         pre { background: #111827; color: #e5e7eb; padding: .6em; max-height: 24em; overflow: auto; font-size: 12px; }
         details.events { margin-top: 1.5em; }
+        .flash { display: flex; align-items: start; gap: 1em; margin: 1em 1.2em 0; max-width: 1400px; }
+        .flash span { flex: 1; }
+        .flash .dismiss { padding: 0 .5em; line-height: 1.4; }
+        .scroll { overflow-x: auto; }
+        .scroll table { min-width: 36em; }
+        th { white-space: nowrap; }
+        .waiting-for { color: var(--muted); font-style: italic; }
+        ol.reached { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: .3em .8em; }
+        table.environment td.slot { min-width: 12em; }
+        table.environment .version { font-weight: 600; }
+        .score.pass { color: var(--pass); } .score.warning { color: var(--warning); } .score.fail { color: var(--fail); }
+        section.environment { margin-bottom: 1.5em; }
+        details.payload summary { cursor: pointer; }
+        details.payload pre { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 60em; }
+        .filters { flex-wrap: wrap; }
+        @media (max-width: 640px) {
+          body { font-size: 15px; }
+          nav { flex-wrap: wrap; gap: .4em 1em; padding: .5em .8em; }
+          nav .who { margin-left: 0; width: 100%; }
+          main { padding: .8em .6em 2em; }
+          .flash { margin: .8em .6em 0; }
+          h1 code { font-size: .8em; }
+          form.decide { flex-wrap: wrap; }
+          form.decide .reason { min-width: 100%; }
+          .filters label { flex: 1 1 40%; }
+          .stage { padding: .6em .5em; }
+        }
         """
 
     /// Keeps a page live without reloading it: on each change the daemon announces (Server-Sent
@@ -56,6 +83,11 @@ enum Assets {
     static let js = """
         (function () {
           "use strict";
+          // A confirmation stays until dismissed (it sits outside <main>, which refreshes).
+          document.addEventListener("click", function (e) {
+            var t = e.target;
+            if (t && t.classList && t.classList.contains("dismiss") && t.parentNode) t.parentNode.remove();
+          });
           var main = document.getElementById("main");
           if (!main || !window.EventSource) return;
           var pending = false, busy = false, last = 0;

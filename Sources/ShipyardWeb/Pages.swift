@@ -85,7 +85,7 @@ enum Pages {
         html.raw(" · Shipyard</title><link rel=\"stylesheet\" href=\"/static/app.css\">")
         if live { html.raw("<script src=\"/static/app.js\" defer></script>") }
         html.raw("</head><body><header><nav><a class=\"brand\" href=\"/deliveries\">Shipyard</a>")
-        for (path, label) in [("/deliveries", "Deliveries"), ("/approvals", "Approvals"), ("/projects", "Projects")] {
+        for (path, label) in [("/environment", "Environment"), ("/deliveries", "Deliveries"), ("/approvals", "Approvals"), ("/projects", "Projects")] {
             html.raw("<a href=\"\(path)\"\(active == path ? " class=\"active\" aria-current=\"page\"" : "")>\(label)</a>")
         }
         html.raw("<span class=\"who\">")
@@ -103,12 +103,14 @@ enum Pages {
         } else if !viewer.authConfigured {
             html.raw("read-only")
         }
-        html.raw("</span></nav></header><main id=\"main\">")
+        html.raw("</span></nav></header>")
+        // Outside <main>, which the live refresh replaces: a confirmation stays until dismissed.
         if let flash, !flash.isEmpty {
-            html.raw("<p class=\"flash\" id=\"flash\">")
+            html.raw("<p class=\"flash\" id=\"flash\" role=\"status\"><span>")
             html.add(flash)
-            html.raw("</p>")
+            html.raw("</span><button type=\"button\" class=\"dismiss\" aria-label=\"Dismiss\">×</button></p>")
         }
+        html.raw("<main id=\"main\">")
         body(&html)
         html.raw("</main></body></html>")
         return html.text
@@ -147,7 +149,7 @@ enum Pages {
                 html.raw("<p class=\"empty\">No projects yet.</p>")
                 return
             }
-            html.raw("<table class=\"projects\"><thead><tr><th>Project</th><th>Upstream</th><th>Branch</th><th>Fetched</th><th>Loaded shipyard</th><th>Last poll</th><th>State</th></tr></thead><tbody>")
+            html.raw("<div class=\"scroll\"><table class=\"projects\"><thead><tr><th>Project</th><th>Upstream</th><th>Branch</th><th>Fetched</th><th>Loaded shipyard</th><th>Last poll</th><th>State</th></tr></thead><tbody>")
             for project in status.projects {
                 html.raw("<tr data-project=\"\(HTML.escape(project.name))\"><td>")
                 html.add(project.name)
@@ -185,63 +187,7 @@ enum Pages {
                 }
                 html.raw("</td></tr>")
             }
-            html.raw("</tbody></table>")
-        }
-    }
-
-    // MARK: Deliveries
-
-    struct DeliveryFilter: Sendable {
-        var project: String?
-        var service: String?
-        var state: String?
-    }
-
-    static func deliveries(_ sequences: [StoredSequence], more: Bool, filter: DeliveryFilter, projects: [String], viewer: Viewer) -> String {
-        layout(title: "Deliveries", active: "/deliveries", viewer: viewer) { html in
-            html.raw("<h1>Deliveries</h1><form class=\"filters\" method=\"get\" action=\"/deliveries\">")
-            html.raw("<label>Project <select name=\"project\"><option value=\"\">all</option>")
-            for project in projects {
-                html.raw("<option\(filter.project == project ? " selected" : "")>")
-                html.add(project)
-                html.raw("</option>")
-            }
-            html.raw("</select></label><label>Service <input name=\"service\" value=\"")
-            html.add(filter.service ?? "")
-            html.raw("\"></label><label>State <select name=\"state\"><option value=\"\">all</option>")
-            for state in SequenceState.allCases.map(\.rawValue) {
-                html.raw("<option\(filter.state == state ? " selected" : "")>\(state)</option>")
-            }
-            html.raw("</select></label><button type=\"submit\">Filter</button></form>")
-            guard !sequences.isEmpty else {
-                html.raw("<p class=\"empty\">No deliveries\(filter.project != nil || filter.service != nil || filter.state != nil ? " match" : " yet").</p>")
-                return
-            }
-            html.raw("<table class=\"deliveries\"><thead><tr><th>Context</th><th>Project</th><th>Service</th><th>Stage</th><th>Sequence</th><th>State</th><th>Triggered</th><th>Duration</th><th>Message</th></tr></thead><tbody>")
-            for sequence in sequences.reversed() {
-                let link = "/deliveries/" + HTML.query(sequence.context)
-                html.raw("<tr data-context=\"\(HTML.escape(sequence.context))\" data-stage=\"\(HTML.escape(sequence.stage))\"><td><a href=\"\(link)\"><code>")
-                html.add(String(sequence.context.prefix(8)))
-                html.raw("</code></a></td><td>")
-                html.add(sequence.project)
-                html.raw("</td><td>")
-                html.add(sequence.service)
-                html.raw("</td><td>")
-                html.add(sequence.stage)
-                html.raw("</td><td>")
-                html.add(sequence.sequence)
-                html.raw("</td><td>")
-                badge(&html, state: sequence.state.rawValue, result: sequence.result?.rawValue)
-                html.raw("</td><td>")
-                html.add(time(sequence.triggeredAt))
-                html.raw("</td><td>")
-                html.add(duration(from: sequence.startedAt ?? sequence.triggeredAt, to: sequence.isActive ? nil : sequence.finishedAt))
-                html.raw("</td><td class=\"message\">")
-                if !sequence.isActive || sequence.state == .waitingForApproval { html.add(sequence.message ?? "") }
-                html.raw("</td></tr>")
-            }
-            html.raw("</tbody></table>")
-            if more { html.raw("<p class=\"more\">Older deliveries are not shown; narrow the filter.</p>") }
+            html.raw("</tbody></table></div>")
         }
     }
 
@@ -256,14 +202,31 @@ enum Pages {
     }
 
     static func delivery(
-        context: String, executions: [StoredSequence], extras: [String: TaskExtras], events: [KeptnEvent], viewer: Viewer, flash: String?
+        context: String, executions: [StoredSequence], extras: [String: TaskExtras], events: [KeptnEvent], waits: [String: String] = [:],
+        commitLink: String? = nil, viewer: Viewer, flash: String?
     ) -> String {
         let first = executions.first
         return layout(title: "Delivery \(context.prefix(8))", active: "/deliveries", viewer: viewer, flash: flash) { html in
             html.raw("<h1>Delivery <code>")
             html.add(context)
             html.raw("</code></h1><p class=\"summary\">")
-            html.add("\(first?.project ?? "") · \(first?.service ?? "") · commit \(first?.commit.map { String($0.prefix(12)) } ?? "-") · triggered by \(first?.triggeredBy ?? "-")")
+            html.add("\(first?.project ?? "") · \(first?.service ?? "")")
+            if let image = executions.lazy.compactMap(\.image).first {
+                html.raw(" · <strong class=\"image\">")
+                html.add(image)
+                html.raw("</strong>")
+            }
+            html.add(" · commit ")
+            if let commitLink, let commit = first?.commit {
+                html.raw("<a class=\"commit\" rel=\"noreferrer\" href=\"")
+                html.add(commitLink)
+                html.raw("\"><code>")
+                html.add(String(commit.prefix(12)))
+                html.raw("</code></a>")
+            } else {
+                html.add(first?.commit.map { String($0.prefix(12)) } ?? "-")
+            }
+            html.add(" · triggered by \(first?.triggeredBy ?? "-") at \(time(first?.triggeredAt))")
             html.raw("</p>")
             let running = executions.contains { $0.isActive && $0.state == .started }
             html.raw("<div class=\"stages\"\(running ? " data-running=\"1\"" : "")>")
@@ -276,12 +239,17 @@ enum Pages {
                 html.add("triggered \(time(execution.triggeredAt))")
                 if let started = execution.startedAt { html.add(" · started \(time(started)) · \(duration(from: started, to: execution.isActive ? nil : execution.finishedAt))") }
                 html.raw("</p>")
+                if let why = waits[execution.id] {
+                    html.raw("<p class=\"waiting-for\">")
+                    html.add("Waiting for \(why)")
+                    html.raw("</p>")
+                }
                 if !execution.isActive, execution.result == .fail, let message = execution.message, !message.isEmpty {
                     html.raw("<p class=\"why\">Why: ")
                     html.add(message)
                     html.raw("</p>")
                 }
-                html.raw("<table class=\"tasks\"><thead><tr><th>Task</th><th>State</th><th>Result</th><th>Started</th><th>Duration</th><th>Message</th></tr></thead><tbody>")
+                html.raw("<div class=\"scroll\"><table class=\"tasks\"><thead><tr><th>Task</th><th>State</th><th>Result</th><th>Started</th><th>Duration</th><th>Message</th></tr></thead><tbody>")
                 for task in execution.tasks {
                     let extra = task.triggeredID.flatMap { extras[$0] }
                     html.raw("<tr class=\"task\" data-task=\"\(HTML.escape(task.name))\" data-state=\"\(HTML.escape(task.state))\"><td>")
@@ -323,7 +291,7 @@ enum Pages {
                     }
                     html.raw("</td></tr>")
                 }
-                html.raw("</tbody></table>")
+                html.raw("</tbody></table></div>")
                 if execution.state == .waitingForApproval, let task = execution.tasks.first(where: { $0.name == "approval" && $0.state == "started" }), let id = task.triggeredID {
                     decisionForm(&html, id: id, project: execution.project, stage: execution.stage, viewer: viewer, back: "/deliveries/" + HTML.query(context))
                 }
@@ -331,9 +299,9 @@ enum Pages {
             }
             html.raw("</div><details class=\"events\"><summary>")
             html.add("\(events.count) events")
-            html.raw("</summary><table><thead><tr><th>Time</th><th>Type</th><th>Source</th><th>Data</th></tr></thead><tbody>")
+            html.raw("</summary><div class=\"scroll\"><table><thead><tr><th>Time</th><th>Type</th><th>Source</th><th>Data</th></tr></thead><tbody>")
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
             for event in events {
                 html.raw("<tr><td>")
                 html.add(event.time)
@@ -341,13 +309,18 @@ enum Pages {
                 html.add(String(event.type.dropFirst(event.type.hasPrefix(KeptnEvent.prefix) ? KeptnEvent.prefix.count : 0)))
                 html.raw("</td><td>")
                 html.add(event.source)
-                html.raw("</td><td><code>")
+                html.raw("</td><td>")
                 var data = event.data
                 if data["evaluation"]?["sloFileContent"] != nil { data["evaluation"]?["sloFileContent"] = .string("…") }
-                html.add(String(String(decoding: (try? encoder.encode(data)) ?? Data(), as: UTF8.self).prefix(2000)))
-                html.raw("</code></td></tr>")
+                // Collapsed to its keys; opened, the payload pretty-printed (at most 16 KiB).
+                let keys = data.object?.keys.sorted() ?? []
+                html.raw("<details class=\"payload\"><summary><code>")
+                html.add(keys.isEmpty ? "{}" : "{ " + keys.joined(separator: ", ") + " }")
+                html.raw("</code></summary><pre>")
+                html.add(String(String(decoding: (try? encoder.encode(data)) ?? Data(), as: UTF8.self).prefix(16384)))
+                html.raw("</pre></details></td></tr>")
             }
-            html.raw("</tbody></table></details>")
+            html.raw("</tbody></table></div></details>")
         }
     }
 
@@ -360,7 +333,7 @@ enum Pages {
         html.raw("</strong>")
         let indicators = evaluation?["indicatorResults"]?.array ?? []
         if !indicators.isEmpty {
-            html.raw("<table class=\"slis\"><thead><tr><th>SLI</th><th>Value</th><th>Compared</th><th>Pass</th><th>Warning</th><th>Status</th></tr></thead><tbody>")
+            html.raw("<div class=\"scroll\"><table class=\"slis\"><thead><tr><th>SLI</th><th>Value</th><th>Compared</th><th>Pass</th><th>Warning</th><th>Status</th></tr></thead><tbody>")
             for indicator in indicators {
                 let value = indicator["value"]
                 html.raw("<tr><td>")
@@ -383,7 +356,7 @@ enum Pages {
                 html.add(indicator["status"]?.string ?? "")
                 html.raw("</td></tr>")
             }
-            html.raw("</tbody></table>")
+            html.raw("</tbody></table></div>")
         }
         html.raw("</div>")
     }
@@ -415,7 +388,7 @@ enum Pages {
                 html.raw("<p class=\"empty\" id=\"no-approvals\">No approvals are waiting.</p>")
                 return
             }
-            html.raw("<table class=\"approvals\"><thead><tr><th>Project</th><th>Stage</th><th>Service</th><th>Image</th><th>Previous result</th><th>Triggered by</th><th>Waiting since</th><th></th></tr></thead><tbody>")
+            html.raw("<div class=\"scroll\"><table class=\"approvals\"><thead><tr><th>Project</th><th>Stage</th><th>Service</th><th>Image</th><th>Previous result</th><th>Triggered by</th><th>Waiting since</th><th></th></tr></thead><tbody>")
             for request in pending {
                 html.raw("<tr class=\"approval\" data-approval=\"\(HTML.escape(request.id))\" data-context=\"\(HTML.escape(request.context))\"><td>")
                 html.add(request.project)
@@ -452,7 +425,7 @@ enum Pages {
                 decisionForm(&html, id: request.id, project: request.project, stage: request.stage, viewer: viewer, back: "/approvals")
                 html.raw("</td></tr>")
             }
-            html.raw("</tbody></table>")
+            html.raw("</tbody></table></div>")
         }
     }
 

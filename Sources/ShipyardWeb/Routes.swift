@@ -9,7 +9,7 @@ import Synchronization
 
 extension Site {
     func routes(_ router: Router<WebContext>) {
-        router.get("/") { _, _ in self.redirect("/deliveries") }
+        router.get("/") { _, _ in self.redirect("/environment") }
         router.get("/static/app.css") { _, _ in
             self.response(type: "text/css; charset=utf-8", body: Assets.css, extra: [(.cacheControl, "max-age=300")])
         }
@@ -30,15 +30,37 @@ extension Site {
             let identity = self.identify(request, context: context, makeSession: true)
             return self.page(Pages.projects(self.status(), viewer: await self.viewer(identity)), identity: identity)
         }
+        router.get("/environment") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            let projects = self.environmentProjects(status: self.status(), store: self.store)
+            return self.page(Pages.environment(projects, viewer: await self.viewer(identity)), identity: identity)
+        }
         router.get("/deliveries") { request, context in
             let identity = self.identify(request, context: context, makeSession: true)
             let query = request.uri.queryParameters
-            func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0) } }
-            let filter = Pages.DeliveryFilter(project: value("project"), service: value("service"), state: value("state"))
-            let page = (try? self.store?.sequences(SequenceQuery(
-                project: filter.project, service: filter.service, state: filter.state.flatMap(SequenceState.init), limit: 200))) ?? nil
+            func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } }
+            let filter = Pages.DeliveryFilter(
+                project: value("project"), service: value("service"), state: value("state"), stage: value("stage"), version: value("version"),
+                since: value("since"))
+            var sequenceQuery = SequenceQuery(
+                project: filter.project, service: filter.service, state: filter.state.flatMap(SequenceState.init), since: filter.sinceDate, limit: 200)
+            sequenceQuery.stage = filter.stage
+            sequenceQuery.image = filter.version
+            let page = (try? self.store?.sequences(sequenceQuery)) ?? nil
+            var sequences = page?.sequences ?? []
+            if filter.stage != nil, let store = self.store {
+                // Deliveries that reached the stage, each with all its stages.
+                var seen = Set<String>()
+                let contexts = sequences.map(\.context).filter { seen.insert($0).inserted }
+                sequences = contexts.flatMap { (try? store.sequences(context: $0)) ?? [] }
+            }
+            let waits = self.store.map { WaitReasons.explain(sequences.filter { $0.isActive }, store: $0) } ?? [:]
+            let status = self.status()
             let projects = await self.daemon.currentConfig.projects.map(\.name)
-            let html = Pages.deliveries(page?.sequences ?? [], more: page?.more ?? false, filter: filter, projects: projects, viewer: await self.viewer(identity))
+            var stages: [String] = []
+            for stage in status?.projects.flatMap(\.stages) ?? [] where !stages.contains(stage) { stages.append(stage) }
+            let html = Pages.deliveries(
+                sequences, waits: waits, more: page?.more ?? false, filter: filter, projects: projects, stages: stages, viewer: await self.viewer(identity))
             return self.page(html, identity: identity)
         }
         router.get("/deliveries/:context") { request, context in
@@ -69,7 +91,12 @@ extension Site {
                 }
             }
             let flash = self.takeFlash(identity)
-            return self.page(Pages.delivery(context: id, executions: executions, extras: extras, events: events, viewer: viewer, flash: flash), identity: identity)
+            let waits = self.store.map { WaitReasons.explain(executions, store: $0) } ?? [:]
+            let project = self.status()?.projects.first { $0.name == executions[0].project }
+            let commit = Pages.commitLink(upstream: project?.upstream, commit: executions[0].commit)
+            return self.page(
+                Pages.delivery(context: id, executions: executions, extras: extras, events: events, waits: waits, commitLink: commit, viewer: viewer, flash: flash),
+                identity: identity)
         }
         router.get("/approvals") { request, context in
             let identity = self.identify(request, context: context, makeSession: true)

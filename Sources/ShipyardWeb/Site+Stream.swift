@@ -44,6 +44,9 @@ extension Site {
             let changes = feed.subscribe()
             let (chunks, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(8))
             let forward = Task {
+                // What changed between the page's render and this stream's start would be
+                // missed: a page that just connected refreshes once.
+                continuation.yield("event: change\ndata: connected\n\n")
                 for await version in changes { continuation.yield("event: change\ndata: \(version)\n\n") }
                 continuation.finish()
             }

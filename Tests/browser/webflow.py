@@ -133,6 +133,61 @@ try:
     step("alice approved with a reason and production deployed")
     driver.save_screenshot(os.path.join(shots, "delivery.png"))
 
+    # The confirmation stays while the page updates itself, until alice dismisses it.
+    assert css(driver, "#flash"), "no confirmation after the approval"
+    driver.execute_script("document.querySelector('#main h1').setAttribute('data-old', '1');")
+    # Another service's delivery changes the record: the page refreshes its content.
+    subprocess.run([shipyardctl, "trigger", "delivery", "--project", "fulltour", "--service", "otherservice",
+                    "--image", "ghcr.io/podtato-head/other:v1", "--state-dir", state], check=True, capture_output=True)
+    wait(driver, lambda d: d.execute_script("return document.querySelector('#main h1[data-old]') === null;"), "the page refreshed")
+    assert css(driver, "#flash") and "approved" in driver.find_element(By.ID, "flash").text, "the confirmation vanished"
+    click(driver, "#flash .dismiss")
+    wait(driver, lambda d: not css(d, "#flash"), "the confirmation dismissed")
+    step("the confirmation stayed until dismissed")
+
+    # Payloads: collapsed to their keys, pretty when opened.
+    # In one step inside the page, which replaces its content as it updates.
+    text = driver.execute_script(
+        "document.querySelector('details.events').open = true;"
+        "var p = document.querySelector('details.payload'); p.open = true;"
+        "return p.querySelector('summary').textContent + '\\n' + p.querySelector('pre').textContent;")
+    assert text.startswith("{ "), "the collapsed payload does not name its keys: " + text[:100]
+    text = text.split("\n", 1)[1]
+    assert "\n  " in text and text.strip().startswith("{"), "the payload is not pretty-printed: " + text[:200]
+    step("event payloads are collapsible and pretty")
+
+    # The environment: helloservice's version in each stage, since when.
+    driver.get(base + "/environment")
+    slot = 'section.environment[data-project="fulltour"] tr[data-service="helloservice"] td.slot[data-stage="%s"] .version'
+    wait(driver, lambda d: all((attribute(d, slot % stage, "href") or "").endswith(context) for stage in ("qa", "production")),
+         "v0.1.1 in qa and production")
+    assert "podtatoserver:v0.1.1" in css(driver, slot % "production")[0].text
+    step("the environment shows v0.1.1 in qa and production")
+    driver.save_screenshot(os.path.join(shots, "environment.png"))
+
+    # The list: one row per delivery, with its image and the stages it reached; filters.
+    driver.get(base + "/deliveries?version=v0.1.1&stage=production")
+    row = 'tr.delivery[data-context="%s"]' % context
+    wait(driver, lambda d: css(d, row), "the delivery listed")
+    assert len(css(driver, "tr.delivery")) == 1, "one row per delivery"
+    assert "podtatoserver:v0.1.1" in css(driver, row + " td.image")[0].text
+    assert [li.get_attribute("data-stage") for li in css(driver, row + " ol.reached li")] == ["qa", "production"]
+    driver.get(base + "/deliveries?version=v9.9")
+    wait(driver, lambda d: css(d, "p.empty"), "no delivery of v9.9")
+    step("the list groups by delivery and filters by version and stage")
+
+    # At phone width: nothing wider than the screen (tables scroll inside their box).
+    driver.set_window_size(360, 800)
+    for path in ("/environment", "/deliveries", "/deliveries/" + context, "/approvals", "/projects"):
+        driver.get(base + path)
+        width = driver.execute_script("return document.documentElement.scrollWidth;")
+        inner = driver.execute_script("return window.innerWidth;")
+        assert width <= inner + 1, "%s is %d px wide at %d px" % (path, width, inner)
+        if path == "/deliveries/" + context:
+            driver.save_screenshot(os.path.join(shots, "narrow-delivery.png"))
+    driver.set_window_size(1400, 1000)
+    step("every page fits 360 px")
+
     # A second delivery appears on the open approvals page by itself; a rejection ends it with fail.
     driver.get(base + "/approvals")
     mark(driver)
@@ -158,6 +213,22 @@ try:
     wait(driver, lambda d: css(d, 'tr.approval[data-context="%s"]' % third), "the third approval listed")
     assert not css(driver, "button.approve"), "a non-approver sees an Approve button"
     step("a signed-in non-approver sees no button")
+
+    # A later delivery queues behind the one waiting for approval, and the list says so.
+    fourth = trigger("ghcr.io/podtato-head/podtatoserver:v0.1.4")
+    why = 'tr.delivery[data-context="%s"] .waiting-for' % fourth
+
+    # The open list updates itself (also with what changed before its live stream connected).
+    driver.get(base + "/deliveries")
+
+    def behind(d):
+        text = d.execute_script("var w = document.querySelector(arguments[0]); return w ? w.textContent : '';", why)
+        return ("delivery %s ahead in production" % third[:8]) in text
+    wait(driver, behind, "the fourth waits behind the third")
+    driver.save_screenshot(os.path.join(shots, "deliveries.png"))
+    driver.get(base + "/deliveries/" + fourth)
+    wait(driver, lambda d: css(d, 'section.stage[data-stage="production"] .waiting-for'), "the reason on the delivery page")
+    step("a waiting delivery says behind which one")
     print("done", flush=True)
 finally:
     driver.quit()
