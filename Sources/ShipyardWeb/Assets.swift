@@ -63,6 +63,18 @@ enum Assets {
         details.payload summary { cursor: pointer; }
         details.payload pre { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 60em; }
         .filters { flex-wrap: wrap; }
+        td.heat { text-align: right; font-variant-numeric: tabular-nums; color: #fff; white-space: nowrap; }
+        td.heat.pass { background: var(--pass); } td.heat.warning { background: var(--warning); } td.heat.fail { background: var(--fail); }
+        td.heat.info { background: #e5e7eb; color: var(--ink); } td.heat.missing { color: var(--muted); text-align: center; }
+        table.heatmap th.invalidated a { text-decoration: line-through; }
+        .charts { display: flex; flex-wrap: wrap; gap: 1em; }
+        figure.chart { margin: 0; background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: .4em .6em; flex: 1 1 30em; max-width: 44em; }
+        figure.chart figcaption { font-weight: 600; color: var(--muted); font-size: .9em; }
+        figure.chart svg { width: 100%; height: auto; display: block; }
+        svg .axis { stroke: #c7ccd6; stroke-width: 1; }
+        svg .trend { fill: none; stroke: var(--running); stroke-width: 2; }
+        svg .tick { font-size: 10px; fill: var(--muted); }
+        svg .point.pass { fill: var(--pass); } svg .point.warning { fill: var(--warning); } svg .point.fail { fill: var(--fail); } svg .point.info { fill: #9ca3af; }
         @media (max-width: 640px) {
           body { font-size: 15px; }
           nav { flex-wrap: wrap; gap: .4em 1em; padding: .5em .8em; }

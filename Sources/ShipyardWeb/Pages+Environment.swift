@@ -53,7 +53,7 @@ extension Pages {
                     html.add(service)
                     html.raw("</th>")
                     for stage in project.stages {
-                        cell(&html, project.cells["\(service)/\(stage)"], stage: stage)
+                        cell(&html, project.cells["\(service)/\(stage)"], stage: stage, slot: EvaluationSlot(project: project.name, stage: stage, service: service))
                     }
                     html.raw("</tr>")
                 }
@@ -62,7 +62,7 @@ extension Pages {
         }
     }
 
-    static func cell(_ html: inout HTML, _ cell: EnvironmentCell?, stage: String) {
+    static func cell(_ html: inout HTML, _ cell: EnvironmentCell?, stage: String, slot: EvaluationSlot) {
         html.raw("<td class=\"slot\" data-stage=\"\(HTML.escape(stage))\">")
         guard let cell, cell.deployed != nil || cell.newest != nil else {
             html.raw("<span class=\"note\">–</span></td>")
@@ -81,13 +81,14 @@ extension Pages {
         }
         if let score = cell.score {
             let css = StateStyle.of(state: "finished", result: cell.evaluationResult).css
-            html.raw("<div class=\"score \(css)\">")
-            html.add("evaluation \(score.rounded() == score ? String(Int(score)) : String(format: "%.1f", score)) (\(cell.evaluationResult ?? "?"))")
-            html.raw("</div>")
+            html.raw("<div class=\"score \(css)\"><a href=\"\(HTML.escape(link(slot)))\">")
+            html.add("evaluation \(number(score)) (\(cell.evaluationResult ?? "?"))")
+            html.raw("</a></div>")
         }
         if let newest = cell.newest, newest.id != cell.deployed?.id {
             html.raw("<div class=\"next\"><a href=\"/deliveries/\(HTML.query(newest.context))\">")
-            html.add("→ " + (newest.image.map(shortImage) ?? String(newest.context.prefix(8))))
+            // On its way, or the last one tried that did not get there.
+            html.add((newest.isActive ? "→ " : "last tried ") + (newest.image.map(shortImage) ?? String(newest.context.prefix(8))))
             html.raw("</a> ")
             badge(&html, state: newest.state.rawValue, result: newest.result?.rawValue)
             if let why = cell.waitingFor {

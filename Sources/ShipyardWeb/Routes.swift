@@ -35,6 +35,24 @@ extension Site {
             let projects = self.environmentProjects(status: self.status(), store: self.store)
             return self.page(Pages.environment(projects, viewer: await self.viewer(identity)), identity: identity)
         }
+        router.get("/evaluations") { request, context in
+            let identity = self.identify(request, context: context, makeSession: true)
+            let query = request.uri.queryParameters
+            func value(_ key: String) -> String? { query.get(key).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } }
+            // Every project, stage and service with a delivery, for links to the others.
+            let slots = ((try? self.store?.newestPerStage(deployed: false)) ?? []).map {
+                Pages.EvaluationSlot(project: $0.project, stage: $0.stage, service: $0.service)
+            }
+            guard let slot = value("project").flatMap({ project in
+                value("stage").flatMap { stage in value("service").map { Pages.EvaluationSlot(project: project, stage: stage, service: $0) } }
+            }) ?? slots.first else {
+                return self.page(Pages.environment([], viewer: await self.viewer(identity)), identity: identity)
+            }
+            let found = (try? self.store?.evaluations(EvaluationQuery(
+                project: slot.project, stage: slot.stage, service: slot.service, includeInvalidated: true, limit: 30))) ?? []
+            let history = EvaluationHistory(found.reversed().map(EvaluationRow.init))
+            return self.page(Pages.evaluations(history, slot: slot, others: slots, viewer: await self.viewer(identity)), identity: identity)
+        }
         router.get("/deliveries") { request, context in
             let identity = self.identify(request, context: context, makeSession: true)
             let query = request.uri.queryParameters

@@ -67,28 +67,14 @@ struct EvaluationHistory: AsyncParsableCommand {
     /// value and its status letter (P pass, W warning, F fail, I info), `-` where an evaluation
     /// did not have that SLI.
     static func heatmap(_ rows: [Row]) -> String {
-        var metrics: [String] = []
-        for row in rows.reversed() {
-            for indicator in row.evaluation?["indicatorResults"]?.array ?? [] {
-                if let metric = indicator["value"]?["metric"]?.string, !metrics.contains(metric) { metrics.append(metric) }
-            }
-        }
-        var table: [[String]] = [["", ] + rows.map { String($0.id.prefix(8)) + ($0.invalidated ? "*" : "") }]
-        table.append(["LABEL"] + rows.map { row in
-            row.labels?["buildId"]?.string ?? String(row.time.prefix(16)).replacingOccurrences(of: "T", with: " ")
-        })
-        table.append(["SCORE"] + rows.map { row in
-            let score = row.evaluation?["score"]?.number.map(format) ?? "-"
-            return "\(score) \(letter(row.result))"
-        })
-        for metric in metrics {
-            table.append([metric] + rows.map { row in
-                guard let indicator = row.evaluation?["indicatorResults"]?.array?.first(where: { $0["value"]?["metric"]?.string == metric }) else {
-                    return "-"
-                }
-                let success = indicator["value"]?["success"]?.bool ?? false
-                let value = success ? (indicator["value"]?["value"]?.number).map(format) ?? "?" : "n/a"
-                return "\(value) \(letter(indicator["status"]?.string ?? "fail"))"
+        let history = ShipyardDaemon.EvaluationHistory(rows)
+        var table: [[String]] = [[""] + history.columns.map { String($0.id.prefix(8)) + ($0.invalidated ? "*" : "") }]
+        table.append(["LABEL"] + history.columns.map(\.label))
+        table.append(["SCORE"] + history.columns.map { "\($0.score.map(format) ?? "-") \(letter($0.result))" })
+        for metric in history.metrics {
+            table.append([metric] + history.columns.map { column in
+                guard let cell = column.cells[metric] else { return "-" }
+                return "\(cell.value.map(format) ?? "n/a") \(letter(cell.status))"
             })
         }
         var out = Table.render(table)

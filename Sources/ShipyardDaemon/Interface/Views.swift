@@ -256,3 +256,57 @@ public struct SequenceSummary: Codable, Sendable, Equatable {
         return sequences.map { SequenceSummary($0, waitingFor: waits[$0.id]) }
     }
 }
+
+/// A service's quality-gate history as Keptn's Bridge draws it: evaluations oldest first, each
+/// SLI's value and status in each. The CLI's heatmap and the web view's heatmap and trend charts
+/// read it.
+public struct EvaluationHistory: Sendable {
+    public struct Cell: Sendable, Equatable {
+        /// nil when the provider gave no value (the SLI failed to be measured).
+        public var value: Double?
+        /// pass, warning, fail or info.
+        public var status: String
+    }
+
+    public struct Column: Sendable {
+        public var id: String
+        public var context: String
+        /// The trigger's buildId label, else the evaluation's time.
+        public var label: String
+        public var time: String
+        public var score: Double?
+        public var result: String
+        public var invalidated: Bool
+        public var message: String?
+        /// By metric; a metric the evaluation did not have is absent.
+        public var cells: [String: Cell]
+    }
+
+    /// SLIs in the order the newest evaluation lists them, then older ones'.
+    public var metrics: [String]
+    public var columns: [Column]
+
+    /// `rows`: oldest first.
+    public init(_ rows: [EvaluationRow]) {
+        var metrics: [String] = []
+        for row in rows.reversed() {
+            for indicator in row.evaluation?["indicatorResults"]?.array ?? [] {
+                if let metric = indicator["value"]?["metric"]?.string, !metrics.contains(metric) { metrics.append(metric) }
+            }
+        }
+        self.metrics = metrics
+        columns = rows.map { row in
+            var cells: [String: Cell] = [:]
+            for indicator in row.evaluation?["indicatorResults"]?.array ?? [] {
+                guard let metric = indicator["value"]?["metric"]?.string else { continue }
+                let success = indicator["value"]?["success"]?.bool ?? false
+                cells[metric] = Cell(value: success ? indicator["value"]?["value"]?.number : nil, status: indicator["status"]?.string ?? "fail")
+            }
+            return Column(
+                id: row.id, context: row.context,
+                label: row.labels?["buildId"]?.string ?? String(row.time.prefix(16)).replacingOccurrences(of: "T", with: " "),
+                time: row.time, score: row.evaluation?["score"]?.number, result: row.result, invalidated: row.invalidated,
+                message: row.message, cells: cells)
+        }
+    }
+}
