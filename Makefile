@@ -12,7 +12,7 @@ BIN := .build/debug
 TEST_PACKAGES := openssh-server python3 systemd debootstrap systemd-container lintian prometheus python3-prometheus-client chromium chromium-driver python3-selenium
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
-# example config, man pages and shell completions. make uninstall removes them.
+# example config, man pages, README, LICENSE and shell completions. make uninstall removes them.
 PREFIX ?= /usr/local
 DESTDIR ?=
 CONFIGURATION ?= release
@@ -24,9 +24,8 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 MANDIR := $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
-MANSRC := .build/plugins/GenerateManual/outputs
 
-.PHONY: all deps test-deps build test run lint bench clean install install-files man uninstall release deb
+.PHONY: all deps test-deps build test run lint bench clean install install-files uninstall release deb
 
 all: build
 
@@ -58,21 +57,17 @@ bench: deps
 	$(SWIFT) build -c release $(RELEASE_FLAGS)
 	.build/release/shipyard-bench
 
-man: deps
-	$(SWIFT) package --allow-writing-to-package-directory generate-manual --multi-page --configuration $(CONFIGURATION)
-
 # Release binaries carry the Swift runtime (--static-swift-stdlib): a host needs Debian's
 # libgit2, libyaml and libsqlite3 and nothing of the Swift toolchain.
 release: deps
 	$(SWIFT) build -c release $(RELEASE_FLAGS)
 
-install: deps man
+install: deps
 	$(SWIFT) build -c $(CONFIGURATION) $(if $(filter release,$(CONFIGURATION)),$(RELEASE_FLAGS))
 	$(MAKE) install-files
 
 # make deb: shipyard_<version>_<arch>.deb (apt install ./shipyard_….deb); see scripts/make-deb.
 deb: deps
-	$(MAKE) man CONFIGURATION=release
 	$(SWIFT) build -c release $(RELEASE_FLAGS)
 	scripts/make-deb
 
@@ -93,9 +88,11 @@ install-files:
 	.build/$(CONFIGURATION)/shipyardctl --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_shipyardctl
 	.build/$(CONFIGURATION)/shipyardctl --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/shipyardctl.fish
 	.build/$(CONFIGURATION)/shipyardd --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardd
-	@if [ -d $(MANSRC) ]; then \
-	  install -d $(DESTDIR)$(MANDIR)/man1 && install -m644 $(MANSRC)/*/*.1 $(DESTDIR)$(MANDIR)/man1/; \
-	else echo "install-files: no man pages generated (make man); skipping them"; fi
+	install -Dm644 docs/man/shipyardctl.1 $(DESTDIR)$(MANDIR)/man1/shipyardctl.1
+	install -Dm644 docs/man/shipyardd.8 $(DESTDIR)$(MANDIR)/man8/shipyardd.8
+	install -Dm644 docs/man/shipyardd.yaml.5 $(DESTDIR)$(MANDIR)/man5/shipyardd.yaml.5
+	install -Dm644 README.md $(DESTDIR)$(PREFIX)/share/doc/shipyard/README.md
+	install -m644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/shipyard/LICENSE
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/shipyardd $(DESTDIR)$(BINDIR)/shipyardctl
@@ -104,7 +101,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/share/doc/shipyard/tasks-drop-in.conf.example
 	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shipyardd
 	rm -f $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_shipyardctl $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/shipyardctl.fish
-	rm -f $(DESTDIR)$(MANDIR)/man1/shipyardctl*.1 $(DESTDIR)$(MANDIR)/man1/shipyardd*.1
+	rm -f $(DESTDIR)$(MANDIR)/man1/shipyardctl.1 $(DESTDIR)$(MANDIR)/man8/shipyardd.8 $(DESTDIR)$(MANDIR)/man5/shipyardd.yaml.5
+	rm -f $(DESTDIR)$(PREFIX)/share/doc/shipyard/README.md $(DESTDIR)$(PREFIX)/share/doc/shipyard/LICENSE
 
 clean:
 	$(SWIFT) package clean

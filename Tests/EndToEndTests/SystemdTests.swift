@@ -117,7 +117,14 @@ import Testing
         let local = try dir.write("shipyardd.service", unit.replacingOccurrences(of: "/usr/local/bin/shipyardd", with: Command.path("shipyardd")))
         // The socket unit it requires sits beside it, as make install puts them.
         let socket = try dir.write("shipyardd.socket", String(contentsOf: Repository.root.appendingPathComponent("systemd/shipyardd.socket"), encoding: .utf8))
-        let verify = try Run.capture("/usr/bin/systemd-analyze", ["verify", local, socket])
+        // verify opens each Documentation= page with man(1): the pages of docs/man, laid out as
+        // they are installed, so that a page the unit names and the package lacks fails here.
+        let manual = dir.path + "/man"
+        for (page, section) in [("shipyardd.8", "8"), ("shipyardd.yaml.5", "5"), ("shipyardctl.1", "1")] {
+            try FileManager.default.createDirectory(atPath: manual + "/man" + section, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Repository.root.path + "/docs/man/" + page, toPath: manual + "/man\(section)/" + page)
+        }
+        let verify = try Run.capture("/usr/bin/systemd-analyze", ["verify", local, socket], environment: ["MANPATH": manual])
         #expect(verify.status == 0, "\(verify.stderr)")
         #expect(!verify.stderr.contains("shipyardd.service:"), "\(verify.stderr)")
 

@@ -29,7 +29,8 @@ trap finish EXIT
 as() { local user=$1; shift; runuser -u "$user" -- "$@"; }
 approval_id() { as alice shipyardctl approvals --output json | grep -o '"id" *: *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/'; }
 stage_state() {  # stage_state CONTEXT STAGE STATE
-  as alice shipyardctl sequences | awk -v c="$1" -v s="$2" -v t="$3" '$1 == c && $3 == s && $6 == t { found = 1 } END { exit !found }'
+  # CONTEXT (its first 8 characters) PROJECT SERVICE STAGE SEQUENCE IMAGE STATE …
+  as alice shipyardctl sequences | awk -v c="$(printf %.8s "$1")" -v s="$2" -v t="$3" '$1 == c && $4 == s && $7 == t { found = 1 } END { exit !found }'
 }
 
 echo "== an upstream owned by its maintainers, not by the daemon"
@@ -71,7 +72,7 @@ tasks:
 approvers:
   users: [alice]
 EOF
-check "shipyardd --check-config" shipyardd --check-config /etc/shipyardd/config.yaml
+check "shipyardd --check-config, as the daemon's user" runuser -u shipyard -- shipyardd --check-config /etc/shipyardd/config.yaml
 mkdir -p /var/log/fulltour && chown shipyard:shipyard /var/log/fulltour
 mkdir -p /etc/systemd/system/shipyardd.service.d
 printf '[Service]\nReadWritePaths=/var/log/fulltour\n' > /etc/systemd/system/shipyardd.service.d/tasks.conf
