@@ -75,6 +75,11 @@ enum Assets {
         svg .trend { fill: none; stroke: var(--running); stroke-width: 2; }
         svg .tick { font-size: 10px; fill: var(--muted); }
         svg .point.pass { fill: var(--pass); } svg .point.warning { fill: var(--warning); } svg .point.fail { fill: var(--fail); } svg .point.info { fill: #9ca3af; }
+        .controls { display: flex; gap: .6em; align-items: start; margin: .5em 0; flex-wrap: wrap; }
+        details.abort summary { cursor: pointer; color: var(--fail); padding: .3em 0; }
+        details.abort form { display: flex; gap: .4em; margin-top: .3em; flex-wrap: wrap; }
+        form.deliver { display: flex; gap: .3em; margin-top: .4em; font-weight: normal; }
+        form.deliver input { min-width: 0; flex: 1; }
         @media (max-width: 640px) {
           body { font-size: 15px; }
           nav { flex-wrap: wrap; gap: .4em 1em; padding: .5em .8em; }
@@ -126,6 +131,7 @@ enum Assets {
                 var open = {};
                 main.querySelectorAll("details").forEach(function (d, i) { open[i] = d.open; });
                 main.innerHTML = fresh.innerHTML;
+                main.setAttribute("data-version", fresh.getAttribute("data-version") || "");
                 main.querySelectorAll("details").forEach(function (d, i) { if (i in open) d.open = open[i]; });
                 document.title = doc.title;
               })
@@ -136,6 +142,8 @@ enum Assets {
           document.addEventListener("focusout", function () { setTimeout(flush, 50); });
           var source = new EventSource("/events/stream");
           source.addEventListener("change", refresh);
+          // What changed between the page's render and the stream's start is not missed.
+          source.addEventListener("hello", function (e) { if (e.data !== main.getAttribute("data-version")) refresh(); });
           setInterval(function () { if (main.querySelector("[data-running]")) refresh(); }, 2000);
         })();
         """

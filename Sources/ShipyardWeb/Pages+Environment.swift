@@ -24,8 +24,9 @@ extension Pages {
         var cells: [String: EnvironmentCell]
     }
 
-    static func environment(_ projects: [EnvironmentProject], viewer: Viewer) -> String {
-        layout(title: "Environment", active: "/environment", viewer: viewer) { html in
+    static func environment(_ projects: [EnvironmentProject], viewer: Viewer, flash: String? = nil) -> String {
+        let deliver = viewer.mayControl ? viewer.csrf : nil
+        return layout(title: "Environment", active: "/environment", viewer: viewer, flash: flash) { html in
             html.raw("<h1>Environment</h1>")
             guard !projects.isEmpty else {
                 html.raw("<p class=\"empty\">No projects yet.</p>")
@@ -51,6 +52,16 @@ extension Pages {
                 for service in project.services {
                     html.raw("<tr data-service=\"\(HTML.escape(service))\"><th scope=\"row\">")
                     html.add(service)
+                    if let csrf = deliver {
+                        // Deliver an image of this service (the project's delivery sequence).
+                        html.raw("<form class=\"deliver\" method=\"post\" action=\"/environment/deliver\"><input type=\"hidden\" name=\"csrf\" value=\"")
+                        html.add(csrf)
+                        html.raw("\"><input type=\"hidden\" name=\"project\" value=\"")
+                        html.add(project.name)
+                        html.raw("\"><input type=\"hidden\" name=\"service\" value=\"")
+                        html.add(service)
+                        html.raw("\"><input name=\"image\" class=\"reason\" size=\"22\" placeholder=\"image to deliver\" aria-label=\"image to deliver\"><button type=\"submit\">Deliver</button></form>")
+                    }
                     html.raw("</th>")
                     for stage in project.stages {
                         cell(&html, project.cells["\(service)/\(stage)"], stage: stage, slot: EvaluationSlot(project: project.name, stage: stage, service: service))

@@ -47,6 +47,8 @@ struct Viewer: Sendable {
     var user: String?
     var csrf: String?
     var mayDecide: Bool
+    /// Pause, resume, abort and deliver (sequenceControl, else the approvers).
+    var mayControl = false
     /// Which gates this user may decide (nil: none).
     var rights: DecisionRights? = nil
     /// Whether this web view has a way to sign in at all (`http.auth`).
@@ -292,6 +294,9 @@ enum Pages {
                     html.raw("</td></tr>")
                 }
                 html.raw("</tbody></table></div>")
+                if execution.isActive, viewer.mayControl, let csrf = viewer.csrf {
+                    controls(&html, context: context, paused: execution.state == .paused, csrf: csrf)
+                }
                 if execution.state == .waitingForApproval, let task = execution.tasks.first(where: { $0.name == "approval" && $0.state == "started" }), let id = task.triggeredID {
                     decisionForm(&html, id: id, project: execution.project, stage: execution.stage, viewer: viewer, back: "/deliveries/" + HTML.query(context))
                 }
@@ -362,6 +367,17 @@ enum Pages {
     }
 
     /// Approve / Reject with a reason, for someone who may decide; nothing for anyone else.
+    /// Pause or resume, and abort behind a second step that asks why (a `<details>`: no script).
+    static func controls(_ html: inout HTML, context: String, paused: Bool, csrf: String) {
+        let base = "/deliveries/" + HTML.query(context)
+        html.raw("<div class=\"controls\"><form method=\"post\" action=\"\(base)/\(paused ? "resume" : "pause")\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"")
+        html.add(csrf)
+        html.raw("\"><button type=\"submit\" class=\"\(paused ? "resume" : "pause")\">\(paused ? "Resume" : "Pause")</button></form>")
+        html.raw("<details class=\"abort\"><summary>Abort…</summary><form method=\"post\" action=\"\(base)/abort\"><input type=\"hidden\" name=\"csrf\" value=\"")
+        html.add(csrf)
+        html.raw("\"><input name=\"reason\" class=\"reason\" placeholder=\"why (recorded)\"><button type=\"submit\" class=\"reject abort\">Abort this delivery</button></form></details></div>")
+    }
+
     static func decisionForm(_ html: inout HTML, id: String, project: String, stage: String, viewer: Viewer, back: String) {
         guard viewer.mayDecide, viewer.user != nil, let csrf = viewer.csrf, viewer.rights?.may(project: project, stage: stage) ?? false else { return }
         let action = "/approvals/" + HTML.query(id)

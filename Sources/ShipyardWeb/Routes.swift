@@ -33,7 +33,8 @@ extension Site {
         router.get("/environment") { request, context in
             let identity = self.identify(request, context: context, makeSession: true)
             let projects = self.environmentProjects(status: self.status(), store: self.store)
-            return self.page(Pages.environment(projects, viewer: await self.viewer(identity)), identity: identity)
+            let flash = self.takeFlash(identity, request)
+            return self.page(Pages.environment(projects, viewer: await self.viewer(identity), flash: flash), identity: identity)
         }
         router.get("/evaluations") { request, context in
             let identity = self.identify(request, context: context, makeSession: true)
@@ -108,7 +109,7 @@ extension Site {
                     extras[triggered] = extra
                 }
             }
-            let flash = self.takeFlash(identity)
+            let flash = self.takeFlash(identity, request)
             let waits = self.store.map { WaitReasons.explain(executions, store: $0) } ?? [:]
             let project = self.status()?.projects.first { $0.name == executions[0].project }
             let commit = Pages.commitLink(upstream: project?.upstream, commit: executions[0].commit)
@@ -121,11 +122,39 @@ extension Site {
             await self.daemon.approvalsSettled()
             let pending = (try? PendingApprovals.read(self.state)) ?? []
             let evaluations = (try? self.store?.latestEvaluations(contexts: pending.map(\.context))) ?? [:]
-            let flash = self.takeFlash(identity)
+            let flash = self.takeFlash(identity, request)
             return self.page(Pages.approvals(pending, evaluations: evaluations, viewer: await self.viewer(identity), flash: flash), identity: identity)
         }
         router.post("/approvals/:id/:decision") { request, context in
             await self.decideFromForm(request, context: context)
+        }
+        // Pause, resume, abort a delivery; deliver an image: for those who may (sequenceControl,
+        // else the approvers), judged again by the command layer.
+        router.post("/deliveries/:context/:action") { request, context in
+            let id = context.parameters.get("context") ?? ""
+            let action = context.parameters.get("action") ?? ""
+            return await self.fromForm(request, context: context, what: "control") { form, caller in
+                let back = "/deliveries/" + HTML.query(id)
+                guard let kind = ["pause": CommandRequest.Kind.pause, "resume": .resume, "abort": .abort][action] else {
+                    return (CommandOutcome(id: "", ok: false, message: "a delivery takes pause, resume or abort, not \(action)"), back)
+                }
+                var command = CommandRequest(kind: kind)
+                command.context = id
+                command.reason = form["reason"].flatMap { $0.isEmpty ? nil : $0 }
+                return (await self.daemon.commands.perform(command, as: caller, peer: context.remoteAddress?.description), back)
+            }
+        }
+        router.post("/environment/deliver") { request, context in
+            await self.fromForm(request, context: context, what: "trigger") { form, caller in
+                var command = CommandRequest(kind: .trigger, project: form["project"])
+                command.service = form["service"]
+                command.sequence = form["sequence"].flatMap { $0.isEmpty ? nil : $0 } ?? "delivery"
+                command.image = form["image"].flatMap { $0.isEmpty ? nil : $0.trimmingCharacters(in: .whitespaces) }
+                let outcome = await self.daemon.commands.perform(command, as: caller, peer: context.remoteAddress?.description)
+                var answer = outcome
+                if let warnings = outcome.warnings, !warnings.isEmpty { answer.message += " (warning: " + warnings.joined(separator: "; ") + ")" }
+                return (answer, outcome.context.map { "/deliveries/" + HTML.query($0) } ?? "/environment")
+            }
         }
 
         // Signing in (htpasswd).

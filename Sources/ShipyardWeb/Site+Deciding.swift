@@ -13,30 +13,36 @@ extension Site {
 
     /// The form of a page: a session with a signed-in user who may decide, and its CSRF token.
     func decideFromForm(_ request: Request, context: WebContext) async -> Response {
+        await fromForm(request, context: context, what: "decision") { form, caller in
+            (await self.decide(context: context, as: caller, reason: form["reason"]), form["back"])
+        }
+    }
+
+    /// A page's form: a session with a signed-in user and its CSRF token, from this site; the
+    /// command's answer is shown on the page `body` names (back), until dismissed.
+    func fromForm(
+        _ request: Request, context: WebContext, what: String,
+        _ body: ([String: String], Caller) async -> (CommandOutcome, String?)
+    ) async -> Response {
         var request = request
         let identity = identify(request, context: context, makeSession: false)
         let form = Site.form(String(buffer: (try? await request.collectBody(upTo: 16384)) ?? ByteBuffer()))
         guard auth != nil || identity.local != nil else {
-            daemon.metrics.request("web-decision", outcome: "refused")
+            daemon.metrics.request("web-\(what)", outcome: "refused")
             return refusal("the web view is read-only: the config has no http.auth")
         }
         guard identity.session != nil, Site.same(form["csrf"], identity.session?.csrf), !Site.crossSite(request) else {
-            daemon.metrics.request("web-decision", outcome: "refused")
-            daemon.log.warning("web: a decision without a valid session or CSRF token was refused", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+            daemon.metrics.request("web-\(what)", outcome: "refused")
+            daemon.log.warning("web: a \(what) without a valid session or CSRF token was refused", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
             return refusal("refused: no valid session or CSRF token; open the page again")
         }
         guard let user = identity.user else {
-            daemon.metrics.request("web-decision", outcome: "refused")
+            daemon.metrics.request("web-\(what)", outcome: "refused")
             return refusal("refused: sign in first")
         }
-        let outcome: CommandOutcome
-        if let local = identity.local {
-            outcome = await decide(context: context, as: local, reason: form["reason"])
-        } else {
-            outcome = await decide(context: context, as: .web(user: user), reason: form["reason"])
-        }
+        let (outcome, back) = await body(form, identity.local ?? .web(user: user))
         if let token = identity.token { setFlash(token, outcome.message) }
-        return redirect(Site.safeBack(form["back"]))
+        return redirect(Site.safeBack(back))
     }
 
     /// A script: HTTP Basic against the htpasswd file, the proxy's header, or a session with its

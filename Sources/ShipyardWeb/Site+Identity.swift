@@ -19,6 +19,8 @@ extension Site {
         var newToken: String?
         /// Over the local socket: the caller the kernel named.
         var local: Caller?
+        /// The change feed's version when the request came, before anything was read for it.
+        var version: UInt64 = 0
     }
 
     static func cookies(_ request: Request) -> [String: String] {
@@ -78,6 +80,7 @@ extension Site {
     func identify(_ request: Request, context: WebContext, makeSession: Bool) -> Identity {
         let token = Self.cookies(request)[Self.cookie]
         var identity = Identity()
+        identity.version = daemon.feed.version
         if let session = sessions.session(token) {
             identity.token = token
             identity.session = session
@@ -117,14 +120,18 @@ extension Site {
 
     func viewer(_ identity: Identity) async -> Viewer {
         var mayDecide = false
+        var mayControl = false
         var rights: DecisionRights?
         if let user = identity.user {
             let granted = await daemon.commands.rights(user: user, groups: Caller.groupNames(user: user))
             mayDecide = granted.any
+            mayControl = granted.mayControl && (auth != nil || identity.local != nil)
             rights = granted
         }
         var loginForm = false
         if identity.local == nil, case .htpasswd? = auth { loginForm = true }
-        return Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, rights: rights, authConfigured: auth != nil || identity.local != nil, loginForm: loginForm)
+        var viewer = Viewer(user: identity.user, csrf: identity.session?.csrf, mayDecide: mayDecide, rights: rights, authConfigured: auth != nil || identity.local != nil, loginForm: loginForm)
+        viewer.mayControl = mayControl
+        return viewer
     }
 }

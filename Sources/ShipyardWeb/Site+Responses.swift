@@ -40,8 +40,14 @@ extension Site {
         return value
     }
 
+    /// A page, marked with the version of the record it was read at: its live stream says the
+    /// version when it connects, and the page refreshes if something changed in between.
     func page(_ html: String, identity: Identity, status: HTTPResponse.Status = .ok) -> Response {
-        response(status, type: "text/html; charset=utf-8", body: html, identity: identity)
+        var marked = html
+        if let main = marked.range(of: "<main id=\"main\">") {
+            marked.replaceSubrange(main, with: "<main id=\"main\" data-version=\"\(identity.version)\">")
+        }
+        return response(status, type: "text/html; charset=utf-8", body: marked, identity: identity)
     }
 
     func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, extra: [(HTTPField.Name, String)] = []) -> Response {

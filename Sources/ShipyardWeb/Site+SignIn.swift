@@ -76,8 +76,11 @@ extension Site {
 
     func setFlash(_ token: String, _ message: String) { Self.flashes.set(token, message) }
 
-    func takeFlash(_ identity: Identity) -> String? {
-        guard let token = identity.token else { return nil }
+    /// The confirmation for this session, taken by the page it was meant for: never by a live
+    /// refresh of another page (which does not show it), which would take it from under the
+    /// page the answer redirects to.
+    func takeFlash(_ identity: Identity, _ request: Request) -> String? {
+        guard let token = identity.token, request.headers[HTTPField.Name("X-Shipyard-Refresh")!] == nil else { return nil }
         return Self.flashes.take(token)
     }
 }

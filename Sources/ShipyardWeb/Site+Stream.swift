@@ -43,10 +43,9 @@ extension Site {
             withExtendedLifetime(ticket) {}
             let changes = feed.subscribe()
             let (chunks, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(8))
+            // Subscribed first, then the version: a page read at an older one refreshes at once.
+            continuation.yield("event: hello\ndata: \(feed.version)\n\n")
             let forward = Task {
-                // What changed between the page's render and this stream's start would be
-                // missed: a page that just connected refreshes once.
-                continuation.yield("event: change\ndata: connected\n\n")
                 for await version in changes { continuation.yield("event: change\ndata: \(version)\n\n") }
                 continuation.finish()
             }

@@ -74,7 +74,13 @@ def type_reason(driver, form, text):
 
 
 def click(driver, selector):
-    driver.execute_script("return document.querySelector(arguments[0]);", selector).click()
+    """Find and click in one step inside the page, which may replace its content between two calls."""
+    assert driver.execute_script("var e = document.querySelector(arguments[0]); if (!e) return false; e.click(); return true;", selector), \
+        "nothing to click at " + selector
+
+
+def flash_text(driver):
+    return driver.execute_script("var f = document.getElementById('flash'); return f ? f.textContent : '';")
 
 
 def mark(driver):
@@ -229,6 +235,43 @@ try:
     driver.get(base + "/deliveries/" + fourth)
     wait(driver, lambda d: css(d, 'section.stage[data-stage="production"] .waiting-for'), "the reason on the delivery page")
     step("a waiting delivery says behind which one")
+
+    # mallory may not pause, abort or deliver: no buttons, and a forged form is refused.
+    driver.get(base + "/deliveries/" + fourth)
+    assert not css(driver, "div.controls"), "a non-approver sees Pause/Abort"
+    driver.get(base + "/environment")
+    assert not css(driver, "form.deliver"), "a non-approver sees Deliver"
+    driver.execute_script(
+        "var f = document.createElement('form'); f.method = 'post'; f.action = '/deliveries/' + arguments[0] + '/abort';"
+        "var c = document.createElement('input'); c.name = 'csrf'; c.value = document.querySelector('input[name=csrf]').value;"
+        "f.appendChild(c); document.body.appendChild(f); f.submit();", fourth)
+    wait(driver, lambda d: "mallory may not abort sequences" in flash_text(d), "mallory's abort refused")
+    step("a non-approver has no controls and a forged abort is refused")
+
+    # alice pauses, resumes and aborts the waiting delivery, and delivers an image from the environment.
+    driver.delete_all_cookies()
+    sign_in(driver, "alice", "alice-secret")
+    driver.get(base + "/deliveries/" + fourth)
+    # (The page being left may show the new state by its live refresh before the answer's page
+    # with its confirmation loads: wait for both.)
+    click(driver, 'section.stage[data-stage="production"] .controls button.pause')
+    wait(driver, lambda d: stage_state(d, "production") == "paused" and ("paused " + fourth) in flash_text(d), "paused, and said so")
+    click(driver, 'section.stage[data-stage="production"] .controls button.resume')
+    wait(driver, lambda d: stage_state(d, "production") == "waiting" and ("resumed " + fourth) in flash_text(d), "resumed, and said so")
+    driver.execute_script("document.querySelector(arguments[0]).open = true;", 'section.stage[data-stage="production"] details.abort')
+    type_reason(driver, 'section.stage[data-stage="production"] details.abort form', "superseded")
+    click(driver, 'section.stage[data-stage="production"] details.abort button.abort')
+    wait(driver, lambda d: stage_state(d, "production") == "aborted", "aborted")
+    assert "aborted by alice: superseded" in driver.page_source
+    step("alice paused, resumed and aborted a delivery in the browser")
+    driver.get(base + "/environment")
+    form = 'tr[data-service="helloservice"] form.deliver'
+    type_reason(driver, form, "ghcr.io/podtato-head/podtatoserver:v0.1.5")
+    click(driver, form + " button")
+    wait(driver, lambda d: "/deliveries/" in d.current_url and "qa.delivery triggered for helloservice" in flash_text(d), "the new delivery's page")
+    assert "podtatoserver:v0.1.5" in driver.page_source
+    driver.save_screenshot(os.path.join(shots, "delivered.png"))
+    step("alice delivered an image from the environment")
     print("done", flush=True)
 finally:
     driver.quit()

@@ -18,6 +18,12 @@ struct Authorization {
         return "\(caller.user) may not \(verb) sequences: \(list) in the config allows \(allowed.description)"
     }
 
+    /// Whether a user may pause, resume and abort (and, in the web view, trigger): the same rule.
+    func mayControl(user: String, groups: Set<String>) -> Bool {
+        guard let allowed = config.sequenceControl ?? config.approvers else { return true }
+        return allowed.admits(user: user, groups: groups)
+    }
+
     /// `send event`: closed unless `eventSenders` names who may (root and the daemon's user may).
     func sendEvents(_ caller: Caller) -> String? {
         if caller.isAdministrator { return nil }
@@ -54,6 +60,9 @@ public struct DecisionRights: Sendable {
     let authorization: Authorization
     let user: String
     let groups: Set<String>
+
+    /// Pause, resume, abort, and trigger from the web view.
+    public var mayControl: Bool { authorization.mayControl(user: user, groups: groups) }
 
     public func may(project: String, stage: String) -> Bool {
         authorization.decide(user: user, groups: groups, project: project, stage: stage) == nil

@@ -33,7 +33,7 @@ extension Commands {
         }
         // Request ids are each user's own: another user's request with the same id is another request.
         let requester = caller.uid ?? 0
-        let requestKey = "\(requester):\(request.id)"
+        let requestKey = caller.via == .web ? "web/\(caller.user):\(request.id)" : "\(requester):\(request.id)"
         if let earlier = await orchestrator.sequence(forRequest: requestKey) {
             guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {
                 return CommandOutcome(
@@ -61,9 +61,11 @@ extension Commands {
         if request.strict == true, !warnings.isEmpty {
             return CommandOutcome(id: request.id, ok: false, message: "refused (--strict): " + warnings.joined(separator: "; "))
         }
+        // A web user is a name (web/alice), as for decisions; the CLI's caller is the kernel's uid.
         let command = Engine.Command.trigger(TriggerRequest(
             project: project, service: service, sequence: sequence, stage: request.stage, data: data,
-            source: "shipyardctl/\(caller.user)", requestID: requestKey, uid: requester))
+            source: caller.via == .web ? "web/\(caller.user)" : "shipyardctl/\(caller.user)", requestID: requestKey,
+            uid: caller.via == .web ? nil : requester))
         return await submit(command, request, orchestrator) { recorded in
             let first = recorded.first
             let stage = first?.data["stage"]?.string ?? "?"

@@ -64,9 +64,12 @@ public actor Commands {
             outcome = CommandOutcome(
                 id: request.id, ok: false,
                 message: "too many requests from \(caller.user): at most \(RequestLimiter.rate) a second (bursts of \(RequestLimiter.burst)); try again in \(wait)")
-        } else if caller.via == .web, request.kind != .approve, request.kind != .reject {
+        } else if caller.via == .web, ![.approve, .reject, .pause, .resume, .abort, .trigger].contains(request.kind) {
             outcome = CommandOutcome(
                 id: request.id, ok: false, message: "this request is taken over the local socket only, from the user the kernel names (shipyardctl)")
+        } else if caller.via == .web, request.kind == .trigger, let refusal = authorization.control(caller, verb: "trigger") {
+            // A web user triggers as one who may pause and abort: sequenceControl, else the approvers.
+            outcome = CommandOutcome(id: request.id, ok: false, message: refusal)
         } else if let orchestrator {
             switch request.kind {
             case .sync:

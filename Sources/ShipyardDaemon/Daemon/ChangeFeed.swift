@@ -15,6 +15,9 @@ public final class ChangeFeed: Sendable {
 
     public init() {}
 
+    /// The number of changes published so far.
+    public var version: UInt64 { state.withLock { $0.version } }
+
     public func publish() {
         let (version, subscribers) = state.withLock { s -> (UInt64, [AsyncStream<UInt64>.Continuation]) in
             s.version &+= 1
