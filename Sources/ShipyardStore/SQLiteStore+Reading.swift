@@ -8,8 +8,7 @@ extension SQLiteStore {
 
     static let sequenceColumns = """
         id, context, project, stage, service, sequence, commit_id, state, result, status, message, triggered_by, request_id,
-        triggered_at, started_at, finished_at, queue_released_at, position,
-        (SELECT json_extract(events.body, '$.data.configurationChange.values.image') FROM events WHERE events.id = sequences.id) AS image
+        triggered_at, started_at, finished_at, queue_released_at, position, image
         """
 
     static func date(_ row: Row, _ column: String) -> Date? {
@@ -52,7 +51,7 @@ extension SQLiteStore {
         if let state = query.state { conditions.append("state = ?"); arguments.append(state.rawValue) }
         if let stage = query.stage { conditions.append("stage = ?"); arguments.append(stage) }
         if let image = query.image {
-            conditions.append("instr((SELECT json_extract(events.body, '$.data.configurationChange.values.image') FROM events WHERE events.id = sequences.id), ?) > 0")
+            conditions.append("instr(image, ?) > 0")
             arguments.append(image)
         }
         if let since = query.since { conditions.append("triggered_at >= ?"); arguments.append(since.timeIntervalSince1970) }
@@ -140,8 +139,8 @@ extension SQLiteStore {
         if let context { conditions.append("context = ?"); arguments.append(context) }
         if let type {
             // The type, or a type ending in ".type": a suffix compared as text, not a LIKE pattern.
-            conditions.append("(type = ? OR substr(type, -?) = ?)")
-            arguments += [type, type.count + 1, "." + type]
+            conditions.append("(type = ? OR substr(type, -length(?)) = ?)")
+            arguments += [type, "." + type, "." + type]
         }
         return try run {
             try pool.read { db in

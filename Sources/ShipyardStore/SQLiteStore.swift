@@ -115,8 +115,20 @@ public final class SQLiteStore: Store {
         // sequence waits without the shipyard at hand; and an index for the environment screen.
         migrator.registerMigration("3-task-due-at") { db in
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN due_at REAL")
-            // The environment screen: the newest sequence per project, service and stage.
+            // The environment screen: the newest sequence per project, service and stage, and the
+            // newest that finished well (what runs there).
             try db.execute(sql: "CREATE INDEX sequences_by_slot ON sequences(project, service, stage, position)")
+            try db.execute(sql: """
+                CREATE INDEX sequences_deployed ON sequences(project, service, stage, position)
+                WHERE state = 'finished' AND result IN ('pass', 'warning')
+                """)
+            // The artifact of each sequence, for listings and the version filter without reading
+            // its trigger event.
+            try db.execute(sql: "ALTER TABLE sequences ADD COLUMN image TEXT")
+            try db.execute(sql: """
+                UPDATE sequences SET image = (SELECT json_extract(events.body, '$.data.configurationChange.values.image')
+                FROM events WHERE events.id = sequences.id)
+                """)
         }
         return migrator
     }
@@ -295,8 +307,8 @@ public final class SQLiteStore: Store {
     static func upsert(_ changes: [Engine.Change], _ db: Database) throws {
         let sequence = try db.cachedStatement(sql: """
             INSERT INTO sequences (id, context, project, stage, service, sequence, commit_id, state, active, result, status, message,
-                triggered_by, request_id, triggered_at, started_at, finished_at, queue_released_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                triggered_by, request_id, triggered_at, started_at, finished_at, queue_released_at, image)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET state = excluded.state, active = excluded.active, result = excluded.result,
                 status = excluded.status, message = excluded.message, started_at = excluded.started_at,
                 finished_at = excluded.finished_at, queue_released_at = excluded.queue_released_at
@@ -314,7 +326,7 @@ public final class SQLiteStore: Store {
             try sequence.execute(arguments: [
                 s.id, s.context, s.project, s.stage, s.service, s.sequence, s.commit, s.state.rawValue, s.isActive ? 1 : 0,
                 s.result?.rawValue, s.status?.rawValue, s.message, s.triggeredBy, s.requestID, s.triggeredAt.timeIntervalSince1970,
-                s.startedAt?.timeIntervalSince1970, s.finishedAt?.timeIntervalSince1970, s.queueReleasedAt?.timeIntervalSince1970,
+                s.startedAt?.timeIntervalSince1970, s.finishedAt?.timeIntervalSince1970, s.queueReleasedAt?.timeIntervalSince1970, s.image,
             ])
             for t in s.tasks {
                 try task.execute(arguments: [

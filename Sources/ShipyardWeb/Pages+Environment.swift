@@ -60,7 +60,8 @@ extension Pages {
                         html.add(project.name)
                         html.raw("\"><input type=\"hidden\" name=\"service\" value=\"")
                         html.add(service)
-                        html.raw("\"><input name=\"image\" class=\"reason\" size=\"22\" placeholder=\"image to deliver\" aria-label=\"image to deliver\"><button type=\"submit\">Deliver</button></form>")
+                        // A request id of its own: a form sent twice starts one delivery.
+                        html.raw("\"><input type=\"hidden\" name=\"request\" value=\"\(CommandRequest.newID())\"><input name=\"image\" class=\"reason\" size=\"22\" placeholder=\"image to deliver\" aria-label=\"image to deliver\"><button type=\"submit\">Deliver</button></form>")
                     }
                     html.raw("</th>")
                     for stage in project.stages {

@@ -322,7 +322,9 @@ enum Pages {
                 html.raw("<details class=\"payload\"><summary><code>")
                 html.add(keys.isEmpty ? "{}" : "{ " + keys.joined(separator: ", ") + " }")
                 html.raw("</code></summary><pre>")
-                html.add(String(String(decoding: (try? encoder.encode(data)) ?? Data(), as: UTF8.self).prefix(16384)))
+                // At most 4 KiB each: a page of thousands of events stays a page.
+                let pretty = String(decoding: (try? encoder.encode(data)) ?? Data(), as: UTF8.self)
+                html.add(pretty.count > 4096 ? pretty.prefix(4096) + "\n… (shipyardctl events --context \(context.prefix(8)) has all of it)" : pretty)
                 html.raw("</pre></details></td></tr>")
             }
             html.raw("</tbody></table></div></details>")

@@ -146,7 +146,8 @@ extension Site {
         }
         router.post("/environment/deliver") { request, context in
             await self.fromForm(request, context: context, what: "trigger") { form, caller in
-                var command = CommandRequest(kind: .trigger, project: form["project"])
+                let id = form["request"].flatMap { CommandRequest.isValidID($0) ? $0 : nil } ?? CommandRequest.newID()
+                var command = CommandRequest(id: id, kind: .trigger, project: form["project"])
                 command.service = form["service"]
                 command.sequence = form["sequence"].flatMap { $0.isEmpty ? nil : $0 } ?? "delivery"
                 command.image = form["image"].flatMap { $0.isEmpty ? nil : $0.trimmingCharacters(in: .whitespaces) }

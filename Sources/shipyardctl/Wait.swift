@@ -62,8 +62,8 @@ enum DeliveryWait {
                 Foundation.exit(atApproval)
             }
             if !view.stages.isEmpty, view.stages.allSatisfy({ ["finished", "aborted", "timedOut"].contains($0.state) }) {
-                let last = view.stages.last!
-                let good = view.stages.allSatisfy { $0.state == "finished" } && (last.result == "pass" || last.result == "warning")
+                // Every stage: a failed stage whose rollback then passed is not a good delivery.
+                let good = view.stages.allSatisfy { $0.state == "finished" && ($0.result == "pass" || $0.result == "warning") }
                 Foundation.exit(good ? finishedWell : endedBadly)
             }
             if clock.now >= deadline {

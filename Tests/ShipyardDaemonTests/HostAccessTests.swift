@@ -28,3 +28,36 @@ import Testing
         #expect(other.problem(dir.path + "/nothing", need: .read) == "does not exist")
     }
 }
+
+/// The web view's controls (pause, resume, abort, deliver): closed unless a list names who may.
+@Suite struct WebControlTests {
+    @Test func theWebControlsNothingWithoutAListAndWhatTheListSaysWithOne() {
+        var config = DaemonConfig(stateDirectory: "/nonexistent", projects: [], tasks: [:], approvers: nil, notify: nil)
+        let web = Caller(uid: nil, user: "webonly-4711", groups: [], via: .web)
+        #expect(Authorization(config: config).webControl(web, verb: "abort")?.hasPrefix("abort is closed in the web view on this host") == true)
+        #expect(!Authorization(config: config).mayControl(user: "webonly-4711", groups: []))
+        config.approvers = DaemonConfig.Approvers(users: ["webonly-4711"], groups: [])
+        #expect(Authorization(config: config).webControl(web, verb: "abort") == nil)
+        #expect(Authorization(config: config).mayControl(user: "webonly-4711", groups: []))
+        config.sequenceControl = DaemonConfig.Approvers(users: ["someone-else"], groups: [])
+        #expect(Authorization(config: config).webControl(web, verb: "trigger")?.contains("webonly-4711 may not trigger sequences") == true)
+        #expect(!Authorization(config: config).mayControl(user: "webonly-4711", groups: []))
+    }
+}
+
+@Suite struct ScriptAccessTests {
+    @Test func aScriptMustBeReadableTooAndALinkIsJudgedWhereItLeads() throws {
+        let dir = try TemporaryDirectory()
+        chmod(dir.path, 0o755)
+        let other = HostAccess(account: (uid: 64_000, gids: [64_000], name: "someone"))
+        let script = try dir.write("script", "#!/bin/sh\n", mode: 0o711)
+        chown(script, 0, 0)
+        #expect(other.problem(script, need: .execute)?.hasPrefix("is a script not readable by the daemon's user someone") == true)
+        try FileManager.default.createDirectory(atPath: dir.path + "/closed", withIntermediateDirectories: false)
+        let hidden = try dir.write("closed/secret", "x", mode: 0o644)
+        chmod(dir.path + "/closed", 0o700)
+        chown(dir.path + "/closed", 0, 0)
+        symlink(hidden, dir.path + "/link")
+        #expect(other.problem(dir.path + "/link", need: .read) == "cannot be reached by the daemon's user someone: \(dir.path)/closed is closed to it")
+    }
+}

@@ -142,9 +142,10 @@ wait_for "the second delivery deploys" 90 stage_state "$second" production finis
 
 echo "== requests while the daemon is down or restarting wait in the socket and are answered"
 check "systemctl stop shipyardd (its socket stays)" sh -c 'systemctl stop shipyardd && systemctl is-active --quiet shipyardd.socket'
-out=$(as alice shipyardctl trigger delivery --project fulltour --service other --timeout 60 --output json 2>&1); code=$?
+out=$(as alice shipyardctl trigger delivery --project fulltour --service other --timeout 60 --output json 2>/tmp/trigger.err); code=$?
 check "a member's trigger starts the daemon through its socket and is answered" sh -c "[ $code -eq 0 ] && echo \"\$1\" | grep -q '\"context\"' && systemctl is-active --quiet shipyardd" sh "$out"
-third=$(echo "$out" | sed 's/.*"context":"\([^"]*\)".*/\1/')
+check "a service never delivered is warned of" grep -q "warning: fulltour has never delivered other (it has delivered helloservice)" /tmp/trigger.err
+third=$(echo "$out" | sed -n 's/.*"context":"\([^"]*\)".*/\1/p')
 # Nothing runs while it restarts (a task cut short would be run again, with a warning).
 wait_for "that delivery waits for approval" 90 stage_state "$third" production waitingForApproval
 as alice shipyardctl sync --timeout 60 > /tmp/during-restart.out 2>&1 &

@@ -18,10 +18,20 @@ struct Authorization {
         return "\(caller.user) may not \(verb) sequences: \(list) in the config allows \(allowed.description)"
     }
 
-    /// Whether a user may pause, resume and abort (and, in the web view, trigger): the same rule.
+    /// Whether a web user may pause, resume, abort and trigger: someone sequenceControl (else
+    /// approvers) names. Without either list the web view controls nothing: over the socket
+    /// every member of the group may, but a web sign-in is not a member of anything.
     func mayControl(user: String, groups: Set<String>) -> Bool {
-        guard let allowed = config.sequenceControl ?? config.approvers else { return true }
+        guard let allowed = config.sequenceControl ?? config.approvers else { return false }
         return allowed.admits(user: user, groups: groups)
+    }
+
+    /// `control` for a web caller: closed without a list naming who may.
+    func webControl(_ caller: Caller, verb: String) -> String? {
+        guard config.sequenceControl != nil || config.approvers != nil else {
+            return "\(verb) is closed in the web view on this host: no sequenceControl or approvers in the config name who may (shipyardctl \(verb) over the socket works for the group's members)"
+        }
+        return control(caller, verb: verb)
     }
 
     /// `send event`: closed unless `eventSenders` names who may (root and the daemon's user may).

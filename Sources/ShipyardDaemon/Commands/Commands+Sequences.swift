@@ -53,7 +53,7 @@ extension Commands {
         switch await orchestrator.deliveredServices(project: project, including: service) {
         case .delivered: break
         case .never(let others) where others.isEmpty:
-            warnings.append("\(service) is the first service delivered in \(project)")
+            warnings.append("\(Untrusted.printable(service, limit: 100)) is the first service delivered in \(project)")
         case .never(let others):
             let named = others.prefix(8).joined(separator: ", ") + (others.count > 8 ? ", …" : "")
             warnings.append("\(project) has never delivered \(Untrusted.printable(service, limit: 100)) (it has delivered \(named)); is the name right?")
@@ -61,11 +61,12 @@ extension Commands {
         if request.strict == true, !warnings.isEmpty {
             return CommandOutcome(id: request.id, ok: false, message: "refused (--strict): " + warnings.joined(separator: "; "))
         }
-        // A web user is a name (web/alice), as for decisions; the CLI's caller is the kernel's uid.
+        // A web user is web/alice, with the host account of that name if there is one (as for
+        // decisions); never uid 0 for a web-only user.
         let command = Engine.Command.trigger(TriggerRequest(
             project: project, service: service, sequence: sequence, stage: request.stage, data: data,
             source: caller.via == .web ? "web/\(caller.user)" : "shipyardctl/\(caller.user)", requestID: requestKey,
-            uid: caller.via == .web ? nil : requester))
+            uid: caller.uid))
         return await submit(command, request, orchestrator) { recorded in
             let first = recorded.first
             let stage = first?.data["stage"]?.string ?? "?"

@@ -67,8 +67,10 @@ public actor Commands {
         } else if caller.via == .web, ![.approve, .reject, .pause, .resume, .abort, .trigger].contains(request.kind) {
             outcome = CommandOutcome(
                 id: request.id, ok: false, message: "this request is taken over the local socket only, from the user the kernel names (shipyardctl)")
-        } else if caller.via == .web, request.kind == .trigger, let refusal = authorization.control(caller, verb: "trigger") {
-            // A web user triggers as one who may pause and abort: sequenceControl, else the approvers.
+        } else if caller.via == .web, [.trigger, .pause, .resume, .abort].contains(request.kind),
+            let refusal = authorization.webControl(caller, verb: request.kind.rawValue)
+        {
+            // A web user triggers and controls as sequenceControl (else the approvers) names.
             outcome = CommandOutcome(id: request.id, ok: false, message: refusal)
         } else if let orchestrator {
             switch request.kind {
@@ -97,8 +99,10 @@ public actor Commands {
     func note(_ request: CommandRequest, caller: Caller, outcome: CommandOutcome, peer: String?) {
         let kind = request.kind.rawValue
         if caller.via == .web {
-            metrics.request("web-decision", outcome: outcome.ok ? "accepted" : "refused")
-            let what = "web: \(kind) \(request.approval ?? "") by \(caller.described)"
+            let decision = request.kind == .approve || request.kind == .reject
+            metrics.request(decision ? "web-decision" : "web-command", outcome: outcome.ok ? "accepted" : "refused")
+            let subject = request.approval ?? request.context ?? [request.project, request.service].compactMap { $0 }.joined(separator: "/")
+            let what = "web: \(kind) \(Untrusted.printable(subject, limit: 200)) by \(caller.described)"
             if outcome.ok {
                 logger.info("\(what): \(outcome.message)")
             } else {

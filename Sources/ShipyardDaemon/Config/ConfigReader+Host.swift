@@ -20,7 +20,8 @@ extension ConfigReader {
             return
         }
         // The unit hides these from the daemon (ProtectHome=yes): found here, missing there.
-        if ["/home/", "/root/", "/run/user/"].contains(where: { path.hasPrefix($0) }) {
+        let real = HostAccess.resolved(path)
+        if ["/home/", "/root/", "/run/user/"].contains(where: { path.hasPrefix($0) || real.hasPrefix($0) }) {
             log.warning("\(what) \(path) is under a folder the systemd unit hides from the daemon (ProtectHome=yes); move it, e.g. to /etc/shipyardd or /usr/local/libexec", at: mark)
         }
     }
@@ -55,20 +56,24 @@ struct HostAccess: Sendable {
         return HostAccess(account: (uid, gids, daemonUser))
     }
 
-    /// Why the path cannot be used, or nil.
-    func problem(_ path: String, need: ConfigReader.Need) -> String? {
+    /// Why the path cannot be used, or nil. Judged where it leads: a symbolic link is followed,
+    /// and the folders checked are those of the file it names.
+    func problem(_ given: String, need: ConfigReader.Need) -> String? {
         var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard stat(given, &info) == 0 else {
             let code = errno
             if code == ENOENT || code == ENOTDIR { return "does not exist" }
             if code == EACCES { return "cannot be reached by \(who) (a folder on the way is closed to it)" }
             return "cannot be checked: \(String(cString: strerror(code)))"
         }
+        let path = Self.resolved(given)
         let kind = info.st_mode & S_IFMT
         switch need {
         case .execute:
             guard kind == S_IFREG else { return kind == S_IFDIR ? "is a folder, not a program" : "is not a regular file" }
             if !allowed(path, info, bit: 1) { return "is not executable by \(who)\(advice(path, need))" }
+            // A script is read by its interpreter too.
+            if Self.isScript(path), !allowed(path, info, bit: 4) { return "is a script not readable by \(who)\(advice(path, .read))" }
         case .read:
             guard kind == S_IFREG else { return kind == S_IFDIR ? "is a folder, not a file" : "is not a regular file" }
             if !allowed(path, info, bit: 4) { return "is not readable by \(who)\(advice(path, need))" }
@@ -77,6 +82,21 @@ struct HostAccess: Sendable {
             return "cannot be reached by \(who): \(folder) is closed to it"
         }
         return nil
+    }
+
+    /// Where a path leads, symbolic links followed (the path itself when it leads nowhere).
+    static func resolved(_ path: String) -> String {
+        path.withCString { pointer -> String in
+            guard let resolved = realpath(pointer, nil) else { return path }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+    }
+
+    static func isScript(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 2)) == Data("#!".utf8)
     }
 
     var who: String {

@@ -74,6 +74,16 @@ public enum WaitReasons {
     public static func explain(_ sequences: [StoredSequence], store: any Store) -> [String: String] {
         var reasons: [String: String] = [:]
         var loaded: [String: [StoredSequence]] = [:]
+        // The active sequences of a project and service, read once however many wait there.
+        var slots: [String: [StoredSequence]] = [:]
+        func active(_ sequence: StoredSequence) -> [StoredSequence] {
+            let key = "\(sequence.project)/\(sequence.service)"
+            if let known = slots[key] { return known }
+            let found = ((try? store.sequences(SequenceQuery(project: sequence.project, service: sequence.service, limit: 1)))?.sequences ?? [])
+                .filter(\.isActive)
+            slots[key] = found
+            return found
+        }
         func withTasks(_ sequence: StoredSequence) -> StoredSequence {
             if !sequence.tasks.isEmpty { return sequence }
             if loaded[sequence.context] == nil { loaded[sequence.context] = (try? store.sequences(context: sequence.context)) ?? [] }
@@ -82,7 +92,7 @@ public enum WaitReasons {
         for sequence in sequences where sequence.isActive {
             switch sequence.state {
             case .waiting:
-                reasons[sequence.id] = behind(sequence, store: store, withTasks: withTasks)
+                reasons[sequence.id] = behind(sequence, among: active(sequence), withTasks: withTasks)
             case .waitingForApproval:
                 let full = withTasks(sequence)
                 if let gate = full.tasks.first(where: { $0.name == "approval" && $0.state == "started" }), let id = gate.triggeredID {
@@ -104,9 +114,8 @@ public enum WaitReasons {
 
     /// The sequence ahead of a waiting one: Keptn runs one sequence at a time per project, stage
     /// and service, and a later delivery queues behind the one holding the slot.
-    static func behind(_ waiting: StoredSequence, store: any Store, withTasks: (StoredSequence) -> StoredSequence) -> String {
-        let others = ((try? store.sequences(SequenceQuery(project: waiting.project, service: waiting.service, limit: 1)))?.sequences ?? [])
-            .filter { $0.isActive && $0.stage == waiting.stage && $0.context != waiting.context && $0.id != waiting.id }
+    static func behind(_ waiting: StoredSequence, among active: [StoredSequence], withTasks: (StoredSequence) -> StoredSequence) -> String {
+        let others = active.filter { $0.isActive && $0.stage == waiting.stage && $0.context != waiting.context && $0.id != waiting.id }
         let ahead = others.first { $0.startedAt != nil } ?? others.filter { $0.triggeredAt <= waiting.triggeredAt }.min { $0.triggeredAt < $1.triggeredAt }
         guard let ahead else { return "its turn in \(waiting.stage) (the delivery ahead has just ended)" }
         let holder = withTasks(ahead)
