@@ -128,10 +128,7 @@ extension Pages {
         html.raw("</select></label>")
     }
 
-    /// `ghcr.io/podtato-head/podtatoserver:v0.2.0` as a column shows it: `podtatoserver:v0.2.0`.
-    static func shortImage(_ image: String) -> String {
-        String(image.split(separator: "/").last ?? Substring(image))
-    }
+    static func shortImage(_ image: String) -> String { Display.image(image) }
 
     /// The commit on the upstream's web host, for an https upstream (GitHub, GitLab, Gitea and
     /// Forgejo all answer `<repository>/commit/<id>`); nil for others.

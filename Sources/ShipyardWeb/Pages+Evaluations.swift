@@ -127,8 +127,5 @@ extension Pages {
         html.raw("</svg></figure>")
     }
 
-    static func number(_ value: Double) -> String {
-        if value.rounded() == value, abs(value) < 1e12 { return String(Int64(value)) }
-        return String(format: "%.2f", value)
-    }
+    static func number(_ value: Double) -> String { Display.number(value) }
 }

@@ -95,10 +95,7 @@ struct EvaluationHistory: AsyncParsableCommand {
         }
     }
 
-    static func format(_ value: Double) -> String {
-        if value.rounded() == value, abs(value) < 1e12 { return String(Int64(value)) }
-        return String(format: "%.2f", value)
-    }
+    static func format(_ value: Double) -> String { Display.number(value) }
 }
 
 struct InvalidateEvaluation: AsyncParsableCommand {

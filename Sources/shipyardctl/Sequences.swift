@@ -229,7 +229,7 @@ enum Clock {
     /// An image as a column shows it: the name and tag without the registry and path.
     static func image(_ image: String?) -> String {
         guard let image, !image.isEmpty else { return "-" }
-        return String(image.split(separator: "/").last ?? Substring(image))
+        return Display.image(image)
     }
 }
 

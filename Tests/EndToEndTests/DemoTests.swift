@@ -5,15 +5,20 @@ import Testing
 /// `make run`'s script as README tells people to use it: the demo upstream, the daemon with its
 /// web view, a sign-in with the demo's password, and the tutorial's delivery.
 @Suite(.serialized) struct DemoTests {
+    /// `make run`'s script, with its demo under `folder` and its web view on `port`.
+    static func demo(in folder: String, port: Int, log: Int32) throws -> Subprocess {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SHIPYARD_DEMO_DIR"] = folder
+        environment["SHIPYARD_DEMO_PORT"] = "\(port)"
+        return try Subprocess("/bin/bash", [Repository.root.path + "/scripts/demo"], environment: environment, stdout: log, stderr: log)
+    }
+
     @Test func theDemoRunsTheTutorialWithItsWebView() async throws {
         let dir = try TemporaryDirectory()
         let port = freePort()
         let log = open(dir.path + "/demo.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         defer { close(log) }
-        var environment = ProcessInfo.processInfo.environment
-        environment["SHIPYARD_DEMO_DIR"] = dir.path + "/demo"
-        environment["SHIPYARD_DEMO_PORT"] = "\(port)"
-        let demo = try Subprocess("/bin/bash", [Repository.root.appendingPathComponent("scripts/demo").path], environment: environment, stdout: log, stderr: log)
+        let demo = try Self.demo(in: dir.path + "/demo", port: port, log: log)
         defer {
             demo.signal(SIGTERM)
             _ = demo.wait()
@@ -58,10 +63,7 @@ import Testing
         let port = freePort()
         let log = open(dir.path + "/demo.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         defer { close(log) }
-        var environment = ProcessInfo.processInfo.environment
-        environment["SHIPYARD_DEMO_DIR"] = dir.path + "/.build/demo"
-        environment["SHIPYARD_DEMO_PORT"] = "\(port)"
-        let demo = try Subprocess("/bin/bash", [repo + "/scripts/demo"], environment: environment, stdout: log, stderr: log)
+        let demo = try Self.demo(in: dir.path + "/.build/demo", port: port, log: log)
         defer {
             demo.signal(SIGTERM)
             _ = demo.wait()
@@ -76,7 +78,7 @@ import Testing
         let blocks = section.components(separatedBy: "```sh\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
         #expect(blocks.count == 3, "README's demo has its three steps")
         let shell = [
-            "SHIPYARD_STATE_DIR": dir.path + "/.build/demo/state", "PATH": dir.path + "/.build/debug:" + (environment["PATH"] ?? "/usr/bin:/bin"),
+            "SHIPYARD_STATE_DIR": dir.path + "/.build/demo/state", "PATH": dir.path + "/.build/debug:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
             "GIT_AUTHOR_NAME": "Reader", "GIT_AUTHOR_EMAIL": "reader@example.invalid",
             "GIT_COMMITTER_NAME": "Reader", "GIT_COMMITTER_EMAIL": "reader@example.invalid",
         ]

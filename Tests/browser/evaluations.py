@@ -8,18 +8,11 @@ Prints one line per step; exits non-zero at the first step that does not hold.
 import os
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from chromium import browser
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, shots = sys.argv[1:3]
-options = webdriver.ChromeOptions()
-for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
-             "--no-first-run", "--disable-extensions", "--disable-background-networking"):
-    options.add_argument(flag)
-options.binary_location = "/usr/bin/chromium"
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-driver.set_page_load_timeout(30)
+driver = browser()
 try:
     driver.get(base + "/environment")
     # In one step inside the page, which refreshes itself as it goes live.

@@ -319,3 +319,17 @@ public struct EvaluationHistory: Sendable {
         }
     }
 }
+
+/// How a listing shows what it lists: the CLI's tables and the web view's pages alike.
+public enum Display {
+    /// `ghcr.io/podtato-head/podtatoserver:v0.2.0` as a column shows it: `podtatoserver:v0.2.0`.
+    public static func image(_ image: String) -> String {
+        String(image.split(separator: "/").last ?? Substring(image))
+    }
+
+    /// A measured value: whole numbers without decimals, others with two.
+    public static func number(_ value: Double) -> String {
+        if value.rounded() == value, abs(value) < 1e12 { return String(Int64(value)) }
+        return String(format: "%.2f", value)
+    }
+}
