@@ -43,6 +43,15 @@ let package = Package(
             providers: [.apt(["libgit2-dev"])]
         ),
 
+        // libpq (Debian's libpq-dev): the record on PostgreSQL for more than one host. libpq's
+        // blocking calls suit the store's one-transaction-per-step writes, and a system library
+        // adds no build time (postgres-nio would add minutes to every clean build).
+        .systemLibrary(
+            name: "CPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+
         // Pure domain: YAML with source marks, the shipyard model and its validation.
         .target(
             name: "ShipyardCore",
@@ -66,6 +75,7 @@ let package = Package(
             name: "ShipyardStore",
             dependencies: [
                 "ShipyardCore",
+                "CPQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

@@ -1,0 +1,121 @@
+public import Foundation
+
+/// The leader's lease, a row on the database's clock (`leader_lease`), on a session of its own
+/// so that renewals never wait behind the record's work. An expired lease is never renewed, only
+/// taken again with the next epoch (River's lesson, #197); the holder and epoch must both match
+/// for a renewal (Oban's, #1488). Host clocks are never compared: expiry is always
+/// `clock_timestamp()` on the server.
+public final class PostgresLease: @unchecked Sendable {
+    public static let duration = 5.0
+    let settings: PostgresSettings
+    /// Seconds a take or renewal holds the lease for.
+    public let duration: Double
+    private var connection: PGConnection?
+
+    public init(_ settings: PostgresSettings, duration: Double = PostgresLease.duration) {
+        self.settings = settings
+        self.duration = duration
+    }
+
+    /// The lease session: a lock wait (an append under way holds the row `FOR SHARE`) gives up
+    /// after 2 s, any statement after 2.5 s; the leader's trust window does not wait for either.
+    func session() throws -> PGConnection {
+        if let connection, !connection.isBroken { return connection }
+        connection = nil
+        let fresh = try PGConnection(settings, application: "shipyardd-lease", statementTimeout: 2500)
+        connection = fresh
+        return fresh
+    }
+
+    /// Takes the lease when it has expired (or was released): the epoch it now has, or nil when
+    /// another holds it. The take and its line in `lease_history` commit together.
+    public func take() throws -> Fence? {
+        let connection = try session()
+        try connection.exec("BEGIN")
+        do {
+            let taken = try connection.exec("""
+                UPDATE leader_lease SET holder = $1, epoch = epoch + 1, expires_at = clock_timestamp() + make_interval(secs => $2::float8),
+                    taken_at = clock_timestamp()
+                WHERE name = 'delivery' AND expires_at < clock_timestamp() RETURNING epoch
+                """, [settings.holder, String(duration)])
+            guard let epoch = taken.scalar.flatMap(Int64.init) else {
+                try connection.exec("ROLLBACK")
+                return nil
+            }
+            try connection.exec("INSERT INTO lease_history (epoch, holder) VALUES ($1, $2)", [String(epoch), settings.holder])
+            try connection.exec("COMMIT")
+            return Fence(holder: settings.holder, epoch: epoch)
+        } catch {
+            connection.rollback()
+            throw error
+        }
+    }
+
+    /// Extends the lease this holder has with this epoch, only while it has not expired.
+    /// False: it is no longer ours (taken by another, or expired: never renewed then).
+    public func renew(_ fence: Fence) throws -> Bool {
+        try session().exec("""
+            UPDATE leader_lease SET expires_at = clock_timestamp() + make_interval(secs => $3::float8)
+            WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
+            """, [fence.holder, String(fence.epoch), String(duration)]).affected == 1
+    }
+
+    /// Gives the lease up at a graceful stop, so that a standby takes over at its next look.
+    public func release(_ fence: Fence) {
+        _ = try? session().exec("""
+            UPDATE leader_lease SET expires_at = '-infinity' WHERE name = 'delivery' AND holder = $1 AND epoch = $2
+            """, [fence.holder, String(fence.epoch)])
+    }
+
+    /// This host's heartbeat, for `shipyardctl status` on any host.
+    public func heartbeat(host: String, pid: Int32, version: String, startedAt: Date) throws {
+        try session().exec("""
+            INSERT INTO hosts (holder, host, pid, version, started_at, seen_at) VALUES ($1, $2, $3, $4, to_timestamp($5::float8), clock_timestamp())
+            ON CONFLICT (holder) DO UPDATE SET seen_at = clock_timestamp(), pid = excluded.pid, version = excluded.version, started_at = excluded.started_at
+            """, [settings.holder, host, String(pid), version, String(startedAt.timeIntervalSince1970)])
+    }
+
+    /// Who leads (nil when nobody holds a live lease), since when, and each host's last heartbeat.
+    public func status() throws -> LeaseStatus {
+        let connection = try session()
+        let row = try connection.exec("""
+            SELECT holder, epoch, extract(epoch FROM taken_at)::float8, extract(epoch FROM expires_at - clock_timestamp())::float8, expires_at > clock_timestamp()
+            FROM leader_lease WHERE name = 'delivery' AND epoch > 0
+            """).rows.first
+        let hosts = try connection.exec("""
+            SELECT holder, host, pid, version, extract(epoch FROM started_at)::float8, extract(epoch FROM clock_timestamp() - seen_at)::float8
+            FROM hosts ORDER BY holder
+            """).rows.map { row in
+            LeaseStatus.Host(
+                holder: row[0] ?? "", host: row[1] ?? "", pid: row[2].flatMap(Int32.init) ?? 0, version: row[3] ?? "",
+                startedAt: PGValue.date(row[4]) ?? Date(timeIntervalSince1970: 0), secondsSinceHeartbeat: row[5].flatMap(Double.init) ?? 0)
+        }
+        guard let row, PGValue.bool(row[4]) else { return LeaseStatus(leader: nil, hosts: hosts) }
+        return LeaseStatus(
+            leader: .init(holder: row[0] ?? "", epoch: row[1].flatMap(Int64.init) ?? 0, since: PGValue.date(row[2]) ?? Date(timeIntervalSince1970: 0),
+                          secondsLeft: row[3].flatMap(Double.init) ?? 0),
+            hosts: hosts)
+    }
+}
+
+/// Who leads and who is there, as the database says.
+public struct LeaseStatus: Codable, Sendable, Equatable {
+    public struct Leader: Codable, Sendable, Equatable {
+        public var holder: String
+        public var epoch: Int64
+        public var since: Date
+        public var secondsLeft: Double
+    }
+
+    public struct Host: Codable, Sendable, Equatable {
+        public var holder: String
+        public var host: String
+        public var pid: Int32
+        public var version: String
+        public var startedAt: Date
+        public var secondsSinceHeartbeat: Double
+    }
+
+    public var leader: Leader?
+    public var hosts: [Host]
+}
