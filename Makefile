@@ -25,7 +25,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 MANDIR := $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 
-.PHONY: all deps test-deps build test run lint bench clean install install-files uninstall release deb
+.PHONY: all deps test-deps build test chaos run lint bench clean install install-files uninstall release deb
 
 all: build
 
@@ -44,6 +44,11 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(MAKE) deb
 	$(SWIFT) test
+
+# Failover under faults, 50 rounds of each (make test runs 2): three daemons on one PostgreSQL.
+chaos: test-deps
+	$(SWIFT) build --build-tests
+	SHIPYARD_CHAOS_ROUNDS=50 $(SWIFT) test --skip-build --filter FailoverTests
 
 lint: build
 	$(BIN)/shipyardctl lint examples/demo/*.yaml

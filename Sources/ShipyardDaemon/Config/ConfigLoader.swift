@@ -52,6 +52,7 @@ struct ConfigReader {
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
             "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads", "http", "approvalPolicies",
+            "store",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -84,6 +85,7 @@ struct ConfigReader {
         }
         config.historyKeep = readHistory(top["history"])
         if let pair = top["http"], !pair.value.isNull { config.http = readHTTP(pair.value) }
+        if let pair = top["store"], !pair.value.isNull { config.postgres = readStore(pair.value) }
         if let pair = top["approvalPolicies"], !pair.value.isNull { config.approvalPolicies = readPolicies(pair.value, fallback: approvers) }
         if let pair = top["pollThreads"], !pair.value.isNull {
             if let count = Self.wholeNumber(pair.value), (1...256).contains(count) {
@@ -285,6 +287,44 @@ struct ConfigReader {
                 at: pair.value.mark)
         }
         return http
+    }
+
+    /// `store: {postgres: {url, passwordFile, name}}` (`store: {sqlite: {}}` is the default).
+    mutating func readStore(_ node: YAMLNode) -> DaemonConfig.Postgres? {
+        var kinds: [String: YAMLPair] = [:]
+        guard schema.mapping(node, of: "store", allowed: ["postgres", "sqlite"], log: &log, into: &kinds) else { return nil }
+        guard let pair = kinds["postgres"], !pair.value.isNull else { return nil }
+        if kinds["sqlite"] != nil {
+            log.error("store names both postgres and sqlite; keep one (sqlite: the record in the state directory, for one host)", at: node.mark)
+        }
+        var fields: [String: YAMLPair] = [:]
+        guard schema.mapping(pair.value, of: "store.postgres", allowed: ["url", "passwordFile", "name"], log: &log, into: &fields) else { return nil }
+        guard let urlPair = fields["url"], !urlPair.value.isNull, let url = schema.string(urlPair.value, what: "store.postgres.url", log: &log) else {
+            log.error("store.postgres needs url: the database, as libpq takes it (postgresql://shipyard@db.example:5432/shipyard)", at: fields["url"]?.value.mark ?? pair.value.mark)
+            return nil
+        }
+        if let parts = URLComponents(string: url), parts.password != nil {
+            log.error("store.postgres.url holds a password; put it in a file only the daemon reads and name it in store.postgres.passwordFile", at: urlPair.value.mark)
+            return nil
+        }
+        if url.range(of: #"(^|\s)password\s*="#, options: .regularExpression) != nil {
+            log.error("store.postgres.url holds a password; put it in a file only the daemon reads and name it in store.postgres.passwordFile", at: urlPair.value.mark)
+            return nil
+        }
+        var postgres = DaemonConfig.Postgres(url: url)
+        if let file = fields["passwordFile"], !file.value.isNull, let path = absolutePath(file.value, what: "store.postgres.passwordFile") {
+            checkExists(path, what: "store.postgres.passwordFile", need: .read, at: file.value.mark)
+            checkSecret(path, what: "passwordFile", at: file.value.mark)
+            postgres.passwordFile = path
+        }
+        if let name = fields["name"], !name.value.isNull, let text = schema.string(name.value, what: "store.postgres.name", log: &log) {
+            if text.isEmpty || text.count > 100 || text.contains(where: { $0.isWhitespace || $0.isNewline }) {
+                log.error("store.postgres.name must be 1 to 100 characters without spaces (it names this host to the others)", at: name.value.mark)
+            } else {
+                postgres.name = text
+            }
+        }
+        return postgres
     }
 
     /// `history: {keep: 180d}`: a period in days (`d`), weeks (`w`) or a Go duration (`4320h`).

@@ -33,6 +33,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var pollThreads: Int?
     /// The web view, API and /metrics; nil: no HTTP server.
     public var http: HTTP?
+    /// `store: {postgres: {url, passwordFile}}`: the record on PostgreSQL, shared by every host
+    /// that names it, one of them leading; nil: SQLite in the state directory (one host).
+    public var postgres: Postgres?
     /// Who may approve which gate, how many must, and for how long (`approvalPolicies`); empty:
     /// Keptn's one approval by any of `approvers`.
     public var approvalPolicies: [ApprovalPolicy] = []
@@ -207,6 +210,19 @@ public struct DaemonConfig: Sendable, Equatable {
             case .command: return "command"
             case .prometheus: return "prometheus"
             }
+        }
+    }
+
+    public struct Postgres: Sendable, Equatable {
+        /// A libpq URI or key=value string without a password.
+        public var url: String
+        /// The password, read at start (the daemon's own file).
+        public var passwordFile: String?
+        /// How this daemon is named in the lease and among the hosts (default: host name).
+        public var name: String?
+
+        public init(url: String) {
+            self.url = url
         }
     }
 

@@ -4,6 +4,7 @@ import Foundation
 public import Logging
 import ShipyardCore
 import ShipyardGit
+import ShipyardStore
 
 /// The running daemon: one watcher per project, the local API's requests, signals, and `status.json`.
 public actor Daemon {
@@ -30,6 +31,8 @@ public actor Daemon {
     var stateLock: Int32 = -1
     var stopping = false
     var orchestrator: Orchestrator?
+    /// With a shared PostgreSQL record: the lease this daemon holds or waits for.
+    var leadership: Leadership?
     let systemd: SystemdNotifier
     var lastStatusLine = ""
     var reloadGeneration = 0
@@ -133,8 +136,14 @@ public actor Daemon {
     }
 
     /// The record read (an earlier release's journal imported first), what was running carried
-    /// on, and commands taken from here on.
-    func startOrchestrator() async throws {
+    /// on, and commands taken from here on. With a shared PostgreSQL record, once this daemon
+    /// holds the lease; false when told to stop while standing by.
+    func startOrchestrator() async throws -> Bool {
+        var shared: PostgresStore?
+        if let postgres = config.postgres {
+            guard let store = try await standBy(postgres) else { return false }
+            shared = store
+        }
         let orchestrator = Orchestrator(state: state, config: config, logger: logger, metrics: metrics, feed: feed) { [weak self] in
             await self?.pinnedShipyards() ?? [:]
         }
@@ -149,11 +158,61 @@ public actor Daemon {
             await self?.shipyardProblem(project)
         }
         let systemd = systemd
-        try await orchestrator.start { imported in
+        if let leadership {
+            await orchestrator.fenceEffects { leadership.mayAct() }
+        }
+        try await orchestrator.start(store: shared) { imported in
             // An import of years of journal may outlast the unit's start timeout: ask for more.
             _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
         }
         await publishStatus()
+        return true
+    }
+
+    /// Opens the shared record and waits for the lease: a standby tells systemd it is ready (as
+    /// a standby) and keeps petting the watchdog meanwhile. Returns the store once this daemon
+    /// leads, fenced with its epoch; nil when told to stop first.
+    func standBy(_ postgres: DaemonConfig.Postgres) async throws -> PostgresStore? {
+        var password: String?
+        if let file = postgres.passwordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw StoreError("cannot read store.postgres.passwordFile \(file): \(String(cString: strerror(errno))); it must be readable by the daemon's user")
+            }
+            password = text.trimmingCharacters(in: .newlines)
+        }
+        let holder = postgres.name ?? "\(ProcessInfo.processInfo.hostName)/\(getpid())"
+        let settings = PostgresSettings(url: postgres.url, password: password, holder: holder)
+        let store = try PostgresStore(settings, environment: environment)
+        let leadership = Leadership(store: store, lease: PostgresLease(settings), logger: logger, environment: environment)
+        self.leadership = leadership
+        store.onLost = { reason in leadership.lose(reason) }
+        let (systemd, logger) = (systemd, logger)
+        systemd.send("READY=1\nSTATUS=standby: waiting for the lease of the shared record")
+        let petting = Task { await self.runWatchdog() }
+        defer { petting.cancel() }
+        logger.notice("standing by for the lease of the shared record at \(settings.shownURL) as \(holder)")
+        let fence = await withTaskCancellationOrGracefulShutdownHandler {
+            await leadership.acquire { who in
+                logger.notice("standby: \(who); this host takes over when its lease runs out")
+                systemd.send("STATUS=standby: \(who)")
+            }
+        } onCancelOrGracefulShutdown: {
+            leadership.resign()
+        }
+        guard let fence else { return nil }
+        logger.notice("leading the shared record with epoch \(fence.epoch)", metadata: ["holder": "\(fence.holder)"])
+        leadership.lead { reason in Self.stopAllWork(reason, logger: logger, systemd: systemd) }
+        return store
+    }
+
+    /// A leader that lost the lease stops all work at once, before its lease can have expired:
+    /// its programs are killed (the new leader runs them again with the next SHIPYARD_ATTEMPT)
+    /// and the process exits with 75 (EX_TEMPFAIL); systemd starts it again as a standby.
+    nonisolated static func stopAllWork(_ reason: String, logger: Logger, systemd: SystemdNotifier) -> Never {
+        TaskCancel.killAll()
+        logger.critical("lost the leadership of the shared record: \(reason); stopping all work now (running tasks killed; the new leader runs them again) and exiting to come back as a standby")
+        systemd.send("STATUS=lost the lease: \(reason)")
+        _exit(75)
     }
 
     /// Requests are taken: systemd hears READY=1, and expiries that fell due while the daemon was
@@ -193,6 +252,8 @@ public actor Daemon {
 
     func stopOrchestrator() async {
         await orchestrator?.shutdown(grace: config.stopGracePeriod)
+        // Nothing more is appended: a standby may take over at once.
+        leadership?.resign()
     }
 
     /// A poll under way ends (a stuck one is interrupted at its pollTimeout) before the exit.

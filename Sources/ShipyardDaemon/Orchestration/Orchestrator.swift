@@ -30,6 +30,9 @@ actor Orchestrator {
     /// Set once running tasks are interrupted: they are not recorded as finished, so the next
     /// start runs them again.
     var stopping = false
+    /// Whether an effect outside the record may start now (a shared record's leader checks its
+    /// lease; on one host, always).
+    var mayAct: @Sendable () -> Bool = { true }
 
     /// Local task programs: configured, running, their files.
     var tasks: TaskRunner
@@ -148,7 +151,23 @@ actor Orchestrator {
     /// Opens the store (importing an earlier release's journal first), reads the active work,
     /// then carries on: tasks whose process was lost with the previous run are run again with
     /// the next attempt number, pending approvals stay pending.
-    func start(importProgress: (Int) -> Void = { _ in }) async throws {
+    func start(store shared: (any Store)? = nil, importProgress: (Int) -> Void = { _ in }) async throws {
+        if let shared {
+            store = shared
+        } else {
+            try openLocalStore(importProgress: importProgress)
+        }
+        try await carryOn()
+    }
+
+    /// Effects outside the record (task programs, notifications) start only while this holds.
+    func fenceEffects(_ check: @escaping @Sendable () -> Bool) {
+        mayAct = check
+        desk.mayAct = check
+    }
+
+    /// The SQLite record in the state directory, an earlier release's journal imported first.
+    func openLocalStore(importProgress: (Int) -> Void) throws {
         if let report = try JournalImport.run(journal: state.oldJournal, into: state.storeFile, progress: importProgress) {
             if report.events > 0 {
                 logger.notice(
@@ -159,6 +178,10 @@ actor Orchestrator {
             if let dropped = report.dropped { logger.warning("journal import: \(dropped)") }
         }
         store = try SQLiteStore(writingAt: state.storeFile)
+    }
+
+    /// Reads the active work back and carries on with it.
+    func carryOn() async throws {
         let (fresh, events) = try engineFromRecord()
         engine = fresh
         desk.restore(events)

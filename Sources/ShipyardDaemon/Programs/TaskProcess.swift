@@ -233,8 +233,26 @@ struct TaskProcess: Sendable {
 final class TaskCancel: Sendable {
     private let state = Mutex<(pid: pid_t?, cancelled: Bool)>((nil, false))
 
-    func started(_ pid: pid_t) { state.withLock { $0.pid = pid } }
-    func finished() { state.withLock { $0.pid = nil } }
+    /// Every running program's process group, for a leader that must stop all work at once.
+    private static let live = Mutex<Set<pid_t>>([])
+
+    func started(_ pid: pid_t) {
+        state.withLock { $0.pid = pid }
+        Self.live.withLock { _ = $0.insert(pid) }
+    }
+
+    func finished() {
+        let pid = state.withLock { state -> pid_t? in
+            defer { state.pid = nil }
+            return state.pid
+        }
+        if let pid { Self.live.withLock { _ = $0.remove(pid) } }
+    }
+
+    /// SIGKILL to the process group of every program running now.
+    static func killAll() {
+        for pid in live.withLock({ $0 }) { kill(-pid, SIGKILL) }
+    }
     var isCancelled: Bool { state.withLock { $0.cancelled } }
 
     func cancel() {

@@ -61,7 +61,8 @@ struct OrchestratorService: Service {
 
     func run() async throws {
         guard await milestones.watching.wait() else { return }
-        try await daemon.startOrchestrator()
+        // False: told to stop while standing by for the lease of a shared record.
+        guard try await daemon.startOrchestrator() else { return }
         milestones.recordRead.reach()
         try? await gracefulShutdown()
         await daemon.stopOrchestrator()

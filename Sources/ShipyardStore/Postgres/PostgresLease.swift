@@ -11,6 +11,8 @@ public final class PostgresLease: @unchecked Sendable {
     /// Seconds a take or renewal holds the lease for.
     public let duration: Double
     private var connection: PGConnection?
+    /// The session is one; the take, renewal, heartbeat and status threads take turns.
+    private let lock = NSLock()
 
     public init(_ settings: PostgresSettings, duration: Double = PostgresLease.duration) {
         self.settings = settings
@@ -30,6 +32,8 @@ public final class PostgresLease: @unchecked Sendable {
     /// Takes the lease when it has expired (or was released): the epoch it now has, or nil when
     /// another holds it. The take and its line in `lease_history` commit together.
     public func take() throws -> Fence? {
+        lock.lock()
+        defer { lock.unlock() }
         let connection = try session()
         try connection.exec("BEGIN")
         do {
@@ -54,7 +58,9 @@ public final class PostgresLease: @unchecked Sendable {
     /// Extends the lease this holder has with this epoch, only while it has not expired.
     /// False: it is no longer ours (taken by another, or expired: never renewed then).
     public func renew(_ fence: Fence) throws -> Bool {
-        try session().exec("""
+        lock.lock()
+        defer { lock.unlock() }
+        return try session().exec("""
             UPDATE leader_lease SET expires_at = clock_timestamp() + make_interval(secs => $3::float8)
             WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
             """, [fence.holder, String(fence.epoch), String(duration)]).affected == 1
@@ -62,6 +68,8 @@ public final class PostgresLease: @unchecked Sendable {
 
     /// Gives the lease up at a graceful stop, so that a standby takes over at its next look.
     public func release(_ fence: Fence) {
+        lock.lock()
+        defer { lock.unlock() }
         _ = try? session().exec("""
             UPDATE leader_lease SET expires_at = '-infinity' WHERE name = 'delivery' AND holder = $1 AND epoch = $2
             """, [fence.holder, String(fence.epoch)])
@@ -69,6 +77,8 @@ public final class PostgresLease: @unchecked Sendable {
 
     /// This host's heartbeat, for `shipyardctl status` on any host.
     public func heartbeat(host: String, pid: Int32, version: String, startedAt: Date) throws {
+        lock.lock()
+        defer { lock.unlock() }
         try session().exec("""
             INSERT INTO hosts (holder, host, pid, version, started_at, seen_at) VALUES ($1, $2, $3, $4, to_timestamp($5::float8), clock_timestamp())
             ON CONFLICT (holder) DO UPDATE SET seen_at = clock_timestamp(), pid = excluded.pid, version = excluded.version, started_at = excluded.started_at
@@ -77,6 +87,8 @@ public final class PostgresLease: @unchecked Sendable {
 
     /// Who leads (nil when nobody holds a live lease), since when, and each host's last heartbeat.
     public func status() throws -> LeaseStatus {
+        lock.lock()
+        defer { lock.unlock() }
         let connection = try session()
         let row = try connection.exec("""
             SELECT holder, epoch, extract(epoch FROM taken_at)::float8, extract(epoch FROM expires_at - clock_timestamp())::float8, expires_at > clock_timestamp()

@@ -32,6 +32,7 @@ public final class PostgresStore: Store, @unchecked Sendable {
     private let lock = NSLock()
     private var current: PGConnection?
     private let fenceState = Mutex<Fence?>(nil)
+    private let lostHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
     let encoder: JSONEncoder
     let application: String
     /// Fault injection for the failover tests: `SHIPYARD_FAULT_NO_FENCE=1` appends without the
@@ -59,6 +60,28 @@ public final class PostgresStore: Store, @unchecked Sendable {
     public var fence: Fence? {
         get { fenceState.withLock { $0 } }
         set { fenceState.withLock { $0 = newValue } }
+    }
+
+    /// Told when an append is refused by the fence or its outcome is unknown: the daemon must
+    /// stop acting at once.
+    public var onLost: (@Sendable (String) -> Void)? {
+        get { lostHandler.withLock { $0 } }
+        set { lostHandler.withLock { $0 = newValue } }
+    }
+
+    /// Whether the database says this fence's lease is live now.
+    public func holdsLease(_ fence: Fence) throws -> Bool {
+        try with { connection in
+            !(try connection.exec("""
+                SELECT 1 FROM leader_lease WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
+                """, [fence.holder, String(fence.epoch)]).rows.isEmpty)
+        }
+    }
+
+    /// Throws `lost`, telling `onLost` first.
+    func losing(_ lost: LeadershipLost) -> LeadershipLost {
+        onLost?(lost.description)
+        return lost
     }
 
     static func explained<T>(_ work: () throws -> T) throws -> T {
@@ -110,7 +133,7 @@ public final class PostgresStore: Store, @unchecked Sendable {
 
     public func commit(events: [KeptnEvent], changes: [Engine.Change]) throws {
         guard !events.isEmpty || !changes.isEmpty else { return }
-        guard let fence else { throw LeadershipLost("this daemon does not hold the lease: nothing may be appended") }
+        guard let fence else { throw losing(LeadershipLost("this daemon does not hold the lease: nothing may be appended")) }
         let bodies = try events.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         try locked { connection in
             var committing = false
@@ -123,7 +146,7 @@ public final class PostgresStore: Store, @unchecked Sendable {
                         """, [fence.holder, String(fence.epoch)])
                     guard !held.rows.isEmpty else {
                         connection.rollback()
-                        throw LeadershipLost("the lease of epoch \(fence.epoch) is no longer this daemon's: nothing was appended")
+                        throw losing(LeadershipLost("the lease of epoch \(fence.epoch) is no longer this daemon's: nothing was appended"))
                     }
                 }
                 if let pauseFile, unlink(pauseFile) == 0 {
@@ -139,10 +162,10 @@ public final class PostgresStore: Store, @unchecked Sendable {
                 if committing && error.connectionLost {
                     // It may have committed or not: only a new leader that reads the record
                     // back may go on.
-                    throw LeadershipLost("the session to PostgreSQL ended during COMMIT (\(error.message)): its outcome is unknown")
+                    throw losing(LeadershipLost("the session to PostgreSQL ended during COMMIT (\(error.message)): its outcome is unknown"))
                 }
                 if error.connectionLost {
-                    throw LeadershipLost("the session to PostgreSQL ended inside an append (\(error.message)): nothing of it was appended")
+                    throw losing(LeadershipLost("the session to PostgreSQL ended inside an append (\(error.message)): nothing of it was appended"))
                 }
                 throw StoreError("PostgreSQL at \(settings.shownURL): \(error.message)")
             }
@@ -235,13 +258,13 @@ public final class PostgresStore: Store, @unchecked Sendable {
 
     /// Retention is fenced like an append: only the leader removes history.
     public func removeHistory(endedBefore cutoff: Date, limit: Int) throws -> [String] {
-        guard let fence else { throw LeadershipLost("this daemon does not hold the lease: retention is the leader's") }
+        guard let fence else { throw losing(LeadershipLost("this daemon does not hold the lease: retention is the leader's")) }
         return try transaction { connection in
             if !unfenced {
                 let held = try connection.exec("""
                     SELECT 1 FROM leader_lease WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() FOR SHARE
                     """, [fence.holder, String(fence.epoch)])
-                guard !held.rows.isEmpty else { throw LeadershipLost("the lease of epoch \(fence.epoch) is no longer this daemon's") }
+                guard !held.rows.isEmpty else { throw losing(LeadershipLost("the lease of epoch \(fence.epoch) is no longer this daemon's")) }
             }
             let contexts = try connection.exec("""
                 SELECT DISTINCT context FROM sequences AS s

@@ -24,6 +24,8 @@ struct ApprovalDesk {
     var accounts = AccountDirectory.host
     /// The clock a decision is judged by (tests move it).
     var clock: @Sendable () -> Date = { Date() }
+    /// Whether a notification may start now (a shared record's leader checks its lease).
+    var mayAct: @Sendable () -> Bool = { true }
     /// Since when requests are taken (the local API serves): an expiry that fell due before
     /// then fell due while nobody could decide.
     var servingSince: Date?
@@ -135,7 +137,12 @@ struct ApprovalDesk {
         guard let input = try? JSON.encode(Message(event: what, approval: request, decision: decision, waitedSeconds: waited.map { Int($0) })) else { return }
         let notifier = Notifier(command: notify.command, timeout: notify.timeout, logFile: notifyLog)
         let logger = logger
+        let mayAct = mayAct
         let thread = Thread {
+            guard mayAct() else {
+                logger.warning("notify not run for \(what): this daemon no longer leads")
+                return
+            }
             if let failure = notifier.run(input) { logger.warning("\(failure)") }
         }
         thread.name = "notify"

@@ -33,6 +33,13 @@ extension Orchestrator {
                 self.taskNotRun(triggered)
                 return
             }
+            // Just before it starts: this daemon still leads (a shared record's lease, checked on
+            // the database); otherwise the next leader runs it, with the next attempt number.
+            guard await self.mayAct() else {
+                self.logger.warning("\(name) not started: this daemon no longer leads", metadata: ["context": "\(triggered.shkeptncontext)"])
+                self.taskNotRun(triggered)
+                return
+            }
             let outcome = await launcher.run(process, name: name, cancel: cancel, commit: execution.commit)
             await self.taskEnded(triggered, outcome: outcome)
         }

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import ShipyardStore
+import Synchronization
+
+/// One leader among the daemons that share a PostgreSQL record. A standby tries to take the
+/// lease every second (with a little jitter); the leader renews it every second on the lease's
+/// own session, and trusts itself only until *the start of its last successful renewal + lease
+/// − 1.5 s* on the monotonic clock (River's trust window). When that passes without a renewal,
+/// or a renewal finds the lease another's, or an append is refused by the fence, the leader
+/// stops all work by itself: a frozen or cut-off leader has stopped before its lease can have
+/// expired, and whatever it still tries to append is refused by the epoch.
+final class Leadership: Sendable {
+    static let margin = 1.5
+    static let interval: Duration = .seconds(1)
+
+    let lease: PostgresLease
+    let store: PostgresStore
+    let logger: Logger
+    let host: String
+    let startedAt = Date()
+    /// Fault injection for the control run: `SHIPYARD_FAULT_BELIEVE_LEADING=1` makes a leader
+    /// that cannot renew carry on believing it leads (Oban #1488), so that only the fence stops
+    /// its writes.
+    let believing: Bool
+
+    struct State {
+        var fence: Fence?
+        var trustedUntil: ContinuousClock.Instant?
+        var lost: String?
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    /// Told once when leadership is lost (the daemon stops all work and exits).
+    private let onLost = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    init(store: PostgresStore, lease: PostgresLease, logger: Logger, environment: [String: String]) {
+        self.store = store
+        self.lease = lease
+        self.logger = logger
+        believing = environment["SHIPYARD_FAULT_BELIEVE_LEADING"] == "1"
+        host = ProcessInfo.processInfo.hostName
+    }
+
+    var fence: Fence? { state.withLock { $0.fence } }
+
+    /// Whether this daemon may start an effect outside the record now (a task program, a
+    /// notification): it leads, its trust window is open, and the database still says so.
+    func mayAct() -> Bool {
+        guard let fence = state.withLock({ $0.lost == nil ? $0.fence : nil }) else { return false }
+        if believing { return true }
+        guard let until = state.withLock({ $0.trustedUntil }), ContinuousClock.now < until else { return false }
+        return (try? store.holdsLease(fence)) == true
+    }
+
+    /// Waits until this daemon holds the lease (nil when the daemon stops first). `waiting` is
+    /// told who leads meanwhile, once per change.
+    func acquire(waiting: @escaping @Sendable (String) -> Void) async -> Fence? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Fence?, Never>) in
+            let thread = Thread { [self] in
+                var said = ""
+                var lastError = ""
+                while !state.withLock({ $0.stopped }) {
+                    let attempt = ContinuousClock.now
+                    do {
+                        try lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt)
+                        if let fence = try lease.take() {
+                            state.withLock {
+                                $0.fence = fence
+                                $0.trustedUntil = attempt + .seconds(lease.duration - Self.margin)
+                            }
+                            store.fence = fence
+                            continuation.resume(returning: fence)
+                            return
+                        }
+                        lastError = ""
+                        let holder = (try? lease.status().leader.map { "\($0.holder) leads (epoch \($0.epoch))" }) ?? nil
+                        let now = holder ?? "the lease is being taken"
+                        if now != said {
+                            said = now
+                            waiting(now)
+                        }
+                    } catch {
+                        if "\(error)" != lastError {
+                            lastError = "\(error)"
+                            logger.error("cannot reach the record to take the lease: \(error); trying again every second")
+                        }
+                    }
+                    Thread.sleep(forTimeInterval: 1 + Double.random(in: 0..<0.25))
+                }
+                continuation.resume(returning: nil)
+            }
+            thread.name = "lease-take"
+            thread.start()
+        }
+    }
+
+    /// Renews every second on its own thread, and watches the trust window on another (a
+    /// renewal stuck on a silent network does not hold the watch up). `lost` is told once.
+    func lead(lost: @escaping @Sendable (String) -> Void) {
+        onLost.withLock { $0 = lost }
+        let renewer = Thread { [self] in
+            while !state.withLock({ $0.stopped || $0.lost != nil }) {
+                guard let fence = state.withLock({ $0.fence }) else { return }
+                let attempt = ContinuousClock.now
+                do {
+                    if try lease.renew(fence) {
+                        state.withLock { $0.trustedUntil = attempt + .seconds(lease.duration - Self.margin) }
+                    } else if !believing {
+                        lose("the lease of epoch \(fence.epoch) is no longer this daemon's (another host took it after it expired)")
+                        return
+                    }
+                    try? lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt)
+                } catch {
+                    logger.warning("cannot renew the lease: \(error)")
+                }
+                let elapsed = ContinuousClock.now - attempt
+                if elapsed < Self.interval { Thread.sleep(forTimeInterval: (Self.interval - elapsed).seconds) }
+            }
+        }
+        renewer.name = "lease-renew"
+        renewer.start()
+        let watch = Thread { [self] in
+            while !state.withLock({ $0.stopped || $0.lost != nil }) {
+                if !believing, let until = state.withLock({ $0.trustedUntil }), ContinuousClock.now >= until {
+                    lose("the lease was not renewed in time (the record did not answer within \(lease.duration - Self.margin) s)")
+                    return
+                }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        watch.name = "lease-watch"
+        watch.start()
+    }
+
+    /// An append refused by the fence, or of unknown outcome, ends leadership as well.
+    func lose(_ reason: String) {
+        let first = state.withLock { state -> Bool in
+            guard state.lost == nil else { return false }
+            state.lost = reason
+            return true
+        }
+        guard first, let told = onLost.withLock({ $0 }) else { return }
+        told(reason)
+    }
+
+    /// A graceful stop: the standby loop ends; a leader gives the lease up so that a standby
+    /// takes over at its next look rather than after the lease runs out.
+    func resign() {
+        let fence = state.withLock { state -> Fence? in
+            state.stopped = true
+            return state.lost == nil ? state.fence : nil
+        }
+        if let fence { lease.release(fence) }
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+import ShipyardCore
+import ShipyardTestKit
+import Testing
+
+/// Three `shipyardd` sharing one PostgreSQL record (Debian's server, a cluster of the test's
+/// own): one leads, deliveries are triggered every 200 ms on the leader, and the leader is
+/// killed, frozen, or frozen inside its append transaction. Each time a standby takes over within
+/// 10 s, and the SQL checker finds no gap in the record's positions, no epoch going back and no
+/// write of an old epoch after the new one began; no task is finished twice and every delivery
+/// that was accepted finishes. A control run without the fence must make the checker see
+/// violations. `SHIPYARD_CHAOS_ROUNDS` sets the rounds per fault (`make chaos`: 50).
+@Suite(.serialized, .enabled(if: PostgresServer.isInstalled, "PostgreSQL is not installed (make test-deps installs it)"))
+struct FailoverTests {
+    static let rounds = ProcessInfo.processInfo.environment["SHIPYARD_CHAOS_ROUNDS"].flatMap(Int.init) ?? 2
+
+    static let shipyard = """
+        apiVersion: spec.keptn.sh/0.2.4
+        kind: Shipyard
+        metadata: {name: shipyard-failover}
+        spec:
+          stages:
+            - name: qa
+              sequences:
+                - name: delivery
+                  tasks: [{name: deploy}, {name: test}]
+
+        """
+
+    final class Cluster: @unchecked Sendable {
+        let server: PostgresServer
+        let database: String
+        let dir: TemporaryDirectory
+        let upstream: UpstreamRepository
+        var daemons: [String: RunningDaemon] = [:]
+        let names = ["host-a", "host-b", "host-c"]
+
+        init(environment: [String: String] = [:], taskSeconds: String = "0.3") throws {
+            server = try PostgresServer.shared.get()
+            database = try server.database()
+            dir = try TemporaryDirectory()
+            upstream = try UpstreamRepository(in: dir.path)
+            _ = try upstream.commit(["shipyard.yaml": FailoverTests.shipyard])
+            let program = try dir.write("tasks/run", """
+                #!/bin/sh
+                echo "$SHIPYARD_TRIGGERED_ID $SHIPYARD_TASK attempt=$SHIPYARD_ATTEMPT host=$HOST_NAME" >> \(dir.path)/runs.txt
+                sleep \(taskSeconds)
+
+                """, mode: 0o755)
+            let password = try dir.write("pgpassword", server.password + "\n", mode: 0o600)
+            for name in names {
+                let home = dir.path + "/" + name
+                try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+                daemons[name] = try RunningDaemon(directory: home, config: """
+                    projects:
+                      - name: shop
+                        upstream: \(upstream.fileURL)
+                        pollInterval: 1s
+                    tasks:
+                      deploy: {command: ["\(program)"]}
+                      test: {command: ["\(program)"]}
+                    store:
+                      postgres:
+                        url: \(server.url(database: database))
+                        passwordFile: \(password)
+                        name: \(name)
+                    """, environment: environment.merging(["HOST_NAME": name]) { a, _ in a })
+            }
+        }
+
+        func sql(_ query: String) throws -> String { try server.psql(query, database: database) }
+
+        /// The lease's holder and epoch, when one is live.
+        func leader() -> (name: String, epoch: Int)? {
+            guard let row = try? sql("SELECT holder, epoch FROM leader_lease WHERE expires_at > clock_timestamp()"), !row.isEmpty else { return nil }
+            let parts = row.split(separator: "|")
+            guard parts.count == 2, let epoch = Int(parts[1]) else { return nil }
+            return (String(parts[0]), epoch)
+        }
+
+        /// Waits until a leader with an epoch above `after` serves its local API.
+        func awaitLeader(after epoch: Int, timeout: Duration = .seconds(30)) async -> (name: String, epoch: Int)? {
+            var found: (name: String, epoch: Int)?
+            _ = await eventually(timeout: timeout, every: .milliseconds(50)) {
+                guard let now = leader(), now.epoch > epoch else { return false }
+                found = now
+                return true
+            }
+            return found
+        }
+
+        /// When epoch `epoch` was taken, on the database's clock (the same host's).
+        func takenAt(_ epoch: Int) throws -> Double? {
+            Double(try sql("SELECT extract(epoch FROM taken_at) FROM lease_history WHERE epoch = \(epoch)"))
+        }
+
+        /// Triggers a delivery on the current leader; its context when accepted.
+        func trigger(_ index: Int) -> String? {
+            guard let leader = leader(), let daemon = daemons[leader.name],
+                let out = try? daemon.ctl(["trigger", "delivery", "--project", "shop", "--service", "svc-\(index % 5)", "--output", "json"]),
+                out.status == 0
+            else { return nil }
+            return ((try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8))) as? [String: String])?["context"]
+        }
+
+        /// `gaps|epochs going back|late writes`.
+        func violations() throws -> String { try sql(PostgresChecker.violations) }
+
+        func finishedTwice() throws -> String {
+            try sql("SELECT count(*) FROM (SELECT triggeredid FROM events WHERE type LIKE '%.finished' AND triggeredid IS NOT NULL GROUP BY triggeredid HAVING count(*) > 1) AS t")
+        }
+
+        func logs() -> String {
+            names.map { "== \($0)\n" + String((daemons[$0]?.log ?? "").suffix(3000)) }.joined(separator: "\n")
+        }
+    }
+
+    /// Load: a trigger every 200 ms on whoever leads, until stopped. Returns the contexts accepted.
+    final class Load: @unchecked Sendable {
+        private let lock = NSLock()
+        private var accepted: [String] = []
+        private var running = true
+        private var thread: Thread?
+
+        init(_ cluster: Cluster) {
+            let thread = Thread { [self] in
+                var index = 0
+                while lock.withLock({ running }) {
+                    if let context = cluster.trigger(index) { lock.withLock { accepted.append(context) } }
+                    index += 1
+                    Thread.sleep(forTimeInterval: 0.2)
+                }
+            }
+            self.thread = thread
+            thread.start()
+        }
+
+        func stop() -> [String] {
+            lock.withLock { running = false }
+            Thread.sleep(forTimeInterval: 0.5)
+            return lock.withLock { accepted }
+        }
+    }
+
+    /// Every accepted delivery finished, each task once, and the checker found nothing.
+    func settle(_ cluster: Cluster, _ accepted: [String]) async throws {
+        #expect(!accepted.isEmpty)
+        let list = accepted.map { "'\($0)'" }.joined(separator: ",")
+        let done = await eventually(timeout: .seconds(120), every: .milliseconds(500)) {
+            (try? cluster.sql("SELECT count(*) FROM sequences WHERE context IN (\(list)) AND state = 'finished'")) == "\(accepted.count)"
+        }
+        #expect(done, "finished: \((try? cluster.sql("SELECT state, count(*) FROM sequences GROUP BY state")) ?? "?")\n\(cluster.logs())")
+        #expect(try cluster.violations() == "0|0|0")
+        #expect(try cluster.finishedTwice() == "0")
+    }
+
+    /// A fault on the leader, `rounds` times; the takeovers' durations.
+    func rounds(_ cluster: Cluster, fault: (RunningDaemon, Cluster) async throws -> Void, recover: (RunningDaemon) async throws -> Void) async throws -> [Double] {
+        var takeovers: [Double] = []
+        for _ in 0..<Self.rounds {
+            let leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
+            let daemon = try #require(cluster.daemons[leader.name])
+            // Somewhere in the work: 0–3 s into it.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...3000)))
+            let at = Date().timeIntervalSince1970
+            try await fault(daemon, cluster)
+            let next = try #require(await cluster.awaitLeader(after: leader.epoch), "\(cluster.logs())")
+            let taken = try #require(try cluster.takenAt(next.epoch))
+            takeovers.append(taken - at)
+            try await recover(daemon)
+        }
+        return takeovers
+    }
+
+    func report(_ fault: String, _ takeovers: [Double]) {
+        let longest = takeovers.max() ?? 0
+        print("failover \(fault): \(takeovers.count) rounds, takeover max \(String(format: "%.2f", longest)) s, mean \(String(format: "%.2f", takeovers.reduce(0, +) / Double(max(1, takeovers.count)))) s")
+        #expect(longest < 10, "takeovers: \(takeovers)")
+    }
+
+    @Test func aKilledLeaderIsReplacedWithinTenSecondsAndNothingIsLostOrDoneTwice() async throws {
+        let cluster = try Cluster()
+        #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
+        let load = Load(cluster)
+        let takeovers = try await rounds(cluster) { daemon, _ in
+            daemon.signal(SIGKILL)
+            _ = await eventually(timeout: .seconds(5)) { !daemon.isRunning }
+        } recover: { daemon in
+            // As systemd would: it comes back, as a standby.
+            try daemon.start()
+        }
+        let accepted = load.stop()
+        report("SIGKILL", takeovers)
+        try await settle(cluster, accepted)
+    }
+
+    /// A leader frozen (SIGSTOP) for longer than its lease, then thawed: it stopped itself (exit
+    /// 75) before writing anything, and a standby had taken over.
+    @Test func aFrozenLeaderStopsItselfWhenThawedAndAStandbyCarriesOn() async throws {
+        let cluster = try Cluster()
+        #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
+        let load = Load(cluster)
+        let takeovers = try await rounds(cluster) { daemon, _ in
+            daemon.signal(SIGSTOP)
+        } recover: { daemon in
+            daemon.signal(SIGCONT)
+            #expect(await eventually(timeout: .seconds(10)) { !daemon.isRunning }, "\(daemon.log.suffix(2000))")
+            #expect(daemon.log.contains("lost the leadership of the shared record"))
+            try daemon.start()
+        }
+        let accepted = load.stop()
+        report("SIGSTOP", takeovers)
+        try await settle(cluster, accepted)
+    }
+
+    /// Frozen inside the append transaction, holding the lease row FOR SHARE: the server ends
+    /// the idle transaction after 2 s, the take goes through, and the thawed leader's COMMIT fails.
+    @Test func aLeaderFrozenInsideItsAppendHoldsNoTakeoverUp() async throws {
+        let cluster = try Cluster()
+        let pauses = cluster.dir.path + "/pause"
+        // Every daemon may be paused: the file is taken by whichever leads.
+        for daemon in cluster.daemons.values {
+            daemon.environment["SHIPYARD_FAULT_PAUSE_IN_APPEND"] = pauses
+            _ = await daemon.stop()
+            try daemon.start()
+        }
+        #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
+        let load = Load(cluster)
+        let takeovers = try await rounds(cluster) { daemon, cluster in
+            try writeFile(pauses, Data())
+            #expect(await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: pauses + ".inside") }, "\(cluster.logs())")
+            unlink(pauses + ".inside")
+            daemon.signal(SIGSTOP)
+        } recover: { daemon in
+            daemon.signal(SIGCONT)
+            #expect(await eventually(timeout: .seconds(10)) { !daemon.isRunning }, "\(daemon.log.suffix(2000))")
+            try daemon.start()
+        }
+        let accepted = load.stop()
+        report("SIGSTOP inside the append", takeovers)
+        try await settle(cluster, accepted)
+    }
+
+    /// The control: leaders that believe they lead whatever happens (as Oban's did, #1488). With
+    /// the fence, the thawed leader's appends are refused and the checker finds nothing; without
+    /// it, the checker must find its late writes.
+    @Test(arguments: [true, false])
+    func withoutTheFenceTheCheckerSeesLateWrites(fenced: Bool) async throws {
+        var environment = ["SHIPYARD_FAULT_BELIEVE_LEADING": "1"]
+        if !fenced { environment["SHIPYARD_FAULT_NO_FENCE"] = "1" }
+        // Tasks that outlast the freeze's start: the frozen leader has programs running.
+        let cluster = try Cluster(environment: environment, taskSeconds: "2")
+        let first = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
+        var accepted: [String] = []
+        for index in 0..<3 { if let context = cluster.trigger(index) { accepted.append(context) } }
+        try #require(accepted.count == 3, "\(cluster.logs())")
+        try await Task.sleep(for: .milliseconds(500))
+        let frozen = try #require(cluster.daemons[first.name])
+        frozen.signal(SIGSTOP)
+        let next = try #require(await cluster.awaitLeader(after: first.epoch), "\(cluster.logs())")
+        // The new leader runs the tasks again; then the old one thaws with its own results.
+        try await Task.sleep(for: .seconds(1))
+        frozen.signal(SIGCONT)
+        try await Task.sleep(for: .seconds(4))
+        let found = try cluster.violations()
+        if fenced {
+            #expect(found == "0|0|0", "\(cluster.logs())")
+            #expect(await eventually(timeout: .seconds(10)) { !frozen.isRunning }, "the refused append stops it: \(frozen.log.suffix(2000))")
+            try await settle(cluster, accepted)
+        } else {
+            let parts = found.split(separator: "|").compactMap { Int($0) }
+            #expect(parts.count == 3 && parts[1] + parts[2] > 0, "the checker must see the unfenced writes: \(found) (new epoch \(next.epoch))\n\(cluster.logs())")
+        }
+        for daemon in cluster.daemons.values { daemon.signal(SIGKILL) }
+    }
+}
