@@ -50,6 +50,16 @@ struct Status: AsyncParsableCommand {
             ? "shipyardd \(status.version) running (pid \(status.pid)) since \(status.startedAt)\n"
             : "shipyardd is not running (pid \(status.pid) is gone); the status below is from its last run\n"
         if let web = status.web { out += "web view: \(web)\n" }
+        if let cluster = status.cluster {
+            let leader = cluster.leader.map { "\($0) leads (epoch \(cluster.epoch ?? 0)) since \(cluster.leaderSince ?? "?")" } ?? "nobody leads at the moment"
+            out += "shared record (PostgreSQL): \(leader); this host (\(cluster.name)) is \(cluster.role == "leader" ? "the leader" : "a standby")\n"
+            let read = Timestamps.parse(cluster.readAt) ?? Date()
+            let rows = [["HOST", "NAME", "PID", "VERSION", "LAST HEARTBEAT"]] + cluster.hosts.map { host in
+                let age = Timestamps.parse(host.lastHeartbeat).map { String(format: "%.1fs before %@", read.timeIntervalSince($0), cluster.readAt) } ?? host.lastHeartbeat
+                return [host.host, host.name + (host.name == cluster.leader ? " (leader)" : ""), "\(host.pid)", host.version, age]
+            }
+            out += Table.render(rows)
+        }
         if status.projects.isEmpty { return out + "no projects are configured\n" }
         let rows = [["PROJECT", "BRANCH", "COMMIT", "SHIPYARD", "LAST POLL", "STATE"]] + status.projects.map { p in
             [p.name, p.branch, p.commit.map { String($0.prefix(12)) } ?? "-", p.shipyardCommit.map { String($0.prefix(12)) } ?? "-",

@@ -120,9 +120,9 @@ struct FailoverTests {
         private let lock = NSLock()
         private var accepted: [String] = []
         private var running = true
-        private var thread: Thread?
 
         init(_ cluster: Cluster) {
+            // Not kept: the thread ends at stop() and lets go of the cluster (and its daemons).
             let thread = Thread { [self] in
                 var index = 0
                 while lock.withLock({ running }) {
@@ -131,7 +131,6 @@ struct FailoverTests {
                     Thread.sleep(forTimeInterval: 0.2)
                 }
             }
-            self.thread = thread
             thread.start()
         }
 
@@ -192,6 +191,32 @@ struct FailoverTests {
         let accepted = load.stop()
         report("SIGKILL", takeovers)
         try await settle(cluster, accepted)
+    }
+
+    /// `shipyardctl` on a standby says at once who leads and what to do; `status` on every host
+    /// names the leader and each host's last heartbeat.
+    @Test func aStandbySaysWhoLeadsAndStatusShowsEveryHost() async throws {
+        let cluster = try Cluster()
+        let leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
+        let standby = try #require(cluster.names.first { $0 != leader.name })
+        let daemon = try #require(cluster.daemons[standby])
+        let refused = try daemon.ctl(["trigger", "delivery", "--project", "shop", "--service", "svc-1"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("this host (\(standby)) is a standby: \(leader.name) leads the shared record; run shipyardctl on the leader"), "\(refused.stderr)")
+        for name in cluster.names {
+            let host = try #require(cluster.daemons[name])
+            var table = ""
+            #expect(await eventually(timeout: .seconds(20)) {
+                table = (try? host.ctl(["status"]).stdout) ?? ""
+                return table.contains("shared record (PostgreSQL): \(leader.name) leads (epoch \(leader.epoch))")
+                    && cluster.names.allSatisfy { table.contains($0) }
+            }, "\(name): \(table)")
+            #expect(table.contains(name == leader.name ? "this host (\(name)) is the leader" : "this host (\(name)) is a standby"), "\(table)")
+            let json = try JSONSerialization.jsonObject(with: Data(try host.ctl(["status", "--output", "json"]).stdout.utf8)) as? [String: Any]
+            let status = try #require(json?["cluster"] as? [String: Any])
+            #expect(status["role"] as? String == (name == leader.name ? "leader" : "standby"))
+            #expect((status["hosts"] as? [[String: Any]])?.count == 3)
+        }
     }
 
     /// A leader frozen (SIGSTOP) for longer than its lease, then thawed: it stopped itself (exit

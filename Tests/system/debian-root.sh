@@ -6,7 +6,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=$repo/.build/nspawn
 root=$cache/bookworm
-packages=systemd,systemd-sysv,dbus,git,libgit2-1.5,libyaml-0-2,libsqlite3-0,libcurl4,passwd
+packages=systemd,systemd-sysv,dbus,git,libgit2-1.5,libyaml-0-2,libsqlite3-0,libpq5,libcurl4,passwd
 mkdir -p "$cache"
 if [ ! -f "$root/.shipyard-root-$packages" ]; then
   rm -rf "$root" "$root.tmp"

@@ -186,10 +186,20 @@ public actor Daemon {
         let leadership = Leadership(store: store, lease: PostgresLease(settings), logger: logger, environment: environment)
         self.leadership = leadership
         store.onLost = { reason in leadership.lose(reason) }
+        leadership.changed.withLock { $0 = { Task { await self.scheduleStatusWrite(in: 0.1) } } }
         let (systemd, logger) = (systemd, logger)
         systemd.send("READY=1\nSTATUS=standby: waiting for the lease of the shared record")
         let petting = Task { await self.runWatchdog() }
         defer { petting.cancel() }
+        // The CLI on this host hears at once who leads, rather than wait for an answer.
+        let statusFile = state.statusFile
+        let responder = listening.map { socket in
+            StandbyResponder(fd: socket.fd, status: { FileManager.default.contents(atPath: statusFile) }) {
+                let who = leadership.status?.leader.map { "\($0) leads the shared record" } ?? "no host leads the shared record at this moment"
+                return "this host (\(holder)) is a standby: \(who); run shipyardctl on the leader (shipyardctl status says who leads; this host takes over when the leader's lease runs out)"
+            }
+        }
+        defer { responder?.stop() }
         logger.notice("standing by for the lease of the shared record at \(settings.shownURL) as \(holder)")
         let fence = await withTaskCancellationOrGracefulShutdownHandler {
             await leadership.acquire { who in
@@ -520,7 +530,8 @@ public actor Daemon {
     }
 
     func statusDocument() throws -> Data {
-        let header = try JSON.encode(DaemonStatus(pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), web: webAddress, projects: []))
+        let header = try JSON.encode(DaemonStatus(
+            pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), web: webAddress, projects: [], cluster: leadership?.status))
         let empty = Data(#""projects":[]"#.utf8)
         guard let slot = header.range(of: empty) else { return header }
         var document = Data(header[..<slot.lowerBound])

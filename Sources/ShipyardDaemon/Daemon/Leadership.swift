@@ -32,6 +32,34 @@ final class Leadership: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The lease and the hosts as last read, for status.json; `changed` is told when who leads
+    /// changes.
+    private let seen = Mutex<LeaseStatus?>(nil)
+    let changed = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Reads who leads and who is there; tells `changed` when the leader is another.
+    func refresh() {
+        guard let now = try? lease.status() else { return }
+        let before = seen.withLock { seen in
+            defer { seen = now }
+            return seen?.leader.map { "\($0.holder)/\($0.epoch)" }
+        }
+        if before != now.leader.map({ "\($0.holder)/\($0.epoch)" }) { changed.withLock { $0 }?() }
+    }
+
+    /// status.json's `cluster`.
+    var status: ClusterStatus? {
+        guard let seen = seen.withLock({ $0 }) else { return nil }
+        let role = state.withLock { $0.fence != nil && $0.lost == nil } ? "leader" : "standby"
+        return ClusterStatus(
+            name: lease.settings.holder, role: role, leader: seen.leader?.holder, epoch: seen.leader?.epoch,
+            leaderSince: seen.leader.map { Timestamp.string($0.since) },
+            hosts: seen.hosts.map {
+                .init(name: $0.holder, host: $0.host, pid: $0.pid, version: $0.version, startedAt: Timestamp.string($0.startedAt),
+                      lastHeartbeat: Timestamp.string($0.seenAt))
+            },
+            readAt: Timestamp.string(Date()))
+    }
     /// Told once when leadership is lost (the daemon stops all work and exits).
     private let onLost = Mutex<(@Sendable (String) -> Void)?>(nil)
 
@@ -71,11 +99,13 @@ final class Leadership: Sendable {
                                 $0.trustedUntil = attempt + .seconds(lease.duration - Self.margin)
                             }
                             store.fence = fence
+                            refresh()
                             continuation.resume(returning: fence)
                             return
                         }
                         lastError = ""
-                        let holder = (try? lease.status().leader.map { "\($0.holder) leads (epoch \($0.epoch))" }) ?? nil
+                        refresh()
+                        let holder = seen.withLock { $0?.leader.map { "\($0.holder) leads (epoch \($0.epoch))" } }
                         let now = holder ?? "the lease is being taken"
                         if now != said {
                             said = now
@@ -101,7 +131,9 @@ final class Leadership: Sendable {
     func lead(lost: @escaping @Sendable (String) -> Void) {
         onLost.withLock { $0 = lost }
         let renewer = Thread { [self] in
+            var round = 0
             while !state.withLock({ $0.stopped || $0.lost != nil }) {
+                round += 1
                 guard let fence = state.withLock({ $0.fence }) else { return }
                 let attempt = ContinuousClock.now
                 do {
@@ -112,6 +144,7 @@ final class Leadership: Sendable {
                         return
                     }
                     try? lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt)
+                    if round % 5 == 0 { refresh() }
                 } catch {
                     logger.warning("cannot renew the lease: \(error)")
                 }

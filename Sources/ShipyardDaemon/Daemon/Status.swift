@@ -10,13 +10,41 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     /// Where the web view listens (`http://127.0.0.1:8420/`, `unix:/run/…`); absent without `http:`.
     public var web: String?
     public var projects: [ProjectStatus]
+    /// With a shared PostgreSQL record: who leads, and every host's last heartbeat.
+    public var cluster: ClusterStatus?
 
-    public init(pid: Int32, version: String, startedAt: String, web: String? = nil, projects: [ProjectStatus]) {
+    public init(pid: Int32, version: String, startedAt: String, web: String? = nil, projects: [ProjectStatus], cluster: ClusterStatus? = nil) {
+        self.cluster = cluster
         self.pid = pid
         self.version = version
         self.startedAt = startedAt
         self.web = web
         self.projects = projects
+    }
+}
+
+/// The shared record's leadership as this host last read it (every second while it stands by,
+/// every few seconds while it leads).
+public struct ClusterStatus: Codable, Sendable, Equatable {
+    /// This host's name in the lease.
+    public var name: String
+    /// `leader` or `standby`.
+    public var role: String
+    public var leader: String?
+    public var epoch: Int64?
+    /// Since when the leader leads.
+    public var leaderSince: String?
+    public var hosts: [Host]
+    /// When this was read from the database.
+    public var readAt: String
+
+    public struct Host: Codable, Sendable, Equatable {
+        public var name: String
+        public var host: String
+        public var pid: Int32
+        public var version: String
+        public var startedAt: String
+        public var lastHeartbeat: String
     }
 }
 

@@ -7,7 +7,7 @@ public import Foundation
 /// `clock_timestamp()` on the server.
 public final class PostgresLease: @unchecked Sendable {
     public static let duration = 5.0
-    let settings: PostgresSettings
+    public let settings: PostgresSettings
     /// Seconds a take or renewal holds the lease for.
     public let duration: Double
     private var connection: PGConnection?
@@ -95,12 +95,12 @@ public final class PostgresLease: @unchecked Sendable {
             FROM leader_lease WHERE name = 'delivery' AND epoch > 0
             """).rows.first
         let hosts = try connection.exec("""
-            SELECT holder, host, pid, version, extract(epoch FROM started_at)::float8, extract(epoch FROM clock_timestamp() - seen_at)::float8
+            SELECT holder, host, pid, version, extract(epoch FROM started_at)::float8, extract(epoch FROM seen_at)::float8
             FROM hosts ORDER BY holder
             """).rows.map { row in
             LeaseStatus.Host(
                 holder: row[0] ?? "", host: row[1] ?? "", pid: row[2].flatMap(Int32.init) ?? 0, version: row[3] ?? "",
-                startedAt: PGValue.date(row[4]) ?? Date(timeIntervalSince1970: 0), secondsSinceHeartbeat: row[5].flatMap(Double.init) ?? 0)
+                startedAt: PGValue.date(row[4]) ?? Date(timeIntervalSince1970: 0), seenAt: PGValue.date(row[5]) ?? Date(timeIntervalSince1970: 0))
         }
         guard let row, PGValue.bool(row[4]) else { return LeaseStatus(leader: nil, hosts: hosts) }
         return LeaseStatus(
@@ -125,7 +125,8 @@ public struct LeaseStatus: Codable, Sendable, Equatable {
         public var pid: Int32
         public var version: String
         public var startedAt: Date
-        public var secondsSinceHeartbeat: Double
+        /// The last heartbeat, on the database's clock.
+        public var seenAt: Date
     }
 
     public var leader: Leader?
