@@ -5,7 +5,7 @@ public import ShipyardCore
 /// writes through it, the CLI (and later the web view) reads through it. `SQLiteStore` is the
 /// implementation; a second one (PostgreSQL, for more than one host) implements the same
 /// protocol without the engine knowing.
-public protocol Store: AnyObject {
+public protocol Store: AnyObject, Sendable {
     // MARK: Writing (the daemon only)
 
     /// Commits these events, in order, and the current state of the executions they changed,
@@ -71,6 +71,9 @@ public protocol Store: AnyObject {
 
     /// Evaluations whose `.triggered` or `.finished` id starts with `prefix`.
     func evaluations(idPrefix prefix: String, limit: Int) throws -> [StoredEvaluation]
+
+    /// The newest evaluation of each of these contexts, in short: `{stage, result, evaluation: {score, result}}`.
+    func latestEvaluations(contexts: [String]) throws -> [String: JSONValue]
 }
 
 extension Store {

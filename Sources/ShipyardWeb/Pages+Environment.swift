@@ -117,7 +117,7 @@ extension Pages {
 extension Site {
     /// The environment screen's data: every project in the config, its stages in the
     /// shipyard's order (then any others the record has), each service it has delivered.
-    func environmentProjects(status: DaemonStatus?, store: SQLiteStore?) -> [Pages.EnvironmentProject] {
+    func environmentProjects(status: DaemonStatus?, store: (any Store)?) -> [Pages.EnvironmentProject] {
         let deployed = (try? store?.newestPerStage(deployed: true)) ?? []
         let newest = (try? store?.newestPerStage(deployed: false)) ?? []
         let waits = store.map { WaitReasons.explain(newest.filter { $0.isActive }, store: $0) } ?? [:]

@@ -173,7 +173,7 @@ final class Site: Sendable {
     let throttle = LoginThrottle()
     /// The port the server was given (the config may say 0).
     let boundPort = Mutex<Int?>(nil)
-    let storeHandle = Mutex<SQLiteStore?>(nil)
+    let storeHandle = Mutex<(any Store)?>(nil)
     static let cookie = "shipyard_session"
 
     init(daemon: Daemon, http: DaemonConfig.HTTP?, socket: String) {
@@ -202,9 +202,11 @@ final class Site: Sendable {
         return PasswordFile(path: path) { logger.warning("\($0)") }
     }
 
-    /// The record, read-only (as the CLI opens it); nil until the daemon created it.
-    var store: SQLiteStore? {
-        storeHandle.withLock { handle in
+    /// The record, read-only (as the CLI opens it); nil until the daemon created it. A shared
+    /// PostgreSQL record is read on a session of the web view's own.
+    var store: (any Store)? {
+        if let reader = daemon.recordReader { return reader.store() }
+        return storeHandle.withLock { handle in
             if handle == nil, FileManager.default.fileExists(atPath: state.storeFile) {
                 handle = try? SQLiteStore(readingAt: state.storeFile)
             }

@@ -9,8 +9,10 @@ public final class PostgresServer: @unchecked Sendable {
     public let directory: String
     public let password = "pw-\(UUID().uuidString.prefix(8))"
     public let passwordFile: String
-    let process: Subprocess
+    private let lock = NSLock()
+    private var process: Subprocess
     public let socketDirectory: String
+    let command: [String]
 
     public static var binaries: String? {
         let root = "/usr/lib/postgresql"
@@ -43,24 +45,47 @@ public final class PostgresServer: @unchecked Sendable {
         _ = try Run.checked("/usr/bin/setpriv", asPostgres + [
             bin + "/initdb", "-D", data, "-U", "shipyard", "--pwfile=\(passwordFile)", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
         ])
+        command = asPostgres + [
+            bin + "/postgres", "-D", data, "-k", socketDirectory, "-c", "listen_addresses=127.0.0.1",
+            "-c", "track_commit_timestamp=on", "-c", "fsync=off", "-c", "max_connections=200",
+        ] + extraSettings.flatMap { ["-c", $0] }
         var failures: [String] = []
         for _ in 0..<8 {
             let port = freePort()
-            let log = open(directory + "/server.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            defer { close(log) }
-            let server = try Subprocess("/usr/bin/setpriv", asPostgres + [
-                bin + "/postgres", "-D", data, "-p", "\(port)", "-k", socketDirectory, "-c", "listen_addresses=127.0.0.1",
-                "-c", "track_commit_timestamp=on", "-c", "fsync=off", "-c", "max_connections=200",
-            ] + extraSettings.flatMap { ["-c", $0] }, stdout: log, stderr: log)
-            if BackgroundServer.waitUntilListening(server, port: port) {
+            if let server = try Self.start(command, port: port, log: directory + "/server.log") {
                 process = server
                 self.port = port
                 return
             }
-            server.kill9()
             failures.append((try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? "postgres did not start")
         }
         throw ProcessFailure(description: failures.joined(separator: "\n"))
+    }
+
+    static func start(_ command: [String], port: Int, log path: String) throws -> Subprocess? {
+        let log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        defer { close(log) }
+        let server = try LastingThread.shared.run {
+            try Subprocess("/usr/bin/setpriv", command + ["-p", "\(port)"], stdout: log, stderr: log)
+        }
+        if BackgroundServer.waitUntilListening(server, port: port) { return server }
+        server.kill9()
+        return nil
+    }
+
+    /// Stops the server (fast shutdown: sessions end, as in `systemctl restart postgresql`) and
+    /// starts it again on the same port after `pause` seconds.
+    public func restart(pause: Double = 0) throws {
+        try lock.withLock {
+            process.signal(SIGINT)
+            for _ in 0..<200 where process.isRunning { usleep(50_000) }
+            if process.isRunning { process.kill9() }
+            Thread.sleep(forTimeInterval: pause)
+            guard let server = try Self.start(command, port: port, log: directory + "/server.log") else {
+                throw ProcessFailure(description: "postgres did not start again on \(port)")
+            }
+            process = server
+        }
     }
 
     /// The shared server dies with its test process, and its folder stays: the folders of
@@ -79,12 +104,12 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     deinit {
-        process.kill9()
+        lock.withLock { process.kill9() }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// The server's pid (the postmaster).
-    public var pid: Int32 { process.pid }
+    public var pid: Int32 { lock.withLock { process.pid } }
 
     public func url(database: String = "postgres") -> String {
         "postgresql://shipyard@127.0.0.1:\(port)/\(database)"
@@ -115,4 +140,41 @@ public enum PostgresChecker {
           (SELECT count(*) FROM events AS e JOIN lease_history AS h ON h.epoch > e.epoch
              WHERE pg_xact_commit_timestamp(e.xmin) > pg_xact_commit_timestamp(h.xmin))
         """
+}
+
+/// A thread that lasts as long as the test process, to start children on: a child's parent-death
+/// signal fires when the *thread* that started it ends, and the test pool's threads come and go.
+final class LastingThread: @unchecked Sendable {
+    static let shared = LastingThread()
+    private let lock = NSCondition()
+    private var work: [() -> Void] = []
+
+    private init() {
+        let thread = Thread { [self] in
+            while true {
+                lock.lock()
+                while work.isEmpty { lock.wait() }
+                let next = work.removeFirst()
+                lock.unlock()
+                next()
+            }
+        }
+        thread.name = "test-spawner"
+        thread.start()
+    }
+
+    /// Runs `body` on the lasting thread and returns what it returned.
+    func run<T>(_ body: @escaping () throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<T, any Error>?
+        lock.lock()
+        work.append {
+            result = Result { try body() }
+            done.signal()
+        }
+        lock.signal()
+        lock.unlock()
+        done.wait()
+        return try result!.get()
+    }
 }

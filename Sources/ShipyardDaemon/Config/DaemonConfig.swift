@@ -1,5 +1,6 @@
 public import ShipyardCore
 import Foundation
+public import ShipyardStore
 import ShipyardGit
 
 /// The daemon's configuration file (`/etc/shipyardd/config.yaml`): which repositories to watch,
@@ -223,6 +224,18 @@ public struct DaemonConfig: Sendable, Equatable {
 
         public init(url: String) {
             self.url = url
+        }
+
+        /// How this host connects: the password read from its file now.
+        public func settings(holder: String) throws -> PostgresSettings {
+            var password: String?
+            if let file = passwordFile {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw StoreError("cannot read store.postgres.passwordFile \(file): \(String(cString: strerror(errno))); it must be readable by the daemon's user")
+                }
+                password = text.trimmingCharacters(in: .newlines)
+            }
+            return PostgresSettings(url: url, password: password, holder: name ?? holder)
         }
     }
 

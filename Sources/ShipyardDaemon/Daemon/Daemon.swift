@@ -4,7 +4,7 @@ import Foundation
 public import Logging
 import ShipyardCore
 import ShipyardGit
-import ShipyardStore
+public import ShipyardStore
 
 /// The running daemon: one watcher per project, the local API's requests, signals, and `status.json`.
 public actor Daemon {
@@ -33,6 +33,8 @@ public actor Daemon {
     var orchestrator: Orchestrator?
     /// With a shared PostgreSQL record: the lease this daemon holds or waits for.
     var leadership: Leadership?
+    /// With a shared PostgreSQL record: the local API's and web view's reading session.
+    public nonisolated let recordReader: RecordReader?
     let systemd: SystemdNotifier
     var lastStatusLine = ""
     var reloadGeneration = 0
@@ -61,6 +63,7 @@ public actor Daemon {
         self.systemd = SystemdNotifier(environment: environment)
         self.pollPool = BlockingPool(name: "poll", size: config.pollThreads ?? BlockingPool.defaultSize)
         self.commands = Commands(config: config, metrics: metrics, logger: logger)
+        self.recordReader = config.postgres.map { RecordReader($0, logger: logger) }
     }
 
     /// The running services (see DaemonServices.swift), once `run` made them.
@@ -173,15 +176,8 @@ public actor Daemon {
     /// a standby) and keeps petting the watchdog meanwhile. Returns the store once this daemon
     /// leads, fenced with its epoch; nil when told to stop first.
     func standBy(_ postgres: DaemonConfig.Postgres) async throws -> PostgresStore? {
-        var password: String?
-        if let file = postgres.passwordFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw StoreError("cannot read store.postgres.passwordFile \(file): \(String(cString: strerror(errno))); it must be readable by the daemon's user")
-            }
-            password = text.trimmingCharacters(in: .newlines)
-        }
-        let holder = postgres.name ?? "\(ProcessInfo.processInfo.hostName)/\(getpid())"
-        let settings = PostgresSettings(url: postgres.url, password: password, holder: holder)
+        let settings = try postgres.settings(holder: "\(ProcessInfo.processInfo.hostName)/\(getpid())")
+        let holder = settings.holder
         let store = try PostgresStore(settings, environment: environment)
         let leadership = Leadership(store: store, lease: PostgresLease(settings), logger: logger, environment: environment)
         self.leadership = leadership
@@ -557,6 +553,32 @@ public actor Daemon {
                 lastStatusLine = line
                 systemd.send("STATUS=\(line)")
             }
+        }
+    }
+}
+
+/// The shared record, opened for reading on a session of its own (the local API and the web view
+/// read while the leader writes), at the first read and again after a failure.
+public final class RecordReader: Sendable {
+    let postgres: DaemonConfig.Postgres
+    let logger: Logger
+    private let handle = Mutex<PostgresStore?>(nil)
+
+    init(_ postgres: DaemonConfig.Postgres, logger: Logger) {
+        self.postgres = postgres
+        self.logger = logger
+    }
+
+    public func store() -> PostgresStore? {
+        handle.withLock { handle in
+            if handle == nil {
+                do {
+                    handle = try PostgresStore(try postgres.settings(holder: "reader"), application: "shipyardd-reader")
+                } catch {
+                    logger.error("cannot read the shared record: \(error)")
+                }
+            }
+            return handle
         }
     }
 }

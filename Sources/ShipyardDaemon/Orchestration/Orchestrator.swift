@@ -22,6 +22,9 @@ actor Orchestrator {
     var wakeTask: Task<Void, Never>?
     var wakeAt: Date?
     var failed: String?
+    /// Set while the record could not be read back after a failed write: the engine may hold
+    /// what was never recorded, so nothing is decided until it is read back.
+    var unread: String?
     /// Fault injection for the crash tests: SIGKILL this process right after this many commits (`SHIPYARD_FAULT_KILL_AFTER_APPENDS`), i.e. after a step is durable and before
     /// anything acts on it.
     var killAfterAppends = ProcessInfo.processInfo.environment["SHIPYARD_FAULT_KILL_AFTER_APPENDS"].flatMap(Int.init)
@@ -103,8 +106,13 @@ actor Orchestrator {
     func rebuildFromRecord() {
         do {
             engine = try engineFromRecord().0
+            if unread != nil { logger.notice("the record is read back; carrying on") }
+            unread = nil
         } catch {
-            logger.critical("cannot read the record back after a failed write: \(error); restart the daemon once it can be written")
+            // The engine may hold what was never recorded: nothing is decided on it until the
+            // record is read back (the next command or tick tries again).
+            if unread == nil { logger.critical("cannot read the record back after a failed write: \(error); trying again every 5 s") }
+            unread = "\(error)"
         }
     }
 
@@ -215,6 +223,13 @@ actor Orchestrator {
     /// Hands a command to the engine, records what it decided, then acts on it.
     @discardableResult
     func submit(_ command: Engine.Command) async throws(EngineError) -> [EngineEffect] {
+        if unread != nil {
+            rebuildFromRecord()
+            if let unread {
+                schedule(Date().addingTimeInterval(5))
+                throw EngineError("nothing was done: the record cannot be read back (\(unread)); shipyardd carries on by itself once it can (\(recordHint))")
+            }
+        }
         let current = await shipyards()
         let effects: [EngineEffect]
         do {
@@ -224,9 +239,14 @@ actor Orchestrator {
         }
         guard await perform(effects) else {
             throw EngineError(
-                "nothing was done: the record cannot be written (\(failed ?? "?")); shipyardd carries on by itself once it can (free space in \(state.root))")
+                "nothing was done: the record cannot be written (\(failed ?? "?")); shipyardd carries on by itself once it can (\(recordHint))")
         }
         return effects
+    }
+
+    /// What an operator does when the record cannot be written.
+    var recordHint: String {
+        store is PostgresStore ? "PostgreSQL must be reachable and accept writes; the daemon connects again by itself" : "free space in \(state.root)"
     }
 
     /// Whether the last write to the record failed (a full disk): answers of running tasks wait
@@ -270,7 +290,7 @@ actor Orchestrator {
             }
         } catch {
             if failed == nil {
-                logger.critical("cannot write the record: \(error); nothing new is done until it can be written (free space in \(state.root))")
+                logger.critical("cannot write the record: \(error); nothing new is done until it can be written (\(recordHint))")
             }
             failed = "\(error)"
             rebuildFromRecord()

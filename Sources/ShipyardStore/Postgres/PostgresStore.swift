@@ -103,18 +103,24 @@ public final class PostgresStore: Store, @unchecked Sendable {
         return try work(current!)
     }
 
-    /// Runs `work` on the session; PostgreSQL's errors are said with the record's address.
+    /// Runs `work` (a read) on the session; PostgreSQL's errors are said with the record's
+    /// address. A session the server ended (a restart, an administrator's pg_terminate_backend)
+    /// is found only when used: the read is run once more on a new one.
     func with<T>(_ work: (PGConnection) throws -> T) throws -> T {
-        try locked { connection in
+        for attempt in 1...2 {
             do {
-                return try work(connection)
+                return try locked { connection in try work(connection) }
+            } catch let error as PGError where error.connectionLost && attempt == 1 {
+                continue
             } catch let error as PGError {
                 throw StoreError("PostgreSQL at \(settings.shownURL): \(error.message)")
             }
         }
+        throw StoreError("PostgreSQL at \(settings.shownURL): the session ended twice")
     }
 
-    /// Runs `work` in one transaction (rolled back when it throws).
+    /// Runs `work` in one transaction (rolled back when it throws); run again on a new session
+    /// when the server had ended the old one (nothing of it was committed then).
     func transaction<T>(_ work: (PGConnection) throws -> T) throws -> T {
         try with { connection in
             try connection.exec("BEGIN")
@@ -135,10 +141,24 @@ public final class PostgresStore: Store, @unchecked Sendable {
         guard !events.isEmpty || !changes.isEmpty else { return }
         guard let fence else { throw losing(LeadershipLost("this daemon does not hold the lease: nothing may be appended")) }
         let bodies = try events.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        // A session the server had ended fails at BEGIN, before anything was sent: once more on
+        // a new session.
+        do {
+            try append(events, bodies: bodies, changes: changes, fence: fence, retryable: true)
+        } catch is RetryAppend {
+            try append(events, bodies: bodies, changes: changes, fence: fence, retryable: false)
+        }
+    }
+
+    private struct RetryAppend: Error {}
+
+    private func append(_ events: [KeptnEvent], bodies: [String], changes: [Engine.Change], fence: Fence, retryable: Bool) throws {
         try locked { connection in
             var committing = false
+            var began = false
             do {
                 try connection.exec("BEGIN")
+                began = true
                 if !unfenced {
                     let held = try connection.exec("""
                         SELECT epoch FROM leader_lease
@@ -159,13 +179,19 @@ public final class PostgresStore: Store, @unchecked Sendable {
                 try connection.exec("COMMIT")
             } catch let error as PGError {
                 connection.rollback()
+                if retryable && error.connectionLost && (!began || connection.isBroken) && !committing {
+                    throw RetryAppend()
+                }
                 if committing && error.connectionLost {
                     // It may have committed or not: only a new leader that reads the record
                     // back may go on.
                     throw losing(LeadershipLost("the session to PostgreSQL ended during COMMIT (\(error.message)): its outcome is unknown"))
                 }
                 if error.connectionLost {
-                    throw losing(LeadershipLost("the session to PostgreSQL ended inside an append (\(error.message)): nothing of it was appended"))
+                    // Rolled back by the server: nothing of it was appended, and the lease is
+                    // still this daemon's as far as anyone knows; the next append connects
+                    // again and checks the fence anew.
+                    throw StoreError("the session to PostgreSQL at \(settings.shownURL) ended inside an append (\(error.message)): nothing of it was appended; connecting again")
                 }
                 throw StoreError("PostgreSQL at \(settings.shownURL): \(error.message)")
             }
