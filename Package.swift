@@ -123,6 +123,7 @@ let package = Package(
             name: "shipyardd",
             dependencies: [
                 "ShipyardDaemon",
+                "ShipyardStore",
                 "ShipyardWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -178,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ShipyardCore", "ShipyardDaemon", "ShipyardTestKit", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth")],
+            dependencies: ["ShipyardCore", "ShipyardDaemon", "ShipyardStore", "ShipyardTestKit", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth")],
             swiftSettings: strict
         ),
     ]

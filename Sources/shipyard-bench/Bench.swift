@@ -44,6 +44,11 @@ struct Bench {
             try SequenceBench.run(scratch: dir, repository: repo)
             return
         }
+        if only == "store" {
+            try SequenceBench.prepare(scratch: dir, repository: repo)
+            try StoreBench.run(scratch: dir)
+            return
+        }
         if only == "web" {
             try WebBench.run(scratch: dir, repository: repo, bin: bin)
             return

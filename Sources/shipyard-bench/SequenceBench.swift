@@ -31,11 +31,7 @@ enum SequenceBench {
     static func run(scratch: String, repository: String) throws {
         let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
         let sequences = Int(ProcessInfo.processInfo.environment["BENCH_SEQUENCES"] ?? "") ?? 1000
-        let work = scratch + "/seq-work"
-        try Run.checked("/usr/bin/git", ["clone", "-q", repository, work])
-        try shipyard.write(toFile: work + "/shipyard.yaml", atomically: true, encoding: .utf8)
-        try Run.checked("/usr/bin/git", ["-C", work, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "bench shipyard"])
-        try Run.checked("/usr/bin/git", ["-C", work, "push", "-q", "origin", "HEAD:main"])
+        try prepare(scratch: scratch, repository: repository)
 
         // Throughput: one-task sequences whose task is /bin/true, spread over 20 services.
         let state = scratch + "/seq-state"
@@ -53,8 +49,6 @@ enum SequenceBench {
                 command: ["\(scratch)/marker"]
 
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        try writeFile(scratch + "/marker", Data("#!/bin/sh\ndate +%s.%N > \(scratch)/markers/$SHIPYARD_CONTEXT\n".utf8), mode: 0o755)
-        try FileManager.default.createDirectory(atPath: scratch + "/markers", withIntermediateDirectories: true)
         let daemon = try start(bin: bin, config: config, scratch: scratch)
         try waitUntil(timeout: 30) { loadedShipyard(state) }
         let api = LocalAPIClient(path: StateDirectory(state).socket)
@@ -70,13 +64,26 @@ enum SequenceBench {
         print("")
         print("Sequences: \(sequences) one-task sequences (task /bin/true, 20 services) in \(String(format: "%.1f", elapsed))s: \(String(format: "%.0f", Double(sequences) / elapsed)) tasks/s, each step committed durably to the record")
         print("  (Keptn needs a Kubernetes cluster, NATS and MongoDB for the same; there is no like-for-like local figure)")
+        print("On SQLite:")
         try approvalLatency(bin: bin, state: state, scratch: scratch)
         daemon.signal(SIGTERM)
         daemon.wait()
+        try StoreBench.run(scratch: scratch)
         try approvalsListing(bin: bin, scratch: scratch)
 
         try HistoryBench.run(scratch: scratch, repository: repository, bin: bin)
         try WebBench.run(scratch: scratch, repository: repository, bin: bin)
+    }
+
+    /// The bench's shipyard pushed upstream, and the marker program (a task that writes when it started).
+    static func prepare(scratch: String, repository: String) throws {
+        let work = scratch + "/seq-work"
+        try Run.checked("/usr/bin/git", ["clone", "-q", repository, work])
+        try shipyard.write(toFile: work + "/shipyard.yaml", atomically: true, encoding: .utf8)
+        try Run.checked("/usr/bin/git", ["-C", work, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "bench shipyard"])
+        try Run.checked("/usr/bin/git", ["-C", work, "push", "-q", "origin", "HEAD:main"])
+        try writeFile(scratch + "/marker", Data("#!/bin/sh\ndate +%s.%N > \(scratch)/markers/$SHIPYARD_CONTEXT\n".utf8), mode: 0o755)
+        try FileManager.default.createDirectory(atPath: scratch + "/markers", withIntermediateDirectories: true)
     }
 
     /// From `shipyardctl approve` returning to the next task's process starting.

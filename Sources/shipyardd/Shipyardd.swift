@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ShipyardCore
 import ShipyardDaemon
+import ShipyardStore
 import ShipyardWeb
 
 @main
@@ -60,7 +61,16 @@ struct Shipyardd: AsyncParsableCommand {
             return
         }
         if let checkConfig {
-            let (document, ok) = load(checkConfig, environment: environment, host: .errors)
+            var (document, ok) = load(checkConfig, environment: environment, host: .errors)
+            // The shared record: reached, signed in to, and of a schema this build knows.
+            if ok, let postgres = document.config?.postgres {
+                do {
+                    print(try PostgresStore.check(try postgres.settings(holder: "check")))
+                } catch {
+                    FileHandle.standardError.write(Data("\(checkConfig): store.postgres: \(error)\n".utf8))
+                    ok = false
+                }
+            }
             if ok, let config = document.config {
                 print("\(checkConfig): ok (\(config.projects.count) project\(config.projects.count == 1 ? "" : "s"), \(config.tasks.count) task executor\(config.tasks.count == 1 ? "" : "s"), state in \(config.stateDirectory))")
             }

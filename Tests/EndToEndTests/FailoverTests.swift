@@ -1,5 +1,6 @@
 import Foundation
 import ShipyardCore
+import ShipyardStore
 import ShipyardTestKit
 import Testing
 
@@ -225,6 +226,41 @@ struct FailoverTests {
         print("failover, database faults: \(gaps.count) rounds, longest until a delivery was accepted again \(String(format: "%.2f", gaps.max() ?? 0)) s")
         #expect((gaps.max() ?? 0) < 10, "\(gaps)")
         try await settle(cluster, accepted)
+    }
+
+    /// `--check-config` signs in to the database and says what is wrong, changing nothing.
+    @Test func checkConfigReachesTheDatabaseAndSaysWhatIsWrong() throws {
+        let server = try PostgresServer.shared.get()
+        let database = try server.database()
+        let dir = try TemporaryDirectory()
+        let good = try dir.write("good", server.password + "\n", mode: 0o600)
+        let bad = try dir.write("bad", "not-the-password\n", mode: 0o600)
+        func check(_ store: String) throws -> ProcessOutput {
+            let config = try dir.write("config.yaml", """
+                projects:
+                  - name: shop
+                    upstream: file:///nonexistent.git
+                \(store)
+                """)
+            return try Command.run("shipyardd", ["--check-config", config])
+        }
+        func postgres(_ url: String, _ password: String) -> String {
+            "store:\n  postgres:\n    url: \(url)\n    passwordFile: \(password)\n"
+        }
+        let fresh = try check(postgres(server.url(database: database), good))
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        #expect(fresh.stdout.contains("reached; the record's tables are made at the first start"), "\(fresh.stdout)")
+        #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", database: database) == "0", "a check makes nothing")
+        _ = try PostgresStore(PostgresSettings(url: server.url(database: database), password: server.password, holder: "test"))
+        #expect(try check(postgres(server.url(database: database), good)).stdout.contains("reached; the record is there"))
+
+        let refused = try check(postgres(server.url(database: database), bad))
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("store.postgres: cannot connect to PostgreSQL at \(server.url(database: database))") && refused.stderr.contains("password authentication failed"), "\(refused.stderr)")
+        let inline = try check(postgres("postgresql://shipyard:secret@127.0.0.1:\(server.port)/x", good))
+        #expect(inline.status == 1)
+        #expect(inline.stderr.contains("config.yaml:6:10: error: store.postgres.url holds a password; put it in a file"), "\(inline.stderr)")
+        #expect(!inline.stderr.contains("secret"))
     }
 
     /// `shipyardctl` on a standby says at once who leads and what to do; `status` on every host

@@ -56,6 +56,34 @@ public final class PostgresStore: Store, @unchecked Sendable {
         current = connection
     }
 
+    /// What `shipyardd --check-config` says of the database, without changing anything in it:
+    /// the server reached and signed in to, its version, and whether the record's schema is
+    /// there, to be made at the first start, or from a newer shipyardd. Thrown: why it cannot.
+    public static func check(_ settings: PostgresSettings) throws -> String {
+        let connection = try explained { try PGConnection(settings, application: "shipyardd-check", statementTimeout: 5000) }
+        return try explained {
+            let version = try connection.exec("SHOW server_version").scalar ?? "?"
+            let major = Int(version.prefix { $0.isNumber }) ?? 0
+            guard major >= 13 else {
+                throw StoreError("PostgreSQL \(version) at \(settings.shownURL) is too old: shipyardd needs 13 or newer")
+            }
+            let present = try connection.exec("SELECT to_regclass('shipyard_migrations') IS NOT NULL").scalar == "t"
+            guard present else {
+                let create = try connection.exec("SELECT has_database_privilege(current_database(), 'CREATE')").scalar == "t"
+                guard create else {
+                    throw StoreError("the role cannot create tables in the database at \(settings.shownURL): make it the owner (ALTER DATABASE … OWNER TO …) or GRANT CREATE")
+                }
+                return "PostgreSQL \(version) at \(settings.shownURL): reached; the record's tables are made at the first start"
+            }
+            let applied = Set(try connection.exec("SELECT identifier FROM shipyard_migrations").rows.compactMap { $0[0] })
+            let unknown = applied.subtracting(PostgresSchema.migrations.map(\.0)).sorted()
+            guard unknown.isEmpty else {
+                throw StoreError("the record at \(settings.shownURL) was written by a newer shipyardd (its schema has \(unknown.joined(separator: ", "))): run that version or a newer one on every host")
+            }
+            return "PostgreSQL \(version) at \(settings.shownURL): reached; the record is there"
+        }
+    }
+
     /// The epoch appends are fenced with; nil: this daemon does not lead, and appends are refused.
     public var fence: Fence? {
         get { fenceState.withLock { $0 } }
