@@ -36,19 +36,7 @@ enum SequenceBench {
         // Throughput: one-task sequences whose task is /bin/true, spread over 20 services.
         let state = scratch + "/seq-state"
         let config = scratch + "/seq-config.yaml"
-        try """
-            stateDirectory: \(state)
-            projects:
-              - name: bench
-                upstream: file://\(repository)
-                pollInterval: 1h
-            tasks:
-              noop:
-                command: ["/bin/true"]
-              marker:
-                command: ["\(scratch)/marker"]
-
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try writeConfig(config, state: state, repository: repository, scratch: scratch)
         let daemon = try start(bin: bin, config: config, scratch: scratch)
         try waitUntil(timeout: 30) { loadedShipyard(state) }
         let api = LocalAPIClient(path: StateDirectory(state).socket)
@@ -73,6 +61,24 @@ enum SequenceBench {
 
         try HistoryBench.run(scratch: scratch, repository: repository, bin: bin)
         try WebBench.run(scratch: scratch, repository: repository, bin: bin)
+    }
+
+    /// The bench daemon's config: the bench project, a no-op task and the marker; `extra` appended.
+    static func writeConfig(_ path: String, state: String, repository: String, scratch: String, extra: String = "") throws {
+        try """
+            stateDirectory: \(state)
+            projects:
+              - name: bench
+                upstream: file://\(repository)
+                pollInterval: 1h
+            tasks:
+              noop:
+                command: ["/bin/true"]
+              marker:
+                command: ["\(scratch)/marker"]
+            \(extra)
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     /// The bench's shipyard pushed upstream, and the marker program (a task that writes when it started).

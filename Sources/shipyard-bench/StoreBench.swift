@@ -45,23 +45,12 @@ enum StoreBench {
         let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
         let state = scratch + "/pg-state"
         let config = scratch + "/pg-config.yaml"
-        try """
-            stateDirectory: \(state)
-            projects:
-              - name: bench
-                upstream: file://\(scratch)/upstream.git
-                pollInterval: 1h
-            tasks:
-              noop:
-                command: ["/bin/true"]
-              marker:
-                command: ["\(scratch)/marker"]
+        try SequenceBench.writeConfig(config, state: state, repository: scratch + "/upstream.git", scratch: scratch, extra: """
             store:
               postgres:
                 url: \(server.url(database: try server.database()))
                 passwordFile: \(server.passwordFile)
-
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            """)
         let daemon = try SequenceBench.start(bin: bin, config: config, scratch: scratch)
         defer {
             daemon.signal(SIGTERM)
