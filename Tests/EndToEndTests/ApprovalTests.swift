@@ -240,7 +240,7 @@ import Testing
         let refused = try ctl(as: bob, ["approve", id])
         #expect(refused.status == 1)
         #expect(refused.stderr == "shipyardctl: \(bob) may not resolve approvals: approvers are users [\(alice)] and groups []\n")
-        #expect(world.daemon.log.contains("request approve from \(bob) (uid \(getpwnam(bob)?.pointee.pw_uid ?? 0)) refused: \(bob) may not resolve approvals"))
+        #expect(world.daemon.log.contains("request approve from \(bob) (uid \(passwdEntry(bob)?.uid ?? 0)) refused: \(bob) may not resolve approvals"))
         #expect(try world.state(context, "production") == "waitingForApproval")
 
         let approved = try ctl(as: alice, ["approve", id, "--reason", "ok"])

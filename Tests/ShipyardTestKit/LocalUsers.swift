@@ -60,7 +60,7 @@ public final class LocalUsers: Sendable {
 
     /// `executable arguments` run as `user` with that user's groups, through setpriv.
     public func command(as user: String, _ executable: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
-        let gid = getpwnam(user).map { "\($0.pointee.pw_gid)" } ?? primaryGroup(of: user)
+        let gid = passwdEntry(user).map { "\($0.gid)" } ?? primaryGroup(of: user)
         return ("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(gid)", "--init-groups", "--", executable] + arguments)
     }
 
@@ -85,7 +85,7 @@ public final class LocalUsers: Sendable {
         return try Run.capture(program, argv, environment: environment)
     }
 
-    public func uid(_ user: String) -> uid_t { getpwnam(user)?.pointee.pw_uid ?? uid_t.max }
+    public func uid(_ user: String) -> uid_t { passwdEntry(user)?.uid ?? uid_t.max }
     public func gid(_ group: String) -> gid_t { getgrnam(group)?.pointee.gr_gid ?? gid_t.max }
 
     private func primaryGroup(of user: String) -> String {
@@ -104,4 +104,14 @@ public final class LocalUsers: Sendable {
         defer { flock(fd, LOCK_UN) }
         try body()
     }
+}
+
+/// A user's uid and primary group, read with getpwnam_r: tests run in parallel, and getpwnam's
+/// answer lives in one buffer for the whole process (another thread's lookup overwrites it).
+public func passwdEntry(_ user: String) -> (uid: uid_t, gid: gid_t)? {
+    var entry = passwd()
+    var result: UnsafeMutablePointer<passwd>?
+    var storage = [CChar](repeating: 0, count: 16384)
+    guard getpwnam_r(user, &entry, &storage, storage.count, &result) == 0, result != nil else { return nil }
+    return (entry.pw_uid, entry.pw_gid)
 }

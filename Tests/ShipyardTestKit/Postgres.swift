@@ -20,7 +20,7 @@ public final class PostgresServer: @unchecked Sendable {
         return versions.last.map { "\(root)/\($0)/bin" }
     }
 
-    public static var isInstalled: Bool { binaries != nil && getpwnam("postgres") != nil }
+    public static var isInstalled: Bool { binaries != nil && passwdEntry("postgres") != nil }
 
     /// One server per test process, each test in databases of its own.
     public static let shared: Result<PostgresServer, ProcessFailure> = {
@@ -30,7 +30,7 @@ public final class PostgresServer: @unchecked Sendable {
     }()
 
     public init(extraSettings: [String] = []) throws {
-        guard let bin = Self.binaries, let account = getpwnam("postgres") else {
+        guard let bin = Self.binaries, let account = passwdEntry("postgres") else {
             throw ProcessFailure(description: "PostgreSQL is not installed (make test-deps installs Debian's postgresql)")
         }
         Self.removeLeftovers()
@@ -40,7 +40,11 @@ public final class PostgresServer: @unchecked Sendable {
         passwordFile = directory + "/password"
         try writeFile(passwordFile, Data((password + "\n").utf8), mode: 0o644)
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
-        for path in [directory, socketDirectory, passwordFile] { chown(path, account.pointee.pw_uid, account.pointee.pw_gid) }
+        for path in [directory, socketDirectory, passwordFile] {
+            guard chown(path, account.uid, account.gid) == 0 else {
+                throw ProcessFailure(description: "cannot give \(path) to postgres: \(String(cString: strerror(errno)))")
+            }
+        }
         let asPostgres = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--pdeathsig", "KILL", "--"]
         _ = try Run.checked("/usr/bin/setpriv", asPostgres + [
             bin + "/initdb", "-D", data, "-U", "shipyard", "--pwfile=\(passwordFile)", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",

@@ -205,7 +205,8 @@ public actor Daemon {
         } onCancelOrGracefulShutdown: {
             leadership.resign()
         }
-        guard let fence else { return nil }
+        // Told to stop as the lease was taken: resign gave it up again.
+        guard let fence, !leadership.isStopped else { return nil }
         logger.notice("leading the shared record with epoch \(fence.epoch)", metadata: ["holder": "\(fence.holder)"])
         leadership.lead { reason in Self.stopAllWork(reason, logger: logger, systemd: systemd) }
         return store

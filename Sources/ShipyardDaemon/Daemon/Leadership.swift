@@ -73,6 +73,9 @@ final class Leadership: Sendable {
 
     var fence: Fence? { state.withLock { $0.fence } }
 
+    /// Told to stop (`resign`): a lease taken just then is not led.
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
     /// Whether this daemon may start an effect outside the record now (a task program, a
     /// notification): it leads, its trust window is open, and the database still says so.
     func mayAct() -> Bool {

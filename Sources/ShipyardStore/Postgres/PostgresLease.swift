@@ -83,6 +83,8 @@ public final class PostgresLease: @unchecked Sendable {
             INSERT INTO hosts (holder, host, pid, version, started_at, seen_at) VALUES ($1, $2, $3, $4, to_timestamp($5::float8), clock_timestamp())
             ON CONFLICT (holder) DO UPDATE SET seen_at = clock_timestamp(), pid = excluded.pid, version = excluded.version, started_at = excluded.started_at
             """, [settings.holder, host, String(pid), version, String(startedAt.timeIntervalSince1970)])
+        // Hosts gone for a day (a daemon named by its pid, restarted) leave the list.
+        try session().exec("DELETE FROM hosts WHERE seen_at < clock_timestamp() - interval '1 day'")
     }
 
     /// Who leads (nil when nobody holds a live lease), since when, and each host's last heartbeat.
