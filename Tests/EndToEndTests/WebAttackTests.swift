@@ -176,11 +176,11 @@ import Testing
                     start = time.time()
                     assert basic("127.0.2.%d" % (10 + i * 2 + (into is known)), user, "wrong") == 401
                     into.append(time.time() - start)
-            known.sort(); unknown.sort()
-            print(json.dumps({"known": known[3], "unknown": unknown[3]}))
+            # The least disturbed of the seven: other tests load the machine, and load only adds time.
+            print(json.dumps({"known": min(known), "unknown": min(unknown)}))
             """#, String(port)])
         let times = try #require(try JSONSerialization.jsonObject(with: Data(timing.utf8)) as? [String: Double])
-        print("guessing: median failed sign-in \(times)")
+        print("guessing: quickest failed sign-in of 7 \(times)")
         let known = times["known"] ?? 0, unknown = times["unknown"] ?? 0
         #expect(known > 0 && unknown > 0 && abs(known - unknown) <= 0.2 * max(known, unknown), "\(times)")
     }
