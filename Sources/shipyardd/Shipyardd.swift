@@ -41,6 +41,19 @@ struct Shipyardd: AsyncParsableCommand {
         valueName: "pid"))
     var reloadPID: Int32?
 
+    /// The command line. Swift's runtime takes it from the C runtime's start; under an
+    /// LD_PRELOADed library with a constructor of its own (libfaketime, used to run a daemon
+    /// with its clock off) it comes back empty, and the config named by `--config` would be
+    /// silently ignored: the kernel's copy is read then.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if CommandLine.arguments.isEmpty, let line = FileManager.default.contents(atPath: "/proc/self/cmdline") {
+            arguments = line.split(separator: 0, omittingEmptySubsequences: false).dropFirst().map { String(decoding: $0, as: UTF8.self) }
+            if arguments.last == "" { arguments.removeLast() }
+        }
+        await main(arguments)
+    }
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         if fetchChild {

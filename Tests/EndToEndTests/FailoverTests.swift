@@ -15,6 +15,15 @@ import Testing
 struct FailoverTests {
     static let rounds = ProcessInfo.processInfo.environment["SHIPYARD_CHAOS_ROUNDS"].flatMap(Int.init) ?? 2
 
+    /// libfaketime (Debian's faketime), preloaded into a daemon whose clock is off.
+    static let libfaketime: String = {
+        let lib = "/usr/lib"
+        let arch = ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).first {
+            FileManager.default.fileExists(atPath: "\(lib)/\($0)/faketime/libfaketimeMT.so.1")
+        }
+        return arch.map { "\(lib)/\($0)/faketime/libfaketimeMT.so.1" } ?? "libfaketimeMT.so.1"
+    }()
+
     static let shipyard = """
         apiVersion: spec.keptn.sh/0.2.4
         kind: Shipyard
@@ -35,12 +44,26 @@ struct FailoverTests {
         let upstream: UpstreamRepository
         var daemons: [String: RunningDaemon] = [:]
         let names = ["host-a", "host-b", "host-c"]
+        /// Each daemon's host, when they run in network namespaces of their own.
+        var hosts: [String: NetworkNamespace] = [:]
 
         /// `server`: one of the test's own, for a fault that other tests must not feel.
-        init(environment: [String: String] = [:], taskSeconds: String = "0.3", server: PostgresServer? = nil) throws {
-            self.server = try server ?? PostgresServer.shared.get()
-            database = try self.server.database()
+        /// `namespaces`: each daemon in a network namespace of its own, reaching a server of the
+        /// test's own over its link. `clocks`: FAKETIME offsets (libfaketime) by daemon.
+        init(
+            environment: [String: String] = [:], taskSeconds: String = "0.3", server: PostgresServer? = nil,
+            namespaces: Bool = false, clocks: [String: String] = [:]
+        ) throws {
             dir = try TemporaryDirectory()
+            if namespaces {
+                var made: [String: NetworkNamespace] = [:]
+                for name in names { made[name] = try NetworkNamespace(scratch: dir.path) }
+                hosts = made
+                self.server = try PostgresServer(listen: made.values.map(\.hostAddress))
+            } else {
+                self.server = try server ?? PostgresServer.shared.get()
+            }
+            database = try self.server.database()
             upstream = try UpstreamRepository(in: dir.path)
             _ = try upstream.commit(["shipyard.yaml": FailoverTests.shipyard])
             let program = try dir.write("tasks/run", """
@@ -53,6 +76,12 @@ struct FailoverTests {
             for name in names {
                 let home = dir.path + "/" + name
                 try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+                var environment = environment.merging(["HOST_NAME": name]) { a, _ in a }
+                if let offset = clocks[name] {
+                    environment["LD_PRELOAD"] = FailoverTests.libfaketime
+                    environment["FAKETIME"] = offset
+                }
+                let url = self.server.url(database: database, host: hosts[name]?.hostAddress ?? "127.0.0.1")
                 daemons[name] = try RunningDaemon(directory: home, config: """
                     projects:
                       - name: shop
@@ -63,14 +92,19 @@ struct FailoverTests {
                       test: {command: ["\(program)"]}
                     store:
                       postgres:
-                        url: \(self.server.url(database: database))
+                        url: \(url)
                         passwordFile: \(password)
                         name: \(name)
-                    """, environment: environment.merging(["HOST_NAME": name]) { a, _ in a })
+                    """, environment: environment, prefix: hosts[name]?.prefix ?? [])
             }
         }
 
         func sql(_ query: String) throws -> String { try server.psql(query, database: database) }
+
+        /// The network namespace `daemon` runs in.
+        func host(of daemon: RunningDaemon) throws -> NetworkNamespace {
+            try #require(daemons.first { $0.value === daemon }.flatMap { hosts[$0.key] })
+        }
 
         /// The lease's holder and epoch, when one is live.
         func leader() -> (name: String, epoch: Int)? {
@@ -182,16 +216,21 @@ struct FailoverTests {
     @Test func aKilledLeaderIsReplacedWithinTenSecondsAndNothingIsLostOrDoneTwice() async throws {
         let cluster = try Cluster()
         #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
+        try await killLeaders(cluster, "SIGKILL")
+    }
+
+    /// Under load, the leader SIGKILLed and started again (as systemd would: it comes back as a
+    /// standby), `rounds` times; every accepted delivery finishes.
+    func killLeaders(_ cluster: Cluster, _ fault: String) async throws {
         let load = Load(cluster)
         let takeovers = try await rounds(cluster) { daemon, _ in
             daemon.signal(SIGKILL)
             _ = await eventually(timeout: .seconds(5)) { !daemon.isRunning }
         } recover: { daemon in
-            // As systemd would: it comes back, as a standby.
             try daemon.start()
         }
         let accepted = load.stop()
-        report("SIGKILL", takeovers)
+        report(fault, takeovers)
         try await settle(cluster, accepted)
     }
 
@@ -334,6 +373,68 @@ struct FailoverTests {
         let accepted = load.stop()
         report("SIGSTOP inside the append", takeovers)
         try await settle(cluster, accepted)
+    }
+
+    /// What goes wrong between the leader's host and the database, made in its namespace.
+    enum LinkFault: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        /// iptables DROP both ways: no reset, no unreachable; TCP sessions hang.
+        case partition = "silent partition"
+        /// Every packet to the database 2.5 s late (netem's delay; held by NFQUEUE here).
+        case delay = "2.5 s delay"
+
+        var testDescription: String { rawValue }
+
+        func make(on host: NetworkNamespace) throws {
+            switch self {
+            case .partition: try host.partition()
+            case .delay: try host.delay(seconds: 2.5)
+            }
+        }
+    }
+
+    /// Cut off from the database without a word, or on a link where every packet is 2.5 s late:
+    /// the leader's renewals hang or reach the record too late to count, its trust window
+    /// closes, it kills its programs and exits, and a renewal still on its way cannot keep the
+    /// lease alive after it; a standby takes over once the lease ran out.
+    @Test(.enabled(if: NetworkNamespace.isAvailable, "needs root, iproute2 and iptables (make test-deps)"), arguments: LinkFault.allCases)
+    func aLeaderCutOffOrSlowedStopsItselfAndAStandbyTakesOver(fault: LinkFault) async throws {
+        let cluster = try Cluster(namespaces: true)
+        #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
+        let load = Load(cluster)
+        let takeovers = try await rounds(cluster) { daemon, cluster in
+            try fault.make(on: cluster.host(of: daemon))
+        } recover: { daemon in
+            #expect(await eventually(timeout: .seconds(20)) { !daemon.isRunning }, "\(daemon.log.suffix(2000))")
+            #expect(daemon.log.contains("lost the leadership of the shared record"))
+            try cluster.host(of: daemon).heal()
+            try daemon.start()
+        }
+        let accepted = load.stop()
+        report(fault.rawValue, takeovers)
+        try await settle(cluster, accepted)
+    }
+
+    /// One daemon's clock an hour ahead (libfaketime): leadership and the record go by the
+    /// database's clock, so it leads, is killed and hands over like the others, and what it
+    /// started finishes once, not as timed out.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: FailoverTests.libfaketime), "needs libfaketime (make test-deps)"))
+    func aDaemonWhoseClockIsAnHourOffLeadsAndHandsOverLikeTheOthers() async throws {
+        let skew = ["LD_PRELOAD": Self.libfaketime, "FAKETIME": "+1h"]
+        let shown = try #require(Double(try Run.checked("/bin/date", ["+%s"], environment: skew).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(abs(shown - Date().timeIntervalSince1970 - 3600) < 60, "libfaketime is not in effect")
+        let cluster = try Cluster(clocks: ["host-a": "+1h"])
+        var first = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
+        // The skewed host leads first: the others stand down until it does.
+        if first.name != "host-a" {
+            for name in ["host-b", "host-c"] { _ = await cluster.daemons[name]?.stop() }
+            first = try #require(await cluster.awaitLeader(after: first.epoch), "\(cluster.logs())")
+            for name in ["host-b", "host-c"] { try cluster.daemons[name]?.start() }
+        }
+        #expect(first.name == "host-a")
+        #expect(cluster.daemons["host-a"]?.log.contains("this host's clock is 3600 s ahead of the shared record's database") == true, "\(cluster.logs())")
+        #expect(cluster.daemons["host-b"]?.log.contains("this host's clock") == false)
+        try await killLeaders(cluster, "one clock an hour ahead")
+        #expect(try cluster.sql("SELECT count(*) FROM sequences WHERE state <> 'finished' OR result <> 'pass'") == "0")
     }
 
     /// The control: leaders that believe they lead whatever happens (as Oban's did, #1488). With

@@ -22,8 +22,9 @@ final class RunningDaemon: @unchecked Sendable {
     /// start of the daemon (LISTEN_FDS); nil: the daemon makes `<state>/shipyardd.sock` itself.
     let socket: HeldSocket?
 
-    init(directory: String, users: LocalUsers? = nil, config: String, environment: [String: String] = [:], activated: Bool = false) throws {
+    init(directory: String, users: LocalUsers? = nil, config: String, environment: [String: String] = [:], activated: Bool = false, prefix: [String] = []) throws {
         self.environment = environment
+        self.prefix = prefix
         self.directory = directory
         self.users = users
         operatorUser = users?.alice

@@ -361,17 +361,27 @@ import Testing
         // single durable step of the delivery, before anything acts on it.
         world.daemon.environment = ["SHIPYARD_FAULT_KILL_AFTER_APPENDS": "1"]
         try world.daemon.start()
-        #expect(await eventually { world.daemon.status()?.pid == world.daemon.pid })
-        let trigger = try world.daemon.ctl(["trigger", "delivery", "--project", "fulltour", "--service", "helloservice", "--timeout", "2"])
-        _ = trigger
+        // Leading (on a shared record a run that only stands by would turn the trigger away).
+        #expect(await eventually(timeout: .seconds(30)) {
+            let status = world.daemon.status()
+            return status?.pid == world.daemon.pid && (status?.cluster?.role ?? "leader") == "leader"
+        }, "\(world.daemon.log.suffix(3000))")
+        // Its append kills the daemon before it answers: the trigger's own outcome is not known.
+        _ = try world.daemon.ctl(["trigger", "delivery", "--project", "fulltour", "--service", "helloservice", "--timeout", "2"])
+        #expect(await eventually(timeout: .seconds(20)) { !world.daemon.isRunning }, "the trigger was not recorded: \(world.daemon.log.suffix(3000))")
+        func finished() -> Bool {
+            (try? world.sequences())?.contains { $0["stage"] as? String == "production" && $0["state"] as? String == "finished" } == true
+        }
         var crashes = 0
-        for _ in 0..<60 {
-            _ = await eventually(timeout: .seconds(10)) { !world.daemon.isRunning || (try? world.sequences())?.contains { $0["stage"] as? String == "production" && $0["state"] as? String == "finished" } == true }
-            if (try? world.sequences())?.contains(where: { $0["stage"] as? String == "production" && $0["state"] as? String == "finished" }) == true { break }
+        // Each run does one step and dies (on a shared record after the killed run's lease ran
+        // out, 5 s): 7 steps in all, with room to spare.
+        for _ in 0..<20 where !finished() {
             _ = await world.daemon.stop()
             crashes += 1
             try world.daemon.start()
+            _ = await eventually(timeout: .seconds(30)) { !world.daemon.isRunning || finished() }
         }
+        #expect(finished(), "\(world.daemon.log.suffix(4000))")
         let sequences = try world.sequences()
         #expect(sequences.count == 2)
         #expect(sequences.allSatisfy { $0["state"] as? String == "finished" && $0["result"] as? String == "pass" })

@@ -158,14 +158,14 @@ struct PostgresStoreTests {
         // Another host cannot take a live lease, nor renew it.
         let other = PostgresLease(settings(database, holder: "host-b"), duration: 1)
         #expect(try other.take() == nil)
-        #expect(try !other.renew(Fence(holder: "host-b", epoch: 1)))
+        #expect(try other.renew(Fence(holder: "host-b", epoch: 1)) == .lost)
         store.fence = first
         try store.commit(events: [event("e1"), event("e2")], changes: [])
-        #expect(try lease.renew(first))
+        #expect(try lease.renew(first) == .renewed)
 
         // Once it expired it is never renewed, only taken again, with the next epoch.
         Thread.sleep(forTimeInterval: 1.2)
-        #expect(try !lease.renew(first))
+        #expect(try lease.renew(first) == .lost)
         #expect(throws: LeadershipLost.self) { try store.commit(events: [event("e3")], changes: []) }
         let second = try #require(try other.take())
         #expect(second == Fence(holder: "host-b", epoch: 2))
@@ -178,6 +178,29 @@ struct PostgresStoreTests {
         let rows = try server.psql("SELECT position, epoch, id FROM events ORDER BY position", database: database)
         #expect(rows.split(separator: "\n") == ["1|1|e1", "2|1|e2", "3|2|e5"])
         #expect(try server.psql("SELECT epoch, holder FROM lease_history ORDER BY epoch", database: database).split(separator: "\n") == ["1|host-a", "2|host-b"])
+    }
+
+    /// A renewal that reached the database late (held up on a slow link) extends nothing: the
+    /// leader's trust window has been counting since it was sent. Here the database's clock is
+    /// made to look three seconds ahead of what the lease last heard, as a 3 s delay would.
+    @Test func aRenewalThatArrivesLateRenewsNothing() throws {
+        let database = try server.database()
+        _ = try PostgresStore(settings(database))
+        let lease = PostgresLease(settings(database), duration: 5)
+        let fence = try #require(try lease.take())
+        #expect(try lease.renew(fence) == .renewed)
+        let before = try server.psql("SELECT expires_at FROM leader_lease", database: database)
+        let heard = try #require(lease.anchor)
+        lease.anchor = (heard.db - 3, heard.local)
+        guard case .late(let seconds) = try lease.renew(fence) else {
+            Issue.record("a late renewal was taken")
+            return
+        }
+        #expect(seconds > 2.9 && seconds < 4, "\(seconds)")
+        #expect(try server.psql("SELECT expires_at FROM leader_lease", database: database) == before)
+        // Within the promptness it counts (one second on the way).
+        lease.anchor = (heard.db - 1, heard.local)
+        #expect(try lease.renew(fence) == .renewed)
     }
 
     /// Temporal's argument: the append holds the lease row `FOR SHARE`, so a take waits for it, and

@@ -29,7 +29,9 @@ public final class PostgresServer: @unchecked Sendable {
         }
     }()
 
-    public init(extraSettings: [String] = []) throws {
+    /// `listen`: addresses besides loopback it takes connections on (a `NetworkNamespace`'s
+    /// `hostAddress`), from 198.18.0.0/15 only.
+    public init(extraSettings: [String] = [], listen: [String] = []) throws {
         guard let bin = Self.binaries, let account = passwdEntry("postgres") else {
             throw ProcessFailure(description: "PostgreSQL is not installed (make test-deps installs Debian's postgresql)")
         }
@@ -49,8 +51,14 @@ public final class PostgresServer: @unchecked Sendable {
         _ = try Run.checked("/usr/bin/setpriv", asPostgres + [
             bin + "/initdb", "-D", data, "-U", "shipyard", "--pwfile=\(passwordFile)", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
         ])
+        if !listen.isEmpty {
+            let hba = try FileHandle(forWritingTo: URL(fileURLWithPath: data + "/pg_hba.conf"))
+            try hba.seekToEnd()
+            try hba.write(contentsOf: Data("host all all 198.18.0.0/15 scram-sha-256\n".utf8))
+            try hba.close()
+        }
         command = asPostgres + [
-            bin + "/postgres", "-D", data, "-k", socketDirectory, "-c", "listen_addresses=127.0.0.1",
+            bin + "/postgres", "-D", data, "-k", socketDirectory, "-c", "listen_addresses=" + (["127.0.0.1"] + listen).joined(separator: ","),
             "-c", "track_commit_timestamp=on", "-c", "fsync=off", "-c", "max_connections=200",
         ] + extraSettings.flatMap { ["-c", $0] }
         var failures: [String] = []
@@ -115,8 +123,8 @@ public final class PostgresServer: @unchecked Sendable {
     /// The server's pid (the postmaster).
     public var pid: Int32 { lock.withLock { process.pid } }
 
-    public func url(database: String = "postgres") -> String {
-        "postgresql://shipyard@127.0.0.1:\(port)/\(database)"
+    public func url(database: String = "postgres", host: String = "127.0.0.1") -> String {
+        "postgresql://shipyard@\(host):\(port)/\(database)"
     }
 
     /// Runs SQL with psql as the `shipyard` role; its output, rows unaligned, `|` between columns.

@@ -4,8 +4,9 @@ import ShipyardStore
 import Synchronization
 
 /// One leader among the daemons that share a PostgreSQL record. A standby tries to take the
-/// lease every second (with a little jitter); the leader renews it every second on the lease's
-/// own session, and trusts itself only until *the start of its last successful renewal + lease
+/// lease every second (with a little jitter), and as the leader's lease runs out; the leader
+/// renews it every second on the lease's own session (a renewal that reached the database late
+/// extends nothing and ends leadership: `PostgresLease.promptness`), and trusts itself only until *the start of its last successful renewal + lease
 /// − 1.5 s* on the monotonic clock (River's trust window). When that passes without a renewal,
 /// or a renewal finds the lease another's, or an append is refused by the fence, the leader
 /// stops all work by itself: a frozen or cut-off leader has stopped before its lease can have
@@ -92,10 +93,16 @@ final class Leadership: Sendable {
             let thread = Thread { [self] in
                 var said = ""
                 var lastError = ""
+                var round = 0
+                warnAboutTheClock()
                 while !state.withLock({ $0.stopped }) {
                     let attempt = ContinuousClock.now
+                    // Until the lease can have run out, at most a second: a standby tries again
+                    // as the leader's lease expires rather than up to a second later.
+                    var pause = 1 + Double.random(in: 0..<0.25)
                     do {
-                        try lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt)
+                        if round % 5 == 0 { try lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt) }
+                        round += 1
                         if let fence = try lease.take() {
                             state.withLock {
                                 $0.fence = fence
@@ -108,6 +115,7 @@ final class Leadership: Sendable {
                         }
                         lastError = ""
                         refresh()
+                        if let left = seen.withLock({ $0?.leader?.secondsLeft }) { pause = min(pause, max(0.02, left + 0.02)) }
                         let holder = seen.withLock { $0?.leader.map { "\($0.holder) leads (epoch \($0.epoch))" } }
                         let now = holder ?? "the lease is being taken"
                         if now != said {
@@ -120,13 +128,22 @@ final class Leadership: Sendable {
                             logger.error("cannot reach the record to take the lease: \(error); trying again every second")
                         }
                     }
-                    Thread.sleep(forTimeInterval: 1 + Double.random(in: 0..<0.25))
+                    Thread.sleep(forTimeInterval: pause)
                 }
                 continuation.resume(returning: nil)
             }
             thread.name = "lease-take"
             thread.start()
         }
+    }
+
+    /// Seconds of difference between this host's clock and the database's that are worth a
+    /// warning: leadership and the record's order never read a host's clock, but deadlines do.
+    static let clockTolerance = 5.0
+
+    func warnAboutTheClock() {
+        guard let offset = try? lease.clockOffset(), abs(offset) > Self.clockTolerance else { return }
+        logger.warning("this host's clock is \(String(format: "%.0f", abs(offset))) s \(offset > 0 ? "ahead of" : "behind") the shared record's database: leadership does not depend on it, but approval timeouts, triggeredAfter and retention go by the leader's clock; keep the hosts' clocks synchronised (systemd-timesyncd, chrony)")
     }
 
     /// Renews every second on its own thread, and watches the trust window on another (a
@@ -140,14 +157,22 @@ final class Leadership: Sendable {
                 guard let fence = state.withLock({ $0.fence }) else { return }
                 let attempt = ContinuousClock.now
                 do {
-                    if try lease.renew(fence) {
+                    switch try lease.renew(fence) {
+                    case .renewed:
                         state.withLock { $0.trustedUntil = attempt + .seconds(lease.duration - Self.margin) }
-                    } else if !believing {
+                    case .lost where !believing:
                         lose("the lease of epoch \(fence.epoch) is no longer this daemon's (another host took it after it expired)")
                         return
+                    case .late(let seconds) where !believing:
+                        lose("a renewal of the lease reached the record \(String(format: "%.1f", seconds)) s after it was sent (more than \(PostgresLease.promptness) s): the link to the database is too slow to lead on")
+                        return
+                    case .lost, .late:
+                        break
                     }
-                    try? lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt)
-                    if round % 5 == 0 { refresh() }
+                    if round % 5 == 0 {
+                        try? lease.heartbeat(host: host, pid: getpid(), version: Daemon.version, startedAt: startedAt)
+                        refresh()
+                    }
                 } catch {
                     logger.warning("cannot renew the lease: \(error)")
                 }

@@ -445,10 +445,3 @@ extension CommandOutcome {
         public var message: String
     }
 }
-
-extension Duration {
-    public var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
-    }
-}

@@ -1,4 +1,5 @@
 public import Foundation
+import ShipyardCore
 
 /// The leader's lease, a row on the database's clock (`leader_lease`), on a session of its own
 /// so that renewals never wait behind the record's work. An expired lease is never renewed, only
@@ -13,6 +14,15 @@ public final class PostgresLease: @unchecked Sendable {
     private var connection: PGConnection?
     /// The session is one; the take, renewal, heartbeat and status threads take turns.
     private let lock = NSLock()
+    /// The database's clock at the last take or renewal, and this host's monotonic clock when
+    /// its answer came back: the database's clock reads at least `db + (now - local)` now.
+    var anchor: (db: Double, local: ContinuousClock.Instant)?
+    /// When hosts gone for a day were last removed.
+    private var pruned: ContinuousClock.Instant?
+    /// Seconds a renewal may take to reach the database and still count (the trust window's
+    /// margin): a late one extends nothing, so that a renewal held up on a slow link cannot keep
+    /// the lease alive after its leader stopped trusting itself.
+    public static let promptness = 1.5
 
     public init(_ settings: PostgresSettings, duration: Double = PostgresLease.duration) {
         self.settings = settings
@@ -40,14 +50,15 @@ public final class PostgresLease: @unchecked Sendable {
             let taken = try connection.exec("""
                 UPDATE leader_lease SET holder = $1, epoch = epoch + 1, expires_at = clock_timestamp() + make_interval(secs => $2::float8),
                     taken_at = clock_timestamp()
-                WHERE name = 'delivery' AND expires_at < clock_timestamp() RETURNING epoch
+                WHERE name = 'delivery' AND expires_at < clock_timestamp() RETURNING epoch, extract(epoch FROM clock_timestamp())::float8
                 """, [settings.holder, String(duration)])
-            guard let epoch = taken.scalar.flatMap(Int64.init) else {
+            guard let epoch = taken.scalar.flatMap(Int64.init), let at = taken.rows.first?[1].flatMap(Double.init) else {
                 try connection.exec("ROLLBACK")
                 return nil
             }
             try connection.exec("INSERT INTO lease_history (epoch, holder) VALUES ($1, $2)", [String(epoch), settings.holder])
             try connection.exec("COMMIT")
+            anchor = (at, .now)
             return Fence(holder: settings.holder, epoch: epoch)
         } catch {
             connection.rollback()
@@ -55,15 +66,53 @@ public final class PostgresLease: @unchecked Sendable {
         }
     }
 
-    /// Extends the lease this holder has with this epoch, only while it has not expired.
-    /// False: it is no longer ours (taken by another, or expired: never renewed then).
-    public func renew(_ fence: Fence) throws -> Bool {
+    public enum Renewal: Equatable, Sendable {
+        case renewed
+        /// Taken by another, or expired (an expired lease is never renewed).
+        case lost
+        /// Still ours, but the renewal reached the database this many seconds after it could
+        /// have at the earliest, more than `promptness`: not renewed.
+        case late(Double)
+    }
+
+    /// Extends the lease this holder has with this epoch, only while it has not expired and
+    /// only when the renewal reached the database promptly: at most `promptness` seconds after
+    /// the earliest its clock can have read as the renewal was sent (known from the last answer,
+    /// on the monotonic clock; no host clock is read).
+    public func renew(_ fence: Fence) throws -> Renewal {
         lock.lock()
         defer { lock.unlock() }
-        return try session().exec("""
-            UPDATE leader_lease SET expires_at = clock_timestamp() + make_interval(secs => $3::float8)
-            WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
-            """, [fence.holder, String(fence.epoch), String(duration)]).affected == 1
+        let earliest = anchor.map { $0.db + (ContinuousClock.now - $0.local).seconds } ?? 0
+        let row = try session().exec("""
+            WITH lease AS (
+                SELECT holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() AS ours FROM leader_lease WHERE name = 'delivery'
+            ), renewed AS (
+                UPDATE leader_lease SET expires_at = clock_timestamp() + make_interval(secs => $3::float8)
+                WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
+                    AND ($4::float8 = 0 OR clock_timestamp() <= to_timestamp($4::float8 + $5::float8))
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM renewed), coalesce((SELECT ours FROM lease), false), extract(epoch FROM clock_timestamp())::float8
+            """, [fence.holder, String(fence.epoch), String(duration), String(earliest), String(Self.promptness)]).rows.first
+        let now = row?[2].flatMap(Double.init) ?? 0
+        if row?[0] == "1" {
+            anchor = (now, .now)
+            return .renewed
+        }
+        return PGValue.bool(row?[1]) && earliest > 0 ? .late(now - earliest) : .lost
+    }
+
+    /// How far this host's clock is ahead of the database's (negative: behind), in seconds,
+    /// from the middle of a round trip. Leadership never reads it; deadlines do (approval
+    /// timeouts, `triggeredAfter`), so the daemon warns when it is far off.
+    public func clockOffset() throws -> Double {
+        lock.lock()
+        defer { lock.unlock() }
+        let connection = try session()
+        let sent = Date()
+        let database = try connection.exec("SELECT extract(epoch FROM clock_timestamp())::float8").scalar.flatMap(Double.init) ?? 0
+        let back = Date()
+        return (sent.timeIntervalSince1970 + back.timeIntervalSince1970) / 2 - database
     }
 
     /// Gives the lease up at a graceful stop, so that a standby takes over at its next look.
@@ -83,8 +132,12 @@ public final class PostgresLease: @unchecked Sendable {
             INSERT INTO hosts (holder, host, pid, version, started_at, seen_at) VALUES ($1, $2, $3, $4, to_timestamp($5::float8), clock_timestamp())
             ON CONFLICT (holder) DO UPDATE SET seen_at = clock_timestamp(), pid = excluded.pid, version = excluded.version, started_at = excluded.started_at
             """, [settings.holder, host, String(pid), version, String(startedAt.timeIntervalSince1970)])
-        // Hosts gone for a day (a daemon named by its pid, restarted) leave the list.
-        try session().exec("DELETE FROM hosts WHERE seen_at < clock_timestamp() - interval '1 day'")
+        // Hosts gone for a day (a daemon named by its pid, restarted) leave the list; looked
+        // for every ten minutes.
+        if pruned.map({ ContinuousClock.now - $0 > .seconds(600) }) ?? true {
+            try session().exec("DELETE FROM hosts WHERE seen_at < clock_timestamp() - interval '1 day'")
+            pruned = .now
+        }
     }
 
     /// Who leads (nil when nobody holds a live lease), since when, and each host's last heartbeat.
