@@ -52,7 +52,7 @@ struct FailoverTests {
         /// test's own over its link. `clocks`: FAKETIME offsets (libfaketime) by daemon.
         init(
             environment: [String: String] = [:], taskSeconds: String = "0.3", server: PostgresServer? = nil,
-            namespaces: Bool = false, clocks: [String: String] = [:]
+            namespaces: Bool = false, clocks: [String: String] = [:], shipyard: String = FailoverTests.shipyard
         ) throws {
             dir = try TemporaryDirectory()
             if namespaces {
@@ -65,7 +65,7 @@ struct FailoverTests {
             }
             database = try self.server.database()
             upstream = try UpstreamRepository(in: dir.path)
-            _ = try upstream.commit(["shipyard.yaml": FailoverTests.shipyard])
+            _ = try upstream.commit(["shipyard.yaml": shipyard])
             let program = try dir.write("tasks/run", """
                 #!/bin/sh
                 echo "$SHIPYARD_TRIGGERED_ID $SHIPYARD_TASK attempt=$SHIPYARD_ATTEMPT host=$HOST_NAME" >> \(dir.path)/runs.txt
@@ -302,16 +302,32 @@ struct FailoverTests {
         #expect(!inline.stderr.contains("secret"))
     }
 
-    /// `shipyardctl` on a standby says at once who leads and what to do; `status` on every host
-    /// names the leader and each host's last heartbeat.
-    @Test func aStandbySaysWhoLeadsAndStatusShowsEveryHost() async throws {
+    /// `shipyardctl` works on every host: a standby reads the record from PostgreSQL and hands
+    /// commands to the leader, which applies them once, as the caller the standby's kernel named;
+    /// `status` on every host names the leader and each host's last heartbeat.
+    @Test func shipyardctlWorksOnEveryHostAndStatusShowsEveryHost() async throws {
         let cluster = try Cluster()
         let leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
         let standby = try #require(cluster.names.first { $0 != leader.name })
         let daemon = try #require(cluster.daemons[standby])
-        let refused = try daemon.ctl(["trigger", "delivery", "--project", "shop", "--service", "svc-1"])
-        #expect(refused.status == 1)
-        #expect(refused.stderr.contains("this host (\(standby)) is a standby: \(leader.name) leads the shared record; run shipyardctl on the leader"), "\(refused.stderr)")
+        let trigger = ["trigger", "delivery", "--project", "shop", "--service", "svc-1", "--request-id", "deploy-42", "--output", "json"]
+        let forwarded = try daemon.ctl(trigger)
+        #expect(forwarded.status == 0, "\(forwarded.stderr)\n\(cluster.logs())")
+        let context = try #require((try? JSONSerialization.jsonObject(with: Data(forwarded.stdout.utf8)) as? [String: Any])?["context"] as? String)
+        #expect(cluster.daemons[leader.name]?.log.contains("request trigger forwarded by \(standby)") == true)
+        // Sent again (a retry after a lost answer): the same delivery, nothing new.
+        let again = try daemon.ctl(trigger)
+        #expect((try? JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])?["context"] as? String == context, "\(again.stdout)\(again.stderr)")
+        #expect(try cluster.sql("SELECT count(*) FROM sequences WHERE request_id LIKE '%deploy-42'") == "1")
+        // The standby reads what the leader ran.
+        var detail = ""
+        #expect(await eventually(timeout: .seconds(30)) {
+            detail = (try? daemon.ctl(["sequence", String(context.prefix(8))]).stdout) ?? ""
+            return detail.contains("qa.delivery: finished (pass)")
+        }, "\(detail)")
+        // Checked on the standby first, then by the leader: a refusal reads the same on any host.
+        let unknown = try daemon.ctl(["abort", "no-such-context"])
+        #expect(unknown.stderr == "shipyardctl: no sequence has a context starting with no-such-context (shipyardctl sequences lists them)\n", "\(unknown.stderr)")
         for name in cluster.names {
             let host = try #require(cluster.daemons[name])
             var table = ""
@@ -326,6 +342,49 @@ struct FailoverTests {
             #expect(status["role"] as? String == (name == leader.name ? "leader" : "standby"))
             #expect((status["hosts"] as? [[String: Any]])?.count == 3)
         }
+    }
+
+    /// A gate decided on a standby: the standby's `approvals/` holds the leader's request file,
+    /// `approvals` lists it there, and `approve` there opens it (applied by the leader, as root).
+    @Test func anApprovalWaitsInEveryHostsApprovalsAndIsDecidedOnAStandby() async throws {
+        let cluster = try Cluster(shipyard: """
+            apiVersion: spec.keptn.sh/0.2.4
+            kind: Shipyard
+            metadata: {name: shipyard-failover-approval}
+            spec:
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks:
+                        - name: approval
+                          properties: {pass: manual, warning: manual}
+                        - name: deploy
+
+            """)
+        let leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
+        let standby = try #require(cluster.names.first { $0 != leader.name })
+        let daemon = try #require(cluster.daemons[standby])
+        let triggered = try daemon.ctl(["trigger", "delivery", "--project", "shop", "--service", "svc-1", "--output", "json"])
+        let context = try #require((try? JSONSerialization.jsonObject(with: Data(triggered.stdout.utf8)) as? [String: Any])?["context"] as? String, "\(triggered.stderr)")
+        let approvals = daemon.state + "/approvals"
+        var files: [String] = []
+        #expect(await eventually(timeout: .seconds(30)) {
+            files = ((try? FileManager.default.contentsOfDirectory(atPath: approvals)) ?? []).filter { $0.hasSuffix(".json") }
+            return files.count == 1
+        }, "\(cluster.logs())")
+        let id = String(try #require(files.first).dropLast(5))
+        let request = try #require(FileManager.default.contents(atPath: approvals + "/\(id).json"))
+        #expect(request == FileManager.default.contents(atPath: (cluster.daemons[leader.name]?.state ?? "") + "/approvals/\(id).json"), "the leader's file, as it is")
+        #expect(try daemon.ctl(["approvals"]).stdout.contains(String(id.prefix(8))))
+        let approved = try daemon.ctl(["approve", String(id.prefix(8)), "--reason", "checked on \(standby)"])
+        #expect(approved.status == 0 && approved.stdout.hasPrefix("approved"), "\(approved.stdout)\(approved.stderr)")
+        #expect(cluster.daemons[leader.name]?.log.contains("request approve forwarded by \(standby)") == true)
+        #expect(await eventually(timeout: .seconds(30)) {
+            (try? daemon.ctl(["sequence", String(context.prefix(8))]).stdout.contains("qa.delivery: finished (pass)")) == true
+        })
+        #expect(await eventually(timeout: .seconds(10)) { !FileManager.default.fileExists(atPath: approvals + "/\(id).json") }, "decided: the standby's file goes")
+        #expect(try daemon.ctl(["approvals"]).stdout == "no approvals are waiting\n")
     }
 
     /// A leader frozen (SIGSTOP) for longer than its lease, then thawed: it stopped itself (exit

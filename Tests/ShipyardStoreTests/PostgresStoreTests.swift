@@ -203,6 +203,45 @@ struct PostgresStoreTests {
         #expect(try lease.renew(fence) == .renewed)
     }
 
+    /// A standby's request: claimed by the leader with its epoch, answered once; one nobody
+    /// claimed is answered by its standby and never applied; one claimed by a leader that stopped
+    /// before answering goes to the next leader.
+    @Test func forwardedRequestsAreClaimedByTheLeaderAndAnsweredOnce() throws {
+        let database = try server.database()
+        let standby = try PostgresStore(settings(database, holder: "host-b"))
+        let leader = try PostgresStore(settings(database))
+        #expect(try leader.claimRequests().isEmpty, "nothing is claimed without the lease")
+        let lease = PostgresLease(settings(database), duration: 1)
+        leader.fence = try #require(try lease.take())
+        let first = ForwardedRequest(via: "host-b", uid: 1001, user: "alice", groups: ["deployers"], channel: "cli", body: Data(#"{"kind":"trigger"}"#.utf8))
+        try standby.forward(first)
+        let claimed = try leader.claimRequests()
+        #expect(claimed == [first])
+        #expect(try leader.claimRequests().isEmpty, "claimed once")
+        #expect(try !standby.abandon(first.id, outcome: Data("{}".utf8)), "a claimed request is the leader's to answer")
+        #expect(try standby.answer(of: first.id) == nil)
+        try leader.answer(first.id, outcome: Data(#"{"ok":true}"#.utf8))
+        #expect(try standby.answer(of: first.id) == Data(#"{"ok":true}"#.utf8))
+
+        let unclaimed = ForwardedRequest(via: "host-b", uid: 1001, user: "alice", groups: [], channel: "cli", body: Data("{}".utf8))
+        try standby.forward(unclaimed)
+        #expect(try standby.abandon(unclaimed.id, outcome: Data(#"{"ok":false}"#.utf8)))
+        #expect(try leader.claimRequests().isEmpty, "an abandoned request is never applied")
+
+        // Claimed, then the leader stopped: the next epoch claims it again.
+        let orphan = ForwardedRequest(via: "host-b", uid: nil, user: "bob", groups: [], channel: "web", body: Data("{}".utf8))
+        try standby.forward(orphan)
+        #expect(try leader.claimRequests() == [orphan])
+        Thread.sleep(forTimeInterval: 1.2)
+        let next = try PostgresStore(settings(database, holder: "host-c"))
+        next.fence = try #require(try PostgresLease(settings(database, holder: "host-c"), duration: 5).take())
+        #expect(try next.claimRequests() == [orphan])
+        try leader.answer(orphan.id, outcome: Data(#"{"late":true}"#.utf8))
+        #expect(try standby.answer(of: orphan.id) == nil, "the old epoch's answer does not count")
+        try next.answer(orphan.id, outcome: Data(#"{"ok":true}"#.utf8))
+        #expect(try standby.answer(of: orphan.id) == Data(#"{"ok":true}"#.utf8))
+    }
+
     /// Temporal's argument: the append holds the lease row `FOR SHARE`, so a take waits for it, and
     /// every append after the take sees the new epoch.
     @Test func aTakeWaitsForTheAppendUnderWayAndNothingOfTheOldEpochCommitsAfterIt() async throws {

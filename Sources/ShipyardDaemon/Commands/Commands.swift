@@ -25,6 +25,9 @@ public actor Commands {
     var refusals = RefusalLog()
     /// Requests being handled now.
     private(set) var handling = 0
+    /// On a standby of a shared record: hands the checked request to whoever leads (through the
+    /// record's `requests`) and waits for its answer.
+    var forward: (@Sendable (CommandRequest, Caller) async -> CommandOutcome)?
 
     init(config: DaemonConfig, metrics: DaemonMetrics, logger: Logger) {
         self.config = config
@@ -39,6 +42,11 @@ public actor Commands {
         self.orchestrator = orchestrator
         self.sync = sync
         self.shipyardProblem = shipyardProblem
+    }
+
+    /// While standing by: commands go to the leader.
+    func forwardWhileStandingBy(_ forward: @escaping @Sendable (CommandRequest, Caller) async -> CommandOutcome) {
+        self.forward = forward
     }
 
     /// A reloaded config: who may do what, from the next request on.
@@ -87,6 +95,8 @@ public actor Commands {
             case .invalidate:
                 outcome = await invalidate(request, caller: caller, orchestrator)
             }
+        } else if let forward {
+            outcome = await forward(request, caller)
         } else {
             outcome = CommandOutcome(id: request.id, ok: false, message: "the daemon is starting")
         }

@@ -47,6 +47,8 @@ public actor Daemon {
     /// The local API on its socket, and the web view when the config has `http:`.
     let makeFrontend: (@Sendable (Daemon, ListeningSocket, DaemonConfig.HTTP?) throws -> any DaemonFrontend)?
     var frontend: Task<Void, Never>?
+    /// The leader of a shared record: applying what standbys forwarded.
+    var inbox: Task<Void, Never>?
     var frontendServer: (any DaemonFrontend)?
     var ready = false
 
@@ -141,10 +143,11 @@ public actor Daemon {
     /// The record read (an earlier release's journal imported first), what was running carried
     /// on, and commands taken from here on. With a shared PostgreSQL record, once this daemon
     /// holds the lease; false when told to stop while standing by.
-    func startOrchestrator() async throws -> Bool {
+    /// `answering`: the local API may start (a standby's reads and forwarded commands).
+    func startOrchestrator(answering: @escaping @Sendable () -> Void = {}) async throws -> Bool {
         var shared: PostgresStore?
         if let postgres = config.postgres {
-            guard let store = try await standBy(postgres) else { return false }
+            guard let store = try await standBy(postgres, answering: answering) else { return false }
             shared = store
         }
         let orchestrator = Orchestrator(state: state, config: config, logger: logger, metrics: metrics, feed: feed) { [weak self] in
@@ -164,9 +167,19 @@ public actor Daemon {
         if let leadership {
             await orchestrator.fenceEffects { leadership.mayAct() }
         }
+        if let shared { await orchestrator.shareApprovals(through: shared) }
         try await orchestrator.start(store: shared) { imported in
             // An import of years of journal may outlast the unit's start timeout: ask for more.
             _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
+        }
+        if let shared {
+            inbox = Task { [weak self] in await self?.runRequestInbox(shared) }
+            // A standby's local API was serving already: what becomeReady does for a start.
+            if ready {
+                await orchestrator.serving()
+                Task { [weak self] in await self?.answerDowntime() }
+                systemd.send("STATUS=\(await statusLine())")
+            }
         }
         await publishStatus()
         return true
@@ -175,7 +188,7 @@ public actor Daemon {
     /// Opens the shared record and waits for the lease: a standby tells systemd it is ready (as
     /// a standby) and keeps petting the watchdog meanwhile. Returns the store once this daemon
     /// leads, fenced with its epoch; nil when told to stop first.
-    func standBy(_ postgres: DaemonConfig.Postgres) async throws -> PostgresStore? {
+    func standBy(_ postgres: DaemonConfig.Postgres, answering: @Sendable () -> Void) async throws -> PostgresStore? {
         let settings = try postgres.settings(holder: "\(ProcessInfo.processInfo.hostName)/\(getpid())")
         let holder = settings.holder
         let store = try PostgresStore(settings, environment: environment)
@@ -184,18 +197,13 @@ public actor Daemon {
         store.onLost = { reason in leadership.lose(reason) }
         leadership.changed.withLock { $0 = { Task { await self.scheduleStatusWrite(in: 0.1) } } }
         let (systemd, logger) = (systemd, logger)
-        systemd.send("READY=1\nSTATUS=standby: waiting for the lease of the shared record")
-        let petting = Task { await self.runWatchdog() }
-        defer { petting.cancel() }
-        // The CLI on this host hears at once who leads, rather than wait for an answer.
-        let statusFile = state.statusFile
-        let responder = listening.map { socket in
-            StandbyResponder(fd: socket.fd, status: { FileManager.default.contents(atPath: statusFile) }) {
-                let who = leadership.status?.leader.map { "\($0) leads the shared record" } ?? "no host leads the shared record at this moment"
-                return "this host (\(holder)) is a standby: \(who); run shipyardctl on the leader (shipyardctl status says who leads; this host takes over when the leader's lease runs out)"
-            }
-        }
-        defer { responder?.stop() }
+        systemd.send("STATUS=standby: waiting for the lease of the shared record")
+        // The local API serves on a standby too: reads from the record, commands to the leader.
+        let forwarder = RequestForwarder(store: store, via: holder)
+        await commands.forwardWhileStandingBy { request, caller in await forwarder.forward(request, caller) }
+        let mirror = ApprovalMirror(store: store, directory: state.root + "/approvals", logger: logger)
+        let mirroring = Task.detached { await mirror.run() }
+        answering()
         logger.notice("standing by for the lease of the shared record at \(settings.shownURL) as \(holder)")
         let fence = await withTaskCancellationOrGracefulShutdownHandler {
             await leadership.acquire { who in
@@ -205,6 +213,9 @@ public actor Daemon {
         } onCancelOrGracefulShutdown: {
             leadership.resign()
         }
+        // The leader's desk keeps approvals/ from here on.
+        mirroring.cancel()
+        await mirroring.value
         // Told to stop as the lease was taken: resign gave it up again.
         guard let fence, !leadership.isStopped else { return nil }
         logger.notice("leading the shared record with epoch \(fence.epoch)", metadata: ["holder": "\(fence.holder)"])
@@ -258,6 +269,7 @@ public actor Daemon {
     }
 
     func stopOrchestrator() async {
+        inbox?.cancel()
         await orchestrator?.shutdown(grace: config.stopGracePeriod)
         // Nothing more is appended: a standby may take over at once.
         leadership?.resign()
@@ -466,6 +478,10 @@ public actor Daemon {
 
     /// One line for `systemctl status`: projects, running sequences, pending approvals.
     func statusLine() async -> String {
+        if let leadership, orchestrator == nil {
+            let who = leadership.status?.leader.map { "\($0) leads" } ?? "waiting for the lease"
+            return "standby of the shared record (\(who)): commands on this host go to the leader"
+        }
         let active: (running: Int, approvals: Int) = await orchestrator?.activeSummary ?? (running: 0, approvals: 0)
         let errors = board.errorCount
         if await orchestrator?.recordUnavailable == true {

@@ -174,6 +174,11 @@ actor Orchestrator {
         desk.mayAct = check
     }
 
+    /// A shared record's leader shares its approval request files with the standbys.
+    func shareApprovals(through store: PostgresStore) {
+        desk.share = store
+    }
+
     /// The SQLite record in the state directory, an earlier release's journal imported first.
     func openLocalStore(importProgress: (Int) -> Void) throws {
         if let report = try JournalImport.run(journal: state.oldJournal, into: state.storeFile, progress: importProgress) {

@@ -10,8 +10,9 @@ import UnixSignals
 //   watchers     the state's lock, the local API's socket, one watcher per project (polls)
 //   orchestrator the record (and an earlier release's journal), then the sequences; at the
 //                stop, running tasks get stopGracePeriod
-//   frontend     the local API on its socket and the web view; at the stop, the requests
-//                under way are answered (3 s at most)
+//   frontend     the local API on its socket and the web view (on a standby of a shared
+//                record, as soon as it stands by); at the stop, the requests under way are
+//                answered (3 s at most)
 //   systemd      READY=1, SIGHUP's reload, the watchdog; at the stop, STOPPING=1 first
 //
 // SIGTERM and SIGINT are the group's: a stop during the start (a long import) is a stop too.
@@ -20,6 +21,8 @@ import UnixSignals
 struct StartMilestones: Sendable {
     let watching = Milestone()
     let recordRead = Milestone()
+    /// The local API may start: the record is read, or (a shared record) this host stands by.
+    let answering = Milestone()
     let serving = Milestone()
 }
 
@@ -62,8 +65,10 @@ struct OrchestratorService: Service {
     func run() async throws {
         guard await milestones.watching.wait() else { return }
         // False: told to stop while standing by for the lease of a shared record.
-        guard try await daemon.startOrchestrator() else { return }
+        let answering = milestones.answering
+        guard try await daemon.startOrchestrator(answering: { answering.reach() }) else { return }
         milestones.recordRead.reach()
+        milestones.answering.reach()
         try? await gracefulShutdown()
         await daemon.stopOrchestrator()
     }
@@ -76,7 +81,7 @@ struct FrontendService: Service {
     let milestones: StartMilestones
 
     func run() async throws {
-        guard await milestones.recordRead.wait() else { return }
+        guard await milestones.answering.wait() else { return }
         await daemon.startFrontend()
         milestones.serving.reach()
         try? await gracefulShutdown()

@@ -119,6 +119,29 @@ enum PostgresSchema {
             CREATE INDEX evaluations_by_triggered_id ON evaluations(triggered_id);
             CREATE INDEX evaluations_by_context ON evaluations(context);
             """),
+        ("2-forwarded-requests", """
+            -- Commands a standby's local API took (shipyardctl on any host), for the leader to
+            -- apply: claimed with its epoch, answered once; the standby waits for the answer.
+            CREATE TABLE requests (
+                id text COLLATE "C" PRIMARY KEY,
+                via text COLLATE "C" NOT NULL,
+                caller_uid bigint,
+                caller_user text NOT NULL,
+                caller_groups text NOT NULL,
+                caller_channel text NOT NULL,
+                body text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                claimed_epoch bigint,
+                outcome text,
+                answered_at timestamptz
+            );
+            CREATE INDEX requests_open ON requests(created_at) WHERE outcome IS NULL;
+            -- The leader's approvals/ files, for standbys to write in theirs.
+            CREATE TABLE approval_requests (
+                id text COLLATE "C" PRIMARY KEY,
+                body text NOT NULL
+            );
+            """),
     ]
 
     /// Applies what is missing; refuses a database with a migration this build does not know.

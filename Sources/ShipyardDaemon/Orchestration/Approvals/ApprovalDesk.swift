@@ -32,6 +32,8 @@ struct ApprovalDesk {
     /// False until the requests that waited in the socket while the daemon was down have been
     /// answered: expiries that fell due meanwhile are judged after them, not before.
     var downtimeJudged = false
+    /// A shared record's leader: the request files go to the record too, for the standbys.
+    var share: PostgresStore?
 
     init(state: StateDirectory, logger: Logger) {
         directory = state.root + "/approvals"
@@ -58,6 +60,9 @@ struct ApprovalDesk {
         let path = directory + "/\(id).json"
         let request = FileManager.default.contents(atPath: path).flatMap { try? JSON.decode(ApprovalRequest.self, from: $0) }
         unlink(path)
+        if let share, let pending = try? FileManager.default.contentsOfDirectory(atPath: directory) {
+            shared { try share.keepSharedApprovals(Set(pending.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) })) }
+        }
         return request
     }
 
@@ -107,15 +112,24 @@ struct ApprovalDesk {
     func write(_ request: ApprovalRequest) {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try AtomicFile.write(try JSON.encode(request, pretty: true), to: directory + "/\(request.id).json", mode: 0o640)
+            let body = try JSON.encode(request, pretty: true)
+            try AtomicFile.write(body, to: directory + "/\(request.id).json", mode: 0o640)
+            if let share { shared { try share.shareApproval(id: request.id, body: body) } }
         } catch {
             logger.error("cannot write the approval request \(request.id): \(error)")
         }
     }
 
+    /// The standbys' copy of `approvals/` is a convenience: a failure is logged, and the next
+    /// change (or the next leader's start) writes it again.
+    func shared(_ change: () throws -> Void) {
+        do { try change() } catch { logger.warning("cannot share the approval requests with the standbys: \(error)") }
+    }
+
     /// `approvals/` holds exactly the pending approvals: a file left by a crash between the record
     /// of a decision and the file's removal goes (a missing one is written again by the caller).
     func reconcile(pending: Set<String>) {
+        if let share { shared { try share.keepSharedApprovals(pending) } }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") {
             let id = String(name.dropLast(".json".count))
             if !pending.contains(id) {
