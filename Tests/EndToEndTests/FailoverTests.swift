@@ -5,12 +5,14 @@ import ShipyardTestKit
 import Testing
 
 /// Three `shipyardd` sharing one PostgreSQL record (Debian's server, a cluster of the test's
-/// own): one leads, deliveries are triggered every 200 ms on the leader, and the leader is
-/// killed, frozen, or frozen inside its append transaction. Each time a standby takes over within
-/// 10 s, and the SQL checker finds no gap in the record's positions, no epoch going back and no
-/// write of an old epoch after the new one began; no task is finished twice and every delivery
-/// that was accepted finishes. A control run without the fence must make the checker see
-/// violations. `SHIPYARD_CHAOS_ROUNDS` sets the rounds per fault (`make chaos`: 50).
+/// own), each on a host of its own where the machine allows (a network namespace joined to the
+/// database by a veth pair; loopback otherwise): one leads, deliveries are triggered every 200 ms
+/// on the leader, and the leader is killed, frozen, frozen inside its append transaction, cut off,
+/// slowed, or its sessions or the server are killed. Each time a standby takes over within 10 s,
+/// and the SQL checker finds no gap in the record's positions, no epoch going back and no write of
+/// an old epoch after the new one began; no task is finished twice and every delivery that was
+/// accepted finishes. A control run without the fence must make the checker see violations.
+/// `SHIPYARD_CHAOS_ROUNDS` sets the rounds per fault (`make chaos`: 50).
 @Suite(.serialized, .enabled(if: PostgresServer.isInstalled, "PostgreSQL is not installed (make test-deps installs it)"))
 struct FailoverTests {
     static let rounds = ProcessInfo.processInfo.environment["SHIPYARD_CHAOS_ROUNDS"].flatMap(Int.init) ?? 2
@@ -47,21 +49,22 @@ struct FailoverTests {
         /// Each daemon's host, when they run in network namespaces of their own.
         var hosts: [String: NetworkNamespace] = [:]
 
-        /// `server`: one of the test's own, for a fault that other tests must not feel.
-        /// `namespaces`: each daemon in a network namespace of its own, reaching a server of the
-        /// test's own over its link. `clocks`: FAKETIME offsets (libfaketime) by daemon.
+        /// `namespaces`: each daemon on a host of its own (a network namespace, where the machine
+        /// allows), reaching a PostgreSQL of the test's own over its link. Otherwise on loopback,
+        /// with a server of the test's own when `ownServer` (a fault other tests must not feel).
+        /// `clocks`: FAKETIME offsets (libfaketime) by daemon.
         init(
-            environment: [String: String] = [:], taskSeconds: String = "0.3", server: PostgresServer? = nil,
-            namespaces: Bool = false, clocks: [String: String] = [:], shipyard: String = FailoverTests.shipyard
+            environment: [String: String] = [:], taskSeconds: String = "0.3", ownServer: Bool = false,
+            namespaces: Bool = NetworkNamespace.isAvailable, clocks: [String: String] = [:], shipyard: String = FailoverTests.shipyard
         ) throws {
             dir = try TemporaryDirectory()
             if namespaces {
                 var made: [String: NetworkNamespace] = [:]
                 for name in names { made[name] = try NetworkNamespace(scratch: dir.path) }
                 hosts = made
-                self.server = try PostgresServer(listen: made.values.map(\.hostAddress))
+                server = try PostgresServer(listen: made.values.map(\.hostAddress))
             } else {
-                self.server = try server ?? PostgresServer.shared.get()
+                server = try ownServer ? PostgresServer() : PostgresServer.shared.get()
             }
             database = try self.server.database()
             upstream = try UpstreamRepository(in: dir.path)
@@ -238,7 +241,7 @@ struct FailoverTests {
     /// as an administrator or a pooler might), and PostgreSQL restarted. Work goes on with a
     /// leader within 10 s of each, and nothing is lost, done twice or written out of turn.
     @Test func killedSessionsAndARestartedPostgreSQLLoseNothing() async throws {
-        let cluster = try Cluster(server: try PostgresServer())
+        let cluster = try Cluster(ownServer: true)
         #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
         let load = Load(cluster)
         var gaps: [Double] = []
@@ -457,7 +460,7 @@ struct FailoverTests {
     /// lease alive after it; a standby takes over once the lease ran out.
     @Test(.enabled(if: NetworkNamespace.isAvailable, "needs root, iproute2 and iptables (make test-deps)"), arguments: LinkFault.allCases)
     func aLeaderCutOffOrSlowedStopsItselfAndAStandbyTakesOver(fault: LinkFault) async throws {
-        let cluster = try Cluster(namespaces: true)
+        let cluster = try Cluster()
         #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
         let load = Load(cluster)
         let takeovers = try await rounds(cluster) { daemon, cluster in

@@ -171,16 +171,14 @@ public final class PostgresStore: Store, @unchecked Sendable {
         let bodies = try events.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         // A session the server had ended fails at BEGIN, before anything was sent: once more on
         // a new session.
-        do {
-            try append(events, bodies: bodies, changes: changes, fence: fence, retryable: true)
-        } catch is RetryAppend {
-            try append(events, bodies: bodies, changes: changes, fence: fence, retryable: false)
+        for attempt in 1...2 where try append(events, bodies: bodies, changes: changes, fence: fence, retryable: attempt == 1) {
+            return
         }
     }
 
-    private struct RetryAppend: Error {}
-
-    private func append(_ events: [KeptnEvent], bodies: [String], changes: [Engine.Change], fence: Fence, retryable: Bool) throws {
+    /// One append transaction; false when it should be tried once more on a new session
+    /// (`retryable`, and the session was found ended before anything of it was sent).
+    private func append(_ events: [KeptnEvent], bodies: [String], changes: [Engine.Change], fence: Fence, retryable: Bool) throws -> Bool {
         try locked { connection in
             var committing = false
             var began = false
@@ -205,10 +203,11 @@ public final class PostgresStore: Store, @unchecked Sendable {
                 try Self.upsert(changes, connection)
                 committing = true
                 try connection.exec("COMMIT")
+                return true
             } catch let error as PGError {
                 connection.rollback()
                 if retryable && error.connectionLost && (!began || connection.isBroken) && !committing {
-                    throw RetryAppend()
+                    return false
                 }
                 if committing && error.connectionLost {
                     // It may have committed or not: only a new leader that reads the record
