@@ -9,7 +9,9 @@ BIN := .build/debug
 # systemd (debootstrap, systemd-nspawn from systemd-container) to install and use the unit, and
 # check the .deb with lintian; quality gates query a real Prometheus (Debian's prometheus); the web
 # view is checked with prometheus_client's parser and driven in a headless Chromium (Selenium).
-TEST_PACKAGES := postgresql iptables faketime openssh-server python3 systemd debootstrap systemd-container lintian prometheus python3-prometheus-client chromium chromium-driver python3-selenium
+# Failover runs three daemons on one PostgreSQL, each in a network namespace of its own (iproute2),
+# with partitions (iptables) and one clock an hour off (faketime).
+TEST_PACKAGES := postgresql iproute2 iptables faketime openssh-server python3 systemd debootstrap systemd-container lintian prometheus python3-prometheus-client chromium chromium-driver python3-selenium
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
 # example config, man pages, README, LICENSE and shell completions. make uninstall removes them.

@@ -24,6 +24,10 @@ struct Shipyardd: AsyncParsableCommand {
     @Option(name: .customLong("check-config"), help: "Validate a config file, print what is wrong, and exit.")
     var checkConfig: String?
 
+    @Flag(name: .customLong("import-record"), help: ArgumentHelp(
+        "Copy this host's SQLite record (in the config's state directory) into the empty shared PostgreSQL record the config names, and exit. Stop every shipyardd that uses that record first."))
+    var importRecord = false
+
     @Flag(name: .long, help: "Log debug messages too.")
     var verbose = false
 
@@ -88,6 +92,24 @@ struct Shipyardd: AsyncParsableCommand {
                 print("\(checkConfig): ok (\(config.projects.count) project\(config.projects.count == 1 ? "" : "s"), \(config.tasks.count) task executor\(config.tasks.count == 1 ? "" : "s"), state in \(config.stateDirectory))")
             }
             throw ExitCode(ok ? 0 : 1)
+        }
+        if importRecord {
+            let (document, ok) = load(config, environment: environment, host: .errors)
+            guard ok, let loaded = document.config else { throw ExitCode(1) }
+            guard let postgres = loaded.postgres else {
+                FileHandle.standardError.write(Data("\(config): no store.postgres: --import-record copies into a shared PostgreSQL record, and this config names none\n".utf8))
+                throw ExitCode(1)
+            }
+            let source = StateDirectory(loaded.stateDirectory).storeFile
+            do {
+                let settings = try postgres.settings(holder: "import:\(ProcessInfo.processInfo.hostName)/\(getpid())")
+                let report = try RecordImport(sqlite: source, settings: settings).run()
+                print("copied \(report.events) events, \(report.sequences) sequences (\(report.tasks) tasks) and \(report.evaluations) evaluations from \(source) into the shared record at \(settings.shownURL) (epoch \(report.epoch)); start the daemons")
+            } catch {
+                FileHandle.standardError.write(Data("shipyardd: --import-record: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            return
         }
         // A parent may have started us with signals blocked (a spawn from a Dispatch thread does):
         // SIGTERM and SIGHUP must reach the daemon.

@@ -26,6 +26,20 @@ struct FailoverTests {
         return arch.map { "\(lib)/\($0)/faketime/libfaketimeMT.so.1" } ?? "libfaketimeMT.so.1"
     }()
 
+    /// The project `shop` on `upstream`, its tasks run by `program`; a store may follow.
+    static func config(upstream: UpstreamRepository, program: String) -> String {
+        """
+        projects:
+          - name: shop
+            upstream: \(upstream.fileURL)
+            pollInterval: 1s
+        tasks:
+          deploy: {command: ["\(program)"]}
+          test: {command: ["\(program)"]}
+
+        """
+    }
+
     static let shipyard = """
         apiVersion: spec.keptn.sh/0.2.4
         kind: Shipyard
@@ -85,14 +99,7 @@ struct FailoverTests {
                     environment["FAKETIME"] = offset
                 }
                 let url = self.server.url(database: database, host: hosts[name]?.hostAddress ?? "127.0.0.1")
-                daemons[name] = try RunningDaemon(directory: home, config: """
-                    projects:
-                      - name: shop
-                        upstream: \(upstream.fileURL)
-                        pollInterval: 1s
-                    tasks:
-                      deploy: {command: ["\(program)"]}
-                      test: {command: ["\(program)"]}
+                daemons[name] = try RunningDaemon(directory: home, config: FailoverTests.config(upstream: upstream, program: program) + """
                     store:
                       postgres:
                         url: \(url)
@@ -268,6 +275,62 @@ struct FailoverTests {
         print("failover, database faults: \(gaps.count) rounds, longest until a delivery was accepted again \(String(format: "%.2f", gaps.max() ?? 0)) s")
         #expect((gaps.max() ?? 0) < 10, "\(gaps)")
         try await settle(cluster, accepted)
+    }
+
+    /// A host moving to a shared record keeps its history: `shipyardd --import-record` copies
+    /// its SQLite record into the empty PostgreSQL one, and the daemon on PostgreSQL lists the
+    /// same sequences and events, and carries on from there. A second import is refused.
+    @Test func aHostsSQLiteHistoryIsCopiedIntoTheSharedRecord() async throws {
+        let dir = try TemporaryDirectory()
+        let upstream = try UpstreamRepository(in: dir.path)
+        _ = try upstream.commit(["shipyard.yaml": Self.shipyard])
+        let program = try dir.write("tasks/run", "#!/bin/sh\nexit 0\n", mode: 0o755)
+        let local = Self.config(upstream: upstream, program: program)
+        let daemon = try RunningDaemon(directory: dir.path, config: local)
+        func trigger() throws -> String {
+            let out = try daemon.ctl(["trigger", "delivery", "--project", "shop", "--service", "svc-1", "--output", "json"])
+            return ((try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8))) as? [String: Any])?["context"] as? String ?? "refused: \(out.stderr)"
+        }
+        func sequences() -> NSArray {
+            ((try? daemon.ctl(["sequences", "--output", "json"])).flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) } as? NSArray) ?? []
+        }
+        func finished(_ count: Int) async -> Bool {
+            await eventually(timeout: .seconds(30)) {
+                let all = sequences().compactMap { ($0 as? [String: Any])?["state"] as? String }
+                return all.count == count && all.allSatisfy { $0 == "finished" }
+            }
+        }
+        #expect(await eventually(timeout: .seconds(30)) { daemon.project("shop")?.shipyardCommit != nil })
+        for _ in 0..<3 { _ = try trigger() }
+        #expect(await finished(3), "\(daemon.log.suffix(3000))")
+        let before = sequences()
+        let events = try daemon.ctl(["events"]).stdout
+        #expect(await daemon.stop() == 0)
+
+        let server = try PostgresServer.shared.get()
+        let database = try server.database()
+        let password = try dir.write("pgpassword", server.password + "\n", mode: 0o600)
+        try daemon.write(config: local + """
+            store:
+              postgres:
+                url: \(server.url(database: database))
+                passwordFile: \(password)
+            """)
+        let imported = try Command.run("shipyardd", ["--import-record", "--config", daemon.configPath])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stdout.hasPrefix("copied \(events.split(separator: "\n").count) events, 3 sequences (6 tasks) and 0 evaluations from \(daemon.state)/shipyard.db"), "\(imported.stdout)")
+        try daemon.start()
+        #expect(await eventually(timeout: .seconds(30)) { daemon.status()?.cluster?.role == "leader" }, "\(daemon.log.suffix(3000))")
+        #expect(sequences() == before)
+        #expect(try daemon.ctl(["events"]).stdout == events)
+        // It carries on: the next delivery, and a record the checker finds in order.
+        _ = try trigger()
+        #expect(await finished(4), "\(daemon.log.suffix(3000))")
+        #expect(try server.psql(PostgresChecker.violations, database: database) == "0|0|0")
+        #expect(await daemon.stop() == 0)
+        let again = try Command.run("shipyardd", ["--import-record", "--config", daemon.configPath])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("already holds history: an import goes only into an empty one"), "\(again.stderr)")
     }
 
     /// `--check-config` signs in to the database and says what is wrong, changing nothing.

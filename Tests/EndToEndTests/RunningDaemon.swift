@@ -73,8 +73,15 @@ final class RunningDaemon: @unchecked Sendable {
             (program, arguments) = ("/bin/sh", ["-c", #"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#, program] + arguments)
         }
         if !prefix.isEmpty { (program, arguments) = (prefix[0], Array(prefix.dropFirst()) + [program] + arguments) }
+        // It dies with the test process, whatever becomes of this object: a daemon left running
+        // would poll and hold on for the next test run. (Set after the switch to the daemon's
+        // user, which clears it; its parent is the spawning thread, which lasts.)
+        (program, arguments) = ("/usr/bin/setpriv", ["--pdeathsig", "KILL", "--", program] + arguments)
         if let users { (program, arguments) = users.command(as: users.daemon, program, arguments) }
-        process = try Subprocess(program, arguments, environment: environment, stdout: log, stderr: log, passing: socket.map { [$0.fd] } ?? [])
+        let (command, argv, environment, passing) = (program, arguments, environment, socket.map { [$0.fd] } ?? [])
+        process = try LastingThread.shared.run {
+            try Subprocess(command, argv, environment: environment, stdout: log, stderr: log, passing: passing)
+        }
     }
 
     var pid: Int32 { process?.pid ?? 0 }

@@ -156,8 +156,8 @@ public enum PostgresChecker {
 
 /// A thread that lasts as long as the test process, to start children on: a child's parent-death
 /// signal fires when the *thread* that started it ends, and the test pool's threads come and go.
-final class LastingThread: @unchecked Sendable {
-    static let shared = LastingThread()
+public final class LastingThread: @unchecked Sendable {
+    public static let shared = LastingThread()
     private let lock = NSCondition()
     private var work: [() -> Void] = []
 
@@ -176,7 +176,7 @@ final class LastingThread: @unchecked Sendable {
     }
 
     /// Runs `body` on the lasting thread and returns what it returned.
-    func run<T>(_ body: @escaping () throws -> T) throws -> T {
+    public func run<T>(_ body: @escaping () throws -> T) throws -> T {
         let done = DispatchSemaphore(value: 0)
         var result: Result<T, any Error>?
         lock.lock()
