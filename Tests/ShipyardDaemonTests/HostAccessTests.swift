@@ -45,6 +45,30 @@ import Testing
     }
 }
 
+/// A request a standby forwarded: its caller is an administrator only if that host said so. The
+/// same uid may be root or the daemon's user here and somebody else there.
+@Suite struct ForwardedCallerTests {
+    @Test func aForwardedUidIsNeverJudgedByThisHostsAccounts() {
+        // No eventSenders: only administrators may send events.
+        let config = DaemonConfig(stateDirectory: "/nonexistent", projects: [], tasks: [:], approvers: nil, notify: nil)
+        var here = Caller(uid: 0, user: "root", groups: [], via: .cli)
+        #expect(here.isAdministrator)
+        #expect(Authorization(config: config).sendEvents(here) == nil)
+        // uid 0 there, an ordinary account on the standby's own say.
+        var forwarded = Caller(uid: 0, user: "bob", groups: [], via: .cli)
+        forwarded.host = "host-b"
+        forwarded.forwardedAdministrator = false
+        #expect(!forwarded.isAdministrator)
+        #expect(Authorization(config: config).sendEvents(forwarded) != nil)
+        forwarded.uid = geteuid()
+        #expect(!forwarded.isAdministrator)
+        // Root on the standby is root of the shared record (it can reach the database).
+        here.host = "host-b"
+        here.forwardedAdministrator = true
+        #expect(here.isAdministrator)
+    }
+}
+
 @Suite struct ScriptAccessTests {
     @Test func aScriptMustBeReadableTooAndALinkIsJudgedWhereItLeads() throws {
         let dir = try TemporaryDirectory()

@@ -81,6 +81,7 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     /// Every packet this host sends to `hostAddress` arrives `seconds` late, in order.
     public func delay(seconds: Double) throws {
+        try heal()
         let script = scratch + "/delayer.py"
         try writeFile(script, Data(Self.delayerScript.utf8))
         let ready = scratch + "/delayer-\(name).ready"

@@ -18,6 +18,12 @@ public struct Caller: Sendable {
     public var user: String
     public var groups: Set<String>
     public var via: Channel
+    /// The standby that took the request and handed it to this leader (a shared record); nil for
+    /// this host's own callers. A uid names a person only on its own host.
+    public var host: String?
+    /// A forwarded caller: whether its own host counted it an administrator (root, or that
+    /// host's daemon user). Never judged here: the same uid may be someone else on this host.
+    var forwardedAdministrator: Bool?
 
     /// The caller the kernel names at the other end of the local socket.
     public init(uid: uid_t) {
@@ -44,6 +50,7 @@ public struct Caller: Sendable {
     /// anyway, so the config's lists do not apply to them (approvals excepted: those always name
     /// a person). A web user never is one, whatever their name.
     var isAdministrator: Bool {
+        if let forwardedAdministrator { return via == .cli && forwardedAdministrator }
         guard via == .cli, let uid else { return false }
         return uid == 0 || uid == geteuid()
     }

@@ -32,7 +32,7 @@ extension Commands {
             }
         }
         // Request ids are each user's own: another user's request with the same id is another request.
-        let requester = caller.uid ?? 0
+        let requester = (caller.host.map { "\($0)/" } ?? "") + String(caller.uid ?? 0)
         let requestKey = caller.via == .web ? "web/\(caller.user):\(request.id)" : "\(requester):\(request.id)"
         if let earlier = await orchestrator.sequence(forRequest: requestKey) {
             guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {

@@ -68,7 +68,8 @@ public actor Commands {
         handling += 1
         defer { handling -= 1 }
         let outcome: CommandOutcome
-        if caller.via == .cli, let uid = caller.uid, let wait = limiter.admit(uid, exempt: caller.isAdministrator) {
+        // A forwarded request was admitted by its own host's limiter (uids are each host's own).
+        if caller.via == .cli, caller.host == nil, let uid = caller.uid, let wait = limiter.admit(uid, exempt: caller.isAdministrator) {
             outcome = CommandOutcome(
                 id: request.id, ok: false,
                 message: "too many requests from \(caller.user): at most \(RequestLimiter.rate) a second (bursts of \(RequestLimiter.burst)); try again in \(wait)")

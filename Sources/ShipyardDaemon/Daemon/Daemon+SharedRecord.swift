@@ -20,31 +20,39 @@ struct RequestForwarder: Sendable {
             return CommandOutcome(id: request.id, ok: false, message: "the request cannot be forwarded to the leader")
         }
         let forwarded = ForwardedRequest(
-            via: via, uid: caller.uid, user: caller.user, groups: caller.groups.sorted(), channel: caller.via.rawValue, body: body)
+            via: via, uid: caller.uid, user: caller.user, groups: caller.groups.sorted(), channel: caller.via.rawValue,
+            administrator: caller.isAdministrator, body: body)
         let (store, look) = (store, Self.look)
         return await TaskRunner.onThread(name: "forward") {
             func failed(_ message: String) -> CommandOutcome { CommandOutcome(id: request.id, ok: false, message: message) }
             do {
                 try store.forward(forwarded)
-                let start = ContinuousClock.now
-                var claimed = false
-                while true {
+            } catch {
+                return failed("this host (a standby) cannot hand the request to the leader: \(error); nothing was done")
+            }
+            // From here on the leader may apply it: an error reading its answer is no refusal.
+            let start = ContinuousClock.now
+            var claimed = false
+            var trouble: String?
+            while true {
+                do {
                     if let answer = try store.answer(of: forwarded.id) {
                         return (try? JSON.decode(CommandOutcome.self, from: answer)) ?? failed("the leader's answer cannot be read")
                     }
-                    let waited = (ContinuousClock.now - start).seconds
-                    if !claimed, waited > PostgresStore.requestLifetime {
+                    if !claimed, (ContinuousClock.now - start).seconds > PostgresStore.requestLifetime {
                         let nobody = failed("no host took the request within \(Int(PostgresStore.requestLifetime)) s (no host leads the shared record at this moment?): nothing was done; shipyardctl status says who leads")
                         if try store.abandon(forwarded.id, outcome: try JSON.encode(nobody)) { return nobody }
                         claimed = true
                     }
-                    if waited > 2 * PostgresStore.requestLifetime {
-                        return failed("the leader took the request (\(forwarded.id)) but has not answered within \(Int(2 * PostgresStore.requestLifetime)) s: shipyardctl sequences and approvals show whether it was applied")
-                    }
-                    Thread.sleep(forTimeInterval: look.seconds)
+                    trouble = nil
+                } catch {
+                    trouble = "\(error)"
                 }
-            } catch {
-                return failed("this host (a standby) cannot hand the request to the leader: \(error)")
+                if (ContinuousClock.now - start).seconds > 2 * PostgresStore.requestLifetime {
+                    let why = trouble.map { "this host cannot read the leader's answer (\($0))" } ?? "the leader took it but has not answered"
+                    return failed("request \(forwarded.id) was handed to the leader, and \(why) within \(Int(2 * PostgresStore.requestLifetime)) s: it may have been applied; shipyardctl sequences and approvals show whether it was")
+                }
+                Thread.sleep(forTimeInterval: look.seconds)
             }
         }
     }
@@ -54,12 +62,20 @@ extension Daemon {
     /// The leader's side: requests standbys took, claimed with this leader's epoch every 200 ms,
     /// applied in order through the command layer as their callers', and answered.
     func runRequestInbox(_ store: PostgresStore) async {
+        // Applied, but the answer could not be written yet: written before anything else is
+        // claimed, and never claimed (so never applied) again meanwhile.
+        var unanswered: [String: Data] = [:]
         while !stopping, !Task.isCancelled {
-            let claimed = await TaskRunner.onThread(name: "requests") { (try? store.claimRequests()) ?? [] }
+            let owed = unanswered
+            let written = await TaskRunner.onThread(name: "requests") { owed.filter { (try? store.answer($0.key, outcome: $0.value)) != nil }.map(\.key) }
+            for id in written { unanswered[id] = nil }
+            let answering = Set(unanswered.keys)
+            let claimed = await TaskRunner.onThread(name: "requests") { (try? store.claimRequests(answering: answering)) ?? [] }
             for forwarded in claimed {
                 let outcome = await apply(forwarded)
                 let answer = (try? JSON.encode(outcome)) ?? Data()
-                await TaskRunner.onThread(name: "requests") { try? store.answer(forwarded.id, outcome: answer) }
+                let saved = await TaskRunner.onThread(name: "requests") { (try? store.answer(forwarded.id, outcome: answer)) != nil }
+                if !saved { unanswered[forwarded.id] = answer }
             }
             if claimed.isEmpty { try? await Task.sleep(for: .milliseconds(200)) }
         }
@@ -70,8 +86,10 @@ extension Daemon {
             logger.warning("a request forwarded by \(forwarded.via) cannot be read; refused")
             return CommandOutcome(id: "", ok: false, message: "the leader cannot read the forwarded request (hosts of different versions?)")
         }
-        let caller = Caller(
+        var caller = Caller(
             uid: forwarded.uid, user: forwarded.user, groups: Set(forwarded.groups), via: forwarded.channel == "web" ? .web : .cli)
+        caller.host = forwarded.via
+        caller.forwardedAdministrator = forwarded.administrator
         logger.info("request \(request.kind.rawValue) forwarded by \(forwarded.via)", metadata: ["user": "\(caller.user)"])
         return await commands.perform(request, as: caller, peer: "via \(forwarded.via)")
     }

@@ -49,6 +49,9 @@ public actor Daemon {
     var frontend: Task<Void, Never>?
     /// The leader of a shared record: applying what standbys forwarded.
     var inbox: Task<Void, Never>?
+    /// Commands reach the orchestrator; the orchestrator heard that requests are taken.
+    var commandsAttached = false
+    var servingAnnounced = false
     var frontendServer: (any DaemonFrontend)?
     var ready = false
 
@@ -158,11 +161,6 @@ public actor Daemon {
             board.notePassWithoutSLO(project: project, message: message, context: context)
         }
         self.orchestrator = orchestrator
-        await commands.attach(orchestrator) { [weak self] request in
-            await self?.sync(request) ?? CommandOutcome(id: request.id, ok: false, message: "the daemon is stopping")
-        } shipyardProblem: { [weak self] project in
-            await self?.shipyardProblem(project)
-        }
         let systemd = systemd
         if let leadership {
             await orchestrator.fenceEffects { leadership.mayAct() }
@@ -172,14 +170,19 @@ public actor Daemon {
             // An import of years of journal may outlast the unit's start timeout: ask for more.
             _ = systemd.send("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=importing the journal of an earlier release: \(imported) events so far")
         }
-        if let shared {
-            inbox = Task { [weak self] in await self?.runRequestInbox(shared) }
-            // A standby's local API was serving already: what becomeReady does for a start.
-            if ready {
-                await orchestrator.serving()
-                Task { [weak self] in await self?.answerDowntime() }
-                systemd.send("STATUS=\(await statusLine())")
-            }
+        // Commands reach the orchestrator once it has read the record (until then a standby's go
+        // to the record's requests, which this daemon now claims itself).
+        await commands.attach(orchestrator) { [weak self] request in
+            await self?.sync(request) ?? CommandOutcome(id: request.id, ok: false, message: "the daemon is stopping")
+        } shipyardProblem: { [weak self] project in
+            await self?.shipyardProblem(project)
+        }
+        commandsAttached = true
+        if let shared { inbox = Task { [weak self] in await self?.runRequestInbox(shared) } }
+        // A standby's local API was serving already: what becomeReady does for a start.
+        if ready {
+            await announceServing()
+            systemd.send("STATUS=\(await statusLine())")
         }
         await publishStatus()
         return true
@@ -215,11 +218,15 @@ public actor Daemon {
         }
         // The leader's desk keeps approvals/ from here on.
         mirroring.cancel()
-        await mirroring.value
         // Told to stop as the lease was taken: resign gave it up again.
-        guard let fence, !leadership.isStopped else { return nil }
+        guard let fence, !leadership.isStopped else {
+            await mirroring.value
+            return nil
+        }
         logger.notice("leading the shared record with epoch \(fence.epoch)", metadata: ["holder": "\(fence.holder)"])
+        // Renewing at once: the mirror's last copy may take a while to end.
         leadership.lead { reason in Self.stopAllWork(reason, logger: logger, systemd: systemd) }
+        await mirroring.value
         return store
     }
 
@@ -236,11 +243,19 @@ public actor Daemon {
     /// Requests are taken: systemd hears READY=1, and expiries that fell due while the daemon was
     /// down wait for the requests that queued meanwhile.
     func becomeReady() async {
-        await orchestrator?.serving()
+        if commandsAttached { await announceServing() }
         ready = true
         metrics.up.set(to: 1)
         logger.info("ready")
         systemd.send("READY=1\nSTATUS=\(await statusLine())")
+    }
+
+    /// The orchestrator hears once that requests are taken (its expiries wait for the requests
+    /// that queued while nobody could answer): at the start, or when a standby took over.
+    func announceServing() async {
+        guard !servingAnnounced, let orchestrator else { return }
+        servingAnnounced = true
+        await orchestrator.serving()
         Task { [weak self] in await self?.answerDowntime() }
     }
 

@@ -52,13 +52,14 @@ public final class PostgresLease: @unchecked Sendable {
                     taken_at = clock_timestamp()
                 WHERE name = 'delivery' AND expires_at < clock_timestamp() RETURNING epoch, extract(epoch FROM clock_timestamp())::float8
                 """, [settings.holder, String(duration)])
+            let answered = ContinuousClock.now
             guard let epoch = taken.scalar.flatMap(Int64.init), let at = taken.rows.first?[1].flatMap(Double.init) else {
                 try connection.exec("ROLLBACK")
                 return nil
             }
             try connection.exec("INSERT INTO lease_history (epoch, holder) VALUES ($1, $2)", [String(epoch), settings.holder])
             try connection.exec("COMMIT")
-            anchor = (at, .now)
+            anchor = (at, answered)
             return Fence(holder: settings.holder, epoch: epoch)
         } catch {
             connection.rollback()

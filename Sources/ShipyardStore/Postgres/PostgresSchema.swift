@@ -129,6 +129,7 @@ enum PostgresSchema {
                 caller_user text NOT NULL,
                 caller_groups text NOT NULL,
                 caller_channel text NOT NULL,
+                caller_administrator boolean NOT NULL,
                 body text NOT NULL,
                 created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
                 claimed_epoch bigint,

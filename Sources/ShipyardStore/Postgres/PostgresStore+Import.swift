@@ -39,6 +39,8 @@ public struct RecordImport: Sendable {
         var report = Report(epoch: fence.epoch)
         try connection.exec("BEGIN")
         do {
+            // Reading the next rows from SQLite (a slow disk) is no idle transaction to end.
+            try connection.exec("SET LOCAL idle_in_transaction_session_timeout = 0")
             guard try connection.exec("""
                 SELECT 1 FROM leader_lease WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() FOR SHARE
                 """, [fence.holder, String(fence.epoch)]).rows.count == 1

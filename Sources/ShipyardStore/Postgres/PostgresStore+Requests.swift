@@ -12,11 +12,17 @@ public struct ForwardedRequest: Sendable, Equatable {
     public var groups: [String]
     /// How the standby named the caller: `cli` (the kernel) or `web` (a sign-in or a proxy).
     public var channel: String
+    /// Whether the standby counted the caller an administrator (root or its daemon user there).
+    public var administrator: Bool
     public var body: Data
 
-    public init(id: String = UUID().uuidString.lowercased(), via: String, uid: UInt32?, user: String, groups: [String], channel: String, body: Data) {
+    public init(
+        id: String = UUID().uuidString.lowercased(), via: String, uid: UInt32?, user: String, groups: [String], channel: String,
+        administrator: Bool = false, body: Data
+    ) {
         self.id = id
         self.channel = channel
+        self.administrator = administrator
         self.via = via
         self.uid = uid
         self.user = user
@@ -39,8 +45,10 @@ extension PostgresStore {
         let groups = String(decoding: try JSONEncoder().encode(request.groups), as: UTF8.self)
         try with { connection in
             _ = try connection.exec("""
-                INSERT INTO requests (id, via, caller_uid, caller_user, caller_groups, caller_channel, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                """, [request.id, request.via, request.uid.map { String($0) }, request.user, groups, request.channel, String(decoding: request.body, as: UTF8.self)])
+                INSERT INTO requests (id, via, caller_uid, caller_user, caller_groups, caller_channel, caller_administrator, body)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING
+                """, [request.id, request.via, request.uid.map { String($0) }, request.user, groups, request.channel, String(request.administrator),
+                      String(decoding: request.body, as: UTF8.self)])
         }
     }
 
@@ -61,29 +69,32 @@ extension PostgresStore {
         }
     }
 
-    /// Leader: the open requests (new ones, and those an earlier leader claimed but never
-    /// answered), claimed with this leader's epoch while its lease is live.
-    public func claimRequests(limit: Int = 20) throws -> [ForwardedRequest] {
+    /// Leader: the open requests (new ones, those an earlier leader claimed but never answered,
+    /// and this leader's own claims whose answer it never saw, but for `answering`: those it
+    /// applied and has yet to answer), claimed with this leader's epoch while its lease is live.
+    public func claimRequests(limit: Int = 20, answering: Set<String> = []) throws -> [ForwardedRequest] {
+        let pending = String(decoding: try JSONEncoder().encode(answering.sorted()), as: UTF8.self)
         guard let fence else { return [] }
         return try with { connection in
             try connection.exec("""
                 UPDATE requests SET claimed_epoch = $2
                 WHERE id IN (
                     SELECT id FROM requests
-                    WHERE outcome IS NULL AND (claimed_epoch IS NULL OR claimed_epoch < $2)
+                    WHERE outcome IS NULL
+                        AND (claimed_epoch IS NULL OR claimed_epoch < $2 OR (claimed_epoch = $2 AND id NOT IN (SELECT jsonb_array_elements_text($5::jsonb))))
                         AND created_at > clock_timestamp() - make_interval(secs => $4::float8)
                     ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED
                 ) AND EXISTS (
                     SELECT 1 FROM leader_lease WHERE name = 'delivery' AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
                 )
-                RETURNING id, via, caller_uid, caller_user, caller_groups, caller_channel, body, created_at
-                """, [fence.holder, String(fence.epoch), String(limit), String(Self.requestLifetime)]).rows
+                RETURNING id, via, caller_uid, caller_user, caller_groups, caller_channel, body, created_at, caller_administrator
+                """, [fence.holder, String(fence.epoch), String(limit), String(Self.requestLifetime), pending]).rows
                 .sorted { ($0[7] ?? "") < ($1[7] ?? "") }
                 .map { row in
                     ForwardedRequest(
                         id: row[0] ?? "", via: row[1] ?? "", uid: row[2].flatMap(UInt32.init), user: row[3] ?? "",
                         groups: (try? JSONDecoder().decode([String].self, from: Data((row[4] ?? "[]").utf8))) ?? [], channel: row[5] ?? "cli",
-                        body: Data((row[6] ?? "").utf8))
+                        administrator: PGValue.bool(row[8]), body: Data((row[6] ?? "").utf8))
                 }
         }
     }

@@ -174,6 +174,7 @@ public final class PostgresStore: Store, @unchecked Sendable {
         for attempt in 1...2 where try append(events, bodies: bodies, changes: changes, fence: fence, retryable: attempt == 1) {
             return
         }
+        throw StoreError("PostgreSQL at \(settings.shownURL): the session ended twice; nothing was appended")
     }
 
     /// One append transaction; false when it should be tried once more on a new session
