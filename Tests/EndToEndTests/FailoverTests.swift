@@ -199,16 +199,24 @@ struct FailoverTests {
         #expect(try cluster.finishedTwice() == "0")
     }
 
-    /// A fault on the leader, `rounds` times; the takeovers' durations.
-    func rounds(_ cluster: Cluster, fault: (RunningDaemon, Cluster) async throws -> Void, recover: (RunningDaemon) async throws -> Void) async throws -> [Double] {
+    /// A fault on the leader, `rounds` times; the takeovers' durations. `fault` returns the
+    /// leader it struck when that is not the one it was given (it found out who leads then).
+    func rounds(
+        _ cluster: Cluster, fault: (RunningDaemon, Cluster) async throws -> (name: String, epoch: Int)?, recover: (RunningDaemon) async throws -> Void
+    ) async throws -> [Double] {
         var takeovers: [Double] = []
         for _ in 0..<Self.rounds {
-            let leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
-            let daemon = try #require(cluster.daemons[leader.name])
+            var leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
             // Somewhere in the work: 0–3 s into it.
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...3000)))
+            // Whoever leads now: a leader on this loaded machine may have stepped down meanwhile.
+            leader = try #require(await cluster.awaitLeader(after: 0), "\(cluster.logs())")
+            var daemon = try #require(cluster.daemons[leader.name])
             let at = Date().timeIntervalSince1970
-            try await fault(daemon, cluster)
+            if let struck = try await fault(daemon, cluster) {
+                leader = struck
+                daemon = try #require(cluster.daemons[struck.name])
+            }
             let next = try #require(await cluster.awaitLeader(after: leader.epoch), "\(cluster.logs())")
             let taken = try #require(try cluster.takenAt(next.epoch))
             takeovers.append(taken - at)
@@ -236,6 +244,7 @@ struct FailoverTests {
         let takeovers = try await rounds(cluster) { daemon, _ in
             daemon.signal(SIGKILL)
             _ = await eventually(timeout: .seconds(5)) { !daemon.isRunning }
+            return nil
         } recover: { daemon in
             try daemon.start()
         }
@@ -461,6 +470,7 @@ struct FailoverTests {
         let load = Load(cluster)
         let takeovers = try await rounds(cluster) { daemon, _ in
             daemon.signal(SIGSTOP)
+            return nil
         } recover: { daemon in
             daemon.signal(SIGCONT)
             #expect(await eventually(timeout: .seconds(10)) { !daemon.isRunning }, "\(daemon.log.suffix(2000))")
@@ -485,11 +495,19 @@ struct FailoverTests {
         }
         #expect(await cluster.awaitLeader(after: 0) != nil, "\(cluster.logs())")
         let load = Load(cluster)
-        let takeovers = try await rounds(cluster) { daemon, cluster in
+        let takeovers = try await rounds(cluster) { _, cluster in
             try writeFile(pauses, Data())
-            #expect(await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: pauses + ".inside") }, "\(cluster.logs())")
+            var inside = ""
+            #expect(await eventually(timeout: .seconds(20)) {
+                inside = (try? String(contentsOfFile: pauses + ".inside", encoding: .utf8)) ?? ""
+                return !inside.isEmpty
+            }, "\(cluster.logs())")
             unlink(pauses + ".inside")
-            daemon.signal(SIGSTOP)
+            // The leader that paused inside its append (it wrote its name and epoch).
+            let parts = inside.split(separator: " ")
+            let name = String(try #require(parts.first)), epoch = try #require(parts.last.flatMap { Int($0) })
+            try #require(cluster.daemons[name]).signal(SIGSTOP)
+            return (name, epoch)
         } recover: { daemon in
             daemon.signal(SIGCONT)
             #expect(await eventually(timeout: .seconds(10)) { !daemon.isRunning }, "\(daemon.log.suffix(2000))")
@@ -528,6 +546,7 @@ struct FailoverTests {
         let load = Load(cluster)
         let takeovers = try await rounds(cluster) { daemon, cluster in
             try fault.make(on: cluster.host(of: daemon))
+            return nil
         } recover: { daemon in
             #expect(await eventually(timeout: .seconds(20)) { !daemon.isRunning }, "\(daemon.log.suffix(2000))")
             #expect(daemon.log.contains("lost the leadership of the shared record"))

@@ -197,7 +197,7 @@ public final class PostgresStore: Store, @unchecked Sendable {
                     }
                 }
                 if let pauseFile, unlink(pauseFile) == 0 {
-                    FileManager.default.createFile(atPath: pauseFile + ".inside", contents: nil)
+                    FileManager.default.createFile(atPath: pauseFile + ".inside", contents: Data("\(fence.holder) \(fence.epoch)".utf8))
                     Thread.sleep(forTimeInterval: 1.5)
                 }
                 try Self.insert(events, bodies: bodies, epoch: fence.epoch, connection)
