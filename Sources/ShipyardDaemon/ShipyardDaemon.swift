@@ -14,6 +14,8 @@
 //   Host/           the host: accounts, the state directory and its lock, the listening socket
 //   Interface/      what the CLI and the web view share with the daemon: the local API's address
 //                   and client, and the read models they show
+//   Integrations/   Keptn's API's callers: the API token file (x-token → a user or a role) and the
+//                   integrations registered through Keptn's Uniform API
 //
 // May import: ShipyardCore, ShipyardGit, ShipyardStore, CSupport, swift-log, swift-prometheus,
 // swift-service-lifecycle. Never ShipyardWeb: the web view is handed in as a `DaemonFrontend`.

@@ -132,7 +132,8 @@ public struct Mirror: Sendable {
     public static let submodule = "a submodule"
 
     /// Reads a file from a commit's tree without a checkout.
-    public func file(at commit: ObjectID, path filePath: String, limit: Int = 4 << 20) throws(GitError) -> File {
+    /// The root tree of a commit, for `body` (with the open repository).
+    func withTree<T>(_ commit: ObjectID, _ body: (OpaquePointer, OpaquePointer?) throws(GitError) -> T) throws(GitError) -> T {
         try withRepository { repo throws(GitError) in
             guard var oid = commit.raw else { throw GitError(.other, "\(commit) is not an object id") }
             var commitObject: OpaquePointer?
@@ -141,6 +142,12 @@ public struct Mirror: Sendable {
             var tree: OpaquePointer?
             try GitError.check(git_commit_tree(&tree, commitObject), "cannot read the tree of \(commit.short)")
             defer { git_tree_free(tree) }
+            return try body(repo, tree)
+        }
+    }
+
+    public func file(at commit: ObjectID, path filePath: String, limit: Int = 4 << 20) throws(GitError) -> File {
+        try withTree(commit) { repo, tree throws(GitError) in
             var entry: OpaquePointer?
             let found = git_tree_entry_bypath(&entry, tree, filePath)
             if found == GIT_ENOTFOUND.rawValue {
@@ -174,6 +181,42 @@ public struct Mirror: Sendable {
 }
 
 extension Mirror {
+    /// One entry of a folder at a commit.
+    public struct Entry: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable { case file, folder, other }
+        public var name: String
+        public var kind: Kind
+    }
+
+    /// The entries of a folder at a commit ("" is the root), at most `limit`, in Git's order;
+    /// nil when the path is not a folder there. Symbolic links and submodules are `other`.
+    public func entries(at commit: ObjectID, path folder: String, limit: Int = 10_000) throws(GitError) -> [Entry]? {
+        try withTree(commit) { repo, root throws(GitError) in
+            var tree = root
+            var subtree: OpaquePointer?
+            defer { if subtree != nil { git_tree_free(subtree) } }
+            if !folder.isEmpty {
+                var entry: OpaquePointer?
+                guard git_tree_entry_bypath(&entry, root, folder) == 0 else {
+                    git_error_clear()
+                    return nil
+                }
+                defer { git_tree_entry_free(entry) }
+                guard git_tree_entry_filemode(entry) == GIT_FILEMODE_TREE, let id = git_tree_entry_id(entry) else { return nil }
+                try GitError.check(git_tree_lookup(&subtree, repo, id), "cannot read \(folder) in \(commit.short)")
+                tree = subtree
+            }
+            var result: [Entry] = []
+            for index in 0..<min(git_tree_entrycount(tree), limit) {
+                guard let entry = git_tree_entry_byindex(tree, index), let name = git_tree_entry_name(entry) else { continue }
+                let mode = git_tree_entry_filemode(entry)
+                let kind: Entry.Kind = mode == GIT_FILEMODE_TREE ? .folder : (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) ? .file : .other
+                result.append(Entry(name: String(cString: name), kind: kind))
+            }
+            return result
+        }
+    }
+
     /// Writes the tree of `commit` into `directory` (which must not exist yet) exactly as the
     /// commit holds it: each blob's bytes as they are (no `.gitattributes` filter, no line-ending
     /// or `$Id$` conversion), executables 0750 and other files 0640, symbolic links as links, and

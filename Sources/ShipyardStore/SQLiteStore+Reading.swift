@@ -152,6 +152,40 @@ extension SQLiteStore {
         }
     }
 
+    public func openTasks(_ query: OpenTaskQuery) throws -> [RecordedEvent] {
+        let conditions = query.conditions
+        return try run {
+            try pool.read { db in
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT e.position, e.context, e.body FROM tasks t
+                        JOIN sequences s ON s.id = t.sequence_id
+                        JOIN events e ON e.id = t.triggered_id
+                        WHERE t.state IN ('triggered', 'started') AND s.active = 1 AND \(conditions.map(\.0).joined(separator: " AND "))
+                        ORDER BY e.position LIMIT ?
+                        """,
+                    arguments: StatementArguments(conditions.map(\.1) + [String(query.limit)]))
+                return rows.map { RecordedEvent(position: $0[0], context: $0[1], json: Data(($0[2] as String).utf8)) }
+            }
+        }
+    }
+
+    public func eventsNewestFirst(_ query: EventQuery) throws -> (events: [RecordedEvent], total: Int) {
+        let conditions = query.conditions
+        let filter = conditions.isEmpty ? "1" : conditions.map(\.0).joined(separator: " AND ")
+        let values = conditions.map(\.1)
+        return try run {
+            try pool.read { db in
+                let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE \(filter)", arguments: StatementArguments(values)) ?? 0
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT position, context, body FROM events WHERE \(filter) AND position < ? ORDER BY position DESC LIMIT ?",
+                    arguments: StatementArguments(values + [String(query.before ?? Int64.max), String(query.limit)]))
+                return (rows.map { RecordedEvent(position: $0[0], context: $0[1], json: Data(($0[2] as String).utf8)) }, total)
+            }
+        }
+    }
+
     public func hasDelivered(project: String, service: String) throws -> Bool {
         try run {
             try pool.read { db in

@@ -130,6 +130,11 @@ public final class SQLiteStore: Store {
                 FROM events WHERE events.id = sequences.id)
                 """)
         }
+        // The tasks integrations poll for (Keptn's open `.triggered` events): found by name among
+        // the open ones, whatever the length of the history.
+        migrator.registerMigration("4-open-tasks") { db in
+            try db.execute(sql: "CREATE INDEX tasks_open ON tasks(name) WHERE state IN ('triggered', 'started')")
+        }
         return migrator
     }
 

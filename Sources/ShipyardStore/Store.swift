@@ -49,6 +49,15 @@ public protocol Store: AnyObject, Sendable {
     /// `.type` (`approval.finished` matches `sh.keptn.event.approval.finished`).
     func events(context: String?, type: String?, after: Int64, limit: Int) throws -> [RecordedEvent]
 
+    /// The `.triggered` events of tasks still open (triggered or started, not finished) in
+    /// active sequences, in record order: what an integration polls for (Keptn's
+    /// `GET /controlPlane/v1/event/triggered/{type}`). Its cost follows the open tasks.
+    func openTasks(_ query: OpenTaskQuery) throws -> [RecordedEvent]
+
+    /// Events newest first, as Keptn's datastore gives them (`keptn get event`): at most `limit`
+    /// before the position `before` (nil: from the newest), and how many match in all.
+    func eventsNewestFirst(_ query: EventQuery) throws -> (events: [RecordedEvent], total: Int)
+
     /// Whether the project has a sequence of the service (one index lookup).
     func hasDelivered(project: String, service: String) throws -> Bool
 
@@ -154,6 +163,69 @@ public struct ActiveWork: Sendable {
     public init(events: [KeptnEvent], queueReleases: [String: Date]) {
         self.events = events
         self.queueReleases = queueReleases
+    }
+}
+
+/// Keptn's datastore filters (`GET /api/mongodb-datastore/event`).
+public struct EventQuery: Sendable {
+    public var project: String?
+    public var stage: String?
+    public var service: String?
+    public var context: String?
+    /// The whole type (`sh.keptn.event.approval.triggered`).
+    public var type: String?
+    public var eventID: String?
+    /// Events recorded after this time (RFC 3339, compared as recorded).
+    public var fromTime: String?
+    public var before: Int64?
+    public var limit: Int
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// The conditions on `events`, each with its value, in order (`before` apart).
+    var conditions: [(String, String)] {
+        var result: [(String, String)] = []
+        if let project { result.append(("project = ?", project)) }
+        if let stage { result.append(("stage = ?", stage)) }
+        if let service { result.append(("service = ?", service)) }
+        if let context { result.append(("context = ?", context)) }
+        if let type { result.append(("type = ?", type)) }
+        if let eventID { result.append(("id = ?", eventID)) }
+        if let fromTime { result.append(("time > ?", fromTime)) }
+        return result
+    }
+}
+
+/// Which open tasks an integration asks for.
+public struct OpenTaskQuery: Sendable {
+    /// The task's name (`deployment` of `sh.keptn.event.deployment.triggered`).
+    public var task: String
+    public var project: String?
+    public var stage: String?
+    public var service: String?
+    /// One `.triggered` event by its id.
+    public var eventID: String?
+    public var limit: Int
+
+    public init(task: String, project: String? = nil, stage: String? = nil, service: String? = nil, eventID: String? = nil, limit: Int = 100) {
+        self.task = task
+        self.project = project
+        self.stage = stage
+        self.service = service
+        self.eventID = eventID
+        self.limit = limit
+    }
+
+    /// The conditions on `tasks t`, `sequences s` and `events e`, each with its value, in order.
+    var conditions: [(String, String)] {
+        var result = [("t.name = ?", task)]
+        if let project { result.append(("e.project = ?", project)) }
+        if let stage { result.append(("e.stage = ?", stage)) }
+        if let service { result.append(("e.service = ?", service)) }
+        if let eventID { result.append(("e.id = ?", eventID)) }
+        return result
     }
 }
 

@@ -184,6 +184,13 @@ extension Site {
             guard let data = FileManager.default.contents(atPath: self.state.root + "/status.json") else {
                 return self.refusal("no status yet", status: .serviceUnavailable)
             }
+            // The integrations as they are now (their pings come every few seconds; the file is
+            // written when something else changes).
+            let live = self.daemon.integrations.all
+            if !live.isEmpty, var status = try? JSON.decode(DaemonStatus.self, from: data) {
+                status.integrations = live
+                return self.json(status)
+            }
             return self.response(type: "application/json", body: String(decoding: data, as: UTF8.self))
         }
         router.get("/api/v1/sequences") { request, context in
@@ -330,5 +337,8 @@ extension Site {
         router.post("/api/v1/approvals/:id/:decision") { request, context in
             await self.decideFromAPI(request, context: context)
         }
+
+        // Keptn's API (the keptn CLI, job-executor-service): x-token callers.
+        keptnRoutes(router)
     }
 }

@@ -69,7 +69,8 @@ extension Site {
             fromTrusted = false
         }
         guard fromTrusted, let value = request.headers[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty, value.count <= 128,
-            value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+            // No `:`: no account has one, and `role:NAME` is an API token's role, never a person.
+            value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != ":" })
         else { return nil }
         return value
     }

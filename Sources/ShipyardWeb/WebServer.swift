@@ -156,10 +156,13 @@ final class Site: Sendable {
     var allowed: Set<String> { settings.withLock { $0.allowed } }
     /// The htpasswd file's users, with `http.auth.htpasswd`.
     var passwords: PasswordFile? { settings.withLock { $0.passwords } }
+    /// Keptn API tokens, with `http.apiTokens`.
+    var apiTokens: APITokenFile? { settings.withLock { $0.apiTokens } }
     struct Settings {
         var http: DaemonConfig.HTTP?
         var allowed: Set<String>
         var passwords: PasswordFile?
+        var apiTokens: APITokenFile?
     }
 
     let settings: Mutex<Settings>
@@ -180,7 +183,9 @@ final class Site: Sendable {
         self.daemon = daemon
         socketPath = socket
         state = daemon.stateDirectory
-        settings = Mutex(Settings(http: http, allowed: http.map(Self.allowedHosts) ?? [], passwords: Self.passwordFile(http, logger: daemon.log)))
+        settings = Mutex(Settings(
+            http: http, allowed: http.map(Self.allowedHosts) ?? [], passwords: Self.passwordFile(http, logger: daemon.log),
+            apiTokens: Self.tokenFile(http, logger: daemon.log)))
     }
 
     /// A reload: who may sign in and act, which peers are proxies, the public name.
@@ -192,9 +197,17 @@ final class Site: Sendable {
             } else {
                 settings.passwords = Self.passwordFile(http, logger: logger)
             }
+            if settings.apiTokens?.path != http.apiTokens {
+                settings.apiTokens = Self.tokenFile(http, logger: logger)
+            }
             settings.http = http
             settings.allowed = Self.allowedHosts(http)
         }
+    }
+
+    static func tokenFile(_ http: DaemonConfig.HTTP?, logger: Logger) -> APITokenFile? {
+        guard let path = http?.apiTokens else { return nil }
+        return APITokenFile(path: path) { logger.warning("\($0)") }
     }
 
     static func passwordFile(_ http: DaemonConfig.HTTP?, logger: Logger) -> PasswordFile? {

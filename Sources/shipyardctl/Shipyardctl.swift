@@ -8,7 +8,7 @@ struct Shipyardctl: AsyncParsableCommand {
         commandName: "shipyardctl",
         abstract: "Lint shipyards, trigger deliveries and resolve approvals for shipyardd.",
         version: ShipyardVersion.current,
-        subcommands: [Lint.self, Status.self, Sync.self, Trigger.self, Sequences.self, SequenceDetail.self, Events.self, Pause.self, Resume.self, Abort.self, Send.self, Approvals.self, Approve.self, Reject.self, EvaluationsCommand.self, HTPasswd.self]
+        subcommands: [Lint.self, Status.self, Sync.self, Trigger.self, Sequences.self, SequenceDetail.self, Events.self, Pause.self, Resume.self, Abort.self, Send.self, Approvals.self, Approve.self, Reject.self, EvaluationsCommand.self, HTPasswd.self, APIToken.self]
     )
 
     /// Exit codes are part of the contract: 0 success, 1 the command's own failure (a lint

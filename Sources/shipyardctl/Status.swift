@@ -60,6 +60,14 @@ struct Status: AsyncParsableCommand {
             }
             out += Table.render(rows)
         }
+        if let integrations = status.integrations, !integrations.isEmpty {
+            out += "Keptn integrations (registered through the API):\n"
+            let rows = [["NAME", "HOST", "VERSION", "LAST SEEN", "SUBSCRIPTIONS"]] + integrations.map { integration in
+                [integration.name, integration.hostname ?? "-", integration.metadata["integrationversion"]?.string ?? "-", integration.lastSeen ?? "never",
+                 integration.subscriptions.map { String($0.event.dropFirst(KeptnEvent.prefix.count)) }.joined(separator: ", ")]
+            }
+            out += Table.render(rows)
+        }
         if status.projects.isEmpty { return out + "no projects are configured\n" }
         let rows = [["PROJECT", "BRANCH", "COMMIT", "SHIPYARD", "LAST POLL", "STATE"]] + status.projects.map { p in
             [p.name, p.branch, p.commit.map { String($0.prefix(12)) } ?? "-", p.shipyardCommit.map { String($0.prefix(12)) } ?? "-",

@@ -120,6 +120,25 @@ struct PostgresStoreTests {
             try same("context(named:)") { try $0.context(named: String(sequence.context.prefix(12))) }
         }
         try same("approvals all") { try $0.approvals(idPrefix: "", limit: 100).compactMap(\.task.triggeredID).sorted() }
+        // Keptn's API: the open tasks integrations poll for, and the datastore's newest-first pages.
+        #expect(try sqlite.openTasks(OpenTaskQuery(task: "approval")).count == 3)
+        try same("open tasks") { try $0.openTasks(OpenTaskQuery(task: "approval")).map(\.position) }
+        try same("open tasks of a service") {
+            try $0.openTasks(OpenTaskQuery(task: "approval", project: "shop", service: waiting[0].service)).map { String(decoding: $0.json, as: UTF8.self) }
+        }
+        let openID = try #require(try sqlite.sequences(context: waiting[1].context).last?.tasks.first?.triggeredID)
+        try same("open task by id") { try $0.openTasks(OpenTaskQuery(task: "approval", eventID: openID)).map(\.context) }
+        try same("no open test") { try $0.openTasks(OpenTaskQuery(task: "test")).count }
+        var newest = EventQuery(limit: 7)
+        newest.project = "shop"
+        newest.type = "sh.keptn.event.approval.finished"
+        try same("newest first") { let page = try $0.eventsNewestFirst(newest); return page.events.map(\.position) + [Int64(page.total)] }
+        newest.before = try sqlite.eventsNewestFirst(newest).events.last?.position
+        try same("newest first, next page") { try $0.eventsNewestFirst(newest).events.map(\.position) }
+        var recent = EventQuery(limit: 500)
+        recent.context = contexts[5]
+        recent.fromTime = Timestamps.format(Date().addingTimeInterval(-25 * 86400))
+        try same("newest first by context and time") { let page = try $0.eventsNewestFirst(recent); return page.events.map(\.position) + [Int64(page.total)] }
         try same("newest per stage") { try $0.newestPerStage(deployed: false) }
         try same("deployed per stage") { try $0.newestPerStage(deployed: true) }
         try same("services") { try $0.services(project: "shop", limit: 3) }

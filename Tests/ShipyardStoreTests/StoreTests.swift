@@ -132,7 +132,7 @@ struct StoreTests {
         #expect { try SQLiteStore(readingAt: path) } throws: { "\($0)".contains(message) }
         // Nothing was changed by the refusal.
         let migrations = try DatabaseQueue(path: path).read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }
-        #expect(migrations == ["1-events-sequences-tasks", "2-evaluations", "3-task-due-at", "9-from-the-future"])
+        #expect(migrations == ["1-events-sequences-tasks", "2-evaluations", "3-task-due-at", "4-open-tasks", "9-from-the-future"])
     }
 
     @Test func retentionRemovesExactlyTheDeliveriesThatEndedBeforeTheCutoff() throws {

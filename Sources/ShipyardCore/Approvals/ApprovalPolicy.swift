@@ -1,21 +1,30 @@
 public import Foundation
 
-/// Users and groups allowed to do something (approve, send events, pause/resume/abort).
+/// Users and groups allowed to do something (approve, send events, pause/resume/abort), and
+/// the roles of API tokens (`role:NAME`) where a program may act (send events, control).
 public struct Approvers: Sendable, Equatable {
     public var users: [String]
     public var groups: [String]
+    /// API token roles: a caller named `role:NAME` (never a person; no account or group has a
+    /// `:` in its name, and web names with one are refused).
+    public var roles: [String] = []
 
-    public init(users: [String], groups: [String]) {
+    public init(users: [String], groups: [String], roles: [String] = []) {
         self.users = users
         self.groups = groups
+        self.roles = roles
     }
 
     public func admits(user: String, groups memberOf: Set<String>) -> Bool {
-        users.contains(user) || groups.contains(where: memberOf.contains)
+        if user.hasPrefix(Self.rolePrefix) { return roles.contains(String(user.dropFirst(Self.rolePrefix.count))) }
+        return users.contains(user) || groups.contains(where: memberOf.contains)
     }
 
+    /// How a role's caller is named: `role:job-executor`.
+    public static let rolePrefix = "role:"
+
     public var description: String {
-        "users [\(users.joined(separator: ", "))] and groups [\(groups.joined(separator: ", "))]"
+        "users [\(users.joined(separator: ", "))] and groups [\(groups.joined(separator: ", "))]" + (roles.isEmpty ? "" : " and roles [\(roles.joined(separator: ", "))]")
     }
 }
 

@@ -91,7 +91,7 @@ public enum ApprovalRules {
     public static func person(_ source: String?) -> String? {
         guard let source else { return nil }
         let parts = source.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0] == "shipyardctl" || parts[0] == "web", !parts[1].isEmpty else { return nil }
+        guard parts.count >= 2, ["shipyardctl", "web", "api"].contains(parts[0]), !parts[1].isEmpty else { return nil }
         return String(parts[1])
     }
 

@@ -77,7 +77,9 @@ public struct KeptnEvent: Codable, Sendable, Equatable {
         case sequence(stage: String, name: String, phase: String)
     }
 
-    public var kind: Kind? {
+    public var kind: Kind? { Self.kind(of: type) }
+
+    public static func kind(of type: String) -> Kind? {
         guard type.hasPrefix(Self.prefix) else { return nil }
         let parts = type.dropFirst(Self.prefix.count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         switch parts.count {

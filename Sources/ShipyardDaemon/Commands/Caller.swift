@@ -1,4 +1,5 @@
 public import Foundation
+import ShipyardCore
 
 /// Who sends a command, as the command layer judges it: the uid the kernel names at the other
 /// end of the local socket (`shipyardctl`, a page opened through a local proxy's own socket),
@@ -11,6 +12,8 @@ public struct Caller: Sendable {
         case cli
         /// A web sign-in (htpasswd) or a trusted proxy's header named the user.
         case web
+        /// A Keptn API token (`x-token`) named the user (`user:NAME`) or a role (`role:NAME`).
+        case api
     }
 
     /// The kernel's uid (cli), or the host's account of a web user's name (nil when it has none).
@@ -38,6 +41,21 @@ public struct Caller: Sendable {
     public static func web(user: String) -> Caller {
         Caller(uid: Accounts.uid(of: user), user: user, groups: groupNames(user: user), via: .web)
     }
+
+    /// The caller an API token names: a user of this host (their uid and groups as they are
+    /// now), or a role (`role:NAME`: no account, no group; the config's lists admit it by `roles`).
+    public static func api(_ principal: APITokens.Principal) -> Caller {
+        switch principal {
+        case .user(let name): return Caller(uid: Accounts.uid(of: name), user: name, groups: groupNames(user: name), via: .api)
+        case .role(let name): return Caller(uid: nil, user: Approvers.rolePrefix + name, groups: [], via: .api)
+        }
+    }
+
+    /// Whose share of the request rate this is: a uid the kernel named, or an API token's name.
+    var limitKey: String { via == .api ? "api \(user)" : "uid \(uid.map(String.init) ?? user)" }
+
+    /// A role's token: a program, never a person.
+    public var isRole: Bool { via == .api && user.hasPrefix(Approvers.rolePrefix) }
 
     init(uid: uid_t?, user: String, groups: Set<String>, via: Channel) {
         self.uid = uid

@@ -33,7 +33,7 @@ extension Commands {
         }
         // Request ids are each user's own: another user's request with the same id is another request.
         let requester = (caller.host.map { "\($0)/" } ?? "") + String(caller.uid ?? 0)
-        let requestKey = caller.via == .web ? "web/\(caller.user):\(request.id)" : "\(requester):\(request.id)"
+        let requestKey = caller.via == .cli ? "\(requester):\(request.id)" : "\(caller.via.rawValue)/\(caller.user):\(request.id)"
         if let earlier = await orchestrator.sequence(forRequest: requestKey) {
             guard earlier.project == project, earlier.service == service, earlier.sequence == sequence else {
                 return CommandOutcome(
@@ -65,7 +65,7 @@ extension Commands {
         // decisions); never uid 0 for a web-only user.
         let command = Engine.Command.trigger(TriggerRequest(
             project: project, service: service, sequence: sequence, stage: request.stage, data: data,
-            source: caller.via == .web ? "web/\(caller.user)" : "shipyardctl/\(caller.user)", requestID: requestKey,
+            source: caller.via == .cli ? "shipyardctl/\(caller.user)" : "\(caller.via.rawValue)/\(caller.user)", requestID: requestKey,
             uid: caller.uid))
         return await submit(command, request, orchestrator) { recorded in
             let first = recorded.first
@@ -126,7 +126,7 @@ extension Commands {
         // The record says who sent it and when, by this host's account: the caller the kernel
         // named and the daemon's clock. The source the event claims is kept after the user, so
         // that two executors run by one account stay two (Keptn counts a task's executors by source).
-        event.source = Self.stampedSource(user: caller.user, claimed: event.source)
+        event.source = Self.stampedSource(user: caller.user, claimed: event.source, via: caller.via)
         event.time = Timestamps.format(Date())
         event.shipyarduid = caller.uid
         if let duplicate = await orchestrator.duplicate(event) {
@@ -155,10 +155,10 @@ extension Commands {
 
     /// `shipyardctl/alice`, or `shipyardctl/alice/my-checker` when the event claims a source;
     /// the claim is cut to 64 characters of a safe set, so it can forge nothing in logs.
-    static func stampedSource(user: String, claimed: String) -> String {
+    static func stampedSource(user: String, claimed: String, via: Caller.Channel = .cli) -> String {
         let safe = claimed.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/:@".unicodeScalars.contains($0)) }
         let kept = String(String.UnicodeScalarView(safe.prefix(64)))
-        return "shipyardctl/\(user)" + (kept.isEmpty ? "" : "/" + kept)
+        return (via == .cli ? "shipyardctl" : via.rawValue) + "/\(user)" + (kept.isEmpty ? "" : "/" + kept)
     }
 
     /// Tasks the daemon itself carries out.

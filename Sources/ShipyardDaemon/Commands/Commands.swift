@@ -69,11 +69,14 @@ public actor Commands {
         defer { handling -= 1 }
         let outcome: CommandOutcome
         // A forwarded request was admitted by its own host's limiter (uids are each host's own).
-        if caller.via == .cli, caller.host == nil, let uid = caller.uid, let wait = limiter.admit(uid, exempt: caller.isAdministrator) {
+        if caller.via != .web, caller.host == nil, let wait = limiter.admit(caller.limitKey, exempt: caller.isAdministrator) {
             outcome = CommandOutcome(
                 id: request.id, ok: false,
                 message: "too many requests from \(caller.user): at most \(RequestLimiter.rate) a second (bursts of \(RequestLimiter.burst)); try again in \(wait)")
         } else if caller.via == .web, ![.approve, .reject, .pause, .resume, .abort, .trigger].contains(request.kind) {
+            outcome = CommandOutcome(
+                id: request.id, ok: false, message: "this request is taken over the local socket only, from the user the kernel names (shipyardctl)")
+        } else if caller.via == .api, ![.trigger, .pause, .resume, .abort, .event, .approve, .reject].contains(request.kind) {
             outcome = CommandOutcome(
                 id: request.id, ok: false, message: "this request is taken over the local socket only, from the user the kernel names (shipyardctl)")
         } else if caller.via == .web, [.trigger, .pause, .resume, .abort].contains(request.kind),
@@ -121,12 +124,12 @@ public actor Commands {
             }
             return
         }
-        metrics.request(kind, outcome: outcome.ok ? "accepted" : "refused")
-        let uid = caller.uid ?? 0
+        metrics.request(caller.via == .api ? "api-\(kind)" : kind, outcome: outcome.ok ? "accepted" : "refused")
+        let via = caller.via == .api ? "api request" : "request"
         if outcome.ok {
-            logger.info("request \(kind) accepted: \(outcome.message)", metadata: ["user": "\(caller.user)", "uid": "\(uid)"])
+            logger.info("\(via) \(kind) accepted: \(outcome.message)", metadata: ["user": "\(caller.user)", "uid": "\(caller.uid.map(String.init) ?? "-")"])
         } else {
-            refusals.note("request \(kind) from \(caller.user) (uid \(uid)) refused: \(outcome.message)", uid: uid, logger: logger)
+            refusals.note("\(via) \(kind) from \(caller.described) refused: \(outcome.message)", who: caller.limitKey, logger: logger)
         }
     }
 
@@ -146,6 +149,11 @@ public actor Commands {
     /// becomes the approval's `.finished` event once the gate's approvers and its policy allow.
     func decide(_ request: CommandRequest, caller: Caller, _ orchestrator: Orchestrator) async -> CommandOutcome {
         let approve = request.kind == .approve
+        if caller.isRole {
+            return CommandOutcome(
+                id: request.id, ok: false,
+                message: "\(caller.user) may not decide approvals: an approval is a person's decision, and this API token is a program's role (use a user: token)")
+        }
         let reason = request.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if !approve, reason.isEmpty {
             return CommandOutcome(id: request.id, ok: false, message: "a rejection needs a reason\(caller.via == .cli ? " (--reason)" : "")")

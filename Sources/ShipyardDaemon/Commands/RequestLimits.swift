@@ -7,16 +7,17 @@ import Logging
 struct RequestLimiter {
     static let rate = 20.0
     static let burst = 200.0
-    private var buckets: [uid_t: (tokens: Double, at: Date)] = [:]
+    private var buckets: [String: (tokens: Double, at: Date)] = [:]
 
     /// nil when the request may go on; otherwise how long until it could.
-    mutating func admit(_ uid: uid_t, exempt: Bool, now: Date = Date()) -> String? {
+    /// `who`: `uid 1001` (a caller the kernel named), `api alice` (an API token's).
+    mutating func admit(_ who: String, exempt: Bool, now: Date = Date()) -> String? {
         if exempt { return nil }
-        var bucket = buckets[uid] ?? (Self.burst, now)
+        var bucket = buckets[who] ?? (Self.burst, now)
         bucket.tokens = min(Self.burst, bucket.tokens + now.timeIntervalSince(bucket.at) * Self.rate)
         bucket.at = now
         defer {
-            buckets[uid] = bucket
+            buckets[who] = bucket
             if buckets.count > 10_000 { buckets = buckets.filter { $0.value.tokens < Self.burst } }
         }
         if bucket.tokens >= 1 {
@@ -31,26 +32,26 @@ struct RequestLimiter {
 /// user a minute, then one line saying how many more there were.
 struct RefusalLog {
     static let perMinute = 10
-    private var windows: [uid_t: (start: Date, logged: Int, suppressed: Int)] = [:]
+    private var windows: [String: (start: Date, logged: Int, suppressed: Int)] = [:]
 
-    mutating func note(_ message: String, uid: uid_t, logger: Logger, now: Date = Date()) {
-        var window = windows[uid] ?? (now, 0, 0)
+    mutating func note(_ message: String, who: String, logger: Logger, now: Date = Date()) {
+        var window = windows[who] ?? (now, 0, 0)
         if now.timeIntervalSince(window.start) >= 60 {
             if window.suppressed > 0 {
-                logger.warning("\(window.suppressed) more refused requests from uid \(uid) in the minute before, not logged one by one")
+                logger.warning("\(window.suppressed) more refused requests from \(who) in the minute before, not logged one by one")
             }
             window = (now, 0, 0)
         }
         if window.logged < Self.perMinute {
             window.logged += 1
-            logger.warning("\(message)", metadata: ["uid": "\(uid)"])
+            logger.warning("\(message)", metadata: ["caller": "\(who)"])
         } else {
             if window.suppressed == 0 {
-                logger.warning("further refusals of uid \(uid)'s requests this minute are counted, not logged one by one")
+                logger.warning("further refusals of \(who)'s requests this minute are counted, not logged one by one")
             }
             window.suppressed += 1
         }
-        windows[uid] = window
+        windows[who] = window
         if windows.count > 10_000 { windows = windows.filter { now.timeIntervalSince($0.value.start) < 60 } }
     }
 }

@@ -120,7 +120,7 @@ struct ConfigReader {
             var policy = DaemonConfig.ApprovalPolicy()
             if let pair = fields["project"], !pair.value.isNull { policy.project = schema.string(pair.value, what: "project", log: &log) }
             if let pair = fields["stage"], !pair.value.isNull { policy.stage = schema.string(pair.value, what: "stage", log: &log) }
-            policy.approvers = readPrincipals(fields["approvers"], what: "approvers", empty: "nobody can decide this gate")
+            policy.approvers = readPrincipals(fields["approvers"], what: "approvers", empty: "nobody can decide this gate", roles: false)
             if let pair = fields["required"], !pair.value.isNull {
                 if let count = Self.wholeNumber(pair.value), (1...100).contains(count) {
                     policy.required = count
@@ -183,7 +183,7 @@ struct ConfigReader {
     /// `http: {listen, auth: {htpasswd} | {proxyHeader, trustedProxies}, publicURL}`.
     mutating func readHTTP(_ node: YAMLNode) -> DaemonConfig.HTTP? {
         var fields: [String: YAMLPair] = [:]
-        guard schema.mapping(node, of: "http", allowed: ["listen", "auth", "publicURL"], log: &log, into: &fields) else { return nil }
+        guard schema.mapping(node, of: "http", allowed: ["listen", "auth", "publicURL", "apiTokens"], log: &log, into: &fields) else { return nil }
         guard let pair = fields["listen"], !pair.value.isNull, let text = pair.value.string else {
             log.error("http needs listen: an address and port (127.0.0.1:8420) for the web view on TCP", at: fields["listen"]?.value.mark ?? node.mark)
             return nil
@@ -213,6 +213,10 @@ struct ConfigReader {
             } else {
                 log.error("http.publicURL must be the http:// or https:// address people open", at: pair.value.mark)
             }
+        }
+        if let pair = fields["apiTokens"], !pair.value.isNull, let path = absolutePath(pair.value, what: "http.apiTokens") {
+            readAPITokens(path, http: http, at: pair.value.mark)
+            http.apiTokens = path
         }
         if let pair = fields["auth"], !pair.value.isNull {
             var auth: [String: YAMLPair] = [:]
@@ -410,23 +414,33 @@ struct ConfigReader {
     }
 
     mutating func readApprovers(_ pair: YAMLPair?) -> DaemonConfig.Approvers? {
-        readPrincipals(pair, what: "approvers", empty: "nobody can approve; remove it to let every operator approve")
+        readPrincipals(pair, what: "approvers", empty: "nobody can approve; remove it to let every operator approve", roles: false)
     }
 
-    /// `{users: [...], groups: [...]}`; `empty` says what an empty one means.
-    mutating func readPrincipals(_ pair: YAMLPair?, what: String, empty: String) -> DaemonConfig.Approvers? {
+    /// `{users: [...], groups: [...], roles: [...]}`; `empty` says what an empty one means.
+    /// `roles`: whether API tokens' roles may be named (never for approvers: an approval names a person).
+    mutating func readPrincipals(_ pair: YAMLPair?, what: String, empty: String, roles: Bool = true) -> DaemonConfig.Approvers? {
         guard let pair, !pair.value.isNull else { return nil }
         var fields: [String: YAMLPair] = [:]
-        guard schema.mapping(pair.value, of: what, allowed: ["users", "groups"], log: &log, into: &fields) else { return nil }
+        guard schema.mapping(pair.value, of: what, allowed: ["users", "groups", "roles"], log: &log, into: &fields) else { return nil }
+        if !roles, let named = fields["roles"], !named.value.isNull {
+            log.error("\(what) takes users and groups, not roles: an approval is a person's decision, and a role's API token is a program's (give the person a user: token)", at: named.key.mark)
+        }
         func names(_ key: String, _ log: inout DiagnosticLog) -> [String] {
             guard let pair = fields[key], !pair.value.isNull,
                 let items = schema.list(pair.value, what: "\(what).\(key)", log: &log)
             else { return [] }
             return items.compactMap { schema.string($0, what: "a name in \(what).\(key)", log: &log) }
         }
-        let principals = DaemonConfig.Approvers(users: names("users", &log), groups: names("groups", &log))
-        if principals.users.isEmpty, principals.groups.isEmpty {
-            log.warning("\(what) lists no users and no groups, so \(empty)", at: pair.value.mark)
+        var principals = DaemonConfig.Approvers(users: names("users", &log), groups: names("groups", &log))
+        if roles {
+            principals.roles = names("roles", &log)
+            for (index, role) in principals.roles.enumerated() where !APITokens.isName(role) {
+                log.error("\(what).roles: \"\(role)\" is not a role name (letters, digits, ., _ and -, as role:NAME in http.apiTokens)", at: fields["roles"]?.value.sequence?[index].mark ?? pair.value.mark)
+            }
+        }
+        if principals.users.isEmpty, principals.groups.isEmpty, principals.roles.isEmpty {
+            log.warning("\(what) lists no users\(roles ? ", groups or roles" : " and no groups"), so \(empty)", at: pair.value.mark)
         }
         checkAccounts(principals, what: what, at: pair.value.mark)
         return principals

@@ -38,6 +38,31 @@ extension ConfigReader {
     }
 }
 
+extension ConfigReader {
+    /// `http.apiTokens`: readable by the daemon, writable by nobody else (a line added there is a
+    /// token for anyone's name), every line a token; tokens sent in clear over a network warned of.
+    mutating func readAPITokens(_ path: String, http: DaemonConfig.HTTP, at mark: SourceMark) {
+        checkExists(path, what: "http.apiTokens", need: .read, at: mark)
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o022 != 0 {
+            log.error(
+                "http.apiTokens \(path) is writable by more than its owner (mode \(String(info.st_mode & 0o777, radix: 8))): whoever can add a line there acts as anyone; sudo chmod go-w \(path)",
+                at: mark)
+        }
+        if host != .off, FileManager.default.isReadableFile(atPath: path) {
+            let (_, problems) = APITokens.load(path)
+            for problem in problems {
+                if host == .errors { log.error(problem, at: mark) } else { log.warning(problem + "; that line is ignored", at: mark) }
+            }
+        }
+        if case .tcp(let address, _) = http.listen, !["127.0.0.1", "::1"].contains(address), !(http.publicURL?.hasPrefix("https://") ?? false) {
+            log.warning(
+                "http.apiTokens on \(http.listen) without an https:// publicURL: tokens would cross the network in clear; listen on 127.0.0.1 behind a TLS proxy and set publicURL",
+                at: mark)
+        }
+    }
+}
+
 /// Whether a user may read or run a path: `access(2)` for the user running the check, or, when
 /// root checks a config, the permission bits as they apply to the daemon's account (`shipyard`,
 /// from the package's sysusers.d), every folder on the way included.

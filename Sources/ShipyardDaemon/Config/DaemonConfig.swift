@@ -83,6 +83,9 @@ public struct DaemonConfig: Sendable, Equatable {
         /// The address people open (https://… behind a TLS proxy): cookies are `Secure` when it
         /// is https. Optional.
         public var publicURL: String?
+        /// The file of Keptn API tokens' hashes (`x-token`); nil: Keptn's API answers 401 to
+        /// every caller but the local socket's.
+        public var apiTokens: String?
 
         public init(listen: Listen, auth: Auth? = nil, publicURL: String? = nil) {
             self.listen = listen

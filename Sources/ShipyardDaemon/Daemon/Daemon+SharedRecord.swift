@@ -87,7 +87,7 @@ extension Daemon {
             return CommandOutcome(id: "", ok: false, message: "the leader cannot read the forwarded request (hosts of different versions?)")
         }
         var caller = Caller(
-            uid: forwarded.uid, user: forwarded.user, groups: Set(forwarded.groups), via: forwarded.channel == "web" ? .web : .cli)
+            uid: forwarded.uid, user: forwarded.user, groups: Set(forwarded.groups), via: Caller.Channel(rawValue: forwarded.channel) ?? .web)
         caller.host = forwarded.via
         caller.forwardedAdministrator = forwarded.administrator
         logger.info("request \(request.kind.rawValue) forwarded by \(forwarded.via)", metadata: ["user": "\(caller.user)"])

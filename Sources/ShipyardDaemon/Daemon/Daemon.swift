@@ -44,6 +44,8 @@ public actor Daemon {
     public nonisolated let feed = ChangeFeed()
     /// Every request to change something, from every way in, goes through here.
     public nonisolated let commands: Commands
+    /// Keptn integrations registered through the Uniform API (job-executor-service and others).
+    public nonisolated let integrations: Integrations
     /// The local API on its socket, and the web view when the config has `http:`.
     let makeFrontend: (@Sendable (Daemon, ListeningSocket, DaemonConfig.HTTP?) throws -> any DaemonFrontend)?
     var frontend: Task<Void, Never>?
@@ -68,6 +70,7 @@ public actor Daemon {
         self.systemd = SystemdNotifier(environment: environment)
         self.pollPool = BlockingPool(name: "poll", size: config.pollThreads ?? BlockingPool.defaultSize)
         self.commands = Commands(config: config, metrics: metrics, logger: logger)
+        self.integrations = Integrations(file: StateDirectory(config.stateDirectory).root + "/integrations.json")
         self.recordReader = config.postgres.map { RecordReader($0, logger: logger) }
     }
 
@@ -558,8 +561,11 @@ public actor Daemon {
     }
 
     func statusDocument() throws -> Data {
-        let header = try JSON.encode(DaemonStatus(
-            pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), web: webAddress, projects: [], cluster: leadership?.status))
+        var status = DaemonStatus(
+            pid: getpid(), version: Self.version, startedAt: Timestamp.string(startedAt), web: webAddress, projects: [], cluster: leadership?.status)
+        let registered = integrations.all
+        status.integrations = registered.isEmpty ? nil : registered
+        let header = try JSON.encode(status)
         let empty = Data(#""projects":[]"#.utf8)
         guard let slot = header.range(of: empty) else { return header }
         var document = Data(header[..<slot.lowerBound])

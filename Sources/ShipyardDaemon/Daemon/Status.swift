@@ -12,6 +12,8 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var projects: [ProjectStatus]
     /// With a shared PostgreSQL record: who leads, and every host's last heartbeat.
     public var cluster: ClusterStatus?
+    /// Keptn integrations registered through the Uniform API, with when each was last seen.
+    public var integrations: [Integration]?
 
     public init(pid: Int32, version: String, startedAt: String, web: String? = nil, projects: [ProjectStatus], cluster: ClusterStatus? = nil) {
         self.cluster = cluster

@@ -143,6 +143,10 @@ enum PostgresSchema {
                 body text NOT NULL
             );
             """),
+        ("3-open-tasks", """
+            -- The tasks integrations poll for (Keptn's open .triggered events), by name among the open ones.
+            CREATE INDEX tasks_open ON tasks(name) WHERE state IN ('triggered', 'started');
+            """),
     ]
 
     /// Applies what is missing; refuses a database with a migration this build does not know.

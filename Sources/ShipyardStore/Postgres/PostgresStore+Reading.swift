@@ -126,6 +126,40 @@ extension PostgresStore {
         }
     }
 
+    public func openTasks(_ query: OpenTaskQuery) throws -> [RecordedEvent] {
+        let conditions = query.conditions
+        var sql: [String] = []
+        for (index, condition) in conditions.enumerated() { sql.append(condition.0.replacingOccurrences(of: "?", with: "$\(index + 1)")) }
+        return try with { connection in
+            try connection.exec(
+                """
+                SELECT e.position, e.context, e.body FROM tasks t
+                JOIN sequences s ON s.id = t.sequence_id
+                JOIN events e ON e.id = t.triggered_id
+                WHERE t.state IN ('triggered', 'started') AND s.active AND \(sql.joined(separator: " AND "))
+                ORDER BY e.position LIMIT $\(conditions.count + 1)::bigint
+                """,
+                conditions.map(\.1) + [String(query.limit)]
+            ).rows.map { RecordedEvent(position: $0[0].flatMap(Int64.init) ?? 0, context: $0[1] ?? "", json: Data(($0[2] ?? "").utf8)) }
+        }
+    }
+
+    public func eventsNewestFirst(_ query: EventQuery) throws -> (events: [RecordedEvent], total: Int) {
+        let conditions = query.conditions
+        var sql: [String] = ["true"]
+        for (index, condition) in conditions.enumerated() { sql.append(condition.0.replacingOccurrences(of: "?", with: "$\(index + 1)")) }
+        let filter = sql.joined(separator: " AND ")
+        let values = conditions.map(\.1)
+        return try with { connection in
+            let total = Int(try connection.exec("SELECT count(*) FROM events WHERE \(filter)", values).scalar ?? "0") ?? 0
+            let rows = try connection.exec(
+                "SELECT position, context, body FROM events WHERE \(filter) AND position < $\(values.count + 1)::bigint ORDER BY position DESC LIMIT $\(values.count + 2)::bigint",
+                values + [String(query.before ?? Int64.max), String(query.limit)]
+            ).rows
+            return (rows.map { RecordedEvent(position: $0[0].flatMap(Int64.init) ?? 0, context: $0[1] ?? "", json: Data(($0[2] ?? "").utf8)) }, total)
+        }
+    }
+
     public func hasDelivered(project: String, service: String) throws -> Bool {
         try with { connection in
             try connection.exec("SELECT EXISTS (SELECT 1 FROM sequences WHERE service = $1 AND project = $2)", [service, project]).scalar == "t"

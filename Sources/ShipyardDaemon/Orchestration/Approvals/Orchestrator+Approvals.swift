@@ -143,7 +143,7 @@ extension Orchestrator {
         var data: JSONValue = .object(["project": .string(execution.project), "stage": .string(execution.stage), "service": .string(execution.service)])
         data["approval"] = vote.json
         var event = KeptnEvent(
-            id: ids.next(), source: vote.via == "web" ? "web/\(vote.by)" : "shipyardctl/\(vote.by)", type: ApprovalVote.type, time: vote.at,
+            id: ids.next(), source: vote.via == "cli" ? "shipyardctl/\(vote.by)" : "\(vote.via)/\(vote.by)", type: ApprovalVote.type, time: vote.at,
             context: execution.context, triggeredid: id, gitcommitid: execution.commit, data: data)
         event.shipyarduid = vote.uid
         guard recordAside([event]) else { return false }
@@ -188,7 +188,7 @@ extension Orchestrator {
         }
         data["approval"] = .object(record)
         let event = KeptnEvent(
-            id: CommandRequest.newID(), source: recount != nil || via == "daemon" ? "shipyardd" : via == "web" ? "web/\(user)" : "shipyardctl/\(user)",
+            id: CommandRequest.newID(), source: recount != nil || via == "daemon" ? "shipyardd" : via == "cli" ? "shipyardctl/\(user)" : "\(via)/\(user)",
             type: "\(KeptnEvent.prefix)approval.finished", time: Timestamps.format(now), context: execution.context, triggeredid: id,
             gitcommitid: execution.commit, data: data)
         do {
