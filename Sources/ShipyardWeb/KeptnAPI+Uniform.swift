@@ -14,6 +14,7 @@ extension Site {
     func uniformRoutes(_ router: Router<WebContext>) {
         router.post("/api/controlPlane/v1/uniform/registration") { request, context in
             await self.keptn(request, context) { caller throws(KeptnRefusal) in
+                try await self.mayIntegrate(caller)
                 let body = try await self.keptnBody(request)
                 guard let registration = try? JSON.decode(IntegrationRegistration.self, from: try JSON.encode(body)) else {
                     throw KeptnRefusal(.badRequest, "a registration is {\"name\", \"metadata\", \"subscriptions\": [{\"event\", \"filter\"}]}")
@@ -48,6 +49,7 @@ extension Site {
         }
         router.delete("/api/controlPlane/v1/uniform/registration/:id") { request, context in
             await self.keptn(request, context) { caller throws(KeptnRefusal) in
+                try await self.mayIntegrate(caller)
                 let id = context.parameters.get("id") ?? ""
                 guard self.daemon.integrations.remove(id) else { throw KeptnRefusal(.notFound, "no integration is registered with this id") }
                 self.daemon.log.info("integration \(id) removed by \(caller.user)")
@@ -76,6 +78,15 @@ extension Site {
                 }
                 return self.json([String: String]())
             }
+        }
+    }
+
+    /// Registering and removing integrations: for those who may answer tasks (eventSenders), as an
+    /// integration does; anyone else could fill or empty the registry.
+    func mayIntegrate(_ caller: Caller) async throws(KeptnRefusal) {
+        if let refusal = await daemon.commands.mayAnswerTasks(caller) {
+            daemon.metrics.request("api-integration", outcome: "refused")
+            throw KeptnRefusal(.forbidden, refusal)
         }
     }
 

@@ -91,6 +91,10 @@ extension Site {
     /// A command's answer as Keptn's API gives it: `{"keptnContext"}` when applied.
     func keptnAnswer(_ outcome: CommandOutcome, context: String?) -> Response {
         guard outcome.ok else {
+            // Passing states a client should try again after.
+            if outcome.message == "the daemon is starting" || outcome.message.contains("cannot be written") {
+                return keptnError(.serviceUnavailable, outcome.message)
+            }
             let status = Site.status(of: outcome)
             return keptnError(status == .conflict ? .badRequest : status, outcome.message)
         }

@@ -172,7 +172,7 @@ extension Site {
     static func status(of outcome: CommandOutcome) -> HTTPResponse.Status {
         if outcome.ok { return .ok }
         if outcome.message.hasPrefix("too many requests") { return .tooManyRequests }
-        if outcome.message.contains("may not") || outcome.message.contains("is closed on this host") || outcome.message.contains("cannot approve their own") { return .forbidden }
+        if outcome.message.contains("may not") || outcome.message.contains("is closed on this host") || outcome.message.contains("is closed to API tokens") || outcome.message.contains("cannot approve their own") { return .forbidden }
         return .conflict
     }
 

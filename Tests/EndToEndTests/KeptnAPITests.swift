@@ -46,7 +46,10 @@ import Testing
         let tokens: [String: String]
         var tokenFile: String { dir.path + "/api-tokens" }
 
-        init(localTest: Bool = true, shipyard: String = KeptnAPITests.shipyard, approvers: String = "approvers:\n  users: [alice]") async throws {
+        init(
+            localTest: Bool = true, shipyard: String = KeptnAPITests.shipyard, approvers: String = "approvers:\n  users: [alice]",
+            control: String = "sequenceControl:\n  users: [alice]\n  roles: [ci]"
+        ) async throws {
             dir = try TemporaryDirectory()
             upstream = try UpstreamRepository(in: dir.path)
             commit = try upstream.commit([
@@ -79,6 +82,7 @@ import Testing
                 eventSenders:
                   roles: [job-executor]
                 \(approvers)
+                \(control)
                 """)
             var address: String?
             let started = daemon
@@ -227,10 +231,10 @@ import Testing
             #expect(reply.status == 400 && Self.keys(reply) == ["code", "message"] && reply.body.contains(message), "\(body) → \(reply.status) \(reply.body)")
         }
 
-        // keptn abort sequence (go-utils v2/sequenceUtils.go): the approvers decide that (as for
-        // shipyardctl); the ci role is not one of them.
-        let abort = try world.call("POST", "/controlPlane/v1/sequence/podtato/\(context)/control", json: #"{"state":"abort","stage":""}"#)
-        #expect(abort.status == 403 && abort.body.contains("may not abort"), "\(abort.body)")
+        // keptn abort sequence (go-utils v2/sequenceUtils.go): sequenceControl decides that, as for
+        // the web view; the job-executor role is not in it.
+        let abort = try world.call("POST", "/controlPlane/v1/sequence/podtato/\(context)/control", token: "jes", json: #"{"state":"abort","stage":""}"#)
+        #expect(abort.status == 403 && abort.body.contains("role:job-executor may not abort"), "\(abort.body)")
         let aborted = try world.call("POST", "/controlPlane/v1/sequence/podtato/\(context)/control", token: "alice", json: #"{"state":"abort","stage":""}"#)
         #expect(aborted.status == 200, "\(aborted.body)")
         #expect(await world.waitState(context, "qa", "aborted"))
@@ -339,6 +343,35 @@ import Testing
         let other = try world.call("POST", "/v1/event", token: "bob", json: decision)
         #expect(other.status == 200, "\(other.body)")
         #expect(try await world.waitOpen("deployment", context: context) != nil)
+    }
+
+    /// Without sequenceControl or approvers, no token triggers or controls anything (as in the web
+    /// view: a token holder is no member of the socket's group); a token not among eventSenders
+    /// registers no integration; a client's event id already in the record is refused as a
+    /// duplicate, never reaching the record's unique index; removing the token file revokes all.
+    @Test func tokensDoOnlyWhatTheConfigNames() async throws {
+        let world = try await World(approvers: "", control: "")
+        let closed = try world.call("POST", "/v1/event", json: Self.cliTrigger())
+        #expect(closed.status == 403 && closed.body.contains("trigger is closed to API tokens"), "\(closed.body)")
+        let registration = #"{"name":"intruder","metadata":{"hostname":"x"},"subscriptions":[]}"#
+        let refused = try world.call("POST", "/controlPlane/v1/uniform/registration", token: "bob", json: registration)
+        #expect(refused.status == 403 && refused.body.contains("bob may not send events"), "\(refused.body)")
+        let registered = try world.call("POST", "/controlPlane/v1/uniform/registration", token: "jes", json: registration)
+        let id = try #require((registered.json as? [String: Any])?["id"] as? String)
+        #expect(try world.call("DELETE", "/controlPlane/v1/uniform/registration/\(id)", token: "ci").status == 403)
+        #expect(try world.call("PUT", "/controlPlane/v1/uniform/registration/\(id)/ping", token: "jes").status == 200)
+
+        // A delivery started over the socket; an integration answers with an id the record holds.
+        let out = try world.daemon.ctl(["trigger", "delivery", "--project", "podtato", "--service", "helloservice", "--output", "json"])
+        let context = try #require((try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])?["context"] as? String, "\(out.stdout)\(out.stderr)")
+        let deployment = try #require(try await world.waitOpen("deployment", context: context))
+        let reused = try world.answer(deployment, phase: "started", id: deployment["id"] as? String ?? "")
+        #expect(reused.status == 200 && !world.daemon.log.contains("free space"), "\(reused.body)")
+        #expect(try world.answer(deployment, phase: "finished").status == 200)
+        #expect(await eventually(timeout: .seconds(30)) { (try? world.taskState(context, "qa", "deployment")) == "finished" })
+
+        try FileManager.default.removeItem(atPath: world.tokenFile)
+        #expect(await eventually(timeout: .seconds(10)) { (try? world.call("POST", "/v1/auth", token: "alice").status) == 401 })
     }
 
     /// What a token-holder or a push could try: every route without a token, paths out of the

@@ -36,6 +36,7 @@ struct APITokensTests {
         try process.run()
         process.waitUntilExit()
         let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0 && printed.count >= 64, "\(printed)")
         #expect(line.hasPrefix("sha256:" + printed.prefix(64)))
     }
 

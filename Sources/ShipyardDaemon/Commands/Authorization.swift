@@ -29,7 +29,7 @@ struct Authorization {
     /// `control` for a web caller: closed without a list naming who may.
     func webControl(_ caller: Caller, verb: String) -> String? {
         guard config.sequenceControl != nil || config.approvers != nil else {
-            return "\(verb) is closed in the web view on this host: no sequenceControl or approvers in the config name who may (shipyardctl \(verb) over the socket works for the group's members)"
+            return "\(verb) is closed \(caller.via == .api ? "to API tokens" : "in the web view") on this host: no sequenceControl or approvers in the config name who may (shipyardctl \(verb) over the socket works for the group's members)"
         }
         return control(caller, verb: verb)
     }

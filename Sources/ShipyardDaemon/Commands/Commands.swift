@@ -49,6 +49,11 @@ public actor Commands {
         self.forward = forward
     }
 
+    /// Whether this caller may answer tasks (and so register as an integration): eventSenders.
+    public func mayAnswerTasks(_ caller: Caller) -> String? {
+        authorization.sendEvents(caller)
+    }
+
     /// A reloaded config: who may do what, from the next request on.
     func update(_ config: DaemonConfig) {
         self.config = config
@@ -79,10 +84,11 @@ public actor Commands {
         } else if caller.via == .api, ![.trigger, .pause, .resume, .abort, .event, .approve, .reject].contains(request.kind) {
             outcome = CommandOutcome(
                 id: request.id, ok: false, message: "this request is taken over the local socket only, from the user the kernel names (shipyardctl)")
-        } else if caller.via == .web, [.trigger, .pause, .resume, .abort].contains(request.kind),
+        } else if caller.via != .cli, [.trigger, .pause, .resume, .abort].contains(request.kind),
             let refusal = authorization.webControl(caller, verb: request.kind.rawValue)
         {
-            // A web user triggers and controls as sequenceControl (else the approvers) names.
+            // A web user or an API token triggers and controls as sequenceControl (else the
+            // approvers) names: neither is a member of the socket's group.
             outcome = CommandOutcome(id: request.id, ok: false, message: refusal)
         } else if let orchestrator {
             switch request.kind {

@@ -140,8 +140,8 @@ public struct APITokens: Sendable {
 }
 
 /// The token file as the daemon reads it: again whenever it changed (its size, mtime or inode),
-/// so that adding or removing a token needs no reload. A file that became unreadable or wrong
-/// keeps the last good tokens, and says so in the log once per change.
+/// so that adding or removing a token needs no reload. A file that is gone or cannot be read
+/// accepts no token at all (and says so in the log once per change); a wrong line is skipped.
 public final class APITokenFile: Sendable {
     public let path: String
     private struct State {
@@ -170,8 +170,9 @@ public final class APITokenFile: Sendable {
             guard stamp != state.stamp else { return state.tokens }
             state.stamp = stamp
             let (loaded, problems) = APITokens.load(path)
-            for problem in problems.prefix(20) { warn(problem + (loaded == nil && state.tokens != nil ? "; the tokens read before stay in force" : "")) }
-            if let loaded { state.tokens = loaded }
+            // A file that is gone or unreadable revokes every token: removing it must stop them.
+            for problem in problems.prefix(20) { warn(problem + (loaded == nil ? "; no API token is accepted until it can be read" : "")) }
+            state.tokens = loaded
             return state.tokens
         }
     }
