@@ -119,7 +119,7 @@ public final class Integrations: Sendable {
         let namespace = metadata["kubernetesmetadata"]?["namespace"]?.string ?? ""
         let id = Self.digestID("\(name)-\(namespace)-\(hostname)")
         metadata["lastseen"] = .string(Timestamps.format(now))
-        let (integration, created, list) = try state.withLock { (byID: inout [String: Integration]) throws(Failure) -> (Integration, Bool, [Integration]) in
+        return try state.withLock { (byID: inout [String: Integration]) throws(Failure) -> (Integration, created: Bool) in
             let created = byID[id] == nil
             // A subscription registered again keeps its id (the go-sdk remembers which events it
             // handled by subscription id and event id).
@@ -138,10 +138,10 @@ public final class Integrations: Sendable {
                 id: id, name: name, metadata: metadata, subscriptions: numbered, registeredBy: who,
                 registeredAt: byID[id]?.registeredAt ?? Timestamps.format(now))
             byID[id] = integration
-            return (integration, created, Array(byID.values))
+            // Written under the lock: two registrations at once never leave the older list on disk.
+            save(Array(byID.values))
+            return (integration, created)
         }
-        save(list)
-        return (integration, created)
     }
 
     /// A ping: the integration as registered, now seen; nil for an id nobody registered.
@@ -155,19 +155,16 @@ public final class Integrations: Sendable {
     }
 
     public func remove(_ id: String) -> Bool {
-        let (removed, list) = state.withLock { byID in (byID.removeValue(forKey: id) != nil, Array(byID.values)) }
-        if removed { save(list) }
-        return removed
+        state.withLock { byID in
+            guard byID.removeValue(forKey: id) != nil else { return false }
+            save(Array(byID.values))
+            return true
+        }
     }
 
     /// Every integration, by name.
     public var all: [Integration] {
         state.withLock { Array($0.values) }.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
-    }
-
-    /// Kept with the last times seen (written at a stop too, so status shows them after one).
-    public func persist() {
-        save(state.withLock { Array($0.values) })
     }
 
     private func save(_ list: [Integration]) {
