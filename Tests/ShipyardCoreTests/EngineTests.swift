@@ -371,6 +371,20 @@ import Testing
         #expect(h.journal.last?.data["result"] == .string("fail"))
     }
 
+    @Test func anAnswerIsFiledUnderItsSequenceWhateverItsSenderWrote() throws {
+        var h = try Harness(example: "shipyard.yaml")
+        _ = try h.trigger()
+        let deploy = try #require(h.pending("je-deployment"))
+        let elsewhere: [String: JSONValue] = ["project": .string("payroll"), "stage": .string("production"), "service": .string("ledger")]
+        try h.send("je-deployment", "started", to: deploy, data: elsewhere)
+        try h.send("je-deployment", "finished", to: deploy, data: elsewhere.merging(["result": .string("pass"), "status": .string("succeeded")]) { $1 })
+        let answers = h.journal.filter { $0.triggeredid == deploy.id }
+        #expect(answers.map(\.type) == ["sh.keptn.event.je-deployment.started", "sh.keptn.event.je-deployment.finished"])
+        for answer in answers {
+            for key in ["project", "stage", "service"] { #expect(answer.data[key] == deploy.data[key], "\(answer.type) \(key)") }
+        }
+    }
+
     @Test func aTaskNamedTwiceRunsTwiceInTurn() throws {
         // keptn#5501, #4039: repeated task names produced duplicate or endless events.
         var h = try Harness("""

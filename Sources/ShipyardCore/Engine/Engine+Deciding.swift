@@ -85,6 +85,11 @@ extension Engine {
         guard execution.isActive, index == execution.currentTaskIndex else {
             throw EngineError("task \(task.name) of \(execution.stage).\(execution.sequence) (\(execution.context)) is no longer running")
         }
+        // The sequence says where the event belongs, whatever its sender wrote: an answer cannot
+        // file itself under another project, stage or service (listings and indexes read these).
+        for (key, value) in [("project", execution.project), ("stage", execution.stage), ("service", execution.service)] {
+            event.data[key] = .string(value)
+        }
         if phase == "finished" {
             event.data = Self.normalizedFinishedData(event.data, task: task.name)
             if task.name == "approval" { run.effects.append(.approvalClosed(triggeredID: triggeredID)) }
