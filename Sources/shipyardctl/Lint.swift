@@ -5,13 +5,14 @@ import ShipyardDaemon
 
 struct Lint: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate shipyard files (Keptn spec 0.2.0 to 0.2.4) and Keptn's slo.yaml and sli.yaml files.",
+        abstract: "Validate shipyard files (Keptn spec 0.2.0 to 0.2.4) and Keptn's slo.yaml, sli.yaml and webhook.yaml files.",
         discussion: """
             Prints every finding as FILE:LINE:COLUMN: error|warning: MESSAGE, in file order.
             Exits 0 when no file has an error (warnings are printed but allowed), 1 when any file \
             has one, 2 on a usage error. Use - to read standard input. SLO and SLI files are \
             recognised by their content (objectives, indicators); given together, every objective \
-            must have a query in the SLI files. A shipyardd config (projects:, tasks: …) is \
+            must have a query in the SLI files. Keptn's webhook.yaml (apiVersion: webhookconfig.keptn.sh/…) \
+            is checked as shipyardd reads it before a request: templates, secrets, curl lines. A shipyardd config (projects:, tasks: …) is \
             recognised too and checked as the daemon reads it: files, programs and accounts it \
             names that this host lacks are warnings here, errors in shipyardd --check-config.
             """
@@ -23,17 +24,18 @@ struct Lint: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing for files without findings.")
     var quiet = false
 
-    enum Kind: String { case shipyard, slo, sli, config }
+    enum Kind: String { case shipyard, slo, sli, webhook, config }
 
     static func kind(_ root: YAMLNode) -> Kind {
         if SLOFile.recognizes(root) { return .slo }
         if SLIFile.recognizes(root) { return .sli }
+        if WebhookFile.recognizes(root) { return .webhook }
         // shipyardd's own config: its projects, and none of a shipyard's keys.
         if root["projects"] != nil, root["apiVersion"] == nil, root["spec"] == nil { return .config }
         return .shipyard
     }
 
-    @Argument(help: "Shipyard, slo.yaml and sli.yaml files (or shipyardd's config) to check (- for standard input).")
+    @Argument(help: "Shipyard, slo.yaml, sli.yaml and webhook.yaml files (or shipyardd's config) to check (- for standard input).")
     var files: [String]
 
     func validate() throws {
@@ -62,6 +64,8 @@ struct Lint: ParsableCommand {
                     let loaded = SLIFile.load(bytes)
                     diagnostics = loaded.diagnostics
                     if let sli = loaded.sli { slis.append((name, sli)) }
+                case .webhook?:
+                    diagnostics = WebhookFile.load(bytes).diagnostics
                 case .config?:
                     diagnostics = ConfigLoader.load(bytes, host: .warnings).diagnostics
                 case .shipyard?, nil:

@@ -260,4 +260,48 @@ import Testing
         #expect(result.status == 1)
         #expect(result.stdout == "\(sli):3:5: error: the query for \"response_time_p95\" must be a string, not a mapping\n")
     }
+
+    @Test func aWebhookFileIsCheckedAsTheDaemonReadsIt() throws {
+        let dir = try TemporaryDirectory()
+        let good = try dir.write("webhook.yaml", """
+            apiVersion: webhookconfig.keptn.sh/v1beta1
+            kind: WebhookConfig
+            metadata:
+              name: webhook-configuration
+            spec:
+              webhooks:
+                - type: sh.keptn.event.approval.triggered
+                  subscriptionID: slack
+                  envFrom:
+                    - name: hook
+                      secretRef: {name: slack, key: url-path}
+                  requests:
+                    - url: https://hooks.slack.com/services/{{.env.hook}}
+                      method: POST
+                      payload: '{"text": {{json .data.service}}}'
+
+            """)
+        let bad = try dir.write("bad-webhook.yaml", """
+            apiVersion: webhookconfig.keptn.sh/v1alpha1
+            kind: WebhookConfig
+            spec:
+              webhooks:
+                - type: sh.keptn.event.test.triggered
+                  subscriptionID: ci
+                  sendFinished: true
+                  requests:
+                    - curl -X POST https://ci.example/{{.env.token}} --output /tmp/x
+
+            """)
+        let result = try Command.run("shipyardctl", ["lint", good, bad])
+        #expect(result.status == 1)
+        #expect(result.stdout == """
+            \(good): ok
+            \(bad):9:11: error: --output writes a file; Keptn's webhooks refuse it and Shipyard does too
+
+            """, "\(result.stdout)")
+        let json = try Command.run("shipyardctl", ["lint", "--output", "json", good])
+        #expect(json.status == 0)
+        #expect(json.stdout.contains(#""kind":"webhook""#), "\(json.stdout)")
+    }
 }
