@@ -11,7 +11,7 @@ BIN := .build/debug
 # view is checked with prometheus_client's parser and driven in a headless Chromium (Selenium).
 # Failover runs three daemons on one PostgreSQL, each in a network namespace of its own (iproute2),
 # with partitions (iptables) and one clock an hour off (faketime).
-TEST_PACKAGES := postgresql iproute2 iptables faketime openssh-server python3 systemd debootstrap systemd-container lintian prometheus python3-prometheus-client chromium chromium-driver python3-selenium
+TEST_PACKAGES := postgresql openssl iproute2 iptables faketime openssh-server python3 systemd debootstrap systemd-container lintian prometheus python3-prometheus-client chromium chromium-driver python3-selenium
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: release binaries, systemd unit and snippets, an
 # example config, man pages, README, LICENSE and shell completions. make uninstall removes them.

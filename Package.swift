@@ -52,6 +52,16 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
 
+        // libcurl (Debian's libcurl4-openssl-dev, already loaded by Foundation's URLSession):
+        // webhooks, where a request must go to the address that was checked (CURLOPT_RESOLVE),
+        // with timeouts, a bounded body and no redirect unless allowed, none of which URLSession
+        // offers.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+
         // Pure domain: YAML with source marks, the shipyard model and its validation.
         .target(
             name: "ShipyardCore",
@@ -90,6 +100,7 @@ let package = Package(
                 "ShipyardGit",
                 "ShipyardStore",
                 "CSupport",
+                "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

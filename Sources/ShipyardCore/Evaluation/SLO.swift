@@ -146,7 +146,7 @@ public enum SLOFile {
 
 extension SLOFile {
     /// Text of a scalar that Go's YAML decoder would put into a string field (any non-null scalar).
-    static func scalarText(_ node: YAMLNode) -> String? {
+    public static func scalarText(_ node: YAMLNode) -> String? {
         guard let scalar = node.scalar, scalar.resolved != .null else { return nil }
         return scalar.text
     }

@@ -32,7 +32,8 @@ extension ConfigReader {
         var fields: [String: YAMLPair] = [:]
         guard schema.mapping(
             node, of: "a project",
-            allowed: ["name", "upstream", "branch", "shipyardPath", "pollInterval", "pollTimeout", "credentials", "sliProvider", "sloPath", "sliPath", "requireSLO"],
+            allowed: ["name", "upstream", "branch", "shipyardPath", "pollInterval", "pollTimeout", "credentials", "sliProvider", "sloPath", "sliPath", "requireSLO",
+                      "webhooks", "secrets"],
             log: &log, into: &fields)
         else { return nil }
 
@@ -83,6 +84,8 @@ extension ConfigReader {
             name: name ?? "", upstream: upstream ?? "", branch: branch, shipyardPath: shipyardPath,
             pollInterval: pollInterval, pollTimeout: pollTimeout, credentials: credentials)
         readEvaluation(fields, into: &project)
+        readProjectWebhooks(fields, into: &project)
+        if let name, let pair = fields["webhooks"] { webhookMarks[name] = pair.key.mark }
         guard name != nil, upstream != nil else { return nil }
         return project
     }

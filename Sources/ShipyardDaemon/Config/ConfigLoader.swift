@@ -38,6 +38,8 @@ struct ConfigReader {
     let schema = SchemaReader()
     let environment: [String: String]
     var host = HostChecks.off
+    /// Where each project's webhooks: list is written (for checks that need the whole config).
+    var webhookMarks: [String: SourceMark] = [:]
 
     init(environment: [String: String]) {
         self.environment = environment
@@ -52,7 +54,7 @@ struct ConfigReader {
         guard schema.mapping(root, of: "the config", allowed: [
             "stateDirectory", "projects", "tasks", "approvers", "notify", "stopGracePeriod", "taskStartTimeout", "taskFinishTimeout",
             "maxSequencesPerContext", "eventSenders", "sequenceControl", "history", "pollThreads", "http", "approvalPolicies",
-            "store",
+            "store", "webhooks",
         ], log: &log, into: &top) else {
             return nil
         }
@@ -87,6 +89,8 @@ struct ConfigReader {
         if let pair = top["http"], !pair.value.isNull { config.http = readHTTP(pair.value) }
         if let pair = top["store"], !pair.value.isNull { config.postgres = readStore(pair.value) }
         if let pair = top["approvalPolicies"], !pair.value.isNull { config.approvalPolicies = readPolicies(pair.value, fallback: approvers) }
+        if let pair = top["webhooks"], !pair.value.isNull { config.webhooks = readWebhookSettings(pair.value) }
+        checkWebhookExecutors(projects, tasks: tasks, marks: webhookMarks)
         if let pair = top["pollThreads"], !pair.value.isNull {
             if let count = Self.wholeNumber(pair.value), (1...256).contains(count) {
                 config.pollThreads = count

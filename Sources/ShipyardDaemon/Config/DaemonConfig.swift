@@ -40,6 +40,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Who may approve which gate, how many must, and for how long (`approvalPolicies`); empty:
     /// Keptn's one approval by any of `approvers`.
     public var approvalPolicies: [ApprovalPolicy] = []
+    public var webhooks = Webhooks()
 
     /// One entry of `approvalPolicies` (the rules themselves are ShipyardCore's).
     public typealias ApprovalPolicy = ShipyardCore.ApprovalPolicy
@@ -161,6 +162,11 @@ public struct DaemonConfig: Sendable, Equatable {
         public var sliPaths: [String]?
         /// Whether an evaluation without an SLO file fails (Keptn passes it).
         public var requireSLO = false
+        /// Which task events call the project's webhook.yaml (Git says what a request looks like;
+        /// these say whether it is sent).
+        public var webhooks: [WebhookSubscription] = []
+        /// Secret name → the folder holding a file per key, for webhooks' `envFrom`.
+        public var secrets: [String: String] = [:]
 
         /// The SLI files read for this project, before `{stage}`/`{service}` are expanded.
         public var effectiveSLIPaths: [String] {
@@ -183,6 +189,46 @@ public struct DaemonConfig: Sendable, Equatable {
             self.pollTimeout = pollTimeout
             self.credentials = credentials
         }
+    }
+
+    /// `projects[].webhooks[]`: an event of a task (`on: TASK.PHASE`), optionally only in some
+    /// stages or for some services, calls the webhook of webhook.yaml with `subscriptionID`, or
+    /// without one the first whose `type` is the event's.
+    public struct WebhookSubscription: Sendable, Equatable {
+        public var task: String
+        public var phase: String
+        public var subscriptionID: String?
+        public var stages: [String] = []
+        public var services: [String] = []
+
+        public var eventType: String { "sh.keptn.event.\(task).\(phase)" }
+        /// The label it has in logs and metrics: bounded by the config, never by Git.
+        public var name: String { subscriptionID ?? "\(task).\(phase)" }
+
+        public func matches(stage: String, service: String) -> Bool {
+            (stages.isEmpty || stages.contains(stage)) && (services.isEmpty || services.contains(service))
+        }
+    }
+
+    /// `webhooks:` (top level): how every webhook request is sent.
+    public struct Webhooks: Sendable, Equatable {
+        /// The whole request, connection included (a file's --max-time may ask for less).
+        public var timeout: Duration = .seconds(10)
+        /// More of a response is not read (the excerpt kept is shorter still).
+        public var maxResponseBytes = 1 << 20
+        /// Whether a file's `-L`/`--location` may follow redirects (each target checked again).
+        public var followRedirects = false
+        /// Addresses refused by default (loopback, link-local and metadata, this host's own)
+        /// that webhooks may call.
+        public var allow: [CIDR] = []
+        /// Certificates to trust besides the system's (a private CA), PEM.
+        public var caFile: String?
+        /// Attempts after the first for a notification that failed to arrive (back-off 1 s, 4 s, 16 s …).
+        public var retries = 3
+        /// Requests in flight at once, over all projects.
+        public var concurrency = 8
+
+        public init() {}
     }
 
     public struct Credentials: Sendable, Equatable {

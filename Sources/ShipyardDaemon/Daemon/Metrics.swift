@@ -11,6 +11,7 @@ public final class DaemonMetrics: Sendable {
     private let requestCounters = Mutex<[String: Counter]>([:])
     private let stateGauges: [String: Gauge]
     private let endedCounters = Mutex<[String: Counter]>([:])
+    private let webhookCounters = Mutex<[String: Counter]>([:])
 
     static let pollBuckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60)]
     static let taskBuckets: [Duration] = [.seconds(1), .seconds(10), .seconds(60), .seconds(300), .seconds(900), .seconds(3600)]
@@ -60,6 +61,16 @@ public final class DaemonMetrics: Sendable {
         Self.cached(taskDurations, task) {
             registry.makeDurationHistogram(descriptor: Self.named("shipyard_task_duration_seconds", "From a task's .started to its .finished."), labels: [("task", task)], buckets: Self.taskBuckets)
         }.record(duration)
+    }
+
+    /// A webhook request that ended (after its retries), by project, subscription and outcome
+    /// (ok, failed, refused, timeout, error). The labels come from the host config, never from Git.
+    func webhookRequest(project: String, webhook: String, outcome: String) {
+        Self.cached(webhookCounters, "\(project)\u{0}\(webhook)\u{0}\(outcome)") {
+            registry.makeCounter(
+                descriptor: Self.named("shipyard_webhook_requests_total", "Webhook requests by project, subscription and outcome."),
+                labels: [("project", project), ("webhook", webhook), ("outcome", outcome)])
+        }.increment()
     }
 
     /// A sequence that ended, by its final state and result.

@@ -43,6 +43,8 @@ actor Orchestrator {
     /// Pending approvals: their votes, reminders, files and timers' state.
     var desk: ApprovalDesk
     var retentionTask: Task<Void, Never>?
+    /// Webhook requests in flight, bounded (webhooks.concurrency).
+    var webhookLimit: WebhookLimiter?
     var retaining = false
 
     let metrics: DaemonMetrics?
@@ -303,6 +305,7 @@ actor Orchestrator {
             return false
         }
         for event in records { log(event) }
+        if !records.isEmpty, mayAct() { callWebhooks(records) }
         if let metrics, !records.isEmpty {
             for (task, result, duration) in ended {
                 // Task names come from Git: those the host config does not run (and Keptn's own)

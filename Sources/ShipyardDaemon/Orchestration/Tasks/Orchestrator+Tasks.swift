@@ -19,6 +19,7 @@ extension Orchestrator {
             return
         }
         guard let executor = tasks.executors[name], let (execution, _) = engine.task(triggeredID: triggered.id) else {
+            if webhookPerforms(triggered) { return }
             logger.info("\(name) has no local executor; waiting for an external .started/.finished (shipyardctl send event)",
                         metadata: ["context": "\(triggered.shkeptncontext)", "triggeredid": "\(triggered.id)"])
             return

@@ -1,0 +1,243 @@
+import Foundation
+import Logging
+import ShipyardCore
+import ShipyardGit
+import Synchronization
+
+/// Keptn's webhook-service, in the daemon: a recorded task event that a project's `webhooks:`
+/// subscribe to calls the webhook of `webhook/webhook.yaml` (service, then stage, then project
+/// level, at the sequence's commit; the first file that has the webhook wins, as in Keptn).
+///
+/// - On a task's `.triggered` (not `approval` or `evaluation`, which shipyardd decides), the
+///   webhook performs the task: `.started` when `sendStarted` (Keptn's default), the requests in
+///   order until one fails, then `.finished` when `sendFinished` or when a request failed: pass
+///   for 2xx, fail with the status and an excerpt of the body otherwise, exactly as a program's.
+/// - Any other subscribed event is a notification: sent with retries (back-off 1 s, 4 s, 16 s …)
+///   on a transport failure, a 5xx or a 429, never holding the sequence.
+///
+/// Every call is recorded beside its sequence as `sh.shipyard.webhook.called` with secrets
+/// masked, logged, and counted in `shipyard_webhook_requests_total`.
+extension Orchestrator {
+    static let webhookSource = "shipyardd/webhook"
+    static let webhookCalledType = "sh.shipyard.webhook.called"
+    /// The part of a response body kept in messages and the record.
+    static let webhookExcerpt = 2048
+
+    /// Calls the webhooks the recorded events subscribe to.
+    func callWebhooks(_ records: [KeptnEvent]) {
+        guard !draining else { return }
+        for event in records {
+            guard case .task(let task, let phase)? = event.kind, let projectName = event.data["project"]?.string,
+                let project = configuration.project(named: projectName), !project.webhooks.isEmpty
+            else { continue }
+            let stage = event.data["stage"]?.string ?? ""
+            let service = event.data["service"]?.string ?? ""
+            var performed = false
+            for subscription in project.webhooks
+            where subscription.task == task && subscription.phase == phase && subscription.matches(stage: stage, service: service) {
+                let performs = phase == "triggered" && !Commands.builtInTasks.contains(task)
+                if performs, performed {
+                    logger.warning(
+                        "webhook \(subscription.name) not called: another subscription of project \(project.name) already performs \(task) for this event",
+                        metadata: ["context": "\(event.shkeptncontext)"])
+                    continue
+                }
+                performed = performed || performs
+                startWebhook(subscription, event: event, project: project, performs: performs)
+            }
+        }
+    }
+
+    /// Whether a webhook performs this task (a `.triggered` subscription of its project).
+    func webhookPerforms(_ triggered: KeptnEvent) -> Bool {
+        guard case .task(let task, "triggered")? = triggered.kind, !Commands.builtInTasks.contains(task),
+            let project = triggered.data["project"]?.string.flatMap(configuration.project(named:))
+        else { return false }
+        let stage = triggered.data["stage"]?.string ?? ""
+        let service = triggered.data["service"]?.string ?? ""
+        return project.webhooks.contains { $0.task == task && $0.phase == "triggered" && $0.matches(stage: stage, service: service) }
+    }
+
+    private func startWebhook(_ subscription: DaemonConfig.WebhookSubscription, event: KeptnEvent, project: DaemonConfig.Project, performs: Bool) {
+        let commit = event.gitcommitid ?? engine.task(triggeredID: event.triggeredid ?? event.id)?.execution.commit
+        let mirror = Mirror(path: state.mirror(project: project.name))
+        let settings = configuration.webhooks
+        let base = configuration.http?.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? ""
+        let limiter = webhookLimiter(settings.concurrency)
+        let metrics = metrics
+        let logger = logger
+        if performs { tasks.running[event.id] = TaskCancel() }
+        Task {
+            let loaded = await TaskRunner.onThread(name: "webhook") {
+                WebhookFiles.load(mirror: mirror, commit: commit, event: event, subscription: subscription)
+            }
+            let webhook: Webhook
+            let file: String
+            switch loaded {
+            case .failure(let failure):
+                logger.warning("webhook \(subscription.name): \(failure.message)", metadata: ["context": "\(event.shkeptncontext)"])
+                metrics?.webhookRequest(project: project.name, webhook: subscription.name, outcome: "error")
+                self.recordWebhook(event, subscription: subscription, file: nil, calls: [], failure: failure.message)
+                if performs {
+                    // Keptn: a webhook that cannot be read still answers, .started then an errored .finished.
+                    await self.answer(event, phase: "started", outcome: nil, source: Self.webhookSource)
+                    await self.webhookEnded(event, outcome: TaskProcess.Outcome(result: .fail, status: .errored, message: failure.message, data: nil))
+                }
+                return
+            case .success(let found):
+                webhook = found.webhook
+                file = found.file
+                if !found.passedOver.isEmpty {
+                    logger.warning(
+                        "webhook \(subscription.name): using \(found.file); passed over \(found.passedOver.joined(separator: "; "))",
+                        metadata: ["context": "\(event.shkeptncontext)"])
+                }
+            }
+            if performs, webhook.sendStarted, await !self.answer(event, phase: "started", outcome: nil, source: Self.webhookSource) {
+                self.taskNotRun(event)
+                return
+            }
+            var calls: [WebhookCall] = []
+            var failure: String?
+            let sender = WebhookSender(
+                settings: settings, project: project, event: event, base: base, limiter: limiter, retries: performs ? 0 : settings.retries)
+            for (index, request) in webhook.requests.enumerated() {
+                let call = await sender.call(request, webhook: webhook)
+                calls.append(call)
+                metrics?.webhookRequest(project: project.name, webhook: subscription.name, outcome: call.outcome)
+                let line = "webhook \(subscription.name) \(call.method) \(call.url): \(call.summary)"
+                if call.outcome == "ok" {
+                    logger.info("\(line)", metadata: ["context": "\(event.shkeptncontext)"])
+                } else {
+                    logger.warning("\(line)", metadata: ["context": "\(event.shkeptncontext)"])
+                    failure = "request \(index + 1) of \(webhook.requests.count) (\(call.method) \(call.url)) \(call.summary)"
+                    break
+                }
+            }
+            self.recordWebhook(event, subscription: subscription, file: file, calls: calls, failure: failure)
+            guard performs else { return }
+            if let failure {
+                await self.webhookEnded(event, outcome: TaskProcess.Outcome(result: .fail, status: .errored, message: failure, data: Self.responses(calls, task: event)))
+            } else if webhook.sendFinished {
+                let message = calls.map { "\($0.method) \($0.url): \($0.summary)" }.joined(separator: "; ")
+                await self.webhookEnded(event, outcome: TaskProcess.Outcome(result: .pass, status: .succeeded, message: message, data: Self.responses(calls, task: event)))
+            } else {
+                // The receiver sends the .finished itself (triggeredid = {{.id}}).
+                self.taskNotRun(event)
+            }
+        }
+    }
+
+    private func webhookEnded(_ triggered: KeptnEvent, outcome: TaskProcess.Outcome) async {
+        tasks.running[triggered.id] = nil
+        if stopping { return }
+        await answer(triggered, phase: "finished", outcome: outcome, source: Self.webhookSource)
+    }
+
+    /// Keptn's `.finished` data of a webhook task: `{TASK: {responses: [...]}}`, each response
+    /// parsed as JSON when it is an object, else kept as text.
+    static func responses(_ calls: [WebhookCall], task triggered: KeptnEvent) -> JSONValue {
+        let name = String(triggered.type.dropFirst(KeptnEvent.prefix.count).dropLast(".triggered".count))
+        let responses: [JSONValue] = calls.map { call in
+            if let data = call.body.data(using: .utf8), let value = try? JSON.decode(JSONValue.self, from: data), value.object != nil { return value }
+            return .string(call.body)
+        }
+        return .object([name: .object(["responses": .array(responses)])])
+    }
+
+    /// The call beside its sequence, secrets masked (they never reach a WebhookCall).
+    private func recordWebhook(_ event: KeptnEvent, subscription: DaemonConfig.WebhookSubscription, file: String?, calls: [WebhookCall], failure: String?) {
+        var data: JSONValue = .object([:])
+        for key in ["project", "stage", "service"] { data[key] = event.data[key] }
+        var webhook: [String: JSONValue] = [
+            "subscription": .string(subscription.name), "event": .string(event.type), "eventid": .string(event.id),
+            "outcome": .string(failure == nil ? "ok" : calls.last?.outcome ?? "error"),
+            "requests": .array(calls.map(\.json)),
+        ]
+        if let file { webhook["file"] = .string(file) }
+        if let failure { webhook["message"] = .string(failure) }
+        data["webhook"] = .object(webhook)
+        let record = KeptnEvent(
+            id: ids.next(), source: Self.webhookSource, type: Self.webhookCalledType, time: Timestamps.format(Date()), context: event.shkeptncontext,
+            triggeredid: event.triggeredid ?? event.id, gitcommitid: event.gitcommitid, data: data)
+        recordAside([record])
+    }
+
+    /// One limiter for the daemon, sized by the config at first use (a reload's new size applies
+    /// to a new limiter once the old one is idle).
+    func webhookLimiter(_ size: Int) -> WebhookLimiter {
+        if let limiter = webhookLimit, limiter.size == size { return limiter }
+        let limiter = WebhookLimiter(size: size)
+        webhookLimit = limiter
+        return limiter
+    }
+}
+
+/// At most `size` webhook requests in flight; the rest wait their turn, in order.
+final class WebhookLimiter: Sendable {
+    let size: Int
+    private let state: Mutex<(free: Int, waiting: [CheckedContinuation<Void, Never>])>
+
+    init(size: Int) {
+        self.size = size
+        state = Mutex((size, []))
+    }
+
+    func acquire() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                if state.free > 0 {
+                    state.free -= 1
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.free += 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// What one webhook request did, secrets already masked.
+struct WebhookCall: Sendable {
+    var method: String
+    var url: String
+    var status = 0
+    var attempts = 0
+    var milliseconds = 0
+    /// ok (2xx), failed (another status), refused (the address checks), timeout, error.
+    var outcome = "error"
+    var message = ""
+    /// The start of the response body.
+    var body = ""
+
+    var summary: String {
+        switch outcome {
+        case "ok": return "\(status)\(attempts > 1 ? " after \(attempts) attempts" : "")"
+        case "failed": return "answered \(status)\(body.isEmpty ? "" : ": \(body.prefix(500))")\(message.isEmpty ? "" : " (\(message))")"
+        default: return message
+        }
+    }
+
+    var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "method": .string(method), "url": .string(url), "outcome": .string(outcome), "attempts": .number(Double(attempts)),
+            "durationMs": .number(Double(milliseconds)),
+        ]
+        if status > 0 { object["status"] = .number(Double(status)) }
+        if !message.isEmpty { object["message"] = .string(message) }
+        if !body.isEmpty { object["body"] = .string(body) }
+        return .object(object)
+    }
+}
