@@ -78,14 +78,16 @@ import Testing
         let plain: HookServer
         let secret = "T0SECRET/B0SECRET/\(UUID().uuidString.prefix(8))"
 
-        init(files: (HookServer, HookServer) -> [String: String], subscriptions: String, settings: String? = nil) async throws {
+        init(
+            files: (HookServer, HookServer) -> [String: String], subscriptions: String, settings: String? = nil, shipyard: String = WebhookTests.shipyard
+        ) async throws {
             dir = try TemporaryDirectory()
             let ca = try LocalCA(in: dir.path)
             tls = try HookServer(scratch: dir.path, name: "tls", certificate: (ca.cert, ca.key))
             plain = try HookServer(scratch: dir.path, name: "plain")
             upstream = try UpstreamRepository(in: dir.path)
             var content = files(tls, plain)
-            content["shipyard.yaml"] = WebhookTests.shipyard
+            content["shipyard.yaml"] = shipyard
             _ = try upstream.commit(content)
             try FileManager.default.createDirectory(atPath: dir.path + "/secrets/slack", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try dir.write("secrets/slack/path", secret + "\n", mode: 0o600)
@@ -112,8 +114,8 @@ import Testing
             _ = await eventually(timeout: .seconds(30)) { started.project("hooks")?.commit != nil }
         }
 
-        func trigger() throws -> String {
-            let out = try daemon.ctl(["trigger", "delivery", "--project", "hooks", "--stage", "qa", "--service", "carts", "--image", "registry.example/carts:1.2", "--output", "json"])
+        func trigger(service: String = "carts") throws -> String {
+            let out = try daemon.ctl(["trigger", "delivery", "--project", "hooks", "--stage", "qa", "--service", service, "--image", "registry.example/\(service):1.2", "--output", "json"])
             let reply = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any]
             return try #require(reply?["context"] as? String, "\(out.stdout)\(out.stderr)")
         }
@@ -232,5 +234,93 @@ import Testing
         }
         #expect(pages[2].contains(#"shipyard_webhook_requests_total{project="hooks",webhook="slack",outcome="ok"} 1"#), "\(pages[2])")
         #expect(pages[2].contains(#"shipyard_webhook_requests_total{project="hooks",webhook="ci",outcome="failed"} 1"#))
+    }
+
+    /// One service per way a request goes wrong, each with its own service-level webhook.yaml.
+    static func serviceHook(_ url: String, options: String? = nil) -> String {
+        """
+        apiVersion: webhookconfig.keptn.sh/v1beta1
+        kind: WebhookConfig
+        spec:
+          webhooks:
+            - type: sh.keptn.event.deployment.triggered
+              sendFinished: true
+              requests:
+                - url: "\(url)"
+                  method: POST
+                  payload: "{}"
+        \(options.map { "          options: \"\($0)\"" } ?? "")
+
+        """
+    }
+
+    @Test func refusedHangingAndRedirectedRequestsFailTheirTaskAndHoldUpNothingElse() async throws {
+        let shipyard = """
+            apiVersion: spec.keptn.sh/0.2.2
+            kind: Shipyard
+            metadata:
+              name: one-stage
+            spec:
+              stages:
+                - name: qa
+                  sequences:
+                    - name: delivery
+                      tasks:
+                        - name: deployment
+
+            """
+        let world = try await World(
+            files: { _, plain in
+                [
+                    "qa/metadata/webhook/webhook.yaml": WebhookTests.serviceHook("http://169.254.169.254/latest/meta-data/"),
+                    "qa/loop/webhook/webhook.yaml": WebhookTests.serviceHook("http://127.0.0.2:\(plain.port)/ok"),
+                    "qa/hang/webhook/webhook.yaml": WebhookTests.serviceHook(plain.url("/hang"), options: "--max-time 8"),
+                    "qa/redirect/webhook/webhook.yaml": WebhookTests.serviceHook(plain.url("/redirect"), options: "--location"),
+                    "qa/big/webhook/webhook.yaml": WebhookTests.serviceHook(plain.url("/big")),
+                    "qa/fast/webhook/webhook.yaml": WebhookTests.serviceHook(plain.url("/ok/fast")),
+                    "qa/ftp/webhook/webhook.yaml": WebhookTests.serviceHook("ftp://127.0.0.1/x"),
+                ]
+            },
+            subscriptions: "          - on: deployment.triggered",
+            settings: "  allow: [127.0.0.1/32]\n  timeout: 30s\n  maxResponseBytes: 1048576",
+            shipyard: shipyard)
+        // The hanging one first: the fast one after it must not wait for it.
+        let hang = try world.trigger(service: "hang")
+        let fast = try world.trigger(service: "fast")
+        var others: [String: String] = [:]
+        for service in ["metadata", "loop", "redirect", "big", "ftp"] { others[service] = try world.trigger(service: service) }
+        #expect(await eventually(timeout: .seconds(20)) { (try? world.state(fast, "qa")) == "finished" }, "\(world.daemon.log)")
+        #expect(try world.state(hang, "qa") == "started", "the fast delivery waited for the hanging server")
+        #expect(await eventually(timeout: .seconds(30)) { (try? world.state(hang, "qa")) == "finished" })
+
+        func finished(_ context: String) throws -> [String: Any] {
+            let event = try world.events(context).last { $0["type"] as? String == "sh.keptn.event.deployment.finished" }
+            return event?["data"] as? [String: Any] ?? [:]
+        }
+        for (service, context) in others {
+            #expect(await eventually(timeout: .seconds(20)) { (try? world.state(context, "qa")) == "finished" }, "\(service)")
+        }
+        #expect(try finished(fast)["result"] as? String == "pass")
+        let expectations: [(String, String, String)] = [
+            (hang, "fail", "timed out after 8s"),
+            (others["metadata"]!, "fail", "169.254.169.254 resolves to 169.254.169.254, a link-local address (cloud metadata lives there); webhooks may not call it unless webhooks.allow in the host config lists it"),
+            (others["loop"]!, "fail", "127.0.0.2 resolves to 127.0.0.2, a loopback address"),
+            (others["redirect"]!, "fail", "a redirect to /ok, not followed: the file's --location and webhooks.followRedirects in the host config must both allow it"),
+            (others["big"]!, "pass", "/big: 200"),
+            (others["ftp"]!, "fail", "only http and https URLs are called, not ftp:"),
+        ]
+        for (context, result, message) in expectations {
+            let data = try finished(context)
+            #expect(data["result"] as? String == result, "\(data)")
+            #expect((data["message"] as? String ?? "").contains(message), "\(data)")
+        }
+        // Refused requests never reached a server; the redirect was not followed.
+        let paths = world.plain.requests.compactMap { $0["path"] as? String }
+        #expect(paths.sorted() == ["/big", "/hang", "/ok/fast", "/redirect"], "\(paths)")
+        let calls = try world.calls(others["metadata"]!)
+        #expect(calls.first?["outcome"] as? String == "refused", "\(calls)")
+        let big = try world.calls(others["big"]!).first?["requests"] as? [[String: Any]]
+        #expect((big?.first?["message"] as? String)?.contains("longer than 1 MiB") == true, "\(big ?? [])")
+        #expect(((big?.first?["body"] as? String)?.count ?? 0) <= 2048)
     }
 }

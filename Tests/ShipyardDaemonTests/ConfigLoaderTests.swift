@@ -217,6 +217,75 @@ import Testing
         ])
     }
 
+    @Test func webhookSubscriptionsSecretsAndSettings() throws {
+        let document = ConfigLoader.load("""
+            projects:
+              - name: shop
+                upstream: https://git.example.com/shop.git
+                webhooks:
+                  - on: approval.triggered
+                    subscriptionID: slack
+                    stages: [production]
+                  - on: deployment.triggered
+                    services: [carts]
+                secrets:
+                  slack: /etc/shipyardd/secrets/slack
+            webhooks:
+              timeout: 20s
+              maxResponseBytes: 65536
+              followRedirects: true
+              allow: [10.0.0.0/8, "::1/128"]
+              caFile: /etc/shipyardd/ca.pem
+              retries: 2
+              concurrency: 4
+            """)
+        #expect(document.diagnostics.isEmpty, "\(document.diagnostics)")
+        let config = try #require(document.config)
+        let project = try #require(config.projects.first)
+        #expect(project.webhooks.map(\.eventType) == ["sh.keptn.event.approval.triggered", "sh.keptn.event.deployment.triggered"])
+        #expect(project.webhooks.map(\.name) == ["slack", "deployment.triggered"])
+        #expect(project.webhooks[0].matches(stage: "production", service: "x") && !project.webhooks[0].matches(stage: "qa", service: "x"))
+        #expect(project.webhooks[1].matches(stage: "qa", service: "carts") && !project.webhooks[1].matches(stage: "qa", service: "orders"))
+        #expect(project.secrets == ["slack": "/etc/shipyardd/secrets/slack"])
+        #expect(config.webhooks.timeout == .seconds(20) && config.webhooks.maxResponseBytes == 65536 && config.webhooks.followRedirects)
+        #expect(config.webhooks.allow.count == 2 && config.webhooks.allow[0].contains("10.1.2.3") && config.webhooks.caFile == "/etc/shipyardd/ca.pem")
+        #expect(config.webhooks.retries == 2 && config.webhooks.concurrency == 4)
+        #expect(DaemonConfig.Webhooks().timeout == .seconds(10) && DaemonConfig.Webhooks().allow.isEmpty && !DaemonConfig.Webhooks().followRedirects)
+    }
+
+    @Test func webhookMistakesAtTheirLine() {
+        let found = lint("""
+            projects:
+              - name: shop
+                upstream: https://git.example.com/shop.git
+                webhooks:
+                  - on: approval
+                  - on: deployment.triggered
+                    stage: [qa]
+                  - on: deployment.triggered
+                  - on: test.triggered
+                secrets:
+                  "../up": /etc/x
+                  slack: relative/path
+            tasks:
+              test:
+                command: [/bin/true]
+            webhooks:
+              timeout: 10m
+              allow: [localhost]
+              retries: 50
+            """)
+        #expect(found.contains { $0.hasPrefix("5:13: error: on must be TASK.PHASE") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("7:9: error: unknown key \"stage\" in a webhook subscription; did you mean \"stages\"?") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("8:9: error: this subscription repeats the one at line 6") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("4:5: error: project shop: a webhook on test.triggered performs the task, and tasks.test runs it") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("11:7: error: secret name \"../up\"") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("12:14: error: secrets.slack must be an absolute path") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("17:12: error: webhooks.timeout is at most 5m") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("18:11: error: \"localhost\" is not an address or range") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("19:12: error: webhooks.retries") }, "\(found)")
+    }
+
     @Test func emptyAndBrokenFiles() {
         #expect(lint("") == ["1:1: error: the config file is empty; it needs at least a 'projects:' list"])
         #expect(lint("projects: []\n") == ["1:11: error: projects is empty; add at least one project with a name and an upstream"])
