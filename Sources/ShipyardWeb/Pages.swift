@@ -203,6 +203,46 @@ enum Pages {
         var log: String?
     }
 
+    /// The webhooks a delivery called: which, for which event, how each request went (secrets
+    /// were masked before the record).
+    static func webhooks(_ html: inout HTML, _ calls: [KeptnEvent]) {
+        guard !calls.isEmpty else { return }
+        html.raw("<section class=\"webhooks\"><h2>Webhooks</h2><div class=\"scroll\"><table><thead><tr><th>Time</th><th>Stage</th><th>Event</th><th>Webhook</th><th>Outcome</th><th>Requests</th></tr></thead><tbody>")
+        for call in calls {
+            let hook = call.data["webhook"]?.object ?? [:]
+            let outcome = hook["outcome"]?.string ?? ""
+            html.raw("<tr class=\"webhook\" data-outcome=\"\(HTML.escape(outcome))\"><td>")
+            html.add(call.time)
+            html.raw("</td><td>")
+            html.add(call.data["stage"]?.string ?? "")
+            html.raw("</td><td>")
+            html.add(String((hook["event"]?.string ?? "").dropFirst(KeptnEvent.prefix.count)))
+            html.raw("</td><td>")
+            html.add(hook["subscription"]?.string ?? "")
+            html.raw("</td><td>")
+            badge(&html, state: "finished", result: outcome == "ok" ? "pass" : "fail")
+            html.add(" \(outcome)")
+            html.raw("</td><td class=\"message\">")
+            if case .array(let requests)? = hook["requests"] {
+                for request in requests {
+                    html.raw("<div><code>")
+                    html.add("\(request["method"]?.string ?? "") \(request["url"]?.string ?? "")")
+                    html.raw("</code> ")
+                    if case .number(let status)? = request["status"] { html.add("\(Int(status))") } else { html.add(request["outcome"]?.string ?? "") }
+                    if case .number(let attempts)? = request["attempts"], attempts > 1 { html.add(" after \(Int(attempts)) attempts") }
+                    html.raw("</div>")
+                }
+            }
+            if let message = hook["message"]?.string, !message.isEmpty {
+                html.raw("<div class=\"why\">")
+                html.add(message)
+                html.raw("</div>")
+            }
+            html.raw("</td></tr>")
+        }
+        html.raw("</tbody></table></div></section>")
+    }
+
     static func delivery(
         context: String, executions: [StoredSequence], extras: [String: TaskExtras], events: [KeptnEvent], waits: [String: String] = [:],
         commitLink: String? = nil, viewer: Viewer, flash: String?
@@ -302,7 +342,9 @@ enum Pages {
                 }
                 html.raw("</section>")
             }
-            html.raw("</div><details class=\"events\"><summary>")
+            html.raw("</div>")
+            webhooks(&html, events.filter { $0.type == "sh.shipyard.webhook.called" })
+            html.raw("<details class=\"events\"><summary>")
             html.add("\(events.count) events")
             html.raw("</summary><div class=\"scroll\"><table><thead><tr><th>Time</th><th>Type</th><th>Source</th><th>Data</th></tr></thead><tbody>")
             let encoder = JSONEncoder()

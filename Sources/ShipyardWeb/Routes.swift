@@ -290,7 +290,9 @@ extension Site {
             let executions = (try? self.store?.sequences(context: id)) ?? []
             guard !executions.isEmpty else { return self.refusal("no sequence has the context \(id)", status: .notFound) }
             let waits = self.store.map { WaitReasons.explain(executions, store: $0) } ?? [:]
-            return self.json(DeliveryView(context: id, executions: executions, waits: waits))
+            var view = DeliveryView(context: id, executions: executions, waits: waits)
+            view.webhooks = self.store.flatMap { DeliveryView.webhooks(of: id, store: $0) }
+            return self.json(view)
         }
         router.get("/api/v1/events") { request, _ in
             let query = request.uri.queryParameters

@@ -152,7 +152,9 @@ struct SequenceDetail: AsyncParsableCommand {
                 guard let store = try RecordView.direct(options) else { throw CLIError("no sequence has the context \(context): shipyardd has recorded nothing yet") }
                 let full = try RecordView.reading { try store.context(named: context) }
                 let executions = try RecordView.reading { try store.sequences(context: full) }
-                view = DeliveryView(context: full, executions: executions, waits: WaitReasons.explain(executions, store: store))
+                var direct = DeliveryView(context: full, executions: executions, waits: WaitReasons.explain(executions, store: store))
+                direct.webhooks = DeliveryView.webhooks(of: full, store: store)
+                view = direct
                 approvals = (try? PendingApprovals.read(try options.readable())) ?? []
             }
             switch output {
@@ -195,6 +197,19 @@ struct SequenceDetail: AsyncParsableCommand {
             }
             if let message = stage.message, !message.isEmpty, stage.state != "started" {
                 out += "  → \(Untrusted.printable(message, limit: 1000))\n"
+            }
+        }
+        if let webhooks = view.webhooks, !webhooks.isEmpty {
+            out += "\nwebhooks:\n"
+            for hook in webhooks {
+                out += "  \(hook.stage) \(hook.event) → \(Untrusted.printable(hook.subscription, limit: 200)): \(hook.outcome)"
+                for request in hook.requests {
+                    out += "\n    \(request.method) \(Untrusted.printable(request.url, limit: 300)) "
+                    out += request.status.map { "\($0)" } ?? request.outcome
+                    if request.attempts > 1 { out += " after \(request.attempts) attempts" }
+                }
+                if let message = hook.message, !message.isEmpty, hook.outcome != "ok" { out += "\n    → \(Untrusted.printable(message, limit: 1000))" }
+                out += "\n"
             }
         }
         return out

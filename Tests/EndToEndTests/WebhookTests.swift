@@ -233,6 +233,17 @@ import Testing
             #expect(!text.contains(world.secret) && !text.contains("T0SECRET"), "source \(index) shows the secret")
         }
         #expect(pages[2].contains(#"shipyard_webhook_requests_total{project="hooks",webhook="slack",outcome="ok"} 1"#), "\(pages[2])")
+        // Where people look: the sequence (text and JSON) and the delivery page list the calls.
+        let table = try world.daemon.ctl(["sequence", context]).stdout
+        #expect(table.contains("webhooks:\n"), "\(table)")
+        #expect(table.contains("  production approval.triggered → slack: ok\n    POST \(world.tls.url("/services/***")) 200"), "\(table)")
+        #expect(table.contains("  qa test.finished → flaky: ok\n    PUT \(world.plain.url("/flaky/\(context)")) 200 after 2 attempts"), "\(table)")
+        #expect(table.contains("  production deployment.triggered → ci: failed\n    POST \(world.plain.url("/fail/deploy")) 500\n    → request 1 of 1"), "\(table)")
+        let view = try world.sequence(context)
+        let hooks = view["webhooks"] as? [[String: Any]] ?? []
+        #expect(hooks.compactMap { $0["subscription"] as? String }.sorted() == ["ci", "ci", "flaky", "slack"], "\(hooks)")
+        #expect(hooks.first?["stage"] as? String == "qa" && hooks.last?["stage"] as? String == "production", "\(hooks)")
+        #expect(pages[0].contains("<h2>Webhooks</h2>") && pages[0].contains("/services/***"), "the delivery page lists the webhooks")
         #expect(pages[2].contains(#"shipyard_webhook_requests_total{project="hooks",webhook="ci",outcome="failed"} 1"#))
     }
 

@@ -12,6 +12,52 @@ public struct DeliveryView: Codable, Sendable, Equatable {
     public var triggeredBy: String?
     public var triggeredAt: String?
     public var stages: [StageView]
+    /// The webhooks the delivery's events called (`sh.shipyard.webhook.called`), oldest first,
+    /// secrets masked; nil when none did.
+    public var webhooks: [WebhookView]?
+
+    public struct WebhookView: Codable, Sendable, Equatable {
+        public var subscription: String
+        /// The event that called it, and its stage.
+        public var event: String
+        public var stage: String
+        /// ok, or how the last request went (failed, refused, timeout, error).
+        public var outcome: String
+        public var message: String?
+        public var file: String?
+        public var time: String
+        public var requests: [Request]
+
+        public struct Request: Codable, Sendable, Equatable {
+            public var method: String
+            public var url: String
+            public var status: Int?
+            public var outcome: String
+            public var attempts: Int
+            public var durationMs: Int
+            public var message: String?
+        }
+    }
+
+    /// The webhook calls of a context, read from its `sh.shipyard.webhook.called` events.
+    public static func webhooks(of context: String, store: any Store) -> [WebhookView]? {
+        guard let events = try? store.events(context: context, type: "sh.shipyard.webhook.called", after: 0, limit: 1000), !events.isEmpty else { return nil }
+        return events.compactMap { recorded -> WebhookView? in
+            guard let event = try? JSON.decode(KeptnEvent.self, from: recorded.json), let hook = event.data["webhook"]?.object else { return nil }
+            func int(_ value: JSONValue?) -> Int? { if case .number(let n)? = value { Int(n) } else { nil } }
+            var list: [JSONValue] = []
+            if case .array(let items)? = hook["requests"] { list = items }
+            let requests: [WebhookView.Request] = list.map { (r: JSONValue) -> WebhookView.Request in
+                WebhookView.Request(
+                    method: r["method"]?.string ?? "", url: r["url"]?.string ?? "", status: int(r["status"]), outcome: r["outcome"]?.string ?? "",
+                    attempts: int(r["attempts"]) ?? 1, durationMs: int(r["durationMs"]) ?? 0, message: r["message"]?.string)
+            }
+            return WebhookView(
+                subscription: hook["subscription"]?.string ?? "", event: String((hook["event"]?.string ?? "").dropFirst(KeptnEvent.prefix.count)),
+                stage: event.data["stage"]?.string ?? "", outcome: hook["outcome"]?.string ?? "", message: hook["message"]?.string,
+                file: hook["file"]?.string, time: event.time, requests: requests)
+        }
+    }
 
     public struct StageView: Codable, Sendable, Equatable {
         public var stage: String
