@@ -334,4 +334,42 @@ import Testing
         #expect((big?.first?["message"] as? String)?.contains("longer than 1 MiB") == true, "\(big ?? [])")
         #expect(((big?.first?["body"] as? String)?.count ?? 0) <= 2048)
     }
+
+    static let oneStage = """
+        apiVersion: spec.keptn.sh/0.2.2
+        kind: Shipyard
+        metadata:
+          name: one-stage
+        spec:
+          stages:
+            - name: qa
+              sequences:
+                - name: delivery
+                  tasks:
+                    - name: deployment
+
+        """
+
+    @Test func aWebhookTaskTheDaemonDiedBeforeCallingIsCalledOnceAtTheNextStart() async throws {
+        let world = try await World(
+            files: { _, plain in ["qa/fast/webhook/webhook.yaml": WebhookTests.serviceHook(plain.url("/ok/fast"))] },
+            subscriptions: "          - on: deployment.triggered", shipyard: WebhookTests.oneStage)
+        #expect(await world.daemon.stop() == 0)
+        // Killed right after the trigger's append: deployment.triggered is recorded, nothing acted on it.
+        world.daemon.environment = ["SHIPYARD_FAULT_KILL_AFTER_APPENDS": "1"]
+        try world.daemon.start()
+        #expect(await eventually(timeout: .seconds(30)) { world.daemon.status()?.pid == world.daemon.pid })
+        _ = try world.daemon.ctl(["trigger", "delivery", "--project", "hooks", "--stage", "qa", "--service", "fast", "--timeout", "2"])
+        #expect(await eventually(timeout: .seconds(20)) { !world.daemon.isRunning }, "\(world.daemon.log.suffix(2000))")
+        #expect(world.plain.requests.isEmpty)
+        _ = await world.daemon.stop()
+        world.daemon.environment = [:]
+        try world.daemon.start()
+        #expect(await eventually(timeout: .seconds(30)) {
+            let out = (try? world.daemon.ctl(["sequences", "--output", "json"]))?.stdout ?? ""
+            return out.contains(#""state":"finished""#) && out.contains(#""result":"pass""#)
+        }, "\(world.daemon.log.suffix(3000))")
+        #expect(world.plain.requests.compactMap { $0["path"] as? String } == ["/ok/fast"])
+        #expect(world.daemon.log.contains("calling its webhook now"))
+    }
 }

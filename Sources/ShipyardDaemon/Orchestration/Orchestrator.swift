@@ -209,6 +209,15 @@ actor Orchestrator {
             guard let id = task.triggeredID, let triggered = triggeredEvents[id] else { continue }
             if task.name == "approval" {
                 if task.phase == .started { writeApproval(triggeredID: id) }
+            } else if webhookPerforms(triggered) {
+                // Never started: its webhook was not called yet (its requests follow its .started).
+                // A started one may be waiting for its receiver's .finished, so it is not called
+                // twice; taskFinishTimeout ends it if nothing comes.
+                if task.startedCount == 0, mayAct() {
+                    logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was triggered when the daemon stopped; calling its webhook now",
+                                   metadata: ["context": "\(execution.context)"])
+                    callWebhooks([triggered])
+                }
             } else if tasks.runsLocally(task.name) || task.name == Engine.evaluationSequence {
                 logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was running when the daemon stopped; running it again",
                                metadata: ["context": "\(execution.context)"])
