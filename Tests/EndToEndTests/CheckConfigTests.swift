@@ -92,6 +92,35 @@ import Testing
         #expect(!lint.stdout.contains(": error: "))
     }
 
+    @Test func webhookSecretsMustBeTheDaemonsAlone() throws {
+        let dir = try TemporaryDirectory()
+        for (name, mode) in [("good", 0o700), ("shared", 0o750), ("open", 0o755)] {
+            try FileManager.default.createDirectory(atPath: dir.path + "/" + name, withIntermediateDirectories: false)
+            chmod(dir.path + "/" + name, mode_t(mode))
+        }
+        let config = try dir.write("config.yaml", """
+            projects:
+              - name: shop
+                upstream: https://git.example.com/shop.git
+                secrets:
+                  good: \(dir.path)/good
+                  shared: \(dir.path)/shared
+                  open: \(dir.path)/open
+                  gone: \(dir.path)/gone
+            webhooks:
+              caFile: \(dir.path)/no-ca.pem
+
+            """)
+        let check = try Command.run("shipyardd", ["--check-config", config])
+        #expect(check.status == 1)
+        let lines = check.stderr.replacingOccurrences(of: config, with: "FILE").replacingOccurrences(of: dir.path, with: "DIR").split(separator: "\n").map(String.init)
+        #expect(lines.contains("FILE:6:15: error: secrets.shared: DIR/shared is open to its group or others (mode 750); chmod go= DIR/shared: only the daemon may read secrets"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("FILE:7:13: error: secrets.open: DIR/open is open to its group or others (mode 755)") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("FILE:8:13: error: secrets.gone: DIR/gone does not exist") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("FILE:10:11: error: webhooks.caFile DIR/no-ca.pem does not exist") }, "\(lines)")
+        #expect(!lines.contains { $0.contains("secrets.good") }, "\(lines)")
+    }
+
     @Test func lintKnowsADaemonConfigFromAShipyard() throws {
         let dir = try TemporaryDirectory()
         let config = try dir.write("config.yaml", "projects:\n  - name: shop\n    upstream: file:///srv/git/shop.git\n")
