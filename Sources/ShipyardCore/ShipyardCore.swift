@@ -7,6 +7,8 @@
 //                events to record and effects to perform out (Engine, +Deciding, +Applying)
 //   Evaluation/  Keptn's quality gates: SLO and SLI files, timeframes, lighthouse scoring
 //   Approvals/   approval policies and the rules that count votes (who, how many, self-approval)
+//   Webhooks/    Keptn's webhook.yaml (v1beta1, v1alpha1 curl lines parsed, never run) and the Go
+//                template language its requests are written in
 //   Support/     JSON, durations, byte counts, diagnostics, atomic files, untrusted text
 //
 // May import: CYAML (libyaml) only. Everything else in the package may import it.

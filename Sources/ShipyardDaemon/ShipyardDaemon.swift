@@ -16,6 +16,8 @@
 //                   and client, and the read models they show
 //   Integrations/   Keptn's API's callers: the API token file (x-token → a user or a role) and the
 //                   integrations registered through Keptn's Uniform API
+//   Webhooks/       Keptn's webhook.yaml run: which subscription calls which webhook, secrets,
+//                   rendering, and the one outbound HTTP client (libcurl, addresses checked and pinned)
 //
-// May import: ShipyardCore, ShipyardGit, ShipyardStore, CSupport, swift-log, swift-prometheus,
+// May import: ShipyardCore, ShipyardGit, ShipyardStore, CSupport, CCurl, swift-log, swift-prometheus,
 // swift-service-lifecycle. Never ShipyardWeb: the web view is handed in as a `DaemonFrontend`.
