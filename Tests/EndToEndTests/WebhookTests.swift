@@ -292,8 +292,9 @@ import Testing
                     "qa/ftp/webhook/webhook.yaml": WebhookTests.serviceHook("ftp://127.0.0.1/x"),
                 ]
             },
-            subscriptions: "          - on: deployment.triggered",
-            settings: "  allow: [127.0.0.1/32]\n  timeout: 30s\n  maxResponseBytes: 1048576",
+            // One request at a time per subscription: the hanging receiver's holds up only its own.
+            subscriptions: "          - on: deployment.triggered\n            services: [hang]\n          - on: deployment.triggered\n            services: [fast, metadata, loop, redirect, big, ftp]",
+            settings: "  allow: [127.0.0.1/32]\n  timeout: 30s\n  maxResponseBytes: 1048576\n  concurrency: 1",
             shipyard: shipyard)
         // The hanging one first: the fast one after it must not wait for it.
         let hang = try world.trigger(service: "hang")

@@ -101,7 +101,7 @@ extension ConfigReader {
             }
             subscription.stages = names(keys["stages"], what: "stages")
             subscription.services = names(keys["services"], what: "services")
-            let key = "\(subscription.eventType) \(subscription.subscriptionID ?? "") \(subscription.stages) \(subscription.services)"
+            let key = subscription.identity
             if let first = seen[key] {
                 log.error("this subscription repeats the one at line \(first.line); each event would call the webhook twice", at: item.mark)
                 continue

@@ -204,6 +204,8 @@ public struct DaemonConfig: Sendable, Equatable {
         public var eventType: String { "sh.keptn.event.\(task).\(phase)" }
         /// The label it has in logs and metrics: bounded by the config, never by Git.
         public var name: String { subscriptionID ?? "\(task).\(phase)" }
+        /// What tells it from every other subscription of its project.
+        public var identity: String { "\(eventType) \(subscriptionID ?? "") \(stages) \(services)" }
 
         public func matches(stage: String, service: String) -> Bool {
             (stages.isEmpty || stages.contains(stage)) && (services.isEmpty || services.contains(service))
@@ -225,7 +227,7 @@ public struct DaemonConfig: Sendable, Equatable {
         public var caFile: String?
         /// Attempts after the first for a notification that failed to arrive (back-off 1 s, 4 s, 16 s …).
         public var retries = 3
-        /// Requests in flight at once, over all projects.
+        /// Requests in flight at once for one subscription (a receiver that hangs holds up no other's).
         public var concurrency = 8
 
         public init() {}

@@ -43,8 +43,9 @@ actor Orchestrator {
     /// Pending approvals: their votes, reminders, files and timers' state.
     var desk: ApprovalDesk
     var retentionTask: Task<Void, Never>?
-    /// Webhook requests in flight, bounded (webhooks.concurrency).
-    var webhookLimit: WebhookLimiter?
+    /// Webhook requests in flight, bounded per subscription (webhooks.concurrency each), so that a
+    /// receiver that hangs holds up its own webhook's requests and no other's.
+    var webhookLimits: [String: WebhookLimiter] = [:]
     var retaining = false
 
     let metrics: DaemonMetrics?

@@ -63,7 +63,7 @@ extension Orchestrator {
         let mirror = Mirror(path: state.mirror(project: project.name))
         let settings = configuration.webhooks
         let base = configuration.http?.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? ""
-        let limiter = webhookLimiter(settings.concurrency)
+        let limiter = webhookLimiter(settings.concurrency, project: project.name, subscription: subscription.identity)
         let metrics = metrics
         let logger = logger
         if performs { tasks.running[event.id] = TaskCancel() }
@@ -163,12 +163,13 @@ extension Orchestrator {
         recordAside([record])
     }
 
-    /// One limiter for the daemon, sized by the config at first use (a reload's new size applies
-    /// to a new limiter once the old one is idle).
-    func webhookLimiter(_ size: Int) -> WebhookLimiter {
-        if let limiter = webhookLimit, limiter.size == size { return limiter }
+    /// A subscription's limiter, sized by the config (a reload's new size applies to a new
+    /// limiter; requests already waiting on the old one finish there).
+    func webhookLimiter(_ size: Int, project: String, subscription: String) -> WebhookLimiter {
+        let key = "\(project)\u{0}\(subscription)"
+        if let limiter = webhookLimits[key], limiter.size == size { return limiter }
         let limiter = WebhookLimiter(size: size)
-        webhookLimit = limiter
+        webhookLimits[key] = limiter
         return limiter
     }
 }
