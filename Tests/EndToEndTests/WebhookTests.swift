@@ -79,7 +79,8 @@ import Testing
         let secret = "T0SECRET/B0SECRET/\(UUID().uuidString.prefix(8))"
 
         init(
-            files: (HookServer, HookServer) -> [String: String], subscriptions: String, settings: String? = nil, shipyard: String = WebhookTests.shipyard
+            files: (HookServer, HookServer) -> [String: String], subscriptions: String, settings: String? = nil, shipyard: String = WebhookTests.shipyard,
+            extraConfig: String = ""
         ) async throws {
             dir = try TemporaryDirectory()
             let ca = try LocalCA(in: dir.path)
@@ -109,6 +110,7 @@ import Testing
                   publicURL: https://shipyard.example.com/
                 webhooks:
                 \(settings ?? "  allow: [127.0.0.1/32]\n  caFile: \(ca.caFile)\n  timeout: 3s")
+                \(extraConfig)
                 """)
             let started = daemon
             _ = await eventually(timeout: .seconds(30)) { started.project("hooks")?.commit != nil }
@@ -372,5 +374,45 @@ import Testing
         }, "\(world.daemon.log.suffix(3000))")
         #expect(world.plain.requests.compactMap { $0["path"] as? String } == ["/ok/fast"])
         #expect(world.daemon.log.contains("calling its webhook now"))
+    }
+
+    @Test func aStopMidRequestCallsAgainOnlyTheWebhooksThatFinishTheirTask() async throws {
+        let externalHook = """
+            apiVersion: webhookconfig.keptn.sh/v1beta1
+            kind: WebhookConfig
+            spec:
+              webhooks:
+                - type: sh.keptn.event.deployment.triggered
+                  sendFinished: false
+                  requests:
+                    - url: "URL"
+                      method: POST
+
+            """
+        let world = try await World(
+            files: { _, plain in
+                [
+                    "qa/own/webhook/webhook.yaml": WebhookTests.serviceHook(plain.url("/hangonce/own"), options: "--max-time 60"),
+                    "qa/external/webhook/webhook.yaml": externalHook.replacingOccurrences(of: "URL", with: plain.url("/ok/external")),
+                ]
+            },
+            subscriptions: "          - on: deployment.triggered", settings: "  allow: [127.0.0.1/32]\n  timeout: 60s",
+            shipyard: WebhookTests.oneStage, extraConfig: "stopGracePeriod: 1s")
+        let own = try world.trigger(service: "own")
+        let external = try world.trigger(service: "external")
+        #expect(await eventually(timeout: .seconds(20)) { world.plain.requests.count == 2 }, "\(world.daemon.log)")
+        // Stopped while the first request hangs: nothing is recorded for it.
+        _ = await world.daemon.stop()
+        try world.daemon.start()
+        #expect(await eventually(timeout: .seconds(30)) { (try? world.state(own, "qa")) == "finished" }, "\(world.daemon.log)")
+        let finished = try world.events(own).last { $0["type"] as? String == "sh.keptn.event.deployment.finished" }
+        #expect((finished?["data"] as? [String: Any])?["result"] as? String == "pass", "\(finished ?? [:])")
+        #expect(world.daemon.log.contains("the daemon stopped before its .finished; calling it again"))
+        // The one whose receiver answers was called once, and still waits for that answer.
+        try await Task.sleep(for: .milliseconds(500))
+        let paths = world.plain.requests.compactMap { $0["path"] as? String }
+        #expect(paths.filter { $0 == "/ok/external" }.count == 1, "\(paths)")
+        #expect(paths.filter { $0 == "/hangonce/own" }.count == 2, "\(paths)")
+        #expect(try world.state(external, "qa") == "started")
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// A webhook receiver on loopback (Python's http.server), optionally over TLS with a certificate
 /// from a local CA, that records every request it gets as a JSON line and answers by path:
 /// `/ok…` 200 with a JSON body, `/fail…` 500 with a text body, `/flaky/NAME` 500 the first time
-/// and 200 after, `/hang…` nothing for two minutes, `/redirect` 302 to `/ok`, `/big` 200 with
+/// and 200 after, `/hang…` nothing for two minutes, `/hangonce/NAME` that the first time, 200 after, `/redirect` 302 to `/ok`, `/big` 200 with
 /// 4 MiB of body; anything else 200.
 public final class HookServer: BackgroundServer, @unchecked Sendable {
     static let script = #"""
@@ -27,6 +27,13 @@ public final class HookServer: BackgroundServer, @unchecked Sendable {
                         f.write(json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
                                             "body": body.decode("utf-8", "replace")}) + "\n")
                 path = self.path
+                if path.startswith("/hangonce/"):
+                    with lock:
+                        first = path not in seen
+                        seen.add(path)
+                    if first:
+                        time.sleep(120)
+                    return self.answer(200, b'{"second": true}')
                 if path.startswith("/hang"):
                     time.sleep(120)
                     return self.answer(200, b"late")

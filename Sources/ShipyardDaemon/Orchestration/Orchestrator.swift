@@ -46,6 +46,9 @@ actor Orchestrator {
     /// Webhook requests in flight, bounded per subscription (webhooks.concurrency each), so that a
     /// receiver that hangs holds up its own webhook's requests and no other's.
     var webhookLimits: [String: WebhookLimiter] = [:]
+    /// Tasks a webhook performs, while its requests are out: a stop waits for them within its
+    /// grace period, not after (nothing can interrupt a request but its timeout).
+    var webhookTasks: Set<String> = []
     var retaining = false
 
     let metrics: DaemonMetrics?
@@ -212,12 +215,13 @@ actor Orchestrator {
                 if task.phase == .started { writeApproval(triggeredID: id) }
             } else if webhookPerforms(triggered) {
                 // Never started: its webhook was not called yet (its requests follow its .started).
-                // A started one may be waiting for its receiver's .finished, so it is not called
-                // twice; taskFinishTimeout ends it if nothing comes.
-                if task.startedCount == 0, mayAct() {
-                    logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was triggered when the daemon stopped; calling its webhook now",
-                                   metadata: ["context": "\(execution.context)"])
-                    callWebhooks([triggered])
+                // A started one is called again only if it sends its own .finished (see callWebhooks).
+                if mayAct() {
+                    if task.startedCount == 0 {
+                        logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was triggered when the daemon stopped; calling its webhook now",
+                                       metadata: ["context": "\(execution.context)"])
+                    }
+                    callWebhooks([triggered], resumingStarted: task.startedCount > 0)
                 }
             } else if tasks.runsLocally(task.name) || task.name == Engine.evaluationSequence {
                 logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was running when the daemon stopped; running it again",
@@ -421,10 +425,10 @@ actor Orchestrator {
     func shutdown(grace: Duration) async {
         draining = true
         let deadline = ContinuousClock.now + grace
-        if !tasks.running.isEmpty, grace > .zero {
-            logger.info("waiting up to \(GoDuration.format(grace)) for \(tasks.running.count) running task(s) to finish")
+        if !tasks.running.isEmpty || !webhookTasks.isEmpty, grace > .zero {
+            logger.info("waiting up to \(GoDuration.format(grace)) for \(tasks.running.count + webhookTasks.count) running task(s) to finish")
         }
-        while !tasks.running.isEmpty, ContinuousClock.now < deadline {
+        while !tasks.running.isEmpty || !webhookTasks.isEmpty, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
         stopping = true

@@ -23,8 +23,11 @@ extension Orchestrator {
     /// The part of a response body kept in messages and the record.
     static let webhookExcerpt = 2048
 
-    /// Calls the webhooks the recorded events subscribe to.
-    func callWebhooks(_ records: [KeptnEvent]) {
+    /// Calls the webhooks the recorded events subscribe to. `resumingStarted`: the task's
+    /// `.started` is recorded by a run of the daemon that stopped before its `.finished`: its
+    /// webhook is called again (at least once, as a program is run again) only when it sends the
+    /// `.finished` itself; otherwise its receiver answers, and nothing is sent twice.
+    func callWebhooks(_ records: [KeptnEvent], resumingStarted: Bool = false) {
         guard !draining else { return }
         for event in records {
             guard case .task(let task, let phase)? = event.kind, let projectName = event.data["project"]?.string,
@@ -43,7 +46,7 @@ extension Orchestrator {
                     continue
                 }
                 performed = performed || performs
-                startWebhook(subscription, event: event, project: project, performs: performs)
+                startWebhook(subscription, event: event, project: project, performs: performs, resumingStarted: resumingStarted && performs)
             }
         }
     }
@@ -58,7 +61,9 @@ extension Orchestrator {
         return project.webhooks.contains { $0.task == task && $0.phase == "triggered" && $0.matches(stage: stage, service: service) }
     }
 
-    private func startWebhook(_ subscription: DaemonConfig.WebhookSubscription, event: KeptnEvent, project: DaemonConfig.Project, performs: Bool) {
+    private func startWebhook(
+        _ subscription: DaemonConfig.WebhookSubscription, event: KeptnEvent, project: DaemonConfig.Project, performs: Bool, resumingStarted: Bool
+    ) {
         let commit = event.gitcommitid ?? engine.task(triggeredID: event.triggeredid ?? event.id)?.execution.commit
         let mirror = Mirror(path: state.mirror(project: project.name))
         let settings = configuration.webhooks
@@ -66,7 +71,7 @@ extension Orchestrator {
         let limiter = webhookLimiter(settings.concurrency, project: project.name, subscription: subscription.identity)
         let metrics = metrics
         let logger = logger
-        if performs { tasks.running[event.id] = TaskCancel() }
+        if performs { webhookTasks.insert(event.id) }
         Task {
             let loaded = await TaskRunner.onThread(name: "webhook") {
                 WebhookFiles.load(mirror: mirror, commit: commit, event: event, subscription: subscription)
@@ -80,7 +85,7 @@ extension Orchestrator {
                 self.recordWebhook(event, subscription: subscription, file: nil, calls: [], failure: failure.message)
                 if performs {
                     // Keptn: a webhook that cannot be read still answers, .started then an errored .finished.
-                    await self.answer(event, phase: "started", outcome: nil, source: Self.webhookSource)
+                    if !resumingStarted { await self.answer(event, phase: "started", outcome: nil, source: Self.webhookSource) }
                     await self.webhookEnded(event, outcome: TaskProcess.Outcome(result: .fail, status: .errored, message: failure.message, data: nil))
                 }
                 return
@@ -93,8 +98,16 @@ extension Orchestrator {
                         metadata: ["context": "\(event.shkeptncontext)"])
                 }
             }
-            if performs, webhook.sendStarted, await !self.answer(event, phase: "started", outcome: nil, source: Self.webhookSource) {
-                self.taskNotRun(event)
+            if resumingStarted, !webhook.sendFinished {
+                // Its receiver sends the .finished (triggeredid = {{.id}}); it was called already.
+                self.webhookTasks.remove(event.id)
+                return
+            }
+            if resumingStarted {
+                logger.warning("webhook \(subscription.name): the daemon stopped before its .finished; calling it again", metadata: ["context": "\(event.shkeptncontext)"])
+            }
+            if performs, webhook.sendStarted, !resumingStarted, await !self.answer(event, phase: "started", outcome: nil, source: Self.webhookSource) {
+                self.webhookTasks.remove(event.id)
                 return
             }
             var calls: [WebhookCall] = []
@@ -123,13 +136,13 @@ extension Orchestrator {
                 await self.webhookEnded(event, outcome: TaskProcess.Outcome(result: .pass, status: .succeeded, message: message, data: Self.responses(calls, task: event)))
             } else {
                 // The receiver sends the .finished itself (triggeredid = {{.id}}).
-                self.taskNotRun(event)
+                self.webhookTasks.remove(event.id)
             }
         }
     }
 
     private func webhookEnded(_ triggered: KeptnEvent, outcome: TaskProcess.Outcome) async {
-        tasks.running[triggered.id] = nil
+        webhookTasks.remove(triggered.id)
         if stopping { return }
         await answer(triggered, phase: "finished", outcome: outcome, source: Self.webhookSource)
     }
