@@ -33,7 +33,7 @@ struct Bench {
 
         let bin = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
         // BENCH_ONLY=projects runs that section alone (with the libgit2 poll it is compared to);
-        // evaluation, web, sequences and fetch likewise.
+        // evaluation, web, sequences, webhooks and fetch likewise.
         let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
         if only == "evaluation" {
             try EvaluationBench.run(scratch: dir)
@@ -51,6 +51,10 @@ struct Bench {
         }
         if only == "web" {
             try WebBench.run(scratch: dir, repository: repo, bin: bin)
+            return
+        }
+        if only == "webhooks" {
+            try WebhookBench.run(scratch: dir, bin: bin)
             return
         }
         if only == "fetch" {
@@ -96,6 +100,7 @@ struct Bench {
 
         try EvaluationBench.run(scratch: dir)
         try SequenceBench.run(scratch: dir, repository: repo)
+        try WebhookBench.run(scratch: dir, bin: bin)
         try FetchBench.run(scratch: dir, bin: bin)
         try ProjectsBench.run(scratch: dir, port: port, bin: bin, libgit2PollCPU: libgit2PollCPU)
     }
