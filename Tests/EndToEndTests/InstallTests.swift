@@ -29,8 +29,8 @@ import Testing
         let errors = check.stderr.split(separator: "\n").filter { $0.contains(": error: ") }.map { $0.replacingOccurrences(of: example, with: "FILE") }
         #expect(errors == [
             "FILE:20:21: error: passwordFile /etc/shipyardd/fulltour.token does not exist",
-            "FILE:37:15: error: task \"je-deployment\": the program /usr/local/libexec/fulltour/deploy does not exist",
-            "FILE:40:15: error: task \"je-test\": the program /usr/local/libexec/fulltour/test does not exist",
+            "FILE:44:15: error: task \"je-deployment\": the program /usr/local/libexec/fulltour/deploy does not exist",
+            "FILE:47:15: error: task \"je-test\": the program /usr/local/libexec/fulltour/test does not exist",
         ], "\(check.stderr)")
         for page in ["usr/share/man/man8/shipyardd.8", "usr/share/man/man5/shipyardd.yaml.5", "usr/share/man/man1/shipyardctl.1", "usr/share/doc/shipyard/README.md"] {
             #expect(FileManager.default.fileExists(atPath: root.path + "/" + page), "\(page) missing")
