@@ -319,15 +319,19 @@ enum AddressPolicy {
         if allow.contains(where: { cidr in candidates.contains { cidr.contains($0) } }) { return nil }
         for candidate in candidates {
             if let rule = denied.first(where: { $0.0.contains(candidate) }) { return rule.1 }
-            if ownAddresses().contains(where: { DaemonConfig.CIDR.bytes($0) == DaemonConfig.CIDR.bytes(candidate) }) { return "an address of this host" }
+            guard let own = ownAddresses() else {
+                // Closed when it cannot be told: the address may be this host's.
+                return "perhaps an address of this host, which cannot be listed (getifaddrs: \(String(cString: strerror(errno))); a systemd unit needs AF_NETLINK in RestrictAddressFamilies=)"
+            }
+            if own.contains(where: { DaemonConfig.CIDR.bytes($0) == DaemonConfig.CIDR.bytes(candidate) }) { return "an address of this host" }
         }
         return nil
     }
 
-    /// This host's own addresses (every interface's).
-    static func ownAddresses() -> [String] {
+    /// This host's own addresses (every interface's); nil when they cannot be listed.
+    static func ownAddresses() -> [String]? {
         var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0, let list else { return [] }
+        guard getifaddrs(&list) == 0, let list else { return nil }
         defer { freeifaddrs(list) }
         var addresses: [String] = []
         var node: UnsafeMutablePointer<ifaddrs>? = list
