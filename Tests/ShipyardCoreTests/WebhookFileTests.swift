@@ -176,6 +176,28 @@ struct WebhookFileTests {
         #expect(loaded.diagnostics.contains { $0.severity == .error && "\($0.mark)" == mark && $0.message.contains(message) }, "\(loaded.diagnostics)")
     }
 
+    @Test func theBridgesSecretsAreReadOnlyWhereAFieldChainStarts() throws {
+        let yaml = """
+            apiVersion: webhookconfig.keptn.sh/v1beta1
+            spec:
+              webhooks:
+                - type: sh.keptn.event.test.triggered
+                  subscriptionID: a
+                  requests:
+                    - url: "https://x.secret.example/{{.data.secret.token}}/{{ .secret.ci.token }}"
+                      method: GET
+
+            """
+        let loaded = WebhookFile.load(yaml)
+        let webhook = try #require(loaded.file?.webhooks.first, "\(loaded.diagnostics)")
+        #expect(webhook.secrets == [.init(env: "secret_citoken", secret: "ci", key: "token")])
+        let data: JSONValue = .object(["data": .object(["secret": .object(["token": .string("T")])]), "env": .object(["secret_citoken": .string("S")])])
+        #expect(try webhook.requests[0].url.render(data) == "https://x.secret.example/T/S")
+        let colliding = WebhookFile.load(yaml.replacingOccurrences(of: "{{.data.secret.token}}", with: "{{.secret.c.itoken}}"))
+        #expect(colliding.file == nil)
+        #expect(colliding.diagnostics.contains { $0.message.contains("both become {{.env.secret_citoken}}") }, "\(colliding.diagnostics)")
+    }
+
     @Test func curlCommandLinesReadAsCurlWouldReadThem() throws {
         let command = try CurlCommand.parse(
             #"curl -XPUT -H 'Content-Type: application/json' -H "X-Id:{{ .id }}" -d a=1 --data-raw b=2 -sSL --max-time 5 --url https://ci.example/{{ .data.project }}/x"#,
@@ -194,5 +216,8 @@ struct WebhookFileTests {
         #expect(throws: CurlCommand.Failure.self) { try CurlCommand.parse("curl --frobnicate http://x/", optionsOnly: false) }
         #expect(throws: CurlCommand.Failure.self) { try CurlCommand.parse("-H 'a: b'", optionsOnly: true) }
         #expect(try CurlCommand.parse("--location -m 3", optionsOnly: true).followRedirects)
+        for huge in ["inf", "1e16", "0", "-1", "nan"] {
+            #expect(throws: CurlCommand.Failure.self, "\(huge)") { try CurlCommand.parse("--max-time \(huge)", optionsOnly: true) }
+        }
     }
 }

@@ -29,16 +29,22 @@ struct WebhookTemplateTests {
         #expect(try !WebhookTemplate("{{.id}}").isLiteral)
     }
 
-    @Test func aMissingKeyFailsWithGosMessage() throws {
-        #expect(throws: WebhookTemplate.Failure.self) { try render("{{.data.nothere}}") }
+    @Test func aMissingKeyPrintsNoValueAndAFieldOfItFails() throws {
+        // Go's default (Keptn's engine sets no missingkey option).
+        #expect(try render("x {{.data.labels.gitCommit}}") == "x <no value>")
+        #expect(try render("{{if .data.nothere}}yes{{else}}no{{end}}") == "no")
         do throws(WebhookTemplate.Failure) {
-            _ = try WebhookTemplate("x {{.data.labels.gitCommit}}").render(event)
+            _ = try WebhookTemplate("{{.data.nothere.x}}").render(event)
             Issue.record("rendered")
         } catch {
-            #expect(error.message.contains(#"map has no entry for key "gitCommit""#), "\(error.message)")
+            #expect(error.message.contains("nil pointer evaluating .data.nothere.x"), "\(error.message)")
         }
         #expect(throws: WebhookTemplate.Failure.self) { try render("{{.data.project.name}}") }
         #expect(throws: WebhookTemplate.Failure.self) { try render("{{.data.empty.x}}") }
+        // and/or stop at the argument that decides, as Go's do since 1.18.
+        #expect(try render("{{if and .data.empty .data.empty.x}}yes{{else}}no{{end}}") == "no")
+        #expect(try render("{{or .data.stage .data.empty.x}}") == "production")
+        #expect(throws: WebhookTemplate.Failure.self) { try render("{{index .data.list 1e19}}") }
     }
 
     @Test func functionsPipesAndConditions() throws {

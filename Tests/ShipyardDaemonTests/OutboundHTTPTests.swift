@@ -80,6 +80,32 @@ import Testing
             Issue.record("127.0.0.1 refused although allowed")
             return
         }
-        #expect(target.port == 443 && target.address == "127.0.0.1")
+        #expect(target.port == 443 && target.addresses == ["127.0.0.1"])
+    }
+
+    @Test func aSecretIsMaskedInEveryFormATemplateWritesIt() {
+        let secret = "p@ss-word 1\"<x>"
+        let mask = Masker(secrets: [secret])
+        for form in ["p@ss-word 1\"<x>", "p%40ss-word+1%22%3Cx%3E", #"p@ss-word 1\"\u003Cx\u003E"#, "p@ss-word 1&#34;&lt;x&gt;", #"p@ss-word 1\"<x>"#] {
+            #expect(mask("before \(form) after") == "before *** after", "\(form)")
+        }
+        #expect(Masker(secrets: [""])("nothing to hide") == "nothing to hide")
+    }
+
+    @Test func aRedirectToAnotherOriginKeepsNoTokenHeader() throws {
+        let dir = try TemporaryDirectory()
+        let server = try HookServer(scratch: dir.path)
+        let other = try HookServer(scratch: dir.path, name: "other")
+        let headers = [("Authorization", "Bearer s3cret"), ("X-Api-Key", "k3y"), ("Accept", "application/json")]
+        // Another port is another origin.
+        let target = other.url("/ok").addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let away = client().send(.init(method: "GET", url: server.url("/redirectto?to=\(target)"), headers: headers, followRedirects: true))
+        #expect(away.status == 200, "\(away)")
+        let arrived = try #require(other.requests.first?["headers"] as? [String: Any])
+        #expect(arrived["Authorization"] == nil && arrived["X-Api-Key"] == nil && arrived["Accept"] as? String == "application/json", "\(arrived)")
+        // The same origin keeps them.
+        _ = client().send(.init(method: "GET", url: server.url("/redirect"), headers: headers, followRedirects: true))
+        let same = try #require(server.requests.last?["headers"] as? [String: Any])
+        #expect(same["Authorization"] as? String == "Bearer s3cret" && server.requests.last?["path"] as? String == "/ok", "\(same)")
     }
 }

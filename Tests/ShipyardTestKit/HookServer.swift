@@ -3,7 +3,7 @@ import Foundation
 /// A webhook receiver on loopback (Python's http.server), optionally over TLS with a certificate
 /// from a local CA, that records every request it gets as a JSON line and answers by path:
 /// `/ok…` 200 with a JSON body, `/fail…` 500 with a text body, `/flaky/NAME` 500 the first time
-/// and 200 after, `/hang…` nothing for two minutes, `/hangonce/NAME` that the first time, 200 after, `/redirect` 302 to `/ok`, `/big` 200 with
+/// and 200 after, `/hang…` nothing for two minutes, `/hangonce/NAME` that the first time, 200 after, `/redirect` 302 to `/ok`, `/redirectto?to=URL` 302 to URL, `/big` 200 with
 /// 4 MiB of body; anything else 200.
 public final class HookServer: BackgroundServer, @unchecked Sendable {
     static let script = #"""
@@ -44,6 +44,13 @@ public final class HookServer: BackgroundServer, @unchecked Sendable {
                         first = path not in seen
                         seen.add(path)
                     return self.answer(500 if first else 200, b"flaky")
+                if path.startswith("/redirectto?to="):
+                    from urllib.parse import unquote
+                    self.send_response(302)
+                    self.send_header("Location", unquote(path[len("/redirectto?to="):]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path.startswith("/redirect"):
                     self.send_response(302)
                     self.send_header("Location", "/ok")

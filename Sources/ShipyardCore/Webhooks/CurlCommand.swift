@@ -97,7 +97,9 @@ public struct CurlCommand: Sendable, Equatable {
                 command.followRedirects = true
             case "-m", "--max-time", "--connect-timeout":
                 let text = try argument()
-                guard let seconds = Double(text), seconds > 0 else { throw Failure("\(word) takes seconds, not \"\(text)\"") }
+                guard let seconds = Double(text), seconds.isFinite, seconds >= 0.001, seconds <= 86_400 else {
+                    throw Failure("\(word) takes seconds from 0.001 to 86400, not \"\(text)\"")
+                }
                 if word != "--connect-timeout" { command.maxTime = seconds }
             case "-k", "--insecure":
                 throw Failure("\(word) turns off certificate checks; shipyardd always checks them (a private CA goes in the host config)")

@@ -198,6 +198,7 @@ private struct WebhookFileReader {
         }
         var secrets = readEnvFrom(keys["envFrom"])
         impliedSecrets = []
+        secretCollisions = []
         var requests: [WebhookRequest] = []
         if let pair = keys["requests"], let items = schema.list(pair.value, what: "requests", log: &log) {
             if items.isEmpty { log.error("requests is empty; a webhook sends at least one request", at: pair.value.mark) }
@@ -208,7 +209,14 @@ private struct WebhookFileReader {
                 let request = version == WebhookFile.v1alpha1 && item.scalar != nil ? readCurl(item) : readRequest(item, version: version)
                 if let request { requests.append(request) }
             }
-            for implied in impliedSecrets where !secrets.contains(where: { $0.env == implied.env }) { secrets.append(implied) }
+            for collision in secretCollisions { log.error(collision, at: pair.value.mark) }
+            for implied in impliedSecrets {
+                if let named = secrets.first(where: { $0.env == implied.env }), named != implied {
+                    log.error("envFrom \"\(implied.env)\" names another secret than {{.secret.\(implied.secret).\(implied.key)}}, which becomes {{.env.\(implied.env)}}", at: pair.value.mark)
+                } else if !secrets.contains(where: { $0.env == implied.env }) {
+                    secrets.append(implied)
+                }
+            }
             for request in requests { checkTemplates(request, secrets: secrets) }
         } else if keys["requests"] == nil {
             log.error("a webhook needs requests: the HTTP requests it sends", at: node.mark)
@@ -270,6 +278,7 @@ private struct WebhookFileReader {
     /// GitHub use it), rewritten as the Bridge rewrites it on save: `{{.env.secret_NAMEKEY}}`
     /// (non-alphanumerics dropped) with an implied envFrom entry.
     var impliedSecrets: [Webhook.SecretReference] = []
+    var secretCollisions: [String] = []
 
     private mutating func bridgeSecrets(_ text: String) -> String {
         // Only inside actions: https://vault.secret.example.com/ stays as written.
@@ -290,6 +299,14 @@ private struct WebhookFileReader {
         var rest = action
         while let range = rest.range(of: ".secret.") {
             out += rest[..<range.lowerBound]
+            // Only where a field chain starts (`{{.secret.…`, `( .secret.…`, after a blank):
+            // `.data.secret.token` is the event's own field.
+            let before = range.lowerBound == action.startIndex ? nil : action[action.index(before: range.lowerBound)]
+            if let before, !(before == " " || before == "(" || before == "\t" || before == "-") {
+                out += ".secret."
+                rest = rest[range.upperBound...]
+                continue
+            }
             var tail = rest[range.upperBound...]
             let allowed: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
             let reference = tail.prefix(while: allowed)
@@ -301,7 +318,11 @@ private struct WebhookFileReader {
             let secret = String(reference[..<dot])
             let key = String(reference[reference.index(after: dot)...])
             let env = "secret_" + (secret + key).filter { $0.isASCII && ($0.isLetter || $0.isNumber) }
-            if !impliedSecrets.contains(where: { $0.env == env }) { impliedSecrets.append(.init(env: env, secret: secret, key: key)) }
+            if let other = impliedSecrets.first(where: { $0.env == env }), other.secret != secret || other.key != key {
+                secretCollisions.append("{{.secret.\(secret).\(key)}} and {{.secret.\(other.secret).\(other.key)}} both become {{.env.\(env)}} as the Bridge writes them; name them under envFrom instead")
+            } else if !impliedSecrets.contains(where: { $0.env == env }) {
+                impliedSecrets.append(.init(env: env, secret: secret, key: key))
+            }
             out += ".env." + env
             tail = tail.dropFirst(reference.count)
             rest = tail

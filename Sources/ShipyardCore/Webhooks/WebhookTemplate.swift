@@ -1,6 +1,6 @@
 import Foundation
 
-/// Keptn's webhook templates: Go's `text/template` with `missingkey=error`, over the whole
+/// Keptn's webhook templates: Go's `text/template`, over the whole
 /// CloudEvent (`.id`, `.type`, `.shkeptncontext`, `.data.project`, …) plus `.env.NAME` for the
 /// secrets the webhook names. Keptn registers no functions, so only Go's built-ins exist.
 ///
@@ -13,8 +13,9 @@ import Foundation
 ///
 /// Values print as Go prints them, except where Go's output would corrupt a request: a number
 /// prints as JSON writes it (`1000000`, where Go prints `1e+06`), an object or list as compact
-/// JSON (where Go prints `map[…]`). A key the event lacks fails the request with Go's message;
-/// a key present with a null value prints `<no value>`, as in Keptn.
+/// JSON (where Go prints `map[…]`). A key the event lacks, or one whose value is null, prints
+/// `<no value>` as Go's default prints it (Keptn's engine sets no `missingkey` option); a field of
+/// such a value fails the request with Go's message.
 public struct WebhookTemplate: Sendable, Equatable {
     public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
         public var message: String
@@ -36,6 +37,13 @@ public struct WebhookTemplate: Sendable, Equatable {
         var out = ""
         try Evaluator(root: data).run(nodes, into: &out)
         return out
+    }
+
+    /// Every form a value takes when a template writes it through a function (as is, `urlquery`,
+    /// `js`, `html`, `json`'s quoted string without its quotes): what masking a secret must find.
+    public static func writtenForms(of value: String) -> [String] {
+        let json = Evaluator.json(.string(value))
+        return [value, Evaluator.queryEscaped(value), Evaluator.jsEscaped(value), Evaluator.htmlEscaped(value), String(json.dropFirst().dropLast())]
     }
 
     /// Whether the text holds no action: it renders to itself.
@@ -431,6 +439,18 @@ extension WebhookTemplate {
             guard case .function(let name) = command.operands[0] else {
                 return try value(command.operands[0])
             }
+            if name == "and" || name == "or" {
+                // Go stops at the first argument that decides (a later one is never evaluated).
+                let operands = Array(command.operands.dropFirst())
+                guard !operands.isEmpty || piped != nil else { throw Failure("\(name) takes at least one argument") }
+                var last: JSONValue = .null
+                for operand in operands {
+                    last = try value(operand)
+                    if Self.truth(last) == (name == "or") { return last }
+                }
+                if let piped { last = piped }
+                return last
+            }
             var arguments: [JSONValue] = []
             for operand in command.operands.dropFirst() { arguments.append(try value(operand)) }
             if let piped { arguments.append(piped) }
@@ -447,8 +467,9 @@ extension WebhookTemplate {
                 for (depth, name) in chain.enumerated() {
                     switch current {
                     case .object(let fields):
-                        guard let next = fields[name] else { throw Failure("map has no entry for key \"\(name)\" (.\(chain.prefix(depth + 1).joined(separator: ".")))") }
-                        current = next
+                        // Go's default, as Keptn runs it: a key the map lacks is no value (printed
+                        // <no value>); a field of it is an error.
+                        current = fields[name] ?? .null
                     case .null:
                         throw Failure("nil pointer evaluating .\(chain.prefix(depth + 1).joined(separator: ".")): .\(chain.prefix(depth).joined(separator: ".")) is null")
                     default:
@@ -470,7 +491,7 @@ extension WebhookTemplate {
                     switch (current, key) {
                     case (.object(let fields), .string(let k)): current = fields[k] ?? .null
                     case (.array(let items), .number(let n)):
-                        guard n >= 0, n.rounded() == n, Int(n) < items.count else { throw Failure("index out of range: \(Self.printed(key))") }
+                        guard n >= 0, n.rounded() == n, n < Double(items.count) else { throw Failure("index out of range: \(Self.printed(key))") }
                         current = items[Int(n)]
                     case (.null, _): throw Failure("index of a null value")
                     default: throw Failure("can't index \(Self.kind(current)) with \(Self.kind(key))")

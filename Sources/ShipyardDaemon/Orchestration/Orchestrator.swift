@@ -216,7 +216,7 @@ actor Orchestrator {
             } else if webhookPerforms(triggered) {
                 // Never started: its webhook was not called yet (its requests follow its .started).
                 // A started one is called again only if it sends its own .finished (see callWebhooks).
-                if mayAct() {
+                if mayAct(), task.startedCount > 0 || !webhookCalled(for: triggered) {
                     if task.startedCount == 0 {
                         logger.warning("\(task.name) of \(execution.stage).\(execution.sequence) was triggered when the daemon stopped; calling its webhook now",
                                        metadata: ["context": "\(execution.context)"])

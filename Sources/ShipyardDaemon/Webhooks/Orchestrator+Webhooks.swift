@@ -22,6 +22,8 @@ extension Orchestrator {
     static let webhookCalledType = "sh.shipyard.webhook.called"
     /// The part of a response body kept in messages and the record.
     static let webhookExcerpt = 2048
+    /// A JSON answer larger than this is kept as its excerpt in the task's `.finished`.
+    static let maxResponseInEvent = 64 << 10
 
     /// Calls the webhooks the recorded events subscribe to. `resumingStarted`: the task's
     /// `.started` is recorded by a run of the daemon that stopped before its `.finished`: its
@@ -48,6 +50,15 @@ extension Orchestrator {
                 performed = performed || performs
                 startWebhook(subscription, event: event, project: project, performs: performs, resumingStarted: resumingStarted && performs)
             }
+        }
+    }
+
+    /// Whether the record holds a call of a webhook for this event (a webhook with
+    /// `sendStarted: false` records no `.started`, but its call is recorded when it ends).
+    func webhookCalled(for event: KeptnEvent) -> Bool {
+        let calls = (try? store.events(context: event.shkeptncontext, type: Self.webhookCalledType, after: 0, limit: 1000)) ?? []
+        return calls.contains { recorded in
+            (try? JSON.decode(KeptnEvent.self, from: recorded.json))?.data["webhook"]?["eventid"]?.string == event.id
         }
     }
 
@@ -151,8 +162,12 @@ extension Orchestrator {
     /// parsed as JSON when it is an object, else kept as text.
     static func responses(_ calls: [WebhookCall], task triggered: KeptnEvent) -> JSONValue {
         let name = String(triggered.type.dropFirst(KeptnEvent.prefix.count).dropLast(".triggered".count))
+        // Parsed from the whole body, so that the shape never depends on its size.
         let responses: [JSONValue] = calls.map { call in
-            if let data = call.body.data(using: .utf8), let value = try? JSON.decode(JSONValue.self, from: data), value.object != nil { return value }
+            if let data = call.fullBody.data(using: .utf8), let value = try? JSON.decode(JSONValue.self, from: data), value.object != nil {
+                let size = (try? JSON.encode(value).count) ?? Int.max
+                if size <= Self.maxResponseInEvent { return value }
+            }
             return .string(call.body)
         }
         return .object([name: .object(["responses": .array(responses)])])
@@ -235,6 +250,8 @@ struct WebhookCall: Sendable {
     var message = ""
     /// The start of the response body.
     var body = ""
+    /// The whole body read (masked), for Keptn's responses; never recorded as such.
+    var fullBody = ""
 
     var summary: String {
         switch outcome {

@@ -69,6 +69,17 @@ struct OutboundHTTP: Sendable {
                 request.method = "GET"
                 request.body = nil
             }
+            let from = URLComponents(string: request.url)
+            let to = URLComponents(string: location)
+            if from?.scheme?.lowercased() == "https", to?.scheme?.lowercased() != "https" {
+                response.failure = "redirected from https to \(to?.scheme ?? "?"):, which is not followed"
+                return response
+            }
+            // Another origin gets none of the headers the file set (tokens travel in them), as
+            // curl drops Authorization and cookies: only what describes the body.
+            if from?.scheme?.lowercased() != to?.scheme?.lowercased() || from?.host?.lowercased() != to?.host?.lowercased() || from?.port != to?.port {
+                request.headers = request.headers.filter { ["content-type", "accept"].contains($0.0.lowercased()) }
+            }
             request.url = location
         }
         return response
@@ -78,18 +89,22 @@ struct OutboundHTTP: Sendable {
     struct Target {
         var host: String
         var port: Int
-        var address: String
+        /// Every address the name has, each checked.
+        var addresses: [String]
     }
 
     static func target(_ url: String, allow: [DaemonConfig.CIDR]) -> Result<Target, OutboundFailure> {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
-            return .failure(OutboundFailure("\"\(url.prefix(200))\" is not a URL"))
+            return .failure(OutboundFailure("\"\(url)\" is not a URL"))
         }
         guard scheme == "http" || scheme == "https" else {
             return .failure(OutboundFailure("only http and https URLs are called, not \(scheme):"))
         }
         guard var host = components.host, !host.isEmpty else { return .failure(OutboundFailure("the URL names no host")) }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard host.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0 != "%" && $0 != "\\" }) else {
+            return .failure(OutboundFailure("the URL's host must be written in ASCII (an international name in its xn-- form), without % or \\"))
+        }
         let port = components.port ?? (scheme == "https" ? 443 : 80)
         guard (1...65535).contains(port) else { return .failure(OutboundFailure("port \(port) is not a port")) }
         let addresses: [String]
@@ -103,7 +118,7 @@ struct OutboundHTTP: Sendable {
                     "\(host) resolves to \(address), \(reason); webhooks may not call it unless webhooks.allow in the host config lists it", refused: true))
             }
         }
-        return .success(Target(host: host, port: port, address: addresses[0]))
+        return .success(Target(host: host, port: port, addresses: addresses))
     }
 
     private func once(_ request: Request, timeout: Duration) -> Response {
@@ -116,36 +131,49 @@ struct OutboundHTTP: Sendable {
             response.refused = failure.refused
             return response
         }
-        response.address = target.address
+        response.address = target.addresses[0]
         Self.globalInit
         guard let curl = curl_easy_init() else {
             response.failure = "libcurl could not start a request"
             return response
         }
-        defer { curl_easy_cleanup(curl) }
+        // Everything libcurl may still point at lives until curl_easy_cleanup, which runs first.
         let collector = Collector(limit: limits.maxResponseBytes)
         let context = Unmanaged.passRetained(collector)
-        defer { context.release() }
-        var strings: [UnsafeMutablePointer<CChar>] = []
-        defer { strings.forEach { free($0) } }
-        func text(_ option: CURLoption, _ value: String) {
-            let copy = strdup(value)!
-            strings.append(copy)
-            _ = shipyard_curl_set_string(curl, option, copy)
-        }
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        // The checked addresses, NUL-separated, for the socket check.
+        var allowedBytes = Array(target.addresses.joined(separator: "\u{0}").utf8CString)
+        allowedBytes.append(0)
+        let allowedList = UnsafeMutablePointer<CChar>.allocate(capacity: allowedBytes.count)
+        allowedList.initialize(from: allowedBytes, count: allowedBytes.count)
         var headers: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headers) }
-        // The pinned address: this name and port connect there and nowhere else.
-        let pinned = target.address.contains(":") ? "[\(target.address)]" : target.address
+        // The pinned addresses: this name and port resolve to them and nothing else.
+        let pinned = target.addresses.map { $0.contains(":") ? "[\($0)]" : $0 }.joined(separator: ",")
         let resolve: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "\(target.host):\(target.port):\(pinned)")
-        defer { curl_slist_free_all(resolve) }
+        defer {
+            curl_easy_cleanup(curl)
+            curl_slist_free_all(headers)
+            curl_slist_free_all(resolve)
+            allowedList.deallocate()
+            errorBuffer.deallocate()
+            context.release()
+        }
+        // libcurl copies string options (CURLOPT_URL and the rest) when they are set.
+        func text(_ option: CURLoption, _ value: String) { _ = shipyard_curl_set_string(curl, option, value) }
         _ = shipyard_curl_set_slist(curl, CURLOPT_RESOLVE, resolve)
+        _ = shipyard_curl_pin(curl, allowedList)
+        _ = shipyard_curl_set_pointer(curl, CURLOPT_ERRORBUFFER, errorBuffer)
         text(CURLOPT_URL, request.url)
         text(CURLOPT_PROTOCOLS_STR, "http,https")
         text(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
         text(CURLOPT_NOPROXY, "*")
         text(CURLOPT_USERAGENT, "shipyardd-webhook")
-        if let ca = limits.caFile { text(CURLOPT_CAINFO, ca) }
+        if let ca = limits.caFile {
+            // Besides the system's: the file, and the system's folder of trusted certificates.
+            text(CURLOPT_CAINFO, ca)
+            text(CURLOPT_CAPATH, "/etc/ssl/certs")
+        }
         _ = shipyard_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
         _ = shipyard_curl_set_long(curl, CURLOPT_FOLLOWLOCATION, 0)
         _ = shipyard_curl_set_long(curl, CURLOPT_TIMEOUT_MS, max(1, Int(timeout.seconds * 1000)))
@@ -176,11 +204,7 @@ struct OutboundHTTP: Sendable {
             collector.header(data, size * count)
             return size * count
         }, context.toOpaque())
-        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        let code = errorBuffer.withUnsafeMutableBufferPointer { buffer in
-            _ = shipyard_curl_set_pointer(curl, CURLOPT_ERRORBUFFER, buffer.baseAddress)
-            return curl_easy_perform(curl)
-        }
+        let code = curl_easy_perform(curl)
         var status = 0
         _ = shipyard_curl_get_long(curl, CURLINFO_RESPONSE_CODE, &status)
         response.status = status
@@ -196,8 +220,11 @@ struct OutboundHTTP: Sendable {
         case CURLE_OPERATION_TIMEDOUT:
             response.timedOut = true
             response.failure = "timed out after \(GoDuration.format(limits.timeout))\(status > 0 ? " (status \(status) came, the body did not end)" : "")"
+        case CURLE_COULDNT_CONNECT:
+            let detail = String(cString: errorBuffer)
+            response.failure = detail.isEmpty ? "could not connect to \(target.addresses.joined(separator: ", "))" : detail
         default:
-            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let detail = String(cString: errorBuffer)
             response.failure = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         }
         return response
@@ -258,7 +285,6 @@ struct OutboundFailure: Error {
 enum AddressPolicy {
     /// Every address of a host name (or the literal address itself).
     static func resolve(_ host: String) -> Result<[String], OutboundFailure> {
-        if DaemonConfig.CIDR.bytes(host) != nil { return .success([host]) }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC

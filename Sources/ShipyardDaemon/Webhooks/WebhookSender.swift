@@ -100,10 +100,16 @@ struct WebhookSender: Sendable {
             call.message = mask(error.message)
             return call
         }
-        call.url = mask(outbound.url)
+        // The URL as the record keeps it: rendered with every secret as ***, so that no form of
+        // one (escaped by a function, cut, joined) reaches the record; masked as a fallback.
+        let shown = self.data(secrets: secrets.mapValues { _ in "***" })
+        call.url = mask((try? request.url.render(shown)) ?? outbound.url)
         outbound.followRedirects = request.followRedirects && settings.followRedirects
         var timeout = settings.timeout
-        if let maxTime = request.maxTime, .milliseconds(Int64(maxTime * 1000)) < timeout { timeout = .milliseconds(Int64(maxTime * 1000)) }
+        if let maxTime = request.maxTime, maxTime.isFinite, maxTime > 0 {
+            let asked = Duration.milliseconds(Int64(max(1, min(maxTime, 86_400) * 1000)))
+            if asked < timeout { timeout = asked }
+        }
         let http = OutboundHTTP(limits: .init(timeout: timeout, maxResponseBytes: settings.maxResponseBytes, allow: settings.allow, caFile: settings.caFile))
         let started = ContinuousClock.now
         while true {
@@ -113,7 +119,9 @@ struct WebhookSender: Sendable {
             let response = await TaskRunner.onThread(name: "webhook") { http.send(request) }
             limiter.release()
             call.status = response.status
-            call.body = mask(String(decoding: response.body.prefix(Orchestrator.webhookExcerpt), as: UTF8.self))
+            // Masked whole, then cut: a secret the receiver echoes at the cut is masked too.
+            call.fullBody = mask(String(decoding: response.body, as: UTF8.self))
+            call.body = String(call.fullBody.prefix(Orchestrator.webhookExcerpt))
             if let failure = response.failure {
                 call.outcome = response.refused ? "refused" : response.timedOut ? "timeout" : "error"
                 call.message = mask(failure)
@@ -154,7 +162,7 @@ struct WebhookSender: Sendable {
             let name = try text(header.name, "a header's key")
             let value = try text(header.value, "header \(name)")
             guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && !"()<>@,;:\\\"/[]?={}".unicodeScalars.contains($0) }) else {
-                throw RenderFailure(message: "the header name \"\(Untrusted.printable(name, limit: 80))\" is not a header name")
+                throw RenderFailure(message: "a header's key rendered to something that is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
             }
             guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
                 throw RenderFailure(message: "header \(name): the value holds a line break, which would add a header of its own")
@@ -173,10 +181,11 @@ struct Masker: Sendable {
     init(secrets: [String]) {
         var forms: Set<String> = []
         for secret in secrets where !secret.isEmpty {
-            forms.insert(secret)
+            forms.formUnion(WebhookTemplate.writtenForms(of: secret))
             if let escaped = secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { forms.insert(escaped) }
             if let escaped = secret.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) { forms.insert(escaped) }
         }
+        forms.remove("")
         // Longest first: a secret inside another is masked as part of it.
         self.forms = forms.sorted { $0.count > $1.count }
     }
