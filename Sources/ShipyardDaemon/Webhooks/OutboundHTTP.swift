@@ -172,7 +172,7 @@ struct OutboundHTTP: Sendable {
         if let ca = limits.caFile {
             // Besides the system's: the file, and the system's folder of trusted certificates.
             text(CURLOPT_CAINFO, ca)
-            text(CURLOPT_CAPATH, "/etc/ssl/certs")
+            if FileManager.default.fileExists(atPath: "/etc/ssl/certs") { text(CURLOPT_CAPATH, "/etc/ssl/certs") }
         }
         _ = shipyard_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
         _ = shipyard_curl_set_long(curl, CURLOPT_FOLLOWLOCATION, 0)
