@@ -1,3 +1,5 @@
+import Foundation
+
 /// A curl command line of a `v1alpha1` webhook (or the `options` of a `v1beta1` request), read
 /// into the request it describes. Nothing here is ever given to a shell or to curl.
 ///
@@ -79,7 +81,7 @@ public struct CurlCommand: Sendable, Equatable {
                 guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
                     throw Failure("the header \"\(header)\" needs the form Name: value")
                 }
-                command.headers.append((String(header[..<colon]).trimmingBlanks, String(header[header.index(after: colon)...]).trimmingBlanks))
+                command.headers.append((header[..<colon].trimmingCharacters(in: .whitespaces), header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
             case _ where dataOptions.contains(word):
                 let body = try argument()
                 if body.hasPrefix("@"), word != "--data-raw" {
@@ -177,14 +179,5 @@ public struct CurlCommand: Sendable, Equatable {
         }
         if quote != nil { throw Failure("a quote in the curl command is never closed") }
         return words
-    }
-}
-
-extension String {
-    var trimmingBlanks: String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -26,6 +26,13 @@ public struct WebhookFile: Sendable, Equatable {
         return webhooks.first { $0.type == type }
     }
 
+    /// A secret's name or key, an envFrom name: letters, digits, `.`, `_` and `-` (a file name
+    /// in the secret's folder, never `.` or `..`).
+    public static func isSecretName(_ text: String) -> Bool {
+        !text.isEmpty && text.count <= 253 && text != "." && text != ".."
+            && text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
+    }
+
     public static func recognizes(_ root: YAMLNode) -> Bool {
         (root["apiVersion"]?.scalar?.text ?? "").hasPrefix("webhookconfig.keptn.sh/")
     }
@@ -66,11 +73,6 @@ public struct Webhook: Sendable, Equatable {
         public var key: String
     }
 
-    /// The task and phase of `type` (`sh.keptn.event.TASK.PHASE`), when it has that form.
-    public var event: (task: String, phase: String)? {
-        guard case .task(let task, let phase)? = KeptnEventKind.parse(type) else { return nil }
-        return (task, phase)
-    }
 }
 
 /// One HTTP request of a webhook, every part a template over the event.
@@ -91,23 +93,6 @@ public struct WebhookRequest: Sendable, Equatable {
     public var mark: SourceMark
     /// How the file wrote it, for messages and the record (templates unrendered, so no secret).
     public var written: String
-}
-
-/// A Keptn event type read apart: `sh.keptn.event.TASK.PHASE` or `sh.keptn.event.STAGE.SEQUENCE.PHASE`.
-enum KeptnEventKind: Equatable {
-    case task(String, String)
-    case sequence(String, String, String)
-
-    static func parse(_ type: String) -> KeptnEventKind? {
-        guard type.hasPrefix("sh.keptn.event.") else { return nil }
-        let parts = type.dropFirst("sh.keptn.event.".count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard parts.allSatisfy({ !$0.isEmpty }) else { return nil }
-        switch parts.count {
-        case 2: return .task(parts[0], parts[1])
-        case 3: return .sequence(parts[0], parts[1], parts[2])
-        default: return nil
-        }
-    }
 }
 
 private struct WebhookFileReader {
@@ -177,7 +162,7 @@ private struct WebhookFileReader {
         }
         let type = text("type", hint: "the event it is for, such as sh.keptn.event.approval.triggered")
         if !type.isEmpty {
-            if case .task(_, let phase)? = KeptnEventKind.parse(type), ["triggered", "started", "finished"].contains(phase) {
+            if case .task(let task, let phase)? = KeptnEvent.kind(of: type), !task.isEmpty, ["triggered", "started", "finished"].contains(phase) {
             } else {
                 log.error("type must be a task event, sh.keptn.event.TASK.triggered|started|finished, not \"\(type)\"", at: keys["type"]!.value.mark)
             }
@@ -243,7 +228,7 @@ private struct WebhookFileReader {
             var keys: [String: YAMLPair] = [:]
             guard schema.mapping(item, of: "an envFrom entry", allowed: ["name", "secretRef"], log: &log, into: &keys) else { continue }
             let name = keys["name"].flatMap { SLOFile.scalarText($0.value) } ?? ""
-            guard Self.isName(name) else {
+            guard WebhookFile.isSecretName(name) else {
                 log.error("an envFrom entry needs name: the NAME of {{.env.NAME}} (letters, digits, _ and -)", at: keys["name"]?.value.mark ?? item.mark)
                 continue
             }
@@ -254,7 +239,7 @@ private struct WebhookFileReader {
             }
             let secret = ref["name"].flatMap { SLOFile.scalarText($0.value) } ?? ""
             let key = ref["key"].flatMap { SLOFile.scalarText($0.value) } ?? ""
-            guard Self.isName(secret), Self.isName(key) else {
+            guard WebhookFile.isSecretName(secret), WebhookFile.isSecretName(key) else {
                 log.error(
                     "secretRef needs name and key (letters, digits, ., _ and -): the secret and the key in it that the host config's secrets: point at",
                     at: secretRef.value.mark)
@@ -269,10 +254,6 @@ private struct WebhookFileReader {
         return references
     }
 
-    static func isName(_ text: String) -> Bool {
-        !text.isEmpty && text.count <= 253 && text != "." && text != ".."
-            && text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
-    }
 
     /// `{{.secret.NAME.KEY}}`, the Bridge editor's syntax (Keptn's examples for Jenkins and
     /// GitHub use it), rewritten as the Bridge rewrites it on save: `{{.env.secret_NAMEKEY}}`

@@ -65,7 +65,7 @@ extension ConfigReader {
             if let pairs = pair.value.mapping {
                 for entry in pairs {
                     let name = entry.key.scalar?.text ?? ""
-                    guard Self.isSecretName(name) else {
+                    guard WebhookFile.isSecretName(name) else {
                         log.error("secret name \"\(name)\" must be letters, digits, '.', '_' and '-' (the secretRef.name of webhook.yaml)", at: entry.key.mark)
                         continue
                     }
@@ -130,11 +130,6 @@ extension ConfigReader {
             if EntityName.check(text) != .valid { log.error("\"\(text)\" is not a \(what == "stages" ? "stage" : "service") name (\(EntityName.rule))", at: item.mark) }
             return text
         }
-    }
-
-    static func isSecretName(_ text: String) -> Bool {
-        !text.isEmpty && text.count <= 253 && text != "." && text != ".."
-            && text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
     }
 
     /// A secret's folder: the daemon must read it, and nobody else (the operators' group included).

@@ -32,14 +32,9 @@ extension Orchestrator {
     func callWebhooks(_ records: [KeptnEvent], resumingStarted: Bool = false) {
         guard !draining else { return }
         for event in records {
-            guard case .task(let task, let phase)? = event.kind, let projectName = event.data["project"]?.string,
-                let project = configuration.project(named: projectName), !project.webhooks.isEmpty
-            else { continue }
-            let stage = event.data["stage"]?.string ?? ""
-            let service = event.data["service"]?.string ?? ""
+            guard let (project, subscriptions) = webhookSubscriptions(for: event), case .task(let task, let phase)? = event.kind else { continue }
             var performed = false
-            for subscription in project.webhooks
-            where subscription.task == task && subscription.phase == phase && subscription.matches(stage: stage, service: service) {
+            for subscription in subscriptions {
                 let performs = phase == "triggered" && !Commands.builtInTasks.contains(task)
                 if performs, performed {
                     logger.warning(
@@ -53,6 +48,17 @@ extension Orchestrator {
         }
     }
 
+    /// The subscriptions of the event's project that its task, phase, stage and service match.
+    func webhookSubscriptions(for event: KeptnEvent) -> (DaemonConfig.Project, [DaemonConfig.WebhookSubscription])? {
+        guard case .task(let task, let phase)? = event.kind, let name = event.data["project"]?.string,
+            let project = configuration.project(named: name), !project.webhooks.isEmpty
+        else { return nil }
+        let stage = event.data["stage"]?.string ?? ""
+        let service = event.data["service"]?.string ?? ""
+        let matching = project.webhooks.filter { $0.task == task && $0.phase == phase && $0.matches(stage: stage, service: service) }
+        return matching.isEmpty ? nil : (project, matching)
+    }
+
     /// Whether the record holds a call of a webhook for this event (a webhook with
     /// `sendStarted: false` records no `.started`, but its call is recorded when it ends).
     func webhookCalled(for event: KeptnEvent) -> Bool {
@@ -64,12 +70,8 @@ extension Orchestrator {
 
     /// Whether a webhook performs this task (a `.triggered` subscription of its project).
     func webhookPerforms(_ triggered: KeptnEvent) -> Bool {
-        guard case .task(let task, "triggered")? = triggered.kind, !Commands.builtInTasks.contains(task),
-            let project = triggered.data["project"]?.string.flatMap(configuration.project(named:))
-        else { return false }
-        let stage = triggered.data["stage"]?.string ?? ""
-        let service = triggered.data["service"]?.string ?? ""
-        return project.webhooks.contains { $0.task == task && $0.phase == "triggered" && $0.matches(stage: stage, service: service) }
+        guard case .task(let task, "triggered")? = triggered.kind, !Commands.builtInTasks.contains(task) else { return false }
+        return webhookSubscriptions(for: triggered) != nil
     }
 
     private func startWebhook(
